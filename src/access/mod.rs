@@ -1,0 +1,328 @@
+//! Access: who is calling, from where, and whether they may do what they ask.
+//!
+//! One decision procedure serves the runtime, `apmgate explain` and `apmgate test`, so what
+//! the tools say is what the gateway does. The order is APM Server's, with the policy's rules
+//! added: route, client IP, authentication, access rules (first match), privilege, RUM switch,
+//! method. Rules restrict; only roles grant privileges.
+
+pub mod client_ip;
+pub mod identity;
+pub mod policy_tests;
+
+use std::net::SocketAddr;
+
+use serde_json::json;
+
+use crate::policy::Policy;
+use crate::policy::ast::{Effect, RouteName};
+use crate::policy::compiled::{IdentityKind, Listener};
+use crate::policy::expr::RequestView;
+use crate::policy::types::Privilege;
+
+use client_ip::ClientIp;
+use identity::{AuthError, Authentication, Identity, PeerCertificate};
+
+/// APM Server's message when RUM is disabled.
+pub const RUM_DISABLED: &str = "forbidden request: RUM endpoint is disabled. Configure the `apm-server.rum` section in apm-server.yml to enable ingestion of RUM events. If you are not using the RUM agent, you can safely ignore this error.";
+
+/// The route group of a request path, if it is an APM route.
+pub fn route_for_path(path: &str) -> Option<RouteName> {
+    match path {
+        "/" => Some(RouteName::Root),
+        "/intake/v2/events" => Some(RouteName::Intake),
+        "/intake/v2/rum/events" | "/intake/v3/rum/events" => Some(RouteName::RumIntake),
+        "/config/v1/agents" => Some(RouteName::Config),
+        "/config/v1/rum/agents" => Some(RouteName::RumConfig),
+        "/metrics" => Some(RouteName::Metrics),
+        _ => None,
+    }
+}
+
+/// The privilege a route needs.
+pub fn required_privilege(route: RouteName) -> Option<Privilege> {
+    match route {
+        RouteName::Root => None,
+        RouteName::Intake | RouteName::RumIntake => Some(Privilege::EventWrite),
+        RouteName::Config | RouteName::RumConfig => Some(Privilege::ConfigAgentRead),
+        RouteName::Metrics => Some(Privilege::MonitoringRead),
+    }
+}
+
+/// The agent name of a `User-Agent` value: its first product token (`elasticapm-python/6.22`
+/// gives `elasticapm-python`).
+pub fn agent_from_user_agent(ua: &str) -> Option<&str> {
+    let token = ua.split_whitespace().next()?;
+    let name = token.split('/').next()?;
+    (!name.is_empty()).then_some(name)
+}
+
+/// What the decision needs to know of a request.
+#[derive(Debug, Clone)]
+pub struct AccessRequest<'a> {
+    /// Listener it arrived on.
+    pub listener: &'a Listener,
+    /// Method.
+    pub method: &'a str,
+    /// Path without the query.
+    pub path: &'a str,
+    /// Socket peer.
+    pub peer: SocketAddr,
+    /// Headers (name, value); names compared case-insensitively.
+    pub headers: &'a [(String, String)],
+    /// Client certificate, if one was presented and verified.
+    pub client_cert: Option<&'a PeerCertificate>,
+}
+
+impl AccessRequest<'_> {
+    /// Every value of a header.
+    pub fn header_values(&self, name: &str) -> Vec<&str> {
+        self.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str()).collect()
+    }
+
+    /// The first value of a header.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// One rule as tried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleTrace {
+    /// Rule name.
+    pub name: String,
+    /// Whether its condition matched.
+    pub matched: bool,
+    /// Its effect.
+    pub effect: Effect,
+}
+
+/// Why a request is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DenyReason {
+    /// Not an APM route, or not served on this listener.
+    NotFound,
+    /// Authentication failed.
+    Unauthenticated(AuthError),
+    /// A rule denied it.
+    Rule(String),
+    /// No rule matched and the default is `deny`.
+    DefaultDeny,
+    /// The identity lacks the route's privilege.
+    MissingPrivilege(Privilege),
+    /// RUM is disabled.
+    RumDisabled,
+    /// The method is not allowed on the route.
+    Method,
+}
+
+impl DenyReason {
+    /// Short label for metrics and logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            DenyReason::NotFound => "not_found",
+            DenyReason::Unauthenticated(_) => "unauthenticated",
+            DenyReason::Rule(_) => "rule",
+            DenyReason::DefaultDeny => "default_deny",
+            DenyReason::MissingPrivilege(_) => "privilege",
+            DenyReason::RumDisabled => "rum_disabled",
+            DenyReason::Method => "method",
+        }
+    }
+}
+
+/// The outcome: an HTTP status and, for refusals, APM Server's body.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Passed on to the route's handler.
+    Allow {
+        /// The status the handler answers on success.
+        status: u16,
+        /// Whether `GET /` answers with its body (authenticated, or no auth configured).
+        full_root_body: bool,
+    },
+    /// Answered by the access layer.
+    Deny {
+        /// Why.
+        reason: DenyReason,
+        /// Status.
+        status: u16,
+        /// Body (JSON).
+        body: serde_json::Value,
+    },
+    /// Elasticsearch must verify the API key before the rest can be decided.
+    NeedsElasticsearch {
+        /// Key id.
+        id: String,
+    },
+}
+
+/// A decision and how it was reached.
+#[derive(Debug, Clone)]
+pub struct Decision {
+    /// Client address.
+    pub client_ip: ClientIp,
+    /// Route group.
+    pub route: Option<RouteName>,
+    /// Identity, once authenticated.
+    pub identity: Option<Identity>,
+    /// Rules tried, in order, up to the one that decided.
+    pub rules: Vec<RuleTrace>,
+    /// The rule that decided, if any.
+    pub deciding_rule: Option<String>,
+    /// The access effect (rules or default).
+    pub effect: Option<Effect>,
+    /// The outcome.
+    pub outcome: Outcome,
+}
+
+fn error_body(message: &str) -> serde_json::Value {
+    json!({ "error": message })
+}
+
+/// Decides a request. `assumed` replaces authentication (policy tests that name an identity);
+/// `verify` checks API key hashes.
+pub fn decide(
+    policy: &Policy,
+    request: &AccessRequest<'_>,
+    assumed: Option<Identity>,
+    verify: &dyn Fn(&str, &str) -> bool,
+) -> Decision {
+    let client_ip = client_ip::client_ip(request.peer, |n| request.header_values(n), &policy.gateway.trusted_proxies);
+    let route = route_for_path(request.path).filter(|r| request.listener.serves(*r));
+    let mut decision = Decision {
+        client_ip,
+        route,
+        identity: None,
+        rules: Vec::new(),
+        deciding_rule: None,
+        effect: None,
+        outcome: Outcome::Deny {
+            reason: DenyReason::NotFound,
+            status: 404,
+            body: error_body("404 page not found"),
+        },
+    };
+    let Some(route) = route else { return decision };
+    let is_root = route == RouteName::Root;
+
+    let authentication = match assumed {
+        Some(identity) => Ok(Authentication::Identified(identity)),
+        None => identity::parse_authorization(request.header("authorization"))
+            .and_then(|c| identity::authenticate(policy, &c, request.client_cert, verify)),
+    };
+    let (identity, authenticated) = match authentication {
+        Ok(Authentication::Identified(identity)) => {
+            let full = identity.kind != IdentityKind::Anonymous;
+            (identity, full)
+        }
+        Ok(Authentication::NeedsElasticsearch { id }) => {
+            decision.outcome = Outcome::NeedsElasticsearch { id };
+            return decision;
+        }
+        // `GET /` never refuses for want of credentials: it answers without its body.
+        Err(_) if is_root => (
+            Identity { kind: IdentityKind::Anonymous, name: None, roles: Vec::new(), privileges: Default::default() },
+            false,
+        ),
+        Err(e) => {
+            decision.outcome = Outcome::Deny { status: 401, body: error_body(&e.to_string()), reason: DenyReason::Unauthenticated(e) };
+            return decision;
+        }
+    };
+
+    let user_agent = request.header("user-agent");
+    let view = RequestView {
+        listener: &request.listener.name,
+        route: Some(route),
+        method: request.method,
+        source: client_ip.ip,
+        identity: identity.kind,
+        identity_name: identity.name.as_deref(),
+        roles: &identity.roles,
+        agent: user_agent.and_then(agent_from_user_agent),
+        client_cert_subject: request.client_cert.map(|c| c.subject.as_str()),
+    };
+    let mut effect = policy.access.default;
+    for rule in &policy.access.rules {
+        let matched = rule.when.eval(&view);
+        decision.rules.push(RuleTrace { name: rule.name.clone(), matched, effect: rule.effect });
+        if matched {
+            effect = rule.effect;
+            decision.deciding_rule = Some(rule.name.clone());
+            break;
+        }
+    }
+    decision.effect = Some(effect);
+    decision.identity = Some(identity.clone());
+    if effect == Effect::Deny {
+        let reason = match &decision.deciding_rule {
+            Some(name) => DenyReason::Rule(name.clone()),
+            None => DenyReason::DefaultDeny,
+        };
+        decision.outcome = Outcome::Deny { reason, status: 403, body: error_body("forbidden request: access denied by policy") };
+        return decision;
+    }
+    if let Some(privilege) = required_privilege(route) {
+        if !identity.privileges.contains(privilege) {
+            let who = match identity.kind {
+                IdentityKind::ApiKey | IdentityKind::ElasticsearchApiKey => "API Key",
+                IdentityKind::Anonymous => "anonymous access",
+                IdentityKind::ClientCert => "client certificate",
+                IdentityKind::SecretToken => "secret token",
+                IdentityKind::None => "caller",
+            };
+            decision.outcome = Outcome::Deny {
+                reason: DenyReason::MissingPrivilege(privilege),
+                status: 403,
+                body: error_body(&format!("unauthorized: {who} not permitted action \"{privilege}\"")),
+            };
+            return decision;
+        }
+    }
+    let rum_route = matches!(route, RouteName::RumIntake | RouteName::RumConfig);
+    if rum_route && !policy.rum.enabled {
+        decision.outcome = Outcome::Deny { reason: DenyReason::RumDisabled, status: 403, body: error_body(RUM_DISABLED) };
+        return decision;
+    }
+    let method = request.method;
+    let (method_ok, method_status, method_body) = match route {
+        RouteName::Root => (method == "GET" || method == "HEAD", 405, error_body("method not supported: this is the server information endpoint; did you mean to send data to another endpoint instead?")),
+        RouteName::Intake | RouteName::RumIntake => {
+            (method == "POST", 400, json!({"accepted": 0, "errors": [{"message": "only POST requests are supported"}]}))
+        }
+        RouteName::Config | RouteName::RumConfig => (method == "GET" || method == "POST", 405, error_body("method not supported")),
+        RouteName::Metrics => (method == "GET", 405, error_body("method not supported")),
+    };
+    if !method_ok {
+        decision.outcome = Outcome::Deny { reason: DenyReason::Method, status: method_status, body: method_body };
+        return decision;
+    }
+    let status = match route {
+        RouteName::Intake | RouteName::RumIntake => 202,
+        _ => 200,
+    };
+    decision.outcome = Outcome::Allow { status, full_root_body: authenticated || !policy.auth.is_configured() };
+    decision
+}
+
+/// The identity a policy test names, without its credential.
+pub fn assumed_identity(policy: &Policy, kind: IdentityKind, name: &str) -> Option<Identity> {
+    let auth = &policy.auth;
+    let (roles, privileges) = match kind {
+        IdentityKind::SecretToken => auth.secret_tokens.iter().find(|t| t.name == name).map(|t| (t.roles.clone(), t.privileges))?,
+        IdentityKind::ApiKey => auth.api_keys.iter().find(|t| t.name == name).map(|t| (t.roles.clone(), t.privileges))?,
+        IdentityKind::ClientCert => auth.client_certs.iter().find(|t| t.name == name).map(|t| (t.roles.clone(), t.privileges))?,
+        _ => return None,
+    };
+    Some(Identity { kind, name: Some(name.to_string()), roles, privileges })
+}
+
+/// The anonymous identity, when anonymous access is on.
+pub fn anonymous_identity(policy: &Policy) -> Option<Identity> {
+    policy.auth.anonymous.as_ref().map(|a| Identity {
+        kind: IdentityKind::Anonymous,
+        name: None,
+        roles: a.roles.clone(),
+        privileges: a.privileges,
+    })
+}

@@ -1,0 +1,97 @@
+//! Runs the `[[test]]` cases of a policy through the same decision procedure as the gateway.
+
+use std::net::SocketAddr;
+
+use crate::policy::Policy;
+use crate::policy::ast::Effect;
+use crate::policy::compiled::{PolicyTestCase, TestIdentity};
+
+use super::identity::{PeerCertificate, verify_api_key};
+use super::{AccessRequest, Decision, Outcome, anonymous_identity, assumed_identity, decide};
+
+/// The result of one test.
+#[derive(Debug, Clone)]
+pub struct TestResult {
+    /// The test.
+    pub case: PolicyTestCase,
+    /// What happened.
+    pub decision: Decision,
+    /// Differences from what was expected; empty when the test passed.
+    pub failures: Vec<String>,
+}
+
+impl TestResult {
+    /// Whether the test passed.
+    pub fn passed(&self) -> bool {
+        self.failures.is_empty()
+    }
+}
+
+/// Effect, status and deciding rule of a decision.
+pub fn summarize(decision: &Decision) -> (Option<Effect>, Option<u16>) {
+    match &decision.outcome {
+        Outcome::Allow { status, .. } => (Some(Effect::Allow), Some(*status)),
+        Outcome::Deny { status, .. } => (Some(Effect::Deny), Some(*status)),
+        Outcome::NeedsElasticsearch { .. } => (None, None),
+    }
+}
+
+fn effect_name(e: Effect) -> &'static str {
+    match e {
+        Effect::Allow => "allow",
+        Effect::Deny => "deny",
+    }
+}
+
+/// Runs every test of the policy.
+pub fn run(policy: &Policy) -> Vec<TestResult> {
+    policy.tests.iter().map(|case| run_one(policy, case)).collect()
+}
+
+fn run_one(policy: &Policy, case: &PolicyTestCase) -> TestResult {
+    let Some(listener) = policy.listeners.iter().find(|l| l.name == case.listener) else {
+        unreachable!("the compiler resolves test listeners")
+    };
+    let cert = case.client_cert_subject.as_ref().map(|s| PeerCertificate { subject: s.clone(), dns_sans: Vec::new() });
+    let request = AccessRequest {
+        listener,
+        method: &case.method,
+        path: case.path.split('?').next().unwrap_or(""),
+        peer: SocketAddr::new(case.from, 0),
+        headers: &case.headers,
+        client_cert: cert.as_ref(),
+    };
+    let assumed = match &case.identity {
+        TestIdentity::FromHeaders => None,
+        TestIdentity::Named(kind, name) => assumed_identity(policy, *kind, name),
+        TestIdentity::Anonymous => anonymous_identity(policy),
+    };
+    let mut failures = Vec::new();
+    if case.identity == TestIdentity::Anonymous && assumed.is_none() {
+        failures.push("the test assumes an anonymous caller, but anonymous access is off".to_string());
+    }
+    let decision = decide(policy, &request, assumed, &verify_api_key);
+    let (effect, status) = summarize(&decision);
+    match effect {
+        None => failures.push("the decision needs Elasticsearch to verify the API key; name the identity instead".to_string()),
+        Some(e) if e != case.expect => failures.push(format!("expected {}, got {}", effect_name(case.expect), effect_name(e))),
+        Some(_) => {}
+    }
+    if let (Some(want), Some(got)) = (case.status, status) {
+        if want != got {
+            failures.push(format!("expected status {want}, got {got}"));
+        }
+    }
+    if let Some(want) = &case.rule {
+        if decision.deciding_rule.as_deref() != Some(want.as_str()) {
+            failures.push(format!(
+                "expected rule `{want}` to decide, {}",
+                match &decision.deciding_rule {
+                    Some(r) => format!("rule `{r}` did"),
+                    None => "no rule matched".to_string(),
+                }
+            ));
+        }
+    }
+    TestResult { case: case.clone(), decision, failures }
+}

@@ -1,0 +1,102 @@
+//! Command-line interface: parses arguments, runs a command, maps its result to an exit code.
+//!
+//! Exit codes: 0 success, 1 the policy is invalid (or a policy test failed), 2 usage or I/O
+//! error.
+
+mod explain;
+mod keys;
+mod test;
+mod validate;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// apmgate: a policy-driven, drop-in replacement for Elastic's APM Server.
+#[derive(Debug, Parser)]
+#[command(name = "apmgate", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check policy files and report every problem at once.
+    Validate(validate::Args),
+    /// Show how the policy decides one request, and why.
+    Explain(explain::Args),
+    /// Run the `[[test]]` cases written in policy files.
+    Test(test::Args),
+    /// Print the JSON Schema of the policy format.
+    Schema,
+    /// Manage API keys declared in the policy.
+    Keys {
+        #[command(subcommand)]
+        command: keys::Command,
+    },
+}
+
+/// Report formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// Graphical report for people (honours NO_COLOR).
+    Human,
+    /// A JSON document.
+    Json,
+    /// GitHub Actions annotations.
+    Github,
+}
+
+/// What a command ended with.
+pub enum Outcome {
+    /// Exit 0.
+    Ok,
+    /// Exit 1: invalid policy, failed test.
+    Failed,
+}
+
+/// A usage or I/O error: exit 2.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl<E: std::fmt::Display> From<E> for UsageError {
+    fn from(e: E) -> Self {
+        UsageError(e.to_string())
+    }
+}
+
+/// Whether to colour output written to stdout.
+pub fn use_color() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
+}
+
+/// Reads and compiles one policy file; I/O errors are usage errors.
+pub fn compile(path: &PathBuf, environment: bool) -> Result<apmgate::policy::Compilation, UsageError> {
+    apmgate::policy::compile_file(path, apmgate::policy::CompileOptions { environment })
+        .map_err(|e| UsageError(format!("cannot read `{}`: {e}", path.display())))
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Validate(args) => validate::run(&args),
+        Command::Explain(args) => explain::run(&args),
+        Command::Test(args) => test::run(&args),
+        Command::Schema => {
+            println!("{}", serde_json::to_string_pretty(&apmgate::policy::schema()).unwrap_or_default());
+            Ok(Outcome::Ok)
+        }
+        Command::Keys { command } => keys::run(&command),
+    };
+    match result {
+        Ok(Outcome::Ok) => ExitCode::SUCCESS,
+        Ok(Outcome::Failed) => ExitCode::from(1),
+        Err(UsageError(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}

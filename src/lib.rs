@@ -1,0 +1,8 @@
+//! apmgate: a policy-driven, drop-in replacement for Elastic's APM Server.
+//!
+//! The data path reads top to bottom: [`policy`] (parse, check, compile) produces a compiled
+//! [`policy::Policy`]; [`access`] decides who may do what with it.
+#![forbid(unsafe_code)]
+
+pub mod access;
+pub mod policy;

@@ -1,0 +1,497 @@
+//! The compiled policy: immutable, typed, every reference resolved.
+//!
+//! A [`Policy`] is what the runtime serves from. It is built only by
+//! [`crate::policy::compile`] and never changes afterwards; a reload builds a new one and swaps
+//! it whole. Nothing here holds a string that still needs parsing.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use super::ast::{ClientAuth, Effect, Protocol, RouteName, TlsBackend, VerificationMode};
+use super::expr::Expr;
+use super::types::{Bind, Glob, IpSet, PrivilegeSet, Secret, SecretRef};
+
+/// APM Server's default routes: every APM route, not `metrics`.
+pub const DEFAULT_ROUTES: [RouteName; 5] =
+    [RouteName::Root, RouteName::Intake, RouteName::RumIntake, RouteName::Config, RouteName::RumConfig];
+
+/// A compiled policy.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Gateway-wide settings.
+    pub gateway: GatewaySettings,
+    /// Listeners, in file order.
+    pub listeners: Vec<Arc<Listener>>,
+    /// Authentication.
+    pub auth: AuthSettings,
+    /// Named allowlists.
+    pub allowlists: BTreeMap<String, Arc<Allowlist>>,
+    /// Roles with their resolved privileges.
+    pub roles: BTreeMap<String, PrivilegeSet>,
+    /// Access rules.
+    pub access: AccessRules,
+    /// RUM.
+    pub rum: RumSettings,
+    /// Central agent configuration.
+    pub agent_configs: Vec<AgentConfigEntry>,
+    /// Output.
+    pub output: OutputSettings,
+    /// Policy tests.
+    pub tests: Vec<PolicyTestCase>,
+}
+
+/// Gateway-wide settings.
+#[derive(Debug, Clone)]
+pub struct GatewaySettings {
+    /// Data stream namespace.
+    pub namespace: String,
+    /// Default `service.environment`.
+    pub default_service_environment: Option<String>,
+    /// Record client IP and user agent.
+    pub capture_personal_data: bool,
+    /// Proxies whose forwarding headers are believed.
+    pub trusted_proxies: IpSet,
+    /// Headers added to every APM response.
+    pub response_headers: Vec<(String, String)>,
+    /// `Cache-Control: max-age` of central configuration.
+    pub agent_config_max_age: Duration,
+}
+
+/// A listener.
+#[derive(Debug, Clone)]
+pub struct Listener {
+    /// Name.
+    pub name: String,
+    /// Address.
+    pub bind: Bind,
+    /// Protocols.
+    pub protocols: Vec<Protocol>,
+    /// TLS profile.
+    pub tls: Option<Arc<TlsProfile>>,
+    /// Routes served.
+    pub routes: Vec<RouteName>,
+    /// Limits.
+    pub limits: Limits,
+}
+
+impl Listener {
+    /// Whether the listener serves a route group.
+    pub fn serves(&self, route: RouteName) -> bool {
+        self.routes.contains(&route)
+    }
+
+    /// Whether the listener speaks a protocol.
+    pub fn speaks(&self, protocol: Protocol) -> bool {
+        self.protocols.contains(&protocol)
+    }
+}
+
+/// Listener limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest header block.
+    pub max_header_size: u64,
+    /// Largest NDJSON line.
+    pub max_event_size: u64,
+    /// Largest decompressed body.
+    pub max_body_size: u64,
+    /// Read timeout.
+    pub read_timeout: Duration,
+    /// Write timeout.
+    pub write_timeout: Duration,
+    /// Idle timeout.
+    pub idle_timeout: Duration,
+    /// Shutdown timeout.
+    pub shutdown_timeout: Duration,
+    /// TLS handshake timeout.
+    pub tls_handshake_timeout: Duration,
+    /// Connection cap; `None` is unlimited.
+    pub max_connections: Option<u64>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_header_size: 1 << 20,
+            max_event_size: 307_200,
+            max_body_size: 100 << 20,
+            read_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(45),
+            shutdown_timeout: Duration::from_secs(30),
+            tls_handshake_timeout: Duration::from_secs(10),
+            max_connections: None,
+        }
+    }
+}
+
+/// A TLS protocol version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TlsVersion {
+    /// TLS 1.2
+    Tls12,
+    /// TLS 1.3
+    Tls13,
+}
+
+/// A server TLS profile.
+#[derive(Debug, Clone)]
+pub struct TlsProfile {
+    /// Name.
+    pub name: String,
+    /// Certificate chain path.
+    pub certificate: PathBuf,
+    /// Key path.
+    pub key: PathBuf,
+    /// Key passphrase.
+    pub key_passphrase: Option<SecretSlot>,
+    /// Client CA paths.
+    pub certificate_authorities: Vec<PathBuf>,
+    /// Client authentication.
+    pub client_auth: ClientAuth,
+    /// Versions, ascending.
+    pub versions: Vec<TlsVersion>,
+    /// TLS 1.2 cipher suites (IANA names), empty for the library's defaults.
+    pub cipher_suites: Vec<String>,
+    /// Key exchange groups, empty for the library's defaults.
+    pub curves: Vec<String>,
+    /// Implementation.
+    pub backend: TlsBackend,
+}
+
+/// A secret reference, with its value once the environment step has read it.
+#[derive(Debug, Clone)]
+pub struct SecretSlot {
+    /// Where it comes from.
+    pub source: SecretRef,
+    /// The value, when resolved.
+    pub value: Option<Secret>,
+}
+
+/// Kinds of identity a request can have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IdentityKind {
+    /// No authentication is configured: everyone may do everything (APM Server's `none`).
+    None,
+    /// A secret token.
+    SecretToken,
+    /// An API key declared in the policy.
+    ApiKey,
+    /// An API key verified by Elasticsearch.
+    ElasticsearchApiKey,
+    /// A client certificate.
+    ClientCert,
+    /// Anonymous.
+    Anonymous,
+}
+
+impl IdentityKind {
+    /// Every kind with its name in expressions.
+    pub const ALL: [(&'static str, IdentityKind); 6] = [
+        ("none", IdentityKind::None),
+        ("secret_token", IdentityKind::SecretToken),
+        ("api_key", IdentityKind::ApiKey),
+        ("elasticsearch_api_key", IdentityKind::ElasticsearchApiKey),
+        ("client_cert", IdentityKind::ClientCert),
+        ("anonymous", IdentityKind::Anonymous),
+    ];
+
+    /// Name in expressions.
+    pub fn name(self) -> &'static str {
+        IdentityKind::ALL.iter().find(|(_, k)| *k == self).map_or("?", |(n, _)| n)
+    }
+}
+
+/// Authentication settings.
+#[derive(Debug, Clone, Default)]
+pub struct AuthSettings {
+    /// Secret tokens.
+    pub secret_tokens: Vec<SecretTokenEntry>,
+    /// Policy API keys.
+    pub api_keys: Vec<ApiKeyEntry>,
+    /// Elasticsearch-verified API keys.
+    pub elasticsearch_api_keys: Option<EsApiKeySettings>,
+    /// Client-certificate identities, tried in name order.
+    pub client_certs: Vec<ClientCertEntry>,
+    /// Anonymous access.
+    pub anonymous: Option<AnonymousSettings>,
+}
+
+impl AuthSettings {
+    /// Whether any authentication is configured; without it every request is allowed (as APM
+    /// Server with neither secret token nor API keys).
+    pub fn is_configured(&self) -> bool {
+        !self.secret_tokens.is_empty()
+            || !self.api_keys.is_empty()
+            || self.elasticsearch_api_keys.is_some()
+            || !self.client_certs.is_empty()
+    }
+}
+
+/// A secret token.
+#[derive(Debug, Clone)]
+pub struct SecretTokenEntry {
+    /// Name.
+    pub name: String,
+    /// The token.
+    pub secret: SecretSlot,
+    /// Roles held.
+    pub roles: Vec<String>,
+    /// Privileges.
+    pub privileges: PrivilegeSet,
+}
+
+/// A policy API key.
+#[derive(Debug, Clone)]
+pub struct ApiKeyEntry {
+    /// Name.
+    pub name: String,
+    /// Key id.
+    pub id: String,
+    /// Argon2 PHC hash of the secret.
+    pub hash: String,
+    /// Roles.
+    pub roles: Vec<String>,
+    /// Privileges.
+    pub privileges: PrivilegeSet,
+    /// Expiry.
+    pub expires: Option<SystemTime>,
+}
+
+/// Elasticsearch API-key verification.
+#[derive(Debug, Clone)]
+pub struct EsApiKeySettings {
+    /// Cache capacity.
+    pub cache_size: u64,
+    /// Cache TTL.
+    pub cache_ttl: Duration,
+}
+
+/// A client-certificate identity.
+#[derive(Debug, Clone)]
+pub struct ClientCertEntry {
+    /// Name.
+    pub name: String,
+    /// Subject pattern.
+    pub subject: Option<Glob>,
+    /// SAN pattern.
+    pub san: Option<Glob>,
+    /// Roles.
+    pub roles: Vec<String>,
+    /// Privileges.
+    pub privileges: PrivilegeSet,
+}
+
+/// Anonymous access.
+#[derive(Debug, Clone)]
+pub struct AnonymousSettings {
+    /// Agents allowed.
+    pub allow_agent: Vec<String>,
+    /// Services allowed; empty = any.
+    pub allow_service: Vec<String>,
+    /// Roles.
+    pub roles: Vec<String>,
+    /// Privileges.
+    pub privileges: PrivilegeSet,
+    /// Events per second per IP.
+    pub event_limit: u64,
+    /// IPs tracked.
+    pub ip_limit: u64,
+}
+
+/// A compiled allowlist.
+#[derive(Debug, Clone)]
+pub struct Allowlist {
+    /// Name.
+    pub name: String,
+    /// Addresses.
+    pub set: IpSet,
+}
+
+/// Access rules.
+#[derive(Debug, Clone)]
+pub struct AccessRules {
+    /// Effect when no rule matches.
+    pub default: Effect,
+    /// Rules in order.
+    pub rules: Vec<AccessRule>,
+}
+
+/// A compiled rule.
+#[derive(Debug, Clone)]
+pub struct AccessRule {
+    /// Name.
+    pub name: String,
+    /// Condition.
+    pub when: Expr,
+    /// Effect.
+    pub effect: Effect,
+}
+
+/// RUM settings.
+#[derive(Debug, Clone)]
+pub struct RumSettings {
+    /// Whether RUM routes accept events.
+    pub enabled: bool,
+    /// Allowed origins.
+    pub allow_origins: Vec<Glob>,
+    /// Extra CORS headers.
+    pub allow_headers: Vec<String>,
+    /// RUM response headers.
+    pub response_headers: Vec<(String, String)>,
+    /// Library frame pattern.
+    pub library_pattern: regex::Regex,
+    /// Exclude-from-grouping pattern.
+    pub exclude_from_grouping: regex::Regex,
+}
+
+/// A central configuration entry.
+#[derive(Debug, Clone)]
+pub struct AgentConfigEntry {
+    /// Service.
+    pub service: String,
+    /// Environment; `None` applies to any.
+    pub environment: Option<String>,
+    /// Agent name.
+    pub agent_name: Option<String>,
+    /// Settings as strings.
+    pub settings: BTreeMap<String, String>,
+    /// Entity tag of the settings.
+    pub etag: String,
+}
+
+/// Where events go.
+#[derive(Debug, Clone)]
+pub enum OutputSettings {
+    /// File output.
+    File(FileOutputSettings),
+    /// Elasticsearch.
+    Elasticsearch(Box<EsOutputSettings>),
+}
+
+/// File output.
+#[derive(Debug, Clone)]
+pub struct FileOutputSettings {
+    /// Path.
+    pub path: PathBuf,
+    /// Rotation size.
+    pub rotate_bytes: u64,
+    /// Files kept.
+    pub keep_files: u64,
+}
+
+/// Elasticsearch credentials.
+#[derive(Debug, Clone)]
+pub enum EsCredentials {
+    /// None.
+    None,
+    /// `id:key`.
+    ApiKey(SecretSlot),
+    /// Basic auth.
+    Basic {
+        /// User.
+        username: String,
+        /// Password.
+        password: SecretSlot,
+    },
+}
+
+/// Elasticsearch output.
+#[derive(Debug, Clone)]
+pub struct EsOutputSettings {
+    /// Host URLs (scheme, host, port), without trailing slash.
+    pub hosts: Vec<String>,
+    /// Path prefix, empty or starting with `/`.
+    pub path: String,
+    /// Credentials.
+    pub credentials: EsCredentials,
+    /// Extra headers.
+    pub headers: Vec<(String, String)>,
+    /// Gzip level, 0 = off.
+    pub compression_level: u32,
+    /// Flush threshold (uncompressed bytes).
+    pub flush_bytes: u64,
+    /// Flush interval.
+    pub flush_interval: Duration,
+    /// Requests in flight.
+    pub max_requests: u64,
+    /// Retries.
+    pub max_retries: u64,
+    /// Backoff start.
+    pub backoff_init: Duration,
+    /// Backoff cap.
+    pub backoff_max: Duration,
+    /// Connect timeout.
+    pub timeout: Duration,
+    /// Buffer bound.
+    pub buffer_bytes: u64,
+    /// Wait for buffer room.
+    pub queue_timeout: Duration,
+    /// Dead-letter file.
+    pub dead_letter_path: Option<PathBuf>,
+    /// TLS.
+    pub tls: ClientTlsSettings,
+}
+
+/// Client TLS towards Elasticsearch.
+#[derive(Debug, Clone)]
+pub struct ClientTlsSettings {
+    /// Verification.
+    pub verification_mode: VerificationMode,
+    /// Extra CAs.
+    pub certificate_authorities: Vec<PathBuf>,
+    /// CA fingerprint (SHA-256 bytes).
+    pub ca_trusted_fingerprint: Option<[u8; 32]>,
+    /// Client certificate.
+    pub certificate: Option<PathBuf>,
+    /// Client key.
+    pub key: Option<PathBuf>,
+    /// Client key passphrase.
+    pub key_passphrase: Option<SecretSlot>,
+    /// Versions.
+    pub versions: Vec<TlsVersion>,
+    /// Implementation.
+    pub backend: TlsBackend,
+}
+
+/// Identity a policy test assumes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TestIdentity {
+    /// From the headers, as a real request.
+    FromHeaders,
+    /// A named entry of this kind, without presenting its credential.
+    Named(IdentityKind, String),
+    /// Anonymous.
+    Anonymous,
+}
+
+/// A policy test.
+#[derive(Debug, Clone)]
+pub struct PolicyTestCase {
+    /// Name.
+    pub name: String,
+    /// Span of the test in the policy, for reports.
+    pub span: std::ops::Range<usize>,
+    /// Listener.
+    pub listener: String,
+    /// Method.
+    pub method: String,
+    /// Path.
+    pub path: String,
+    /// Peer address.
+    pub from: std::net::IpAddr,
+    /// Headers.
+    pub headers: Vec<(String, String)>,
+    /// Assumed identity.
+    pub identity: TestIdentity,
+    /// Client certificate subject.
+    pub client_cert_subject: Option<String>,
+    /// Expected effect.
+    pub expect: Effect,
+    /// Expected status.
+    pub status: Option<u16>,
+    /// Expected deciding rule.
+    pub rule: Option<String>,
+}

@@ -1,0 +1,394 @@
+//! Diagnostics: what the compiler says about a policy, with stable codes and exact spans.
+//!
+//! Every finding is a [`Diagnostic`] with a [`Code`] (documented in `docs/errors.md`), a
+//! severity, a message, labelled spans and help. They are rendered three ways: miette's
+//! graphical report for people, a JSON list for tools, and GitHub Actions annotations for CI.
+//! Nothing here ever prints a secret: messages name the setting, never its value.
+
+use std::fmt;
+use std::ops::Range;
+use std::sync::Arc;
+
+use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceCode};
+use serde::Serialize;
+
+/// Where documentation of every code lives; a diagnostic's `url` points at its entry.
+pub const DOCS_URL: &str = "docs/errors.md";
+
+macro_rules! codes {
+    ($($variant:ident = $code:literal, $sev:ident, $title:literal;)*) => {
+        /// A stable diagnostic code. The string form (`E101`) never changes meaning.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[non_exhaustive]
+        pub enum Code { $(#[doc = $title] $variant,)* }
+
+        impl Code {
+            /// Every code, in documentation order.
+            pub const ALL: &'static [Code] = &[$(Code::$variant,)*];
+
+            /// The code as written in reports and in `docs/errors.md`.
+            pub fn as_str(self) -> &'static str {
+                match self { $(Code::$variant => $code,)* }
+            }
+
+            /// Short title.
+            pub fn title(self) -> &'static str {
+                match self { $(Code::$variant => $title,)* }
+            }
+
+            /// Severity this code is reported with.
+            pub fn severity(self) -> Severity {
+                match self { $(Code::$variant => Severity::$sev,)* }
+            }
+        }
+    };
+}
+
+codes! {
+    TomlSyntax = "E100", Error, "TOML syntax error";
+    UnknownKey = "E101", Error, "unknown key";
+    WrongType = "E102", Error, "value of the wrong type";
+    MissingKey = "E103", Error, "required key missing";
+    UnknownVariant = "E104", Error, "value not among the allowed ones";
+    DuplicateName = "E105", Error, "duplicate name";
+    NumberOutOfRange = "E106", Error, "number out of range";
+    InvalidDuration = "E201", Error, "invalid duration";
+    InvalidSize = "E202", Error, "invalid size";
+    InvalidAddress = "E203", Error, "invalid IP address, CIDR or range";
+    CidrHostBits = "E204", Error, "CIDR with host bits set";
+    InvalidGlob = "E205", Error, "invalid glob pattern";
+    InvalidPrivilege = "E206", Error, "unknown or malformed privilege";
+    InvalidSecretRef = "E207", Error, "invalid secret reference";
+    InvalidBind = "E208", Error, "invalid bind address";
+    InvalidExpression = "E209", Error, "invalid rule expression";
+    InvalidRegex = "E210", Error, "invalid regular expression";
+    InvalidHash = "E211", Error, "invalid API key hash";
+    ValueOutOfRange = "E212", Error, "value out of range";
+    InvalidHeader = "E213", Error, "invalid HTTP header name or value";
+    InvalidUrl = "E214", Error, "invalid Elasticsearch host URL";
+    UndefinedReference = "E301", Error, "undefined reference";
+    RoleCycle = "E302", Error, "roles include each other in a cycle";
+    UnknownRuleField = "E303", Error, "unknown field in rule expression";
+    OperatorMismatch = "E304", Error, "operator not valid for this field";
+    InvalidRuleValue = "E305", Error, "value not valid for this field";
+    ListenerConflict = "E401", Error, "listeners conflict";
+    Http3WithoutTls = "E402", Error, "HTTP/3 needs TLS";
+    Http3NativeTls = "E403", Error, "HTTP/3 needs the rustls backend";
+    TlsVersion = "E404", Error, "TLS version out of range";
+    UnknownCipherSuite = "E405", Error, "unknown cipher suite";
+    UnknownCurve = "E406", Error, "unknown curve";
+    ProtocolTlsMismatch = "E407", Error, "protocol does not fit the listener's TLS";
+    NoListeners = "E408", Error, "no listener";
+    ClientAuthWithoutCa = "E409", Error, "client authentication without CAs";
+    EmptyList = "E410", Error, "list must not be empty";
+    IdentityWithoutPattern = "E501", Error, "client-certificate identity without a pattern";
+    DuplicateApiKeyId = "E502", Error, "two API keys share an id";
+    EsApiKeysWithoutOutput = "E503", Error, "Elasticsearch API keys need an Elasticsearch output";
+    TestFailed = "E504", Error, "policy test failed";
+    InvalidTestIdentity = "E505", Error, "invalid test identity";
+    MultipleOutputs = "E601", Error, "more than one output";
+    ConflictingCredentials = "E602", Error, "conflicting Elasticsearch credentials";
+    EnvVarMissing = "E701", Error, "environment variable not set";
+    FileUnreadable = "E702", Error, "file cannot be read";
+    CertificateInvalid = "E703", Error, "certificate cannot be parsed";
+    KeyInvalid = "E704", Error, "private key cannot be parsed";
+    KeyMismatch = "E705", Error, "key does not match certificate";
+    CertificateExpired = "E706", Error, "certificate expired";
+    KeyPassphrase = "E707", Error, "encrypted key cannot be decrypted";
+    ShadowedRule = "W101", Warning, "rule can never match";
+    UnusedRole = "W102", Warning, "role never used";
+    UnusedAllowlist = "W103", Warning, "allowlist never used";
+    ShortSecretToken = "W104", Warning, "secret token is short";
+    InlineSecret = "W105", Warning, "secret written inline";
+    RumOpenOrigin = "W106", Warning, "RUM accepts any origin";
+    ApiKeyExpired = "W107", Warning, "API key already expired";
+    CertificateExpiring = "W108", Warning, "certificate expires within 30 days";
+    TokenOverPlaintext = "W109", Warning, "credentials over plaintext on a non-loopback address";
+    UnusedTlsProfile = "W110", Warning, "TLS profile never used";
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Code {
+    /// Link to this code's entry in the error index.
+    pub fn url(self) -> String {
+        format!("{DOCS_URL}#{}", self.as_str().to_ascii_lowercase())
+    }
+}
+
+/// How bad a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// The policy cannot be used.
+    Error,
+    /// The policy works but probably not as meant.
+    Warning,
+}
+
+/// A labelled span.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Label {
+    /// Byte range in the source.
+    pub span: Range<usize>,
+    /// What the label says.
+    pub text: String,
+}
+
+/// One finding about a policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// Stable code.
+    pub code: Code,
+    /// Severity (from the code).
+    pub severity: Severity,
+    /// One-line message.
+    pub message: String,
+    /// Labelled spans; the first is the primary location.
+    pub labels: Vec<Label>,
+    /// How to fix it.
+    pub help: Option<String>,
+}
+
+impl Diagnostic {
+    /// A diagnostic with the code's severity and one primary label.
+    pub fn new(code: Code, message: impl Into<String>, span: Range<usize>, label: impl Into<String>) -> Self {
+        Self {
+            code,
+            severity: code.severity(),
+            message: message.into(),
+            labels: vec![Label { span, text: label.into() }],
+            help: None,
+        }
+    }
+
+    /// Adds help.
+    pub fn with_help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    /// Adds a secondary label.
+    pub fn with_label(mut self, span: Range<usize>, text: impl Into<String>) -> Self {
+        self.labels.push(Label { span, text: text.into() });
+        self
+    }
+
+    /// Start of the primary span.
+    pub fn offset(&self) -> usize {
+        self.labels.first().map_or(0, |l| l.span.start)
+    }
+}
+
+/// `did you mean` help: the closest candidate by edit distance, if close enough.
+pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    let mut best: Option<(f64, &str)> = None;
+    for candidate in candidates {
+        let score = strsim::jaro_winkler(word, candidate);
+        if score > 0.8 && best.is_none_or(|(s, _)| score > s) {
+            best = Some((score, candidate));
+        }
+    }
+    best.map(|(_, c)| format!("did you mean `{c}`?"))
+}
+
+/// A policy file's text and name, shared by its diagnostics.
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    /// Name shown in reports (the path as given).
+    pub name: String,
+    /// The text.
+    pub text: Arc<str>,
+}
+
+impl SourceFile {
+    /// A named source.
+    pub fn new(name: impl Into<String>, text: impl Into<Arc<str>>) -> Self {
+        Self { name: name.into(), text: text.into() }
+    }
+
+    /// 1-based line and column (in characters) of a byte offset.
+    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.text.len());
+        let before = &self.text[..floor_char_boundary(&self.text, offset)];
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let column = before[line_start..].chars().count() + 1;
+        (line, column)
+    }
+}
+
+fn floor_char_boundary(s: &str, mut i: usize) -> usize {
+    while i > 0 && !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+/// A diagnostic attached to its source, as miette wants it.
+struct Report<'a> {
+    diagnostic: &'a Diagnostic,
+    source: NamedSource<Arc<str>>,
+}
+
+impl fmt::Debug for Report<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.diagnostic, f)
+    }
+}
+
+impl fmt::Display for Report<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.diagnostic.message)
+    }
+}
+
+impl std::error::Error for Report<'_> {}
+
+impl miette::Diagnostic for Report<'_> {
+    fn code<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
+        Some(Box::new(self.diagnostic.code))
+    }
+    fn severity(&self) -> Option<miette::Severity> {
+        Some(match self.diagnostic.severity {
+            Severity::Error => miette::Severity::Error,
+            Severity::Warning => miette::Severity::Warning,
+        })
+    }
+    fn help<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
+        self.diagnostic.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
+    }
+    fn url<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
+        Some(Box::new(self.diagnostic.code.url()))
+    }
+    fn source_code(&self) -> Option<&dyn SourceCode> {
+        Some(&self.source)
+    }
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        let len = self.source.inner().len();
+        Some(Box::new(self.diagnostic.labels.iter().enumerate().map(move |(i, l)| {
+            let start = l.span.start.min(len);
+            let end = l.span.end.clamp(start, len);
+            let text = if l.text.is_empty() { None } else { Some(l.text.clone()) };
+            if i == 0 {
+                LabeledSpan::new_primary_with_span(text, start..end)
+            } else {
+                LabeledSpan::new_with_span(text, start..end)
+            }
+        })))
+    }
+}
+
+/// How diagnostics are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// miette's graphical report.
+    Human,
+    /// A JSON list.
+    Json,
+    /// GitHub Actions workflow commands.
+    Github,
+}
+
+/// Renders diagnostics for people. `color` false gives the plain report that `NO_COLOR` asks for.
+pub fn render_human(source: &SourceFile, diagnostics: &[Diagnostic], color: bool) -> String {
+    let theme = if color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
+    let handler = GraphicalReportHandler::new_themed(theme).with_links(false).with_width(100);
+    let mut out = String::new();
+    for diagnostic in diagnostics {
+        let report = Report {
+            diagnostic,
+            source: NamedSource::new(source.name.clone(), source.text.clone()),
+        };
+        // Rendering into a String cannot fail.
+        let _ = handler.render_report(&mut out, &report);
+        out.push('\n');
+    }
+    out
+}
+
+/// One diagnostic as the JSON format writes it.
+#[derive(Debug, Serialize)]
+pub struct JsonDiagnostic<'a> {
+    /// Stable code.
+    pub code: &'static str,
+    /// `error` or `warning`.
+    pub severity: Severity,
+    /// Message.
+    pub message: &'a str,
+    /// File name.
+    pub file: &'a str,
+    /// 1-based line of the primary span.
+    pub line: usize,
+    /// 1-based column (characters) of the primary span.
+    pub column: usize,
+    /// Byte span `[start, end)` of the primary label.
+    pub span: [usize; 2],
+    /// Primary label text.
+    pub label: Option<&'a str>,
+    /// Help.
+    pub help: Option<&'a str>,
+    /// Documentation link.
+    pub url: String,
+}
+
+/// The JSON records of a file's diagnostics.
+pub fn to_json<'a>(source: &'a SourceFile, diagnostics: &'a [Diagnostic]) -> Vec<JsonDiagnostic<'a>> {
+    diagnostics
+        .iter()
+        .map(|d| {
+            let span = d.labels.first().map_or(0..0, |l| l.span.clone());
+            let (line, column) = source.line_col(span.start);
+            JsonDiagnostic {
+                code: d.code.as_str(),
+                severity: d.severity,
+                message: &d.message,
+                file: &source.name,
+                line,
+                column,
+                span: [span.start, span.end],
+                label: d.labels.first().map(|l| l.text.as_str()).filter(|t| !t.is_empty()),
+                help: d.help.as_deref(),
+                url: d.code.url(),
+            }
+        })
+        .collect()
+}
+
+/// GitHub Actions annotations (`::error file=...,line=...::message`).
+pub fn render_github(source: &SourceFile, diagnostics: &[Diagnostic]) -> String {
+    let mut out = String::new();
+    for d in diagnostics {
+        let span = d.labels.first().map_or(0..0, |l| l.span.clone());
+        let (line, col) = source.line_col(span.start);
+        let (end_line, end_col) = source.line_col(span.end);
+        let kind = match d.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        let mut message = d.message.clone();
+        if let Some(help) = &d.help {
+            message.push_str("\n");
+            message.push_str(help);
+        }
+        out.push_str(&format!(
+            "::{kind} file={},line={line},col={col},endLine={end_line},endColumn={end_col},title={}::{}\n",
+            escape_property(&source.name),
+            escape_property(&format!("{} {}", d.code, d.code.title())),
+            escape_data(&message),
+        ));
+    }
+    out
+}
+
+fn escape_data(s: &str) -> String {
+    s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+}
+
+fn escape_property(s: &str) -> String {
+    escape_data(s).replace(':', "%3A").replace(',', "%2C")
+}

@@ -1,0 +1,243 @@
+//! The environment step: what the policy refers to outside itself.
+//!
+//! Environment variables and secret files exist; certificates, keys and CAs parse; a key
+//! matches its certificate; certificates are not expired (error) nor expiring within 30 days
+//! (warning); encrypted keys decrypt with their passphrase. Resolved secrets are put into the
+//! policy's slots. Skipped by `validate --no-environment`.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use super::compile::{FileUse, SecretUse, short_token_diagnostic, MIN_SECRET_TOKEN_LEN, Facts};
+use super::compiled::{EsCredentials, OutputSettings, Policy, SecretSlot};
+use super::diagnostics::{Code, Diagnostic};
+use super::types::{Secret, SecretError, SecretRef};
+
+/// Warn when a certificate expires within this long.
+pub const EXPIRY_WARNING: Duration = Duration::from_secs(30 * 86_400);
+
+pub(crate) fn check(facts: &Facts, policy: &mut Policy) -> Vec<Diagnostic> {
+    let mut diags = Vec::new();
+    let mut resolved: HashMap<SecretRef, Secret> = HashMap::new();
+    for (r, span, usage) in &facts.secrets {
+        match r.resolve() {
+            Ok(secret) => {
+                if *usage == SecretUse::SecretToken && !matches!(r, SecretRef::Inline(_)) {
+                    let len = secret.expose().chars().count();
+                    if len < MIN_SECRET_TOKEN_LEN {
+                        diags.push(short_token_diagnostic(span.clone(), len));
+                    }
+                }
+                resolved.insert(r.clone(), secret);
+            }
+            Err(SecretError::EnvMissing(name)) => diags.push(
+                Diagnostic::new(Code::EnvVarMissing, format!("environment variable `{name}` is not set"), span.clone(), "not set")
+                    .with_help(format!("set `{name}` where apmgate runs, or skip environment checks with `--no-environment`")),
+            ),
+            Err(SecretError::File { path, reason }) => diags.push(
+                Diagnostic::new(Code::FileUnreadable, format!("cannot read `{path}`: {reason}"), span.clone(), "unreadable")
+                    .with_help("relative paths are resolved from the policy file's directory"),
+            ),
+        }
+    }
+    fill(policy, &resolved);
+    for (path, span, usage) in &facts.files {
+        match usage {
+            FileUse::Authorities => {
+                if let Some(pem) = read(path, span, &mut diags) {
+                    match CertificateDer::pem_slice_iter(&pem).collect::<Result<Vec<_>, _>>() {
+                        Ok(certs) if !certs.is_empty() => {
+                            for cert in &certs {
+                                check_validity(cert, span, &mut diags);
+                            }
+                        }
+                        Ok(_) => diags.push(no_pem(path, span, "CERTIFICATE")),
+                        Err(e) => diags.push(bad_cert(path, span, &e.to_string())),
+                    }
+                }
+            }
+            FileUse::CertificateWithKey { key, key_span, passphrase } => {
+                let cert_pem = read(path, span, &mut diags);
+                let key_pem = read(key, key_span, &mut diags);
+                let leaf = cert_pem.and_then(|pem| match CertificateDer::pem_slice_iter(&pem).collect::<Result<Vec<_>, _>>() {
+                    Ok(certs) if !certs.is_empty() => {
+                        check_validity(&certs[0], span, &mut diags);
+                        Some(certs[0].clone())
+                    }
+                    Ok(_) => {
+                        diags.push(no_pem(path, span, "CERTIFICATE"));
+                        None
+                    }
+                    Err(e) => {
+                        diags.push(bad_cert(path, span, &e.to_string()));
+                        None
+                    }
+                });
+                let passphrase = passphrase.as_ref().map(|(r, s)| (resolved.get(r), s));
+                let key_der = key_pem.and_then(|pem| load_key(key, &pem, key_span, passphrase, &mut diags));
+                if let (Some(leaf), Some(key_der)) = (leaf, key_der) {
+                    check_key_matches(&leaf, &key_der, path, span, key_span, &mut diags);
+                }
+            }
+        }
+    }
+    diags
+}
+
+fn fill(policy: &mut Policy, resolved: &HashMap<SecretRef, Secret>) {
+    let set = |slot: &mut SecretSlot| {
+        if slot.value.is_none() {
+            slot.value = resolved.get(&slot.source).cloned();
+        }
+    };
+    for t in &mut policy.auth.secret_tokens {
+        set(&mut t.secret);
+    }
+    for l in &mut policy.listeners {
+        if let Some(tls) = &l.tls {
+            if tls.key_passphrase.as_ref().is_some_and(|p| p.value.is_none()) {
+                let mut profile = (**tls).clone();
+                if let Some(p) = profile.key_passphrase.as_mut() {
+                    set(p);
+                }
+                std::sync::Arc::make_mut(l).tls = Some(std::sync::Arc::new(profile));
+            }
+        }
+    }
+    if let OutputSettings::Elasticsearch(es) = &mut policy.output {
+        match &mut es.credentials {
+            EsCredentials::ApiKey(s) => set(s),
+            EsCredentials::Basic { password, .. } => set(password),
+            EsCredentials::None => {}
+        }
+        if let Some(p) = es.tls.key_passphrase.as_mut() {
+            set(p);
+        }
+    }
+}
+
+fn read(path: &Path, span: &Range<usize>, diags: &mut Vec<Diagnostic>) -> Option<Vec<u8>> {
+    match std::fs::read(path) {
+        Ok(b) => Some(b),
+        Err(e) => {
+            diags.push(
+                Diagnostic::new(Code::FileUnreadable, format!("cannot read `{}`: {e}", path.display()), span.clone(), "unreadable")
+                    .with_help("relative paths are resolved from the policy file's directory"),
+            );
+            None
+        }
+    }
+}
+
+fn no_pem(path: &Path, span: &Range<usize>, label: &str) -> Diagnostic {
+    Diagnostic::new(Code::CertificateInvalid, format!("`{}` holds no PEM `{label}` block", path.display()), span.clone(), "no certificate")
+        .with_help("certificates are PEM files with `-----BEGIN CERTIFICATE-----` blocks")
+}
+
+fn bad_cert(path: &Path, span: &Range<usize>, why: &str) -> Diagnostic {
+    Diagnostic::new(Code::CertificateInvalid, format!("`{}` cannot be parsed: {why}", path.display()), span.clone(), "not a certificate")
+}
+
+fn check_validity(cert: &CertificateDer<'_>, span: &Range<usize>, diags: &mut Vec<Diagnostic>) {
+    let Ok((_, parsed)) = x509_parser::parse_x509_certificate(cert.as_ref()) else {
+        diags.push(Diagnostic::new(Code::CertificateInvalid, "certificate cannot be parsed as X.509", span.clone(), "not X.509"));
+        return;
+    };
+    let subject = parsed.subject().to_string();
+    let not_after = parsed.validity().not_after.timestamp();
+    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    if not_after < now {
+        diags.push(
+            Diagnostic::new(Code::CertificateExpired, format!("certificate `{subject}` expired on {}", parsed.validity().not_after), span.clone(), "expired")
+                .with_help("renew the certificate"),
+        );
+    } else if not_after - now < EXPIRY_WARNING.as_secs() as i64 {
+        diags.push(
+            Diagnostic::new(Code::CertificateExpiring, format!("certificate `{subject}` expires on {}", parsed.validity().not_after), span.clone(), "expires soon")
+                .with_help("renew the certificate before it expires"),
+        );
+    }
+}
+
+fn load_key(
+    path: &Path,
+    pem: &[u8],
+    span: &Range<usize>,
+    passphrase: Option<(Option<&Secret>, &Range<usize>)>,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Vec<u8>> {
+    let text = String::from_utf8_lossy(pem);
+    if text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") {
+        let Some((secret, pass_span)) = passphrase else {
+            diags.push(
+                Diagnostic::new(Code::KeyPassphrase, format!("`{}` is encrypted but no passphrase is given", path.display()), span.clone(), "encrypted key")
+                    .with_help("add `key_passphrase = \"env:NAME\"` to the profile"),
+            );
+            return None;
+        };
+        // Unresolved passphrase: already reported by the secret check.
+        let secret = secret?;
+        let doc = match pkcs8::EncryptedPrivateKeyInfo::try_from(
+            pkcs8::Document::from_pem(&text).map(|(_, d)| d).ok()?.as_bytes(),
+        ) {
+            Ok(info) => info.decrypt(secret.expose()),
+            Err(e) => {
+                diags.push(Diagnostic::new(Code::KeyInvalid, format!("`{}` cannot be parsed: {e}", path.display()), span.clone(), "bad key"));
+                return None;
+            }
+        };
+        return match doc {
+            Ok(doc) => Some(doc.as_bytes().to_vec()),
+            Err(_) => {
+                diags.push(
+                    Diagnostic::new(Code::KeyPassphrase, format!("`{}` cannot be decrypted with the passphrase given", path.display()), pass_span.clone(), "wrong passphrase?")
+                        .with_help("check the passphrase; the key must be PKCS#8 (`openssl pkcs8 -topk8`)"),
+                );
+                None
+            }
+        };
+    }
+    if text.contains("Proc-Type: 4,ENCRYPTED") {
+        diags.push(
+            Diagnostic::new(Code::KeyPassphrase, format!("`{}` uses legacy OpenSSL encryption", path.display()), span.clone(), "legacy encrypted key")
+                .with_help("convert it to encrypted PKCS#8: `openssl pkcs8 -topk8 -v2 aes-256-cbc -in old.key -out new.key`"),
+        );
+        return None;
+    }
+    match PrivateKeyDer::from_pem_slice(pem) {
+        Ok(k) => Some(k.secret_der().to_vec()),
+        Err(e) => {
+            diags.push(
+                Diagnostic::new(Code::KeyInvalid, format!("`{}` holds no usable private key: {e}", path.display()), span.clone(), "not a key")
+                    .with_help("keys are PEM files: PKCS#8 (`BEGIN PRIVATE KEY`), PKCS#1 (`BEGIN RSA PRIVATE KEY`) or SEC1 (`BEGIN EC PRIVATE KEY`)"),
+            );
+            None
+        }
+    }
+}
+
+fn check_key_matches(
+    leaf: &CertificateDer<'_>,
+    key_der: &[u8],
+    cert_path: &Path,
+    cert_span: &Range<usize>,
+    key_span: &Range<usize>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(leaf.as_ref()) else { return };
+    // rcgen reads PKCS#8 keys (what `keys`, `certs dev` and most tools write); for other
+    // encodings the match is checked when the listener loads the key.
+    let Ok(pair) = rcgen::KeyPair::try_from(key_der) else { return };
+    if cert.public_key().subject_public_key.data.as_ref() != pair.public_key_raw() {
+        diags.push(
+            Diagnostic::new(Code::KeyMismatch, format!("the key does not belong to the certificate `{}`", cert_path.display()), key_span.clone(), "another key")
+                .with_label(cert_span.clone(), "certificate")
+                .with_help("point `key` at the private key the certificate was issued for"),
+        );
+    }
+}
