@@ -5,4 +5,5 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
+pub mod devcerts;
 pub mod policy;

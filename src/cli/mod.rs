@@ -37,6 +37,21 @@ enum Command {
         #[command(subcommand)]
         command: keys::Command,
     },
+    /// Development certificates.
+    Certs {
+        #[command(subcommand)]
+        command: CertsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CertsCommand {
+    /// Write a development CA, a server certificate for localhost and 127.0.0.1, and a client
+    /// certificate into DIR. Never for production.
+    Dev {
+        /// Directory to write into.
+        dir: PathBuf,
+    },
 }
 
 /// Report formats.
@@ -90,6 +105,16 @@ pub fn main() -> ExitCode {
             Ok(Outcome::Ok)
         }
         Command::Keys { command } => keys::run(&command),
+        Command::Certs { command: CertsCommand::Dev { dir } } => {
+            match apmgate::devcerts::write(&dir, &apmgate::devcerts::Validity::default()) {
+                Ok(c) => {
+                    println!("wrote {}, {}, {}, {}, {}, {}", c.ca_cert.display(), c.ca_key.display(), c.server_cert.display(), c.server_key.display(), c.client_cert.display(), c.client_key.display());
+                    println!("trust {} in clients (curl --cacert {})", c.ca_cert.display(), c.ca_cert.display());
+                    Ok(Outcome::Ok)
+                }
+                Err(e) => Err(UsageError(format!("cannot write certificates into `{}`: {e}", dir.display()))),
+            }
+        }
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,

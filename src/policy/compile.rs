@@ -73,6 +73,7 @@ pub(crate) struct Compiler<'a> {
     used_roles: BTreeSet<String>,
     used_allowlists: BTreeSet<String>,
     used_tls: BTreeSet<String>,
+    bind_spans: HashMap<String, Range<usize>>,
 }
 
 struct RoleTable<'a> {
@@ -90,6 +91,7 @@ impl<'a> Compiler<'a> {
             used_roles: BTreeSet::new(),
             used_allowlists: BTreeSet::new(),
             used_tls: BTreeSet::new(),
+            bind_spans: HashMap::new(),
         }
     }
 
@@ -709,6 +711,7 @@ impl<'a> Compiler<'a> {
                 let tcp = protocols.iter().any(|p| *p != Protocol::Http3);
                 let udp = protocols.contains(&Protocol::Http3);
                 binds.push((bind.clone(), l.bind.span.clone(), l.name.as_str(), tcp, udp));
+                self.bind_spans.entry(l.name.value.clone()).or_insert_with(|| l.bind.span.clone());
                 out.push(Arc::new(Listener { name: l.name.value.clone(), bind, protocols, tls: profile, routes, limits }));
             }
         }
@@ -1090,7 +1093,7 @@ impl<'a> Compiler<'a> {
         }
         if !out.secret_tokens.is_empty() || !out.api_keys.is_empty() {
             for l in listeners.iter().filter(|l| l.tls.is_none() && !l.bind.is_loopback()) {
-                let span = self.find_bind_span(&l.name);
+                let span = self.bind_spans.get(&l.name).cloned().unwrap_or(0..0);
                 self.push(
                     Diagnostic::new(
                         Code::TokenOverPlaintext,
@@ -1107,20 +1110,6 @@ impl<'a> Compiler<'a> {
 
     fn find_header(&self, header: &str) -> Range<usize> {
         self.src.find(header).map_or(0..0, |i| i..i + header.len())
-    }
-
-    fn find_bind_span(&self, listener: &str) -> Range<usize> {
-        // The listener's bind value: search after its name.
-        let needle = format!("\"{listener}\"");
-        let from = self.src.find(&needle).unwrap_or(0);
-        match self.src[from..].find("bind") {
-            Some(i) => {
-                let start = from + i;
-                let end = self.src[start..].find('\n').map_or(self.src.len(), |e| start + e);
-                start..end
-            }
-            None => 0..0,
-        }
     }
 
     fn access(

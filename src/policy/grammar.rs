@@ -114,6 +114,7 @@ fn rule_name(rule: &Rule) -> &'static str {
         Rule::string_lit => "a quoted string",
         Rule::word => "a value",
         Rule::list => "a list",
+        Rule::close_paren => "`)`",
         Rule::EOI => "the end of the value",
         _ => "something else",
     }

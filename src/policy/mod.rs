@@ -96,7 +96,7 @@ pub fn compile(source: &SourceFile, options: CompileOptions) -> Compilation {
         }
     };
 
-    let (table, syntax) = toml::de::DeTable::parse_recoverable(text);
+    let (mut table, syntax) = toml::de::DeTable::parse_recoverable(text);
     if !syntax.is_empty() {
         let diags = syntax
             .iter()
@@ -111,20 +111,25 @@ pub fn compile(source: &SourceFile, options: CompileOptions) -> Compilation {
             .collect();
         return finish(diags, None, &[]);
     }
-    let structural = structure::check(&table, cached_schema());
-    if !structural.is_empty() {
+    // Structural problems are reported and pruned; the semantic checks then run on the rest.
+    let (structural, readable) = structure::check(&mut table, cached_schema());
+    if !readable {
         return finish(structural, None, &[]);
     }
     let file = match ast::PolicyFile::deserialize(toml::de::Deserializer::from(table)) {
         Ok(f) => f,
         Err(e) => {
-            let d = Diagnostic::new(Code::WrongType, e.message().trim().to_string(), e.span().unwrap_or(0..0), "here");
-            return finish(vec![d], None, &[]);
+            let mut diags = structural;
+            if diags.is_empty() {
+                diags.push(Diagnostic::new(Code::WrongType, e.message().trim().to_string(), e.span().unwrap_or(0..0), "here"));
+            }
+            return finish(diags, None, &[]);
         }
     };
     let mut compiler = compile::Compiler::new(text, base_dir);
     let mut policy = compiler.compile(&file);
-    let mut diags = std::mem::take(&mut compiler.diags);
+    let mut diags = structural;
+    diags.append(&mut compiler.diags);
     if options.environment {
         diags.extend(environment::check(&compiler.facts, &mut policy));
     }

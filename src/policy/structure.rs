@@ -3,7 +3,9 @@
 //! serde stops at the first problem; operators want all of them. So before serde reads the file,
 //! this walker compares the spanned TOML tree with the schema generated from [`super::ast`] and
 //! reports every unknown key (with `did you mean`), wrong type, missing key, unknown enum value
-//! and out-of-range number, each at its exact place.
+//! and out-of-range number, each at its exact place. It then prunes what it reported (unknown
+//! keys, bad values; a table that lost a required key goes with its parent entry) so that serde
+//! can read the rest and the semantic checks still run on everything that is well-formed.
 
 use std::ops::Range;
 
@@ -13,11 +15,13 @@ use toml::de::{DeTable, DeValue};
 
 use super::diagnostics::{Code, Diagnostic, did_you_mean};
 
-/// Checks a parsed document against a schema.
-pub fn check(root: &Spanned<DeTable<'_>>, schema: &Json) -> Vec<Diagnostic> {
+/// Checks a parsed document against a schema, pruning what does not fit. Returns the findings
+/// and whether the pruned document can still be read.
+pub fn check(root: &mut Spanned<DeTable<'_>>, schema: &Json) -> (Vec<Diagnostic>, bool) {
     let mut walker = Walker { root: schema, diags: Vec::new() };
-    walker.table(root.get_ref(), root.span(), 0..0, schema, "");
-    walker.diags
+    let span = root.span();
+    let ok = walker.table(root.get_mut(), span, 0..0, schema, "");
+    (walker.diags, ok)
 }
 
 struct Walker<'s> {
@@ -104,7 +108,13 @@ impl<'s> Walker<'s> {
         Some(out)
     }
 
-    fn value(&mut self, v: &Spanned<DeValue<'_>>, schema: &'s Json, path: &str) {
+    fn value(&mut self, v: &mut Spanned<DeValue<'_>>, schema: &'s Json, path: &str) -> bool {
+        let before = self.diags.len();
+        self.value_inner(v, schema, path);
+        self.diags.len() == before
+    }
+
+    fn value_inner(&mut self, v: &mut Spanned<DeValue<'_>>, schema: &'s Json, path: &str) {
         let schema = self.resolve(schema);
         let span = v.span();
         if let Some(values) = self.enum_values(schema) {
@@ -138,12 +148,15 @@ impl<'s> Walker<'s> {
         if let Some(alts) = self.alternatives(schema) {
             match alts.as_slice() {
                 [] => {}
-                [one] => self.value(v, one, path),
+                [one] => {
+                    self.value(v, one, path);
+                }
                 many => {
                     let mut best: Option<Vec<Diagnostic>> = None;
                     for alt in many {
                         let mut sub = Walker { root: self.root, diags: Vec::new() };
-                        sub.value(v, alt, path);
+                        let mut trial = v.clone();
+                        sub.value(&mut trial, alt, path);
                         if sub.diags.is_empty() {
                             return;
                         }
@@ -192,13 +205,14 @@ impl<'s> Walker<'s> {
             self.diags.push(d);
             return;
         }
-        match v.get_ref() {
-            DeValue::Table(t) => self.table(t, span.clone(), span, schema, path),
+        match v.get_mut() {
+            DeValue::Table(t) => {
+                // Every way a table fails pushes a diagnostic, which is what `value` counts.
+                self.table(t, span.clone(), span, schema, path);
+            }
             DeValue::Array(items) => {
                 if let Some(item_schema) = schema.get("items") {
-                    for (i, item) in items.iter().enumerate() {
-                        self.value(item, item_schema, &format!("{path}[{i}]"));
-                    }
+                    self.array(items, item_schema, path, None);
                 }
             }
             DeValue::Integer(i) => {
@@ -227,14 +241,42 @@ impl<'s> Walker<'s> {
         }
     }
 
-    fn table(&mut self, t: &DeTable<'_>, span: Range<usize>, header: Range<usize>, schema: &'s Json, path: &str) {
+    fn array<'i>(&mut self, items: &mut toml::de::DeArray<'i>, item_schema: &'s Json, path: &str, key_span: Option<Range<usize>>) {
+        let mut kept = toml::de::DeArray::new();
+        let mut dropped = false;
+        for (i, item) in items.iter().enumerate() {
+            let mut item = item.clone();
+            let item_path = format!("{path}[{i}]");
+            let ok = match (&key_span, item.get_ref()) {
+                (Some(key_span), DeValue::Table(_)) => {
+                    let header = if item.span().is_empty() { key_span.clone() } else { item.span() };
+                    self.value_with_header(&mut item, header, item_schema, &item_path)
+                }
+                _ => self.value(&mut item, item_schema, &item_path),
+            };
+            if ok {
+                kept.push(item);
+            } else {
+                dropped = true;
+            }
+        }
+        if dropped {
+            *items = kept;
+        }
+    }
+
+    fn table(&mut self, t: &mut DeTable<'_>, span: Range<usize>, header: Range<usize>, schema: &'s Json, path: &str) -> bool {
         let schema = self.resolve(schema);
         let props = schema.get("properties").and_then(Json::as_object);
         let additional = schema.get("additionalProperties");
-        for (key, value) in t.iter() {
+        let required: Vec<&str> =
+            schema.get("required").and_then(Json::as_array).map(|r| r.iter().filter_map(Json::as_str).collect()).unwrap_or_default();
+        let mut ok = true;
+        let mut remove: Vec<String> = Vec::new();
+        for (key, value) in t.iter_mut() {
             let name: &str = key.get_ref();
             let key_path = join_path(path, name);
-            match props.and_then(|p| p.get(name)) {
+            let fits = match props.and_then(|p| p.get(name)) {
                 Some(prop) => self.value_with_header(value, key.span(), prop, &key_path),
                 None => match additional {
                     Some(Json::Bool(false)) | None if props.is_some() => {
@@ -250,15 +292,27 @@ impl<'s> Walker<'s> {
                             )
                             .with_help(help),
                         );
+                        false
                     }
                     Some(extra @ Json::Object(_)) => self.value_with_header(value, key.span(), extra, &key_path),
-                    _ => {}
+                    _ => true,
                 },
+            };
+            if !fits {
+                if required.contains(&name) {
+                    ok = false;
+                } else {
+                    remove.push(name.to_string());
+                }
             }
         }
-        if let Some(required) = schema.get("required").and_then(Json::as_array) {
-            for name in required.iter().filter_map(Json::as_str) {
-                if !t.iter().any(|(k, _)| k.get_ref().as_ref() == name) {
+        for name in &remove {
+            t.remove(name.as_str());
+        }
+        {
+            for name in required.iter().copied() {
+                if !t.iter().any(|(k, _)| k.get_ref().as_ref() == name) && !remove.iter().any(|r| r == name) {
+                    ok = false;
                     let at = if header.is_empty() { span.start..span.start } else { header.clone() };
                     self.diags.push(
                         Diagnostic::new(
@@ -275,34 +329,28 @@ impl<'s> Walker<'s> {
                 }
             }
         }
+        ok
     }
 
-    fn value_with_header(&mut self, v: &Spanned<DeValue<'_>>, key_span: Range<usize>, schema: &'s Json, path: &str) {
+    fn value_with_header(&mut self, v: &mut Spanned<DeValue<'_>>, key_span: Range<usize>, schema: &'s Json, path: &str) -> bool {
         // Tables report missing keys at the key that introduced them (`[listener.limits]`,
         // `limits = {...}`), which is where a reader looks.
-        if let DeValue::Table(t) = v.get_ref() {
-            let resolved = self.resolve(schema);
-            if self.alternatives(resolved).is_none() && Self::types(resolved).contains(&"object") {
-                self.table(t, v.span(), key_span, resolved, path);
-                return;
+        let span = v.span();
+        let resolved = self.resolve(schema);
+        let plain = self.alternatives(resolved).is_none();
+        match v.get_mut() {
+            DeValue::Table(t) if plain && Self::types(resolved).contains(&"object") => {
+                return self.table(t, span, key_span, resolved, path);
             }
-        }
-        if let DeValue::Array(items) = v.get_ref() {
-            let resolved = self.resolve(schema);
-            if let (Some(item_schema), true) = (resolved.get("items"), Self::types(resolved).contains(&"array")) {
-                for (i, item) in items.iter().enumerate() {
-                    let item_path = format!("{path}[{i}]");
-                    if let DeValue::Table(_) = item.get_ref() {
-                        let header = if item.span().is_empty() { key_span.clone() } else { item.span() };
-                        self.value_with_header(item, header, item_schema, &item_path);
-                    } else {
-                        self.value(item, item_schema, &item_path);
-                    }
+            DeValue::Array(items) if plain && Self::types(resolved).contains(&"array") => {
+                if let Some(item_schema) = resolved.get("items") {
+                    self.array(items, item_schema, path, Some(key_span));
                 }
-                return;
+                return true;
             }
+            _ => {}
         }
-        self.value(v, schema, path);
+        self.value(v, schema, path)
     }
 }
 
