@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    KeyUsagePurpose,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -36,14 +37,22 @@ pub struct Validity {
 
 impl Default for Validity {
     fn default() -> Self {
-        Self { not_before: Duration::days(-1), not_after: Duration::days(365) }
+        Self {
+            not_before: Duration::days(-1),
+            not_after: Duration::days(365),
+        }
     }
 }
 
-fn params(names: Vec<String>, cn: &str, validity: &Validity) -> Result<CertificateParams, rcgen::Error> {
+fn params(
+    names: Vec<String>,
+    cn: &str,
+    validity: &Validity,
+) -> Result<CertificateParams, rcgen::Error> {
     let mut p = CertificateParams::new(names)?;
     p.distinguished_name.push(DnType::CommonName, cn);
-    p.distinguished_name.push(DnType::OrganizationName, "apmgate development");
+    p.distinguished_name
+        .push(DnType::OrganizationName, "apmgate development");
     let now = OffsetDateTime::now_utc();
     p.not_before = now + validity.not_before;
     p.not_after = now + validity.not_after;
@@ -54,19 +63,38 @@ fn params(names: Vec<String>, cn: &str, validity: &Validity) -> Result<Certifica
 pub fn write(dir: &Path, validity: &Validity) -> Result<DevCerts, Box<dyn std::error::Error>> {
     std::fs::create_dir_all(dir)?;
     let ca_key = KeyPair::generate()?;
-    let mut ca_params = params(Vec::new(), "apmgate development CA", &Validity { not_after: Duration::days(3650), ..validity.clone() })?;
+    let mut ca_params = params(
+        Vec::new(),
+        "apmgate development CA",
+        &Validity {
+            not_after: Duration::days(3650),
+            ..validity.clone()
+        },
+    )?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    ca_params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     let ca = ca_params.self_signed(&ca_key)?;
 
     let server_key = KeyPair::generate()?;
-    let mut sp = params(vec!["localhost".into(), "127.0.0.1".into(), "::1".into()], "localhost", validity)?;
+    let mut sp = params(
+        vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
+        "localhost",
+        validity,
+    )?;
     sp.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     sp.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     let server = sp.signed_by(&server_key, &ca, &ca_key)?;
 
     let client_key = KeyPair::generate()?;
-    let mut cp = params(vec!["agent-1.agents.local".into()], "agent-1.agents.local", validity)?;
+    let mut cp = params(
+        vec!["agent-1.agents.local".into()],
+        "agent-1.agents.local",
+        validity,
+    )?;
     cp.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     cp.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     let client = cp.signed_by(&client_key, &ca, &ca_key)?;

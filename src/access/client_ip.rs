@@ -65,7 +65,10 @@ pub fn parse_forwarded_addr(raw: &str) -> Option<(IpAddr, Option<u16>)> {
 
 /// Walks hops from the right (nearest proxy first) and returns the first address not in
 /// `trusted`, or the leftmost when every hop is trusted.
-fn walk<'a>(hops: impl DoubleEndedIterator<Item = &'a str>, trusted: &IpSet) -> Option<(IpAddr, Option<u16>)> {
+fn walk<'a>(
+    hops: impl DoubleEndedIterator<Item = &'a str>,
+    trusted: &IpSet,
+) -> Option<(IpAddr, Option<u16>)> {
     let mut last = None;
     for hop in hops.rev() {
         let Some(addr) = parse_forwarded_addr(hop) else {
@@ -82,8 +85,17 @@ fn walk<'a>(hops: impl DoubleEndedIterator<Item = &'a str>, trusted: &IpSet) -> 
 
 /// Derives the client address from the socket peer and, if the peer is a trusted proxy, the
 /// forwarding headers. `header` returns every value of a header (all lines, in order).
-pub fn client_ip<'h>(peer: SocketAddr, header: impl Fn(&str) -> Vec<&'h str>, trusted: &IpSet) -> ClientIp {
-    let socket = ClientIp { ip: peer.ip().to_canonical(), port: Some(peer.port()), source: IpSource::Socket, nat: None };
+pub fn client_ip<'h>(
+    peer: SocketAddr,
+    header: impl Fn(&str) -> Vec<&'h str>,
+    trusted: &IpSet,
+) -> ClientIp {
+    let socket = ClientIp {
+        ip: peer.ip().to_canonical(),
+        port: Some(peer.port()),
+        source: IpSource::Socket,
+        nat: None,
+    };
     if trusted.is_empty() || !trusted.contains(peer.ip()) {
         return socket;
     }
@@ -109,7 +121,10 @@ pub fn client_ip<'h>(peer: SocketAddr, header: impl Fn(&str) -> Vec<&'h str>, tr
             return from_header(addr, IpSource::Forwarded);
         }
     }
-    if let Some(addr) = header("x-real-ip").last().and_then(|v| parse_forwarded_addr(v)) {
+    if let Some(addr) = header("x-real-ip")
+        .last()
+        .and_then(|v| parse_forwarded_addr(v))
+    {
         return from_header(addr, IpSource::XRealIp);
     }
     let xff = header("x-forwarded-for");
@@ -127,18 +142,34 @@ mod tests {
     use crate::policy::grammar::parse_address_range;
 
     fn trusted(list: &[&str]) -> IpSet {
-        let r: Vec<_> = list.iter().map(|s| parse_address_range(s).unwrap()).collect();
+        let r: Vec<_> = list
+            .iter()
+            .map(|s| parse_address_range(s).unwrap())
+            .collect();
         IpSet::new(&r, &[])
     }
 
     fn headers<'a>(h: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Vec<&'a str> {
-        move |name| h.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| *v).collect()
+        move |name| {
+            h.iter()
+                .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| *v)
+                .collect()
+        }
     }
 
     #[test]
     fn untrusted_peer_cannot_spoof() {
-        let h = [("X-Forwarded-For", "1.1.1.1"), ("X-Real-IP", "2.2.2.2"), ("Forwarded", "for=3.3.3.3")];
-        let ip = client_ip("9.9.9.9:1234".parse().unwrap(), headers(&h), &trusted(&["10.0.0.0/8"]));
+        let h = [
+            ("X-Forwarded-For", "1.1.1.1"),
+            ("X-Real-IP", "2.2.2.2"),
+            ("Forwarded", "for=3.3.3.3"),
+        ];
+        let ip = client_ip(
+            "9.9.9.9:1234".parse().unwrap(),
+            headers(&h),
+            &trusted(&["10.0.0.0/8"]),
+        );
         assert_eq!(ip.ip, "9.9.9.9".parse::<IpAddr>().unwrap());
         assert_eq!(ip.source, IpSource::Socket);
         assert_eq!(ip.nat, None);
@@ -147,7 +178,11 @@ mod tests {
     #[test]
     fn xff_walks_from_the_right_skipping_trusted_hops() {
         let h = [("X-Forwarded-For", "6.6.6.6, 1.2.3.4, 10.0.0.2")];
-        let ip = client_ip("10.0.0.1:1".parse().unwrap(), headers(&h), &trusted(&["10.0.0.0/8"]));
+        let ip = client_ip(
+            "10.0.0.1:1".parse().unwrap(),
+            headers(&h),
+            &trusted(&["10.0.0.0/8"]),
+        );
         assert_eq!(ip.ip, "1.2.3.4".parse::<IpAddr>().unwrap());
         assert_eq!(ip.source, IpSource::XForwardedFor);
         assert_eq!(ip.nat, Some("10.0.0.1".parse().unwrap()));
@@ -155,8 +190,15 @@ mod tests {
 
     #[test]
     fn forwarded_header_with_ipv6_and_ports() {
-        let h = [("Forwarded", "for=1.1.1.1, for=\"[2001:db8::1]:4711\";proto=https")];
-        let ip = client_ip("10.0.0.1:1".parse().unwrap(), headers(&h), &trusted(&["10.0.0.0/8"]));
+        let h = [(
+            "Forwarded",
+            "for=1.1.1.1, for=\"[2001:db8::1]:4711\";proto=https",
+        )];
+        let ip = client_ip(
+            "10.0.0.1:1".parse().unwrap(),
+            headers(&h),
+            &trusted(&["10.0.0.0/8"]),
+        );
         assert_eq!(ip.ip, "2001:db8::1".parse::<IpAddr>().unwrap());
         assert_eq!(ip.port, Some(4711));
         assert_eq!(ip.source, IpSource::Forwarded);
@@ -165,7 +207,11 @@ mod tests {
     #[test]
     fn x_real_ip_from_trusted_peer() {
         let h = [("X-Real-IP", "5.5.5.5")];
-        let ip = client_ip("[::ffff:10.0.0.1]:1".parse().unwrap(), headers(&h), &trusted(&["10.0.0.0/8"]));
+        let ip = client_ip(
+            "[::ffff:10.0.0.1]:1".parse().unwrap(),
+            headers(&h),
+            &trusted(&["10.0.0.0/8"]),
+        );
         assert_eq!(ip.ip, "5.5.5.5".parse::<IpAddr>().unwrap());
     }
 }

@@ -12,8 +12,7 @@ use crate::policy::compiled::IdentityKind;
 use crate::policy::types::PrivilegeSet;
 
 /// APM Server's hint in 401 bodies.
-pub const EXPECTED_HEADER: &str =
-    "expected 'Authorization: Bearer secret_token' or 'Authorization: ApiKey base64(API key ID:API key)'";
+pub const EXPECTED_HEADER: &str = "expected 'Authorization: Bearer secret_token' or 'Authorization: ApiKey base64(API key ID:API key)'";
 
 /// A credential as presented.
 #[derive(Clone, PartialEq, Eq)]
@@ -47,7 +46,9 @@ impl std::fmt::Debug for Credential<'_> {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
     /// No credential and anonymous access is off.
-    #[error("authentication failed: missing or improperly formatted Authorization header: {EXPECTED_HEADER}")]
+    #[error(
+        "authentication failed: missing or improperly formatted Authorization header: {EXPECTED_HEADER}"
+    )]
     Missing,
     /// A scheme other than `Bearer` or `ApiKey`.
     #[error("authentication failed: unknown Authentication header {0}: {EXPECTED_HEADER}")]
@@ -56,7 +57,9 @@ pub enum AuthError {
     #[error("authentication failed: improperly encoded ApiKey credentials: {0}")]
     BadEncoding(String),
     /// ApiKey without `:`.
-    #[error("authentication failed: improperly formatted ApiKey credentials: expected base64(ID:APIKey)")]
+    #[error(
+        "authentication failed: improperly formatted ApiKey credentials: expected base64(ID:APIKey)"
+    )]
     BadFormat,
     /// Wrong secret, unknown key, expired key, or a scheme not enabled.
     #[error("authentication failed")]
@@ -66,7 +69,9 @@ pub enum AuthError {
 /// Parses an `Authorization` header value exactly as APM Server: split at the first space,
 /// case-sensitive schemes.
 pub fn parse_authorization(value: Option<&str>) -> Result<Credential<'_>, AuthError> {
-    let Some(value) = value else { return Ok(Credential::Missing) };
+    let Some(value) = value else {
+        return Ok(Credential::Missing);
+    };
     let Some((scheme, token)) = value.split_once(' ') else {
         return Ok(Credential::Missing);
     };
@@ -78,7 +83,11 @@ pub fn parse_authorization(value: Option<&str>) -> Result<Credential<'_>, AuthEr
                 .map_err(|e| AuthError::BadEncoding(e.to_string()))?;
             let decoded = String::from_utf8(decoded).map_err(|_| AuthError::BadFormat)?;
             let (id, key) = decoded.split_once(':').ok_or(AuthError::BadFormat)?;
-            Ok(Credential::ApiKey { id: id.to_string(), key: key.to_string(), encoded: token })
+            Ok(Credential::ApiKey {
+                id: id.to_string(),
+                key: key.to_string(),
+                encoded: token,
+            })
         }
         other => Err(AuthError::UnknownScheme(other.to_string())),
     }
@@ -120,7 +129,11 @@ pub enum Authentication {
 
 /// Verifies an API key secret against its Argon2 PHC hash.
 pub fn verify_api_key(hash: &str, key: &str) -> bool {
-    PasswordHash::new(hash).is_ok_and(|h| argon2::Argon2::default().verify_password(key.as_bytes(), &h).is_ok())
+    PasswordHash::new(hash).is_ok_and(|h| {
+        argon2::Argon2::default()
+            .verify_password(key.as_bytes(), &h)
+            .is_ok()
+    })
 }
 
 /// Authenticates a request. `verify` checks an API key secret against a hash (the runtime
@@ -187,7 +200,10 @@ pub fn authenticate(
             if let Some(cert) = cert {
                 for c in &auth.client_certs {
                     let subject_ok = c.subject.as_ref().is_none_or(|g| g.matches(&cert.subject));
-                    let san_ok = c.san.as_ref().is_none_or(|g| cert.dns_sans.iter().any(|s| g.matches(s)));
+                    let san_ok = c
+                        .san
+                        .as_ref()
+                        .is_none_or(|g| cert.dns_sans.iter().any(|s| g.matches(s)));
                     if subject_ok && san_ok {
                         return Ok(Authentication::Identified(Identity {
                             kind: IdentityKind::ClientCert,
@@ -218,15 +234,36 @@ mod tests {
     #[test]
     fn authorization_parsing_matches_apm_server() {
         assert_eq!(parse_authorization(None), Ok(Credential::Missing));
-        assert_eq!(parse_authorization(Some("Bearer abc")), Ok(Credential::Bearer("abc")));
-        assert_eq!(parse_authorization(Some("bearer abc")), Err(AuthError::UnknownScheme("bearer".into())));
-        assert_eq!(parse_authorization(Some("Bearerabc")), Ok(Credential::Missing));
-        assert_eq!(parse_authorization(Some("ApiKey aWQ6a2V5")).map(|c| matches!(c, Credential::ApiKey { .. })), Ok(true));
-        assert_eq!(parse_authorization(Some("ApiKey aWRrZXk=")), Err(AuthError::BadFormat));
-        assert!(matches!(parse_authorization(Some("ApiKey !!!")), Err(AuthError::BadEncoding(_))));
+        assert_eq!(
+            parse_authorization(Some("Bearer abc")),
+            Ok(Credential::Bearer("abc"))
+        );
+        assert_eq!(
+            parse_authorization(Some("bearer abc")),
+            Err(AuthError::UnknownScheme("bearer".into()))
+        );
+        assert_eq!(
+            parse_authorization(Some("Bearerabc")),
+            Ok(Credential::Missing)
+        );
+        assert_eq!(
+            parse_authorization(Some("ApiKey aWQ6a2V5"))
+                .map(|c| matches!(c, Credential::ApiKey { .. })),
+            Ok(true)
+        );
+        assert_eq!(
+            parse_authorization(Some("ApiKey aWRrZXk=")),
+            Err(AuthError::BadFormat)
+        );
+        assert!(matches!(
+            parse_authorization(Some("ApiKey !!!")),
+            Err(AuthError::BadEncoding(_))
+        ));
         assert_eq!(
             AuthError::UnknownScheme("Basic".into()).to_string(),
-            format!("authentication failed: unknown Authentication header Basic: {EXPECTED_HEADER}")
+            format!(
+                "authentication failed: unknown Authentication header Basic: {EXPECTED_HEADER}"
+            )
         );
     }
 }

@@ -76,12 +76,19 @@ pub struct AccessRequest<'a> {
 impl AccessRequest<'_> {
     /// Every value of a header.
     pub fn header_values(&self, name: &str) -> Vec<&str> {
-        self.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str()).collect()
+        self.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 
     /// The first value of a header.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -187,7 +194,11 @@ pub fn decide(
     assumed: Option<Identity>,
     verify: &dyn Fn(&str, &str) -> bool,
 ) -> Decision {
-    let client_ip = client_ip::client_ip(request.peer, |n| request.header_values(n), &policy.gateway.trusted_proxies);
+    let client_ip = client_ip::client_ip(
+        request.peer,
+        |n| request.header_values(n),
+        &policy.gateway.trusted_proxies,
+    );
     let route = route_for_path(request.path).filter(|r| request.listener.serves(*r));
     let mut decision = Decision {
         client_ip,
@@ -221,11 +232,20 @@ pub fn decide(
         }
         // `GET /` never refuses for want of credentials: it answers without its body.
         Err(_) if is_root => (
-            Identity { kind: IdentityKind::Anonymous, name: None, roles: Vec::new(), privileges: Default::default() },
+            Identity {
+                kind: IdentityKind::Anonymous,
+                name: None,
+                roles: Vec::new(),
+                privileges: Default::default(),
+            },
             false,
         ),
         Err(e) => {
-            decision.outcome = Outcome::Deny { status: 401, body: error_body(&e.to_string()), reason: DenyReason::Unauthenticated(e) };
+            decision.outcome = Outcome::Deny {
+                status: 401,
+                body: error_body(&e.to_string()),
+                reason: DenyReason::Unauthenticated(e),
+            };
             return decision;
         }
     };
@@ -245,7 +265,11 @@ pub fn decide(
     let mut effect = policy.access.default;
     for rule in &policy.access.rules {
         let matched = rule.when.eval(&view);
-        decision.rules.push(RuleTrace { name: rule.name.clone(), matched, effect: rule.effect });
+        decision.rules.push(RuleTrace {
+            name: rule.name.clone(),
+            matched,
+            effect: rule.effect,
+        });
         if matched {
             effect = rule.effect;
             decision.deciding_rule = Some(rule.name.clone());
@@ -259,7 +283,11 @@ pub fn decide(
             Some(name) => DenyReason::Rule(name.clone()),
             None => DenyReason::DefaultDeny,
         };
-        decision.outcome = Outcome::Deny { reason, status: 403, body: error_body("forbidden request: access denied by policy") };
+        decision.outcome = Outcome::Deny {
+            reason,
+            status: 403,
+            body: error_body("forbidden request: access denied by policy"),
+        };
         return decision;
     }
     if let Some(privilege) = required_privilege(route) {
@@ -274,34 +302,59 @@ pub fn decide(
             decision.outcome = Outcome::Deny {
                 reason: DenyReason::MissingPrivilege(privilege),
                 status: 403,
-                body: error_body(&format!("unauthorized: {who} not permitted action \"{privilege}\"")),
+                body: error_body(&format!(
+                    "unauthorized: {who} not permitted action \"{privilege}\""
+                )),
             };
             return decision;
         }
     }
     let rum_route = matches!(route, RouteName::RumIntake | RouteName::RumConfig);
     if rum_route && !policy.rum.enabled {
-        decision.outcome = Outcome::Deny { reason: DenyReason::RumDisabled, status: 403, body: error_body(RUM_DISABLED) };
+        decision.outcome = Outcome::Deny {
+            reason: DenyReason::RumDisabled,
+            status: 403,
+            body: error_body(RUM_DISABLED),
+        };
         return decision;
     }
     let method = request.method;
     let (method_ok, method_status, method_body) = match route {
-        RouteName::Root => (method == "GET" || method == "HEAD", 405, error_body("method not supported: this is the server information endpoint; did you mean to send data to another endpoint instead?")),
-        RouteName::Intake | RouteName::RumIntake => {
-            (method == "POST", 400, json!({"accepted": 0, "errors": [{"message": "only POST requests are supported"}]}))
-        }
-        RouteName::Config | RouteName::RumConfig => (method == "GET" || method == "POST", 405, error_body("method not supported")),
+        RouteName::Root => (
+            method == "GET" || method == "HEAD",
+            405,
+            error_body(
+                "method not supported: this is the server information endpoint; did you mean to send data to another endpoint instead?",
+            ),
+        ),
+        RouteName::Intake | RouteName::RumIntake => (
+            method == "POST",
+            400,
+            json!({"accepted": 0, "errors": [{"message": "only POST requests are supported"}]}),
+        ),
+        RouteName::Config | RouteName::RumConfig => (
+            method == "GET" || method == "POST",
+            405,
+            error_body("method not supported"),
+        ),
         RouteName::Metrics => (method == "GET", 405, error_body("method not supported")),
     };
     if !method_ok {
-        decision.outcome = Outcome::Deny { reason: DenyReason::Method, status: method_status, body: method_body };
+        decision.outcome = Outcome::Deny {
+            reason: DenyReason::Method,
+            status: method_status,
+            body: method_body,
+        };
         return decision;
     }
     let status = match route {
         RouteName::Intake | RouteName::RumIntake => 202,
         _ => 200,
     };
-    decision.outcome = Outcome::Allow { status, full_root_body: authenticated || !policy.auth.is_configured() };
+    decision.outcome = Outcome::Allow {
+        status,
+        full_root_body: authenticated || !policy.auth.is_configured(),
+    };
     decision
 }
 
@@ -309,12 +362,29 @@ pub fn decide(
 pub fn assumed_identity(policy: &Policy, kind: IdentityKind, name: &str) -> Option<Identity> {
     let auth = &policy.auth;
     let (roles, privileges) = match kind {
-        IdentityKind::SecretToken => auth.secret_tokens.iter().find(|t| t.name == name).map(|t| (t.roles.clone(), t.privileges))?,
-        IdentityKind::ApiKey => auth.api_keys.iter().find(|t| t.name == name).map(|t| (t.roles.clone(), t.privileges))?,
-        IdentityKind::ClientCert => auth.client_certs.iter().find(|t| t.name == name).map(|t| (t.roles.clone(), t.privileges))?,
+        IdentityKind::SecretToken => auth
+            .secret_tokens
+            .iter()
+            .find(|t| t.name == name)
+            .map(|t| (t.roles.clone(), t.privileges))?,
+        IdentityKind::ApiKey => auth
+            .api_keys
+            .iter()
+            .find(|t| t.name == name)
+            .map(|t| (t.roles.clone(), t.privileges))?,
+        IdentityKind::ClientCert => auth
+            .client_certs
+            .iter()
+            .find(|t| t.name == name)
+            .map(|t| (t.roles.clone(), t.privileges))?,
         _ => return None,
     };
-    Some(Identity { kind, name: Some(name.to_string()), roles, privileges })
+    Some(Identity {
+        kind,
+        name: Some(name.to_string()),
+        roles,
+        privileges,
+    })
 }
 
 /// The anonymous identity, when anonymous access is on.

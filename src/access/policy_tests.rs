@@ -45,14 +45,21 @@ fn effect_name(e: Effect) -> &'static str {
 
 /// Runs every test of the policy.
 pub fn run(policy: &Policy) -> Vec<TestResult> {
-    policy.tests.iter().map(|case| run_one(policy, case)).collect()
+    policy
+        .tests
+        .iter()
+        .map(|case| run_one(policy, case))
+        .collect()
 }
 
 fn run_one(policy: &Policy, case: &PolicyTestCase) -> TestResult {
     let Some(listener) = policy.listeners.iter().find(|l| l.name == case.listener) else {
         unreachable!("the compiler resolves test listeners")
     };
-    let cert = case.client_cert_subject.as_ref().map(|s| PeerCertificate { subject: s.clone(), dns_sans: Vec::new() });
+    let cert = case.client_cert_subject.as_ref().map(|s| PeerCertificate {
+        subject: s.clone(),
+        dns_sans: Vec::new(),
+    });
     let request = AccessRequest {
         listener,
         method: &case.method,
@@ -68,13 +75,21 @@ fn run_one(policy: &Policy, case: &PolicyTestCase) -> TestResult {
     };
     let mut failures = Vec::new();
     if case.identity == TestIdentity::Anonymous && assumed.is_none() {
-        failures.push("the test assumes an anonymous caller, but anonymous access is off".to_string());
+        failures
+            .push("the test assumes an anonymous caller, but anonymous access is off".to_string());
     }
     let decision = decide(policy, &request, assumed, &verify_api_key);
     let (effect, status) = summarize(&decision);
     match effect {
-        None => failures.push("the decision needs Elasticsearch to verify the API key; name the identity instead".to_string()),
-        Some(e) if e != case.expect => failures.push(format!("expected {}, got {}", effect_name(case.expect), effect_name(e))),
+        None => failures.push(
+            "the decision needs Elasticsearch to verify the API key; name the identity instead"
+                .to_string(),
+        ),
+        Some(e) if e != case.expect => failures.push(format!(
+            "expected {}, got {}",
+            effect_name(case.expect),
+            effect_name(e)
+        )),
         Some(_) => {}
     }
     if let (Some(want), Some(got)) = (case.status, status) {
@@ -93,5 +108,9 @@ fn run_one(policy: &Policy, case: &PolicyTestCase) -> TestResult {
             ));
         }
     }
-    TestResult { case: case.clone(), decision, failures }
+    TestResult {
+        case: case.clone(),
+        decision,
+        failures,
+    }
 }

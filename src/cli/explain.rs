@@ -45,21 +45,45 @@ pub struct Args {
 pub fn run(args: &Args) -> Result<CliOutcome, UsageError> {
     let compilation = compile(&args.file, !args.no_environment)?;
     let Some(policy) = &compilation.policy else {
-        print!("{}", render_human(&compilation.display_source, &compilation.diagnostics, use_color()));
-        println!("{}: invalid policy, nothing to explain", compilation.source.name);
+        print!(
+            "{}",
+            render_human(
+                &compilation.display_source,
+                &compilation.diagnostics,
+                use_color()
+            )
+        );
+        println!(
+            "{}: invalid policy, nothing to explain",
+            compilation.source.name
+        );
         return Ok(CliOutcome::Failed);
     };
     let listener = policy
         .listeners
         .iter()
         .find(|l| l.name == args.listener)
-        .ok_or_else(|| UsageError(format!("no listener `{}` in {}", args.listener, args.file.display())))?;
+        .ok_or_else(|| {
+            UsageError(format!(
+                "no listener `{}` in {}",
+                args.listener,
+                args.file.display()
+            ))
+        })?;
     let mut headers = Vec::new();
     for h in &args.headers {
-        let (k, v) = h.split_once(':').ok_or_else(|| UsageError(format!("header `{}` is not `Name: value`", redact_header(h))))?;
+        let (k, v) = h.split_once(':').ok_or_else(|| {
+            UsageError(format!(
+                "header `{}` is not `Name: value`",
+                redact_header(h)
+            ))
+        })?;
         headers.push((k.trim().to_string(), v.trim().to_string()));
     }
-    let cert = args.client_cert_subject.as_ref().map(|s| PeerCertificate { subject: s.clone(), dns_sans: Vec::new() });
+    let cert = args.client_cert_subject.as_ref().map(|s| PeerCertificate {
+        subject: s.clone(),
+        dns_sans: Vec::new(),
+    });
     let path = args.path.split('?').next().unwrap_or("");
     let request = AccessRequest {
         listener,
@@ -71,7 +95,10 @@ pub fn run(args: &Args) -> Result<CliOutcome, UsageError> {
     };
     let decision = decide(policy, &request, None, &verify_api_key);
     match args.format {
-        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&to_json(policy, &request, &decision))?),
+        ReportFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&to_json(policy, &request, &decision))?
+        ),
         _ => print!("{}", human(policy, &request, &decision)),
     }
     Ok(CliOutcome::Ok)
@@ -92,30 +119,59 @@ fn effect_name(e: Effect) -> &'static str {
 }
 
 fn route_name(r: apmgate::policy::ast::RouteName) -> &'static str {
-    apmgate::policy::compile::ROUTE_NAMES.iter().find(|(_, x)| *x == r).map_or("?", |(n, _)| n)
+    apmgate::policy::compile::ROUTE_NAMES
+        .iter()
+        .find(|(_, x)| *x == r)
+        .map_or("?", |(n, _)| n)
 }
 
 fn human(policy: &Policy, request: &AccessRequest<'_>, d: &Decision) -> String {
     let mut out = String::new();
-    out.push_str(&format!("request:   {} {} on listener `{}` from {}\n", request.method, request.path, request.listener.name, request.peer.ip()));
-    out.push_str(&format!("client ip: {} (from the {})\n", d.client_ip.ip, d.client_ip.source.as_str()));
+    out.push_str(&format!(
+        "request:   {} {} on listener `{}` from {}\n",
+        request.method,
+        request.path,
+        request.listener.name,
+        request.peer.ip()
+    ));
+    out.push_str(&format!(
+        "client ip: {} (from the {})\n",
+        d.client_ip.ip,
+        d.client_ip.source.as_str()
+    ));
     match d.route {
         Some(r) => out.push_str(&format!(
             "route:     {}{}\n",
             route_name(r),
-            required_privilege(r).map(|p| format!(" (needs {p})")).unwrap_or_default()
+            required_privilege(r)
+                .map(|p| format!(" (needs {p})"))
+                .unwrap_or_default()
         )),
-        None => out.push_str("route:     none (not an APM route, or not served on this listener)\n"),
+        None => {
+            out.push_str("route:     none (not an APM route, or not served on this listener)\n")
+        }
     }
     if let Some(id) = &d.identity {
-        let name = id.name.as_ref().map(|n| format!(" `{n}`")).unwrap_or_default();
-        let roles = if id.roles.is_empty() { "-".to_string() } else { id.roles.join(", ") };
+        let name = id
+            .name
+            .as_ref()
+            .map(|n| format!(" `{n}`"))
+            .unwrap_or_default();
+        let roles = if id.roles.is_empty() {
+            "-".to_string()
+        } else {
+            id.roles.join(", ")
+        };
         let privs: Vec<String> = id.privileges.iter().map(|p| p.to_string()).collect();
         out.push_str(&format!(
             "identity:  {}{} (roles: {roles}; privileges: {})\n",
             id.kind.name(),
             name,
-            if privs.is_empty() { "none".to_string() } else { privs.join(", ") }
+            if privs.is_empty() {
+                "none".to_string()
+            } else {
+                privs.join(", ")
+            }
         ));
     }
     if !d.rules.is_empty() || d.effect.is_some() {
@@ -134,31 +190,55 @@ fn human(policy: &Policy, request: &AccessRequest<'_>, d: &Decision) -> String {
         }
         let skipped = policy.access.rules.len() - d.rules.len();
         if skipped > 0 {
-            out.push_str(&format!("  ({skipped} later rule{} not tried: first match decides)\n", if skipped == 1 { "" } else { "s" }));
+            out.push_str(&format!(
+                "  ({skipped} later rule{} not tried: first match decides)\n",
+                if skipped == 1 { "" } else { "s" }
+            ));
         }
         if let Some(effect) = d.effect {
             match &d.deciding_rule {
-                Some(r) => out.push_str(&format!("effect:    {} (rule `{r}`)\n", effect_name(effect))),
-                None => out.push_str(&format!("effect:    {} (default: no rule matched)\n", effect_name(effect))),
+                Some(r) => out.push_str(&format!(
+                    "effect:    {} (rule `{r}`)\n",
+                    effect_name(effect)
+                )),
+                None => out.push_str(&format!(
+                    "effect:    {} (default: no rule matched)\n",
+                    effect_name(effect)
+                )),
             }
         }
     }
     match &d.outcome {
-        Outcome::Allow { status, full_root_body } => {
+        Outcome::Allow {
+            status,
+            full_root_body,
+        } => {
             let note = match d.route {
-                Some(apmgate::policy::ast::RouteName::Root) if !full_root_body => " (server information withheld: caller not authenticated)",
-                Some(apmgate::policy::ast::RouteName::Intake | apmgate::policy::ast::RouteName::RumIntake) => {
-                    " (when the event stream is valid)"
+                Some(apmgate::policy::ast::RouteName::Root) if !full_root_body => {
+                    " (server information withheld: caller not authenticated)"
                 }
+                Some(
+                    apmgate::policy::ast::RouteName::Intake
+                    | apmgate::policy::ast::RouteName::RumIntake,
+                ) => " (when the event stream is valid)",
                 _ => "",
             };
             out.push_str(&format!("decision:  allow\nanswer:    {status}{note}\n"));
         }
-        Outcome::Deny { reason, status, body } => {
-            out.push_str(&format!("decision:  deny ({})\nanswer:    {status} {body}\n", reason.label()));
+        Outcome::Deny {
+            reason,
+            status,
+            body,
+        } => {
+            out.push_str(&format!(
+                "decision:  deny ({})\nanswer:    {status} {body}\n",
+                reason.label()
+            ));
         }
         Outcome::NeedsElasticsearch { id } => {
-            out.push_str(&format!("decision:  pending: API key `{id}` is verified by Elasticsearch at request time\n"));
+            out.push_str(&format!(
+                "decision:  pending: API key `{id}` is verified by Elasticsearch at request time\n"
+            ));
         }
     }
     out
@@ -167,7 +247,16 @@ fn human(policy: &Policy, request: &AccessRequest<'_>, d: &Decision) -> String {
 fn to_json(policy: &Policy, request: &AccessRequest<'_>, d: &Decision) -> serde_json::Value {
     let (decision, status, body, reason) = match &d.outcome {
         Outcome::Allow { status, .. } => ("allow", Some(*status), None, None),
-        Outcome::Deny { reason, status, body } => ("deny", Some(*status), Some(body.clone()), Some(reason.label())),
+        Outcome::Deny {
+            reason,
+            status,
+            body,
+        } => (
+            "deny",
+            Some(*status),
+            Some(body.clone()),
+            Some(reason.label()),
+        ),
         Outcome::NeedsElasticsearch { .. } => ("pending", None, None, Some("needs_elasticsearch")),
     };
     json!({

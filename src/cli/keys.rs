@@ -26,25 +26,47 @@ const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01
 
 fn random_string(len: usize) -> String {
     let mut rng = rand::rngs::OsRng;
-    (0..len).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect()
+    (0..len)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect()
 }
 
 pub fn run(command: &Command) -> Result<Outcome, UsageError> {
-    let Command::New { roles, name, expires } = command;
+    let Command::New {
+        roles,
+        name,
+        expires,
+    } = command;
     if let Some(e) = expires {
-        e.parse::<toml::value::Datetime>().map_err(|_| UsageError(format!("`{e}` is not an RFC 3339 date-time")))?;
+        e.parse::<toml::value::Datetime>()
+            .map_err(|_| UsageError(format!("`{e}` is not an RFC 3339 date-time")))?;
     }
-    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') || name.is_empty() {
-        return Err(UsageError("the name may hold letters, digits, `-` and `_`".into()));
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        || name.is_empty()
+    {
+        return Err(UsageError(
+            "the name may hold letters, digits, `-` and `_`".into(),
+        ));
     }
     let id = random_string(20);
     let key = random_string(40);
     let salt = SaltString::generate(&mut OsRng);
-    let hash = argon2::Argon2::default().hash_password(key.as_bytes(), &salt).map_err(|e| UsageError(e.to_string()))?.to_string();
+    let hash = argon2::Argon2::default()
+        .hash_password(key.as_bytes(), &salt)
+        .map_err(|e| UsageError(e.to_string()))?
+        .to_string();
     let credential = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{key}"));
-    let roles_toml = roles.iter().map(|r| format!("{r:?}")).collect::<Vec<_>>().join(", ");
+    let roles_toml = roles
+        .iter()
+        .map(|r| format!("{r:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     println!("# API key `{name}`: the credential below is shown once. Give it to the agent");
-    println!("# (ELASTIC_APM_API_KEY, or `Authorization: ApiKey <credential>`); it is not stored anywhere.");
+    println!(
+        "# (ELASTIC_APM_API_KEY, or `Authorization: ApiKey <credential>`); it is not stored anywhere."
+    );
     println!("#");
     println!("#   credential: {credential}");
     println!();

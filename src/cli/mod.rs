@@ -89,7 +89,10 @@ pub fn use_color() -> bool {
 }
 
 /// Reads and compiles one policy file; I/O errors are usage errors.
-pub fn compile(path: &PathBuf, environment: bool) -> Result<apmgate::policy::Compilation, UsageError> {
+pub fn compile(
+    path: &std::path::Path,
+    environment: bool,
+) -> Result<apmgate::policy::Compilation, UsageError> {
     apmgate::policy::compile_file(path, apmgate::policy::CompileOptions { environment })
         .map_err(|e| UsageError(format!("cannot read `{}`: {e}", path.display())))
 }
@@ -101,20 +104,38 @@ pub fn main() -> ExitCode {
         Command::Explain(args) => explain::run(&args),
         Command::Test(args) => test::run(&args),
         Command::Schema => {
-            println!("{}", serde_json::to_string_pretty(&apmgate::policy::schema()).unwrap_or_default());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&apmgate::policy::schema()).unwrap_or_default()
+            );
             Ok(Outcome::Ok)
         }
         Command::Keys { command } => keys::run(&command),
-        Command::Certs { command: CertsCommand::Dev { dir } } => {
-            match apmgate::devcerts::write(&dir, &apmgate::devcerts::Validity::default()) {
-                Ok(c) => {
-                    println!("wrote {}, {}, {}, {}, {}, {}", c.ca_cert.display(), c.ca_key.display(), c.server_cert.display(), c.server_key.display(), c.client_cert.display(), c.client_key.display());
-                    println!("trust {} in clients (curl --cacert {})", c.ca_cert.display(), c.ca_cert.display());
-                    Ok(Outcome::Ok)
-                }
-                Err(e) => Err(UsageError(format!("cannot write certificates into `{}`: {e}", dir.display()))),
+        Command::Certs {
+            command: CertsCommand::Dev { dir },
+        } => match apmgate::devcerts::write(&dir, &apmgate::devcerts::Validity::default()) {
+            Ok(c) => {
+                println!(
+                    "wrote {}, {}, {}, {}, {}, {}",
+                    c.ca_cert.display(),
+                    c.ca_key.display(),
+                    c.server_cert.display(),
+                    c.server_key.display(),
+                    c.client_cert.display(),
+                    c.client_key.display()
+                );
+                println!(
+                    "trust {} in clients (curl --cacert {})",
+                    c.ca_cert.display(),
+                    c.ca_cert.display()
+                );
+                Ok(Outcome::Ok)
             }
-        }
+            Err(e) => Err(UsageError(format!(
+                "cannot write certificates into `{}`: {e}",
+                dir.display()
+            ))),
+        },
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,

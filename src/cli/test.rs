@@ -31,8 +31,15 @@ pub fn run(args: &Args) -> Result<CliOutcome, UsageError> {
         let c = compile(file, !args.no_environment)?;
         let Some(policy) = &c.policy else {
             failed = true;
-            out.push_str(&render_human(&c.display_source, &c.diagnostics, use_color()));
-            out.push_str(&format!("{}: invalid policy, tests not run\n", c.source.name));
+            out.push_str(&render_human(
+                &c.display_source,
+                &c.diagnostics,
+                use_color(),
+            ));
+            out.push_str(&format!(
+                "{}: invalid policy, tests not run\n",
+                c.source.name
+            ));
             records.push(json!({ "file": c.source.name, "error": "invalid policy" }));
             continue;
         };
@@ -44,11 +51,17 @@ pub fn run(args: &Args) -> Result<CliOutcome, UsageError> {
             let (line, _) = c.source.line_col(r.case.span.start);
             if r.passed() {
                 passed_total += 1;
-                out.push_str(&format!("ok     {} ({}:{line})\n", r.case.name, c.source.name));
+                out.push_str(&format!(
+                    "ok     {} ({}:{line})\n",
+                    r.case.name, c.source.name
+                ));
             } else {
                 failed_total += 1;
                 failed = true;
-                out.push_str(&format!("FAILED {} ({}:{line})\n", r.case.name, c.source.name));
+                out.push_str(&format!(
+                    "FAILED {} ({}:{line})\n",
+                    r.case.name, c.source.name
+                ));
                 for f in &r.failures {
                     out.push_str(&format!("         {f}\n"));
                 }
@@ -73,13 +86,21 @@ pub fn run(args: &Args) -> Result<CliOutcome, UsageError> {
         ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&records)?),
         _ => print!("{out}"),
     }
-    Ok(if failed { CliOutcome::Failed } else { CliOutcome::Ok })
+    Ok(if failed {
+        CliOutcome::Failed
+    } else {
+        CliOutcome::Ok
+    })
 }
 
 fn answer(r: &TestResult) -> String {
     match &r.decision.outcome {
         Outcome::Allow { status, .. } => format!("{status} (allow)"),
-        Outcome::Deny { status, body, reason } => format!("{status} {body} ({})", reason.label()),
+        Outcome::Deny {
+            status,
+            body,
+            reason,
+        } => format!("{status} {body} ({})", reason.label()),
         Outcome::NeedsElasticsearch { .. } => "pending Elasticsearch verification".to_string(),
     }
 }

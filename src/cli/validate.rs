@@ -37,11 +37,19 @@ pub fn run(args: &Args) -> Result<Outcome, UsageError> {
         failed |= errors > 0 || (args.deny_warnings && warnings > 0);
         match args.format {
             ReportFormat::Human => {
-                out.push_str(&render_human(&c.display_source, &c.diagnostics, use_color()));
+                out.push_str(&render_human(
+                    &c.display_source,
+                    &c.diagnostics,
+                    use_color(),
+                ));
                 out.push_str(&summary(&c.source.name, errors, warnings));
             }
             ReportFormat::Github => out.push_str(&render_github(&c.source, &c.diagnostics)),
-            ReportFormat::Json => json.extend(to_json(&c.source, &c.diagnostics).into_iter().map(|d| serde_json::to_value(d).unwrap_or_default())),
+            ReportFormat::Json => json.extend(
+                to_json(&c.source, &c.diagnostics)
+                    .into_iter()
+                    .map(|d| serde_json::to_value(d).unwrap_or_default()),
+            ),
         }
     }
     if args.format == ReportFormat::Json {
@@ -60,6 +68,10 @@ fn summary(name: &str, errors: usize, warnings: usize) -> String {
     match (errors, warnings) {
         (0, 0) => format!("{name}: valid\n"),
         (0, w) => format!("{name}: valid, {}\n", plural(w, "warning")),
-        (e, w) => format!("{name}: invalid, {}, {}\n", plural(e, "error"), plural(w, "warning")),
+        (e, w) => format!(
+            "{name}: invalid, {}, {}\n",
+            plural(e, "error"),
+            plural(w, "warning")
+        ),
     }
 }

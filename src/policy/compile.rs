@@ -21,12 +21,30 @@ use super::types::{AddressRange, Glob, IpSet, Privilege, PrivilegeSet, SecretRef
 
 /// TLS 1.2 cipher suites the rustls backend offers, by IANA name, with Beats' names as aliases.
 pub const CIPHER_SUITES: [(&str, &str); 6] = [
-    ("TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", "ECDHE-ECDSA-AES-128-GCM-SHA256"),
-    ("TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384", "ECDHE-ECDSA-AES-256-GCM-SHA384"),
-    ("TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256", "ECDHE-ECDSA-CHACHA20-POLY1305"),
-    ("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "ECDHE-RSA-AES-128-GCM-SHA256"),
-    ("TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", "ECDHE-RSA-AES-256-GCM-SHA384"),
-    ("TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256", "ECDHE-RSA-CHACHA20-POLY1305"),
+    (
+        "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+        "ECDHE-ECDSA-AES-128-GCM-SHA256",
+    ),
+    (
+        "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+        "ECDHE-ECDSA-AES-256-GCM-SHA384",
+    ),
+    (
+        "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+        "ECDHE-ECDSA-CHACHA20-POLY1305",
+    ),
+    (
+        "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+        "ECDHE-RSA-AES-128-GCM-SHA256",
+    ),
+    (
+        "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+        "ECDHE-RSA-AES-256-GCM-SHA384",
+    ),
+    (
+        "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+        "ECDHE-RSA-CHACHA20-POLY1305",
+    ),
 ];
 
 /// Key exchange groups the rustls backend offers.
@@ -60,7 +78,11 @@ pub(crate) enum SecretUse {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum FileUse {
     /// A server or client certificate chain with its key and passphrase.
-    CertificateWithKey { key: PathBuf, key_span: Range<usize>, passphrase: Option<(SecretRef, Range<usize>)> },
+    CertificateWithKey {
+        key: PathBuf,
+        key_span: Range<usize>,
+        passphrase: Option<(SecretRef, Range<usize>)>,
+    },
     /// CA certificates.
     Authorities,
 }
@@ -123,7 +145,12 @@ impl<'a> Compiler<'a> {
         let d = self.duration(v, default);
         if let (Some(v), true) = (v, d.is_zero()) {
             if grammar::parse_duration(v).is_ok() {
-                self.push(Diagnostic::new(Code::ValueOutOfRange, "duration must be longer than zero", v.span.clone(), "zero"));
+                self.push(Diagnostic::new(
+                    Code::ValueOutOfRange,
+                    "duration must be longer than zero",
+                    v.span.clone(),
+                    "zero",
+                ));
             }
             return default;
         }
@@ -151,7 +178,12 @@ impl<'a> Compiler<'a> {
         let n = self.size(v, default);
         if n == 0 {
             if let Some(v) = v {
-                self.push(Diagnostic::new(Code::ValueOutOfRange, "size must be larger than zero", v.span.clone(), "zero"));
+                self.push(Diagnostic::new(
+                    Code::ValueOutOfRange,
+                    "size must be larger than zero",
+                    v.span.clone(),
+                    "zero",
+                ));
             }
             return default;
         }
@@ -160,7 +192,11 @@ impl<'a> Compiler<'a> {
 
     fn path(&self, p: &str) -> PathBuf {
         let p = Path::new(p);
-        if p.is_absolute() { p.to_path_buf() } else { self.base_dir.join(p) }
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base_dir.join(p)
+        }
     }
 
     fn secret(&mut self, v: &Sp<String>, what: &str, usage: SecretUse) -> Option<SecretSlot> {
@@ -175,7 +211,9 @@ impl<'a> Compiler<'a> {
                             v.span.clone(),
                             "inline secret (hidden)",
                         )
-                        .with_help("keep secrets out of git: write `env:NAME` or `file:/path` instead"),
+                        .with_help(
+                            "keep secrets out of git: write `env:NAME` or `file:/path` instead",
+                        ),
                     );
                     if usage == SecretUse::SecretToken && s.chars().count() < MIN_SECRET_TOKEN_LEN {
                         self.push(short_token(v.span.clone(), s.chars().count()));
@@ -205,7 +243,11 @@ impl<'a> Compiler<'a> {
             .filter_map(|v| match grammar::parse_address_range(v) {
                 Ok(r) => Some(r),
                 Err(e) => {
-                    let code = if e.message.contains("host bits") { Code::CidrHostBits } else { Code::InvalidAddress };
+                    let code = if e.message.contains("host bits") {
+                        Code::CidrHostBits
+                    } else {
+                        Code::InvalidAddress
+                    };
                     self.value_error(v, code, e);
                     None
                 }
@@ -224,16 +266,29 @@ impl<'a> Compiler<'a> {
     }
 
     fn regex(&mut self, v: &Option<Sp<String>>, default: &str) -> regex::Regex {
-        let fallback = || regex::Regex::new(default).unwrap_or_else(|_| regex::Regex::new("$^").expect("valid"));
+        let fallback = || {
+            regex::Regex::new(default).unwrap_or_else(|_| regex::Regex::new("$^").expect("valid"))
+        };
         let Some(v) = v else { return fallback() };
         match regex::Regex::new(v) {
             Ok(r) => r,
             Err(e) => {
                 let msg = e.to_string();
-                let detail = msg.lines().last().unwrap_or("invalid").trim().trim_start_matches("error: ").to_string();
+                let detail = msg
+                    .lines()
+                    .last()
+                    .unwrap_or("invalid")
+                    .trim()
+                    .trim_start_matches("error: ")
+                    .to_string();
                 self.push(
-                    Diagnostic::new(Code::InvalidRegex, format!("invalid regular expression: {detail}"), v.span.clone(), detail)
-                        .with_help("this is a regular expression (RE2 syntax), as in APM Server"),
+                    Diagnostic::new(
+                        Code::InvalidRegex,
+                        format!("invalid regular expression: {detail}"),
+                        v.span.clone(),
+                        detail,
+                    )
+                    .with_help("this is a regular expression (RE2 syntax), as in APM Server"),
                 );
                 fallback()
             }
@@ -241,8 +296,13 @@ impl<'a> Compiler<'a> {
     }
 
     fn header(&mut self, name: &Sp<String>, value: &Sp<String>) -> Option<(String, String)> {
-        let name_ok = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-        let value_ok = value.bytes().all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f));
+        let name_ok = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+        let value_ok = value
+            .bytes()
+            .all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f));
         if !name_ok {
             self.push(Diagnostic::new(
                 Code::InvalidHeader,
@@ -272,14 +332,23 @@ impl<'a> Compiler<'a> {
         out
     }
 
-    fn check_duplicates<'n>(&mut self, what: &str, names: impl IntoIterator<Item = &'n Sp<String>>) {
+    fn check_duplicates<'n>(
+        &mut self,
+        what: &str,
+        names: impl IntoIterator<Item = &'n Sp<String>>,
+    ) {
         let mut seen: HashMap<&str, Range<usize>> = HashMap::new();
         for n in names {
             if let Some(first) = seen.get(n.as_str()) {
                 self.push(
-                    Diagnostic::new(Code::DuplicateName, format!("duplicate {what} name `{}`", n.value), n.span.clone(), "defined again here")
-                        .with_label(first.clone(), "first defined here")
-                        .with_help(format!("{what} names must be unique; rename one of them")),
+                    Diagnostic::new(
+                        Code::DuplicateName,
+                        format!("duplicate {what} name `{}`", n.value),
+                        n.span.clone(),
+                        "defined again here",
+                    )
+                    .with_label(first.clone(), "first defined here")
+                    .with_help(format!("{what} names must be unique; rename one of them")),
                 );
             } else {
                 seen.insert(n.as_str(), n.span.clone());
@@ -296,8 +365,13 @@ impl<'a> Compiler<'a> {
             }
         });
         self.push(
-            Diagnostic::new(Code::UndefinedReference, format!("undefined {what} `{}`", name.value), span, format!("no such {what}"))
-                .with_help(help),
+            Diagnostic::new(
+                Code::UndefinedReference,
+                format!("undefined {what} `{}`", name.value),
+                span,
+                format!("no such {what}"),
+            )
+            .with_help(help),
         );
     }
 
@@ -327,16 +401,32 @@ impl<'a> Compiler<'a> {
         for name in file.allowlists.keys() {
             if !self.used_allowlists.contains(name.as_str()) {
                 self.push(
-                    Diagnostic::new(Code::UnusedAllowlist, format!("allowlist `{}` is never used", name.value), name.span.clone(), "defined here")
-                        .with_help(format!("use it in a rule (`source in {}`) or remove it", name.value)),
+                    Diagnostic::new(
+                        Code::UnusedAllowlist,
+                        format!("allowlist `{}` is never used", name.value),
+                        name.span.clone(),
+                        "defined here",
+                    )
+                    .with_help(format!(
+                        "use it in a rule (`source in {}`) or remove it",
+                        name.value
+                    )),
                 );
             }
         }
         for name in file.tls.keys() {
             if !self.used_tls.contains(name.as_str()) {
                 self.push(
-                    Diagnostic::new(Code::UnusedTlsProfile, format!("TLS profile `{}` is never used", name.value), name.span.clone(), "defined here")
-                        .with_help(format!("name it in a listener (`tls = \"{}\"`) or remove it", name.value)),
+                    Diagnostic::new(
+                        Code::UnusedTlsProfile,
+                        format!("TLS profile `{}` is never used", name.value),
+                        name.span.clone(),
+                        "defined here",
+                    )
+                    .with_help(format!(
+                        "name it in a listener (`tls = \"{}\"`) or remove it",
+                        name.value
+                    )),
                 );
             }
         }
@@ -360,7 +450,9 @@ impl<'a> Compiler<'a> {
             Some(ns) => {
                 let ok = !ns.is_empty()
                     && ns.len() <= 100
-                    && ns.chars().all(|c| !c.is_ascii_uppercase() && !"\\/*?\"<>| ,#:-".contains(c));
+                    && ns
+                        .chars()
+                        .all(|c| !c.is_ascii_uppercase() && !"\\/*?\"<>| ,#:-".contains(c));
                 if !ok {
                     self.push(
                         Diagnostic::new(Code::ValueOutOfRange, format!("invalid data stream namespace `{}`", ns.value), ns.span.clone(), "not a valid namespace")
@@ -374,16 +466,21 @@ impl<'a> Compiler<'a> {
         let trusted = self.address_ranges(&g.trusted_proxies);
         GatewaySettings {
             namespace,
-            default_service_environment: g.default_service_environment.as_ref().map(|e| e.value.clone()),
+            default_service_environment: g
+                .default_service_environment
+                .as_ref()
+                .map(|e| e.value.clone()),
             capture_personal_data: g.capture_personal_data.as_ref().is_none_or(|b| b.value),
             trusted_proxies: IpSet::new(&trusted, &[]),
             response_headers: self.headers(&g.response_headers),
-            agent_config_max_age: self.positive_duration(&g.agent_config_max_age, Duration::from_secs(30)),
+            agent_config_max_age: self
+                .positive_duration(&g.agent_config_max_age, Duration::from_secs(30)),
         }
     }
 
     fn roles<'f>(&mut self, roles: &'f ast::Named<ast::Role>) -> RoleTable<'f> {
-        let spans: BTreeMap<&str, Range<usize>> = roles.keys().map(|k| (k.as_str(), k.span.clone())).collect();
+        let spans: BTreeMap<&str, Range<usize>> =
+            roles.keys().map(|k| (k.as_str(), k.span.clone())).collect();
         let mut direct: BTreeMap<&str, PrivilegeSet> = BTreeMap::new();
         for (name, role) in roles {
             let mut set = PrivilegeSet::NONE;
@@ -396,7 +493,12 @@ impl<'a> Compiler<'a> {
             direct.insert(name.as_str(), set);
             for inc in &role.include {
                 if !roles.contains_key(inc.as_str()) {
-                    self.undefined("role", inc, inc.span.clone(), spans.keys().copied().collect());
+                    self.undefined(
+                        "role",
+                        inc,
+                        inc.span.clone(),
+                        spans.keys().copied().collect(),
+                    );
                 } else {
                     self.used_roles.insert(inc.value.clone());
                 }
@@ -405,7 +507,7 @@ impl<'a> Compiler<'a> {
         // Resolve includes with cycle detection (depth-first, each cycle reported once).
         let mut resolved = BTreeMap::new();
         let mut reported: BTreeSet<String> = BTreeSet::new();
-        for (name, _) in roles {
+        for name in roles.keys() {
             let mut stack = vec![name.as_str()];
             let set = self.resolve_role(name.as_str(), roles, &direct, &mut stack, &mut reported);
             resolved.insert(name.value.clone(), set);
@@ -422,7 +524,9 @@ impl<'a> Compiler<'a> {
         reported: &mut BTreeSet<String>,
     ) -> PrivilegeSet {
         let mut set = direct.get(name).copied().unwrap_or_default();
-        let Some((_, role)) = roles.iter().find(|(k, _)| k.as_str() == name) else { return set };
+        let Some((_, role)) = roles.iter().find(|(k, _)| k.as_str() == name) else {
+            return set;
+        };
         for inc in &role.include {
             if let Some(pos) = stack.iter().position(|s| *s == inc.as_str()) {
                 let mut cycle: Vec<&str> = stack[pos..].to_vec();
@@ -431,8 +535,15 @@ impl<'a> Compiler<'a> {
                 key.sort_unstable();
                 if reported.insert(key.join(",")) {
                     self.push(
-                        Diagnostic::new(Code::RoleCycle, format!("roles include each other: {}", cycle.join(" -> ")), inc.span.clone(), "closes the cycle")
-                            .with_help("role inclusion must not loop; remove one of the `include` entries"),
+                        Diagnostic::new(
+                            Code::RoleCycle,
+                            format!("roles include each other: {}", cycle.join(" -> ")),
+                            inc.span.clone(),
+                            "closes the cycle",
+                        )
+                        .with_help(
+                            "role inclusion must not loop; remove one of the `include` entries",
+                        ),
                     );
                 }
                 continue;
@@ -447,7 +558,11 @@ impl<'a> Compiler<'a> {
         set
     }
 
-    fn role_refs(&mut self, list: &[Sp<String>], roles: &RoleTable<'_>) -> (Vec<String>, PrivilegeSet) {
+    fn role_refs(
+        &mut self,
+        list: &[Sp<String>],
+        roles: &RoleTable<'_>,
+    ) -> (Vec<String>, PrivilegeSet) {
         let mut names = Vec::new();
         let mut set = PrivilegeSet::NONE;
         for r in list {
@@ -457,34 +572,61 @@ impl<'a> Compiler<'a> {
                     names.push(r.value.clone());
                     self.used_roles.insert(r.value.clone());
                 }
-                None => self.undefined("role", r, r.span.clone(), roles.spans.keys().copied().collect()),
+                None => self.undefined(
+                    "role",
+                    r,
+                    r.span.clone(),
+                    roles.spans.keys().copied().collect(),
+                ),
             }
         }
         (names, set)
     }
 
-    fn allowlists(&mut self, lists: &ast::Named<ast::Allowlist>) -> BTreeMap<String, Arc<Allowlist>> {
+    fn allowlists(
+        &mut self,
+        lists: &ast::Named<ast::Allowlist>,
+    ) -> BTreeMap<String, Arc<Allowlist>> {
         let mut out = BTreeMap::new();
         for (name, list) in lists {
             if list.cidrs.is_empty() {
                 self.push(
-                    Diagnostic::new(Code::EmptyList, format!("allowlist `{}` has no addresses", name.value), name.span.clone(), "empty")
-                        .with_help("add CIDRs to `cidrs`, or remove the allowlist"),
+                    Diagnostic::new(
+                        Code::EmptyList,
+                        format!("allowlist `{}` has no addresses", name.value),
+                        name.span.clone(),
+                        "empty",
+                    )
+                    .with_help("add CIDRs to `cidrs`, or remove the allowlist"),
                 );
             }
             let include = self.address_ranges(&list.cidrs);
             let except = self.address_ranges(&list.except);
-            out.insert(name.value.clone(), Arc::new(Allowlist { name: name.value.clone(), set: IpSet::new(&include, &except) }));
+            out.insert(
+                name.value.clone(),
+                Arc::new(Allowlist {
+                    name: name.value.clone(),
+                    set: IpSet::new(&include, &except),
+                }),
+            );
         }
         out
     }
 
     fn tls_versions(&mut self, v: &Option<Sp<Vec<Sp<String>>>>) -> Vec<TlsVersion> {
-        let Some(list) = v else { return vec![TlsVersion::Tls12, TlsVersion::Tls13] };
+        let Some(list) = v else {
+            return vec![TlsVersion::Tls12, TlsVersion::Tls13];
+        };
         if list.is_empty() {
-            self.push(Diagnostic::new(Code::EmptyList, "`supported_protocols` is empty", list.span.clone(), "empty").with_help(
-                "list `TLSv1.2`, `TLSv1.3` or both, or remove the key for both",
-            ));
+            self.push(
+                Diagnostic::new(
+                    Code::EmptyList,
+                    "`supported_protocols` is empty",
+                    list.span.clone(),
+                    "empty",
+                )
+                .with_help("list `TLSv1.2`, `TLSv1.3` or both, or remove the key for both"),
+            );
         }
         let mut out = Vec::new();
         for item in list.iter() {
@@ -492,14 +634,27 @@ impl<'a> Compiler<'a> {
                 "TLSv1.2" => out.push(TlsVersion::Tls12),
                 "TLSv1.3" => out.push(TlsVersion::Tls13),
                 "TLSv1.0" | "TLSv1.1" | "SSLv3" | "TLSv1" => self.push(
-                    Diagnostic::new(Code::TlsVersion, format!("{} is not supported", item.value), item.span.clone(), "below TLS 1.2")
-                        .with_help("apmgate speaks TLS 1.2 and TLS 1.3 only; older versions are broken"),
+                    Diagnostic::new(
+                        Code::TlsVersion,
+                        format!("{} is not supported", item.value),
+                        item.span.clone(),
+                        "below TLS 1.2",
+                    )
+                    .with_help(
+                        "apmgate speaks TLS 1.2 and TLS 1.3 only; older versions are broken",
+                    ),
                 ),
                 other => {
-                    let help = did_you_mean(other, ["TLSv1.2", "TLSv1.3"]).unwrap_or_else(|| "write `TLSv1.2` or `TLSv1.3`".into());
+                    let help = did_you_mean(other, ["TLSv1.2", "TLSv1.3"])
+                        .unwrap_or_else(|| "write `TLSv1.2` or `TLSv1.3`".into());
                     self.push(
-                        Diagnostic::new(Code::TlsVersion, format!("unknown TLS version `{other}`"), item.span.clone(), "not a TLS version")
-                            .with_help(help),
+                        Diagnostic::new(
+                            Code::TlsVersion,
+                            format!("unknown TLS version `{other}`"),
+                            item.span.clone(),
+                            "not a TLS version",
+                        )
+                        .with_help(help),
                     );
                 }
             }
@@ -509,25 +664,40 @@ impl<'a> Compiler<'a> {
         out
     }
 
-    fn tls_profiles(&mut self, profiles: &ast::Named<ast::TlsProfile>) -> BTreeMap<String, Arc<TlsProfile>> {
+    fn tls_profiles(
+        &mut self,
+        profiles: &ast::Named<ast::TlsProfile>,
+    ) -> BTreeMap<String, Arc<TlsProfile>> {
         let mut out = BTreeMap::new();
         for (name, p) in profiles {
             let versions = self.tls_versions(&p.supported_protocols);
             let mut suites = Vec::new();
             for s in &p.cipher_suites {
-                match CIPHER_SUITES.iter().find(|(iana, beats)| *iana == s.as_str() || *beats == s.as_str()) {
+                match CIPHER_SUITES
+                    .iter()
+                    .find(|(iana, beats)| *iana == s.as_str() || *beats == s.as_str())
+                {
                     Some((iana, _)) => suites.push(iana.to_string()),
                     None => {
                         let names = CIPHER_SUITES.iter().flat_map(|(a, b)| [*a, *b]);
                         let help = did_you_mean(s, names).unwrap_or_else(|| {
                             format!(
                                 "supported TLS 1.2 suites: {}; TLS 1.3 suites are not configurable",
-                                CIPHER_SUITES.iter().map(|(a, _)| *a).collect::<Vec<_>>().join(", ")
+                                CIPHER_SUITES
+                                    .iter()
+                                    .map(|(a, _)| *a)
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
                             )
                         });
                         self.push(
-                            Diagnostic::new(Code::UnknownCipherSuite, format!("unknown or unsupported cipher suite `{}`", s.value), s.span.clone(), "not supported")
-                                .with_help(help),
+                            Diagnostic::new(
+                                Code::UnknownCipherSuite,
+                                format!("unknown or unsupported cipher suite `{}`", s.value),
+                                s.span.clone(),
+                                "not supported",
+                            )
+                            .with_help(help),
                         );
                     }
                 }
@@ -537,10 +707,16 @@ impl<'a> Compiler<'a> {
                 if CURVES.contains(&c.as_str()) {
                     curves.push(c.value.clone());
                 } else {
-                    let help = did_you_mean(c, CURVES).unwrap_or_else(|| format!("supported curves: {}", CURVES.join(", ")));
+                    let help = did_you_mean(c, CURVES)
+                        .unwrap_or_else(|| format!("supported curves: {}", CURVES.join(", ")));
                     self.push(
-                        Diagnostic::new(Code::UnknownCurve, format!("unknown or unsupported curve `{}`", c.value), c.span.clone(), "not supported")
-                            .with_help(help),
+                        Diagnostic::new(
+                            Code::UnknownCurve,
+                            format!("unknown or unsupported curve `{}`", c.value),
+                            c.span.clone(),
+                            "not supported",
+                        )
+                        .with_help(help),
                     );
                 }
             }
@@ -554,7 +730,14 @@ impl<'a> Compiler<'a> {
                     self.push(
                         Diagnostic::new(
                             Code::ClientAuthWithoutCa,
-                            format!("client_auth `{}` needs certificate authorities", if c.value == ast::ClientAuth::Required { "required" } else { "optional" }),
+                            format!(
+                                "client_auth `{}` needs certificate authorities",
+                                if c.value == ast::ClientAuth::Required {
+                                    "required"
+                                } else {
+                                    "optional"
+                                }
+                            ),
                             c.span.clone(),
                             "no CA to verify client certificates against",
                         )
@@ -564,19 +747,31 @@ impl<'a> Compiler<'a> {
             }
             let certificate = self.path(&p.certificate);
             let key = self.path(&p.key);
-            let key_passphrase = p.key_passphrase.as_ref().and_then(|s| self.secret(s, "key passphrase", SecretUse::Other));
+            let key_passphrase = p
+                .key_passphrase
+                .as_ref()
+                .and_then(|s| self.secret(s, "key passphrase", SecretUse::Other));
             self.facts.files.push((
                 certificate.clone(),
                 p.certificate.span.clone(),
                 FileUse::CertificateWithKey {
                     key: key.clone(),
                     key_span: p.key.span.clone(),
-                    passphrase: key_passphrase.as_ref().zip(p.key_passphrase.as_ref()).map(|(s, sp)| (s.source.clone(), sp.span.clone())),
+                    passphrase: key_passphrase
+                        .as_ref()
+                        .zip(p.key_passphrase.as_ref())
+                        .map(|(s, sp)| (s.source.clone(), sp.span.clone())),
                 },
             ));
-            let cas: Vec<PathBuf> = p.certificate_authorities.iter().map(|c| self.path(c)).collect();
+            let cas: Vec<PathBuf> = p
+                .certificate_authorities
+                .iter()
+                .map(|c| self.path(c))
+                .collect();
             for (path, c) in cas.iter().zip(&p.certificate_authorities) {
-                self.facts.files.push((path.clone(), c.span.clone(), FileUse::Authorities));
+                self.facts
+                    .files
+                    .push((path.clone(), c.span.clone(), FileUse::Authorities));
             }
             out.insert(
                 name.value.clone(),
@@ -607,17 +802,31 @@ impl<'a> Compiler<'a> {
             write_timeout: self.positive_duration(&l.write_timeout, d.write_timeout),
             idle_timeout: self.positive_duration(&l.idle_timeout, d.idle_timeout),
             shutdown_timeout: self.duration(&l.shutdown_timeout, d.shutdown_timeout),
-            tls_handshake_timeout: self.positive_duration(&l.tls_handshake_timeout, d.tls_handshake_timeout),
-            max_connections: l.max_connections.as_ref().map(|m| m.value).filter(|m| *m > 0),
+            tls_handshake_timeout: self
+                .positive_duration(&l.tls_handshake_timeout, d.tls_handshake_timeout),
+            max_connections: l
+                .max_connections
+                .as_ref()
+                .map(|m| m.value)
+                .filter(|m| *m > 0),
         }
     }
 
-    fn listeners(&mut self, listeners: &[ast::Listener], tls: &BTreeMap<String, Arc<TlsProfile>>) -> Vec<Arc<Listener>> {
+    fn listeners(
+        &mut self,
+        listeners: &[ast::Listener],
+        tls: &BTreeMap<String, Arc<TlsProfile>>,
+    ) -> Vec<Arc<Listener>> {
         self.check_duplicates("listener", listeners.iter().map(|l| &l.name));
         if listeners.is_empty() {
             self.push(
-                Diagnostic::new(Code::NoListeners, "the policy declares no listener", 0..0, "")
-                    .with_help("add one:\n[[listener]]\nname = \"default\"\nbind = \"127.0.0.1:8200\""),
+                Diagnostic::new(
+                    Code::NoListeners,
+                    "the policy declares no listener",
+                    0..0,
+                    "",
+                )
+                .with_help("add one:\n[[listener]]\nname = \"default\"\nbind = \"127.0.0.1:8200\""),
             );
         }
         let mut out: Vec<Arc<Listener>> = Vec::new();
@@ -637,7 +846,12 @@ impl<'a> Compiler<'a> {
                         Some(p.clone())
                     }
                     None => {
-                        self.undefined("TLS profile", name, name.span.clone(), tls.keys().map(String::as_str).collect());
+                        self.undefined(
+                            "TLS profile",
+                            name,
+                            name.span.clone(),
+                            tls.keys().map(String::as_str).collect(),
+                        );
                         None
                     }
                 },
@@ -647,9 +861,15 @@ impl<'a> Compiler<'a> {
             let protocols: Vec<Protocol> = match &l.protocols {
                 Some(list) => {
                     if list.is_empty() {
-                        self.push(Diagnostic::new(Code::EmptyList, "`protocols` is empty", list.span.clone(), "empty").with_help(
-                            "list at least one of `http1`, `http2`, `h2c`, `http3`",
-                        ));
+                        self.push(
+                            Diagnostic::new(
+                                Code::EmptyList,
+                                "`protocols` is empty",
+                                list.span.clone(),
+                                "empty",
+                            )
+                            .with_help("list at least one of `http1`, `http2`, `h2c`, `http3`"),
+                        );
                     }
                     let mut ps = Vec::new();
                     for p in list.iter() {
@@ -711,8 +931,17 @@ impl<'a> Compiler<'a> {
                 let tcp = protocols.iter().any(|p| *p != Protocol::Http3);
                 let udp = protocols.contains(&Protocol::Http3);
                 binds.push((bind.clone(), l.bind.span.clone(), l.name.as_str(), tcp, udp));
-                self.bind_spans.entry(l.name.value.clone()).or_insert_with(|| l.bind.span.clone());
-                out.push(Arc::new(Listener { name: l.name.value.clone(), bind, protocols, tls: profile, routes, limits }));
+                self.bind_spans
+                    .entry(l.name.value.clone())
+                    .or_insert_with(|| l.bind.span.clone());
+                out.push(Arc::new(Listener {
+                    name: l.name.value.clone(),
+                    bind,
+                    protocols,
+                    tls: profile,
+                    routes,
+                    limits,
+                }));
             }
         }
         for i in 0..binds.len() {
@@ -746,12 +975,20 @@ impl<'a> Compiler<'a> {
         if enabled {
             let open: Option<Range<usize>> = match &r.allow_origins {
                 None => r.enabled.as_ref().map(|e| e.span.clone()),
-                Some(list) => list.iter().find(|o| o.as_str() == "*").map(|o| o.span.clone()),
+                Some(list) => list
+                    .iter()
+                    .find(|o| o.as_str() == "*")
+                    .map(|o| o.span.clone()),
             };
             if let Some(span) = open {
                 self.push(
-                    Diagnostic::new(Code::RumOpenOrigin, "RUM accepts events from any origin", span, "any web page may send events")
-                        .with_help("list your sites: `allow_origins = [\"https://*.example.com\"]`"),
+                    Diagnostic::new(
+                        Code::RumOpenOrigin,
+                        "RUM accepts events from any origin",
+                        span,
+                        "any web page may send events",
+                    )
+                    .with_help("list your sites: `allow_origins = [\"https://*.example.com\"]`"),
                 );
             }
         }
@@ -775,60 +1012,107 @@ impl<'a> Compiler<'a> {
     fn output(&mut self, o: &ast::Output) -> OutputSettings {
         if let (Some(_), Some(es)) = (&o.file, &o.elasticsearch) {
             self.push(
-                Diagnostic::new(Code::MultipleOutputs, "both a file and an Elasticsearch output are declared", es.hosts.span.clone(), "second output")
-                    .with_help("declare one output: `[output.elasticsearch]` or `[output.file]`"),
+                Diagnostic::new(
+                    Code::MultipleOutputs,
+                    "both a file and an Elasticsearch output are declared",
+                    es.hosts.span.clone(),
+                    "second output",
+                )
+                .with_help("declare one output: `[output.elasticsearch]` or `[output.file]`"),
             );
         }
         if let Some(es) = &o.elasticsearch {
             return OutputSettings::Elasticsearch(Box::new(self.es_output(es)));
         }
         let f = o.file.as_ref();
-        let path = f.and_then(|f| f.path.as_ref()).map_or_else(|| self.path(DEFAULT_FILE_OUTPUT), |p| self.path(p));
+        let path = f
+            .and_then(|f| f.path.as_ref())
+            .map_or_else(|| self.path(DEFAULT_FILE_OUTPUT), |p| self.path(p));
         let rotate_bytes = self.positive_size(&f.and_then(|f| f.rotate_bytes.clone()), 100 << 20);
         let keep_files = f.and_then(|f| f.keep_files.as_ref()).map_or(5, |k| k.value);
-        OutputSettings::File(FileOutputSettings { path, rotate_bytes, keep_files })
+        OutputSettings::File(FileOutputSettings {
+            path,
+            rotate_bytes,
+            keep_files,
+        })
     }
 
     fn es_output(&mut self, es: &ast::EsOutput) -> EsOutputSettings {
         if es.hosts.is_empty() {
-            self.push(Diagnostic::new(Code::EmptyList, "`hosts` is empty", es.hosts.span.clone(), "no Elasticsearch host")
-                .with_help("list at least one host, e.g. `hosts = [\"https://localhost:9200\"]`"));
+            self.push(
+                Diagnostic::new(
+                    Code::EmptyList,
+                    "`hosts` is empty",
+                    es.hosts.span.clone(),
+                    "no Elasticsearch host",
+                )
+                .with_help("list at least one host, e.g. `hosts = [\"https://localhost:9200\"]`"),
+            );
         }
         let mut hosts = Vec::new();
         for h in es.hosts.iter() {
             match normalize_host(h) {
                 Ok(u) => hosts.push(u),
                 Err(msg) => self.push(
-                    Diagnostic::new(Code::InvalidUrl, format!("invalid Elasticsearch host `{}`: {msg}", h.value), h.span.clone(), msg)
-                        .with_help("write `https://host:9200` or `host:9200` (http, port 9200 by default)"),
+                    Diagnostic::new(
+                        Code::InvalidUrl,
+                        format!("invalid Elasticsearch host `{}`: {msg}", h.value),
+                        h.span.clone(),
+                        msg,
+                    )
+                    .with_help(
+                        "write `https://host:9200` or `host:9200` (http, port 9200 by default)",
+                    ),
                 ),
             }
         }
         let credentials = match (&es.api_key, &es.username, &es.password) {
             (Some(k), Some(u), _) => {
                 self.push(
-                    Diagnostic::new(Code::ConflictingCredentials, "both `api_key` and `username` are set", u.span.clone(), "second credential")
-                        .with_label(k.span.clone(), "API key set here")
-                        .with_help("authenticate with an API key or with a user, not both"),
+                    Diagnostic::new(
+                        Code::ConflictingCredentials,
+                        "both `api_key` and `username` are set",
+                        u.span.clone(),
+                        "second credential",
+                    )
+                    .with_label(k.span.clone(), "API key set here")
+                    .with_help("authenticate with an API key or with a user, not both"),
                 );
                 EsCredentials::None
             }
-            (Some(k), None, _) => self.secret(k, "Elasticsearch API key", SecretUse::Other).map_or(EsCredentials::None, EsCredentials::ApiKey),
-            (None, Some(u), Some(p)) => match self.secret(p, "Elasticsearch password", SecretUse::Other) {
-                Some(password) => EsCredentials::Basic { username: u.value.clone(), password },
-                None => EsCredentials::None,
-            },
+            (Some(k), None, _) => self
+                .secret(k, "Elasticsearch API key", SecretUse::Other)
+                .map_or(EsCredentials::None, EsCredentials::ApiKey),
+            (None, Some(u), Some(p)) => {
+                match self.secret(p, "Elasticsearch password", SecretUse::Other) {
+                    Some(password) => EsCredentials::Basic {
+                        username: u.value.clone(),
+                        password,
+                    },
+                    None => EsCredentials::None,
+                }
+            }
             (None, Some(u), None) => {
                 self.push(
-                    Diagnostic::new(Code::MissingKey, "`username` is set without `password`", u.span.clone(), "needs a password")
-                        .with_help("add `password = \"env:ES_PASSWORD\"`"),
+                    Diagnostic::new(
+                        Code::MissingKey,
+                        "`username` is set without `password`",
+                        u.span.clone(),
+                        "needs a password",
+                    )
+                    .with_help("add `password = \"env:ES_PASSWORD\"`"),
                 );
                 EsCredentials::None
             }
             (None, None, Some(p)) => {
                 self.push(
-                    Diagnostic::new(Code::MissingKey, "`password` is set without `username`", p.span.clone(), "needs a user")
-                        .with_help("add `username = \"...\"`"),
+                    Diagnostic::new(
+                        Code::MissingKey,
+                        "`password` is set without `username`",
+                        p.span.clone(),
+                        "needs a user",
+                    )
+                    .with_help("add `username = \"...\"`"),
                 );
                 EsCredentials::None
             }
@@ -836,7 +1120,12 @@ impl<'a> Compiler<'a> {
         };
         let compression_level = match &es.compression_level {
             Some(l) if l.value > 9 => {
-                self.push(Diagnostic::new(Code::ValueOutOfRange, "`compression_level` must be 0-9", l.span.clone(), "0 (off) to 9 (best)"));
+                self.push(Diagnostic::new(
+                    Code::ValueOutOfRange,
+                    "`compression_level` must be 0-9",
+                    l.span.clone(),
+                    "0 (off) to 9 (best)",
+                ));
                 5
             }
             Some(l) => l.value as u32,
@@ -844,7 +1133,12 @@ impl<'a> Compiler<'a> {
         };
         let at_least_one = |c: &mut Self, v: &Option<Sp<u64>>, name: &str, default: u64| match v {
             Some(n) if n.value == 0 => {
-                c.push(Diagnostic::new(Code::ValueOutOfRange, format!("`{name}` must be at least 1"), n.span.clone(), "zero"));
+                c.push(Diagnostic::new(
+                    Code::ValueOutOfRange,
+                    format!("`{name}` must be at least 1"),
+                    n.span.clone(),
+                    "zero",
+                ));
                 default
             }
             Some(n) => n.value,
@@ -860,7 +1154,12 @@ impl<'a> Compiler<'a> {
         let backoff_max = self.positive_duration(&es.backoff_max, Duration::from_secs(60));
         if backoff_max < backoff_init {
             if let Some(m) = &es.backoff_max {
-                self.push(Diagnostic::new(Code::ValueOutOfRange, "`backoff_max` is shorter than `backoff_init`", m.span.clone(), "shorter than the first backoff"));
+                self.push(Diagnostic::new(
+                    Code::ValueOutOfRange,
+                    "`backoff_max` is shorter than `backoff_init`",
+                    m.span.clone(),
+                    "shorter than the first backoff",
+                ));
             }
         }
         let flush_bytes = self.positive_size(&es.flush_bytes, 1 << 20);
@@ -898,14 +1197,26 @@ impl<'a> Compiler<'a> {
         let t = t.unwrap_or(&default);
         let fingerprint = t.ca_trusted_fingerprint.as_ref().and_then(|f| {
             let hex: String = f.chars().filter(|c| *c != ':').collect();
-            let bytes: Option<Vec<u8>> =
-                (0..hex.len()).step_by(2).map(|i| hex.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok())).collect();
+            let bytes: Option<Vec<u8>> = (0..hex.len())
+                .step_by(2)
+                .map(|i| {
+                    hex.get(i..i + 2)
+                        .and_then(|b| u8::from_str_radix(b, 16).ok())
+                })
+                .collect();
             match bytes.and_then(|b| <[u8; 32]>::try_from(b).ok()) {
                 Some(b) => Some(b),
                 None => {
                     self.push(
-                        Diagnostic::new(Code::ValueOutOfRange, "`ca_trusted_fingerprint` is not a SHA-256 fingerprint", f.span.clone(), "expected 64 hex digits")
-                            .with_help("get it with `openssl x509 -in ca.crt -noout -fingerprint -sha256`"),
+                        Diagnostic::new(
+                            Code::ValueOutOfRange,
+                            "`ca_trusted_fingerprint` is not a SHA-256 fingerprint",
+                            f.span.clone(),
+                            "expected 64 hex digits",
+                        )
+                        .with_help(
+                            "get it with `openssl x509 -in ca.crt -noout -fingerprint -sha256`",
+                        ),
                     );
                     None
                 }
@@ -914,7 +1225,10 @@ impl<'a> Compiler<'a> {
         let versions = self.tls_versions(&t.supported_protocols);
         let certificate = t.certificate.as_ref().map(|c| self.path(c));
         let key = t.key.as_ref().map(|k| self.path(k));
-        let key_passphrase = t.key_passphrase.as_ref().and_then(|s| self.secret(s, "key passphrase", SecretUse::Other));
+        let key_passphrase = t
+            .key_passphrase
+            .as_ref()
+            .and_then(|s| self.secret(s, "key passphrase", SecretUse::Other));
         match (&t.certificate, &t.key) {
             (Some(c), Some(k)) => self.facts.files.push((
                 self.path(c),
@@ -922,19 +1236,41 @@ impl<'a> Compiler<'a> {
                 FileUse::CertificateWithKey {
                     key: self.path(k),
                     key_span: k.span.clone(),
-                    passphrase: key_passphrase.as_ref().zip(t.key_passphrase.as_ref()).map(|(s, sp)| (s.source.clone(), sp.span.clone())),
+                    passphrase: key_passphrase
+                        .as_ref()
+                        .zip(t.key_passphrase.as_ref())
+                        .map(|(s, sp)| (s.source.clone(), sp.span.clone())),
                 },
             )),
-            (Some(c), None) => self.push(Diagnostic::new(Code::MissingKey, "`certificate` is set without `key`", c.span.clone(), "needs its key")),
-            (None, Some(k)) => self.push(Diagnostic::new(Code::MissingKey, "`key` is set without `certificate`", k.span.clone(), "needs its certificate")),
+            (Some(c), None) => self.push(Diagnostic::new(
+                Code::MissingKey,
+                "`certificate` is set without `key`",
+                c.span.clone(),
+                "needs its key",
+            )),
+            (None, Some(k)) => self.push(Diagnostic::new(
+                Code::MissingKey,
+                "`key` is set without `certificate`",
+                k.span.clone(),
+                "needs its certificate",
+            )),
             (None, None) => {}
         }
-        let cas: Vec<PathBuf> = t.certificate_authorities.iter().map(|c| self.path(c)).collect();
+        let cas: Vec<PathBuf> = t
+            .certificate_authorities
+            .iter()
+            .map(|c| self.path(c))
+            .collect();
         for (p, c) in cas.iter().zip(&t.certificate_authorities) {
-            self.facts.files.push((p.clone(), c.span.clone(), FileUse::Authorities));
+            self.facts
+                .files
+                .push((p.clone(), c.span.clone(), FileUse::Authorities));
         }
         ClientTlsSettings {
-            verification_mode: t.verification_mode.as_ref().map_or(ast::VerificationMode::Full, |v| v.value),
+            verification_mode: t
+                .verification_mode
+                .as_ref()
+                .map_or(ast::VerificationMode::Full, |v| v.value),
             certificate_authorities: cas,
             ca_trusted_fingerprint: fingerprint,
             certificate,
@@ -961,22 +1297,39 @@ impl<'a> Compiler<'a> {
                 None => (Vec::new(), PrivilegeSet::ALL),
             };
             if let Some(secret) = secret {
-                out.secret_tokens.push(SecretTokenEntry { name: name.value.clone(), secret, roles: role_names, privileges });
+                out.secret_tokens.push(SecretTokenEntry {
+                    name: name.value.clone(),
+                    secret,
+                    roles: role_names,
+                    privileges,
+                });
             }
         }
         let mut ids: HashMap<&str, Range<usize>> = HashMap::new();
         for (name, k) in &a.api_key {
             if let Some(first) = ids.get(k.id.as_str()) {
                 self.push(
-                    Diagnostic::new(Code::DuplicateApiKeyId, format!("API key id `{}` is used twice", k.id.value), k.id.span.clone(), "used again here")
-                        .with_label(first.clone(), "first used here")
-                        .with_help("every API key needs its own id; create another with `apmgate keys new`"),
+                    Diagnostic::new(
+                        Code::DuplicateApiKeyId,
+                        format!("API key id `{}` is used twice", k.id.value),
+                        k.id.span.clone(),
+                        "used again here",
+                    )
+                    .with_label(first.clone(), "first used here")
+                    .with_help(
+                        "every API key needs its own id; create another with `apmgate keys new`",
+                    ),
                 );
             } else {
                 ids.insert(k.id.as_str(), k.id.span.clone());
             }
             if k.id.is_empty() || k.id.contains(':') {
-                self.push(Diagnostic::new(Code::ValueOutOfRange, "an API key id must be non-empty and without `:`", k.id.span.clone(), "invalid id"));
+                self.push(Diagnostic::new(
+                    Code::ValueOutOfRange,
+                    "an API key id must be non-empty and without `:`",
+                    k.id.span.clone(),
+                    "invalid id",
+                ));
             }
             match argon2::password_hash::PasswordHash::new(&k.hash) {
                 Ok(h) if h.algorithm.as_str().starts_with("argon2") && h.hash.is_some() => {}
@@ -992,13 +1345,25 @@ impl<'a> Compiler<'a> {
             let expires = k.expires.as_ref().and_then(|e| {
                 let t = datetime_to_system_time(&e.value.0);
                 if t.is_none() {
-                    self.push(Diagnostic::new(Code::ValueOutOfRange, "`expires` needs a full date-time with an offset", e.span.clone(), "e.g. 2027-01-01T00:00:00Z"));
+                    self.push(Diagnostic::new(
+                        Code::ValueOutOfRange,
+                        "`expires` needs a full date-time with an offset",
+                        e.span.clone(),
+                        "e.g. 2027-01-01T00:00:00Z",
+                    ));
                 }
                 if let Some(t) = t {
                     if t < SystemTime::now() {
                         self.push(
-                            Diagnostic::new(Code::ApiKeyExpired, format!("API key `{}` has expired", name.value), e.span.clone(), "in the past")
-                                .with_help("create a new key with `apmgate keys new`, or remove this one"),
+                            Diagnostic::new(
+                                Code::ApiKeyExpired,
+                                format!("API key `{}` has expired", name.value),
+                                e.span.clone(),
+                                "in the past",
+                            )
+                            .with_help(
+                                "create a new key with `apmgate keys new`, or remove this one",
+                            ),
                         );
                     }
                 }
@@ -1017,8 +1382,17 @@ impl<'a> Compiler<'a> {
         if let Some(es) = &a.elasticsearch_api_keys {
             if es.enabled.as_ref().is_none_or(|e| e.value) {
                 if !matches!(output, OutputSettings::Elasticsearch(_)) {
-                    let span = es.enabled.as_ref().map(|e| e.span.clone()).or_else(|| es.cache_size.as_ref().map(|c| c.span.clone())).unwrap_or(0..0);
-                    let span = if span.is_empty() { self.find_header("[auth.elasticsearch_api_keys]") } else { span };
+                    let span = es
+                        .enabled
+                        .as_ref()
+                        .map(|e| e.span.clone())
+                        .or_else(|| es.cache_size.as_ref().map(|c| c.span.clone()))
+                        .unwrap_or(0..0);
+                    let span = if span.is_empty() {
+                        self.find_header("[auth.elasticsearch_api_keys]")
+                    } else {
+                        span
+                    };
                     self.push(
                         Diagnostic::new(Code::EsApiKeysWithoutOutput, "API keys verified by Elasticsearch need an Elasticsearch output", span, "no cluster to ask")
                             .with_help("add `[output.elasticsearch]`, or declare the keys in the policy with `[auth.api_key.NAME]`"),
@@ -1040,9 +1414,21 @@ impl<'a> Compiler<'a> {
             let subject = c.subject.as_ref().and_then(|s| self.glob(s));
             let san = c.san.as_ref().and_then(|s| self.glob(s));
             let (role_names, privileges) = self.role_refs(&c.roles, roles);
-            out.client_certs.push(ClientCertEntry { name: name.value.clone(), subject, san, roles: role_names, privileges });
+            out.client_certs.push(ClientCertEntry {
+                name: name.value.clone(),
+                subject,
+                san,
+                roles: role_names,
+                privileges,
+            });
         }
-        if !a.client_cert.is_empty() && !listeners.iter().any(|l| l.tls.as_ref().is_some_and(|t| t.client_auth != ast::ClientAuth::None)) {
+        if !a.client_cert.is_empty()
+            && !listeners.iter().any(|l| {
+                l.tls
+                    .as_ref()
+                    .is_some_and(|t| t.client_auth != ast::ClientAuth::None)
+            })
+        {
             if let Some((name, _)) = a.client_cert.iter().next() {
                 self.push(
                     Diagnostic::new(Code::ClientAuthWithoutCa, "client-certificate identities are declared but no listener asks for client certificates", name.span.clone(), "never presented")
@@ -1055,22 +1441,47 @@ impl<'a> Compiler<'a> {
             if anon.enabled.as_ref().is_none_or(|e| e.value) {
                 let (role_names, privileges) = match &anon.roles {
                     Some(r) => self.role_refs(r, roles),
-                    None => (Vec::new(), [Privilege::EventWrite, Privilege::ConfigAgentRead].into_iter().collect()),
+                    None => (
+                        Vec::new(),
+                        [Privilege::EventWrite, Privilege::ConfigAgentRead]
+                            .into_iter()
+                            .collect(),
+                    ),
                 };
                 let rl = anon.rate_limit.as_ref();
                 let positive = |c: &mut Self, v: Option<&Sp<u64>>, name: &str, d: u64| match v {
                     Some(n) if n.value == 0 => {
-                        c.push(Diagnostic::new(Code::ValueOutOfRange, format!("`{name}` must be at least 1"), n.span.clone(), "zero")
-                            .with_help("to refuse anonymous callers, set `enabled = false` instead"));
+                        c.push(
+                            Diagnostic::new(
+                                Code::ValueOutOfRange,
+                                format!("`{name}` must be at least 1"),
+                                n.span.clone(),
+                                "zero",
+                            )
+                            .with_help(
+                                "to refuse anonymous callers, set `enabled = false` instead",
+                            ),
+                        );
                         d
                     }
                     Some(n) => n.value,
                     None => d,
                 };
-                let event_limit = positive(self, rl.and_then(|r| r.event_limit.as_ref()), "event_limit", 300);
-                let ip_limit = positive(self, rl.and_then(|r| r.ip_limit.as_ref()), "ip_limit", 1000);
+                let event_limit = positive(
+                    self,
+                    rl.and_then(|r| r.event_limit.as_ref()),
+                    "event_limit",
+                    300,
+                );
+                let ip_limit =
+                    positive(self, rl.and_then(|r| r.ip_limit.as_ref()), "ip_limit", 1000);
                 out.anonymous = Some(AnonymousSettings {
-                    allow_agent: anon.allow_agent.as_ref().map_or_else(default_allow_agent, |l| l.iter().map(|s| s.value.clone()).collect()),
+                    allow_agent: anon
+                        .allow_agent
+                        .as_ref()
+                        .map_or_else(default_allow_agent, |l| {
+                            l.iter().map(|s| s.value.clone()).collect()
+                        }),
                     allow_service: anon.allow_service.iter().map(|s| s.value.clone()).collect(),
                     roles: role_names,
                     privileges,
@@ -1086,13 +1497,18 @@ impl<'a> Compiler<'a> {
                 allow_agent: default_allow_agent(),
                 allow_service: Vec::new(),
                 roles: Vec::new(),
-                privileges: [Privilege::EventWrite, Privilege::ConfigAgentRead].into_iter().collect(),
+                privileges: [Privilege::EventWrite, Privilege::ConfigAgentRead]
+                    .into_iter()
+                    .collect(),
                 event_limit: 300,
                 ip_limit: 1000,
             });
         }
         if !out.secret_tokens.is_empty() || !out.api_keys.is_empty() {
-            for l in listeners.iter().filter(|l| l.tls.is_none() && !l.bind.is_loopback()) {
+            for l in listeners
+                .iter()
+                .filter(|l| l.tls.is_none() && !l.bind.is_loopback())
+            {
                 let span = self.bind_spans.get(&l.name).cloned().unwrap_or(0..0);
                 self.push(
                     Diagnostic::new(
@@ -1121,7 +1537,7 @@ impl<'a> Compiler<'a> {
     ) -> AccessRules {
         self.check_duplicates("rule", a.rule.iter().map(|r| &r.name));
         let mut rules = Vec::new();
-        let mut earlier: Vec<(String, Range<usize>, Option<Vec<Vec<String>>>)> = Vec::new();
+        let mut earlier: Vec<EarlierRule> = Vec::new();
         for r in &a.rule {
             let raw = match grammar::parse_rule_expr(&r.when) {
                 Ok(raw) => raw,
@@ -1131,10 +1547,15 @@ impl<'a> Compiler<'a> {
                 }
             };
             let text = self.text(&r.when);
-            let Some(expr) = self.resolve_expr(&raw, &text, allowlists, listeners, roles) else { continue };
+            let Some(expr) = self.resolve_expr(&raw, &text, allowlists, listeners, roles) else {
+                continue;
+            };
             let dnf = expr.dnf(64);
             if let Some(later) = &dnf {
-                if let Some((name, span, _)) = earlier.iter().find(|(_, _, e)| e.as_ref().is_some_and(|e| implies(later, e))) {
+                if let Some((name, span, _)) = earlier
+                    .iter()
+                    .find(|(_, _, e)| e.as_ref().is_some_and(|e| implies(later, e)))
+                {
                     self.push(
                         Diagnostic::new(Code::ShadowedRule, format!("rule `{}` can never match", r.name.value), r.name.span.clone(), "shadowed")
                             .with_label(span.clone(), format!("rule `{name}` matches every request this one does"))
@@ -1143,9 +1564,16 @@ impl<'a> Compiler<'a> {
                 }
             }
             earlier.push((r.name.value.clone(), r.name.span.clone(), dnf));
-            rules.push(AccessRule { name: r.name.value.clone(), when: expr, effect: r.effect.value });
+            rules.push(AccessRule {
+                name: r.name.value.clone(),
+                when: expr,
+                effect: r.effect.value,
+            });
         }
-        AccessRules { default: a.default.as_ref().map_or(Effect::Allow, |d| d.value), rules }
+        AccessRules {
+            default: a.default.as_ref().map_or(Effect::Allow, |d| d.value),
+            rules,
+        }
     }
 
     fn resolve_expr(
@@ -1158,7 +1586,9 @@ impl<'a> Compiler<'a> {
     ) -> Option<Expr> {
         Some(match raw {
             RawExpr::Bool(b) => Expr::Const(*b),
-            RawExpr::Not(e) => Expr::Not(Box::new(self.resolve_expr(e, text, allowlists, listeners, roles)?)),
+            RawExpr::Not(e) => Expr::Not(Box::new(
+                self.resolve_expr(e, text, allowlists, listeners, roles)?,
+            )),
             RawExpr::And(es) | RawExpr::Or(es) => {
                 let mut out = Vec::new();
                 let mut ok = true;
@@ -1171,9 +1601,15 @@ impl<'a> Compiler<'a> {
                 if !ok {
                     return None;
                 }
-                if matches!(raw, RawExpr::And(_)) { Expr::And(out) } else { Expr::Or(out) }
+                if matches!(raw, RawExpr::And(_)) {
+                    Expr::And(out)
+                } else {
+                    Expr::Or(out)
+                }
             }
-            RawExpr::Condition(c) => Expr::Cond(self.resolve_condition(c, text, allowlists, listeners, roles)?),
+            RawExpr::Condition(c) => {
+                Expr::Cond(self.resolve_condition(c, text, allowlists, listeners, roles)?)
+            }
         })
     }
 
@@ -1187,11 +1623,25 @@ impl<'a> Compiler<'a> {
     ) -> Option<Condition> {
         let (fname, fspan) = &c.field;
         let Some(field) = Field::ALL.iter().find(|(n, _)| n == fname).map(|(_, f)| *f) else {
-            let help = did_you_mean(fname, Field::ALL.iter().map(|(n, _)| *n))
-                .unwrap_or_else(|| format!("fields: {}", Field::ALL.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")));
+            let help =
+                did_you_mean(fname, Field::ALL.iter().map(|(n, _)| *n)).unwrap_or_else(|| {
+                    format!(
+                        "fields: {}",
+                        Field::ALL
+                            .iter()
+                            .map(|(n, _)| *n)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                });
             self.push(
-                Diagnostic::new(Code::UnknownRuleField, format!("unknown field `{fname}` in rule expression"), text.span(fspan.clone()), "unknown field")
-                    .with_help(help),
+                Diagnostic::new(
+                    Code::UnknownRuleField,
+                    format!("unknown field `{fname}` in rule expression"),
+                    text.span(fspan.clone()),
+                    "unknown field",
+                )
+                .with_help(help),
             );
             return None;
         };
@@ -1207,27 +1657,42 @@ impl<'a> Compiler<'a> {
                 _ => format!("`{}` takes `==`, `!=` or `in [..]`", field.name()),
             };
             self.push(
-                Diagnostic::new(Code::OperatorMismatch, format!("this operator cannot be used with `{}`", field.name()), text.span(c.op_span.clone()), "not valid here")
-                    .with_help(help),
+                Diagnostic::new(
+                    Code::OperatorMismatch,
+                    format!("this operator cannot be used with `{}`", field.name()),
+                    text.span(c.op_span.clone()),
+                    "not valid here",
+                )
+                .with_help(help),
             );
             return None;
         }
         let negate = c.op == RawOp::Ne;
         let values = &c.values;
-        let bad_value = |this: &mut Self, v: &(String, Range<usize>), what: &str, known: Vec<&str>| {
-            let help = did_you_mean(&v.0, known.iter().copied()).unwrap_or_else(|| format!("{what}s: {}", known.join(", ")));
-            this.push(
-                Diagnostic::new(Code::InvalidRuleValue, format!("`{}` is not a {what}", v.0), text.span(v.1.clone()), format!("not a {what}"))
+        let bad_value =
+            |this: &mut Self, v: &(String, Range<usize>), what: &str, known: Vec<&str>| {
+                let help = did_you_mean(&v.0, known.iter().copied())
+                    .unwrap_or_else(|| format!("{what}s: {}", known.join(", ")));
+                this.push(
+                    Diagnostic::new(
+                        Code::InvalidRuleValue,
+                        format!("`{}` is not a {what}", v.0),
+                        text.span(v.1.clone()),
+                        format!("not a {what}"),
+                    )
                     .with_help(help),
-            );
-        };
+                );
+            };
         let test = match (field, c.op) {
             (_, RawOp::Matches) => {
                 let v = values.first()?;
                 match grammar::parse_glob(&v.0) {
                     Ok(g) => Test::Glob(g),
                     Err(e) => {
-                        let shifted = ValueError { span: v.1.start + 1 + e.span.start..v.1.start + 1 + e.span.end, ..e };
+                        let shifted = ValueError {
+                            span: v.1.start + 1 + e.span.start..v.1.start + 1 + e.span.end,
+                            ..e
+                        };
                         self.push(text.diagnostic(Code::InvalidGlob, shifted));
                         return None;
                     }
@@ -1243,11 +1708,20 @@ impl<'a> Compiler<'a> {
                     None => {
                         let known: Vec<&str> = allowlists.keys().map(String::as_str).collect();
                         let help = did_you_mean(&v.0, known.iter().copied()).unwrap_or_else(|| {
-                            if known.is_empty() { "no allowlist is defined; add `[allowlist.NAME]`".to_string() } else { format!("allowlists: {}", known.join(", ")) }
+                            if known.is_empty() {
+                                "no allowlist is defined; add `[allowlist.NAME]`".to_string()
+                            } else {
+                                format!("allowlists: {}", known.join(", "))
+                            }
                         });
                         self.push(
-                            Diagnostic::new(Code::UndefinedReference, format!("undefined allowlist `{}`", v.0), text.span(v.1.clone()), "no such allowlist")
-                                .with_help(help),
+                            Diagnostic::new(
+                                Code::UndefinedReference,
+                                format!("undefined allowlist `{}`", v.0),
+                                text.span(v.1.clone()),
+                                "no such allowlist",
+                            )
+                            .with_help(help),
                         );
                         return None;
                     }
@@ -1261,8 +1735,15 @@ impl<'a> Compiler<'a> {
                         Err(e) => {
                             let quoted = text_is_quoted(&v.1, &v.0);
                             let off = v.1.start + usize::from(quoted);
-                            let shifted = ValueError { span: off + e.span.start..off + e.span.end, ..e.clone() };
-                            let code = if e.message.contains("host bits") { Code::CidrHostBits } else { Code::InvalidAddress };
+                            let shifted = ValueError {
+                                span: off + e.span.start..off + e.span.end,
+                                ..e.clone()
+                            };
+                            let code = if e.message.contains("host bits") {
+                                Code::CidrHostBits
+                            } else {
+                                Code::InvalidAddress
+                            };
                             self.push(text.diagnostic(code, shifted));
                             return None;
                         }
@@ -1274,8 +1755,15 @@ impl<'a> Compiler<'a> {
                 let v = values.first()?;
                 if v.0.parse::<IpAddr>().is_err() {
                     self.push(
-                        Diagnostic::new(Code::InvalidAddress, format!("`{}` is not an IP address", v.0), text.span(v.1.clone()), "not an address")
-                            .with_help("compare `source` with one address, or use `source in ALLOWLIST`"),
+                        Diagnostic::new(
+                            Code::InvalidAddress,
+                            format!("`{}` is not an IP address", v.0),
+                            text.span(v.1.clone()),
+                            "not an address",
+                        )
+                        .with_help(
+                            "compare `source` with one address, or use `source in ALLOWLIST`",
+                        ),
                     );
                     return None;
                 }
@@ -1287,7 +1775,12 @@ impl<'a> Compiler<'a> {
                     match ROUTE_NAMES.iter().find(|(n, _)| *n == v.0) {
                         Some((_, r)) => routes.push(*r),
                         None => {
-                            bad_value(self, v, "route", ROUTE_NAMES.iter().map(|(n, _)| *n).collect());
+                            bad_value(
+                                self,
+                                v,
+                                "route",
+                                ROUTE_NAMES.iter().map(|(n, _)| *n).collect(),
+                            );
                             return None;
                         }
                     }
@@ -1300,7 +1793,12 @@ impl<'a> Compiler<'a> {
                     match IdentityKind::ALL.iter().find(|(n, _)| *n == v.0) {
                         Some((_, k)) => kinds.push(*k),
                         None => {
-                            bad_value(self, v, "identity kind", IdentityKind::ALL.iter().map(|(n, _)| *n).collect());
+                            bad_value(
+                                self,
+                                v,
+                                "identity kind",
+                                IdentityKind::ALL.iter().map(|(n, _)| *n).collect(),
+                            );
                             return None;
                         }
                     }
@@ -1310,7 +1808,12 @@ impl<'a> Compiler<'a> {
             (Field::Listener, _) => {
                 for v in values {
                     if !listeners.iter().any(|l| l.name == v.0) {
-                        bad_value(self, v, "listener", listeners.iter().map(|l| l.name.as_str()).collect());
+                        bad_value(
+                            self,
+                            v,
+                            "listener",
+                            listeners.iter().map(|l| l.name.as_str()).collect(),
+                        );
                         return None;
                     }
                 }
@@ -1327,7 +1830,9 @@ impl<'a> Compiler<'a> {
                 }
                 Test::OneOf(values.iter().map(|v| v.0.clone()).collect())
             }
-            (Field::Method, _) => Test::OneOf(values.iter().map(|v| v.0.to_ascii_uppercase()).collect()),
+            (Field::Method, _) => {
+                Test::OneOf(values.iter().map(|v| v.0.to_ascii_uppercase()).collect())
+            }
             _ => Test::OneOf(values.iter().map(|v| v.0.clone()).collect()),
         };
         let mut sorted: Vec<&str> = values.iter().map(|v| v.0.as_str()).collect();
@@ -1344,14 +1849,22 @@ impl<'a> Compiler<'a> {
             (RawOp::In, 1) if c.list => format!("{} == {}", field.name(), sorted[0]),
             _ => canon,
         };
-        Some(Condition { field, test, negate, text: canon })
+        Some(Condition {
+            field,
+            test,
+            negate,
+            text: canon,
+        })
     }
 
     fn agent_configs(&mut self, entries: &[ast::AgentConfig]) -> Vec<AgentConfigEntry> {
         let mut seen: HashMap<(String, Option<String>), Range<usize>> = HashMap::new();
         let mut out = Vec::new();
         for e in entries {
-            let key = (e.service.value.clone(), e.environment.as_ref().map(|v| v.value.clone()));
+            let key = (
+                e.service.value.clone(),
+                e.environment.as_ref().map(|v| v.value.clone()),
+            );
             if let Some(first) = seen.get(&key) {
                 self.push(
                     Diagnostic::new(
@@ -1359,7 +1872,10 @@ impl<'a> Compiler<'a> {
                         format!(
                             "central configuration for service `{}`{} is declared twice",
                             key.0,
-                            key.1.as_ref().map(|e| format!(" in environment `{e}`")).unwrap_or_default()
+                            key.1
+                                .as_ref()
+                                .map(|e| format!(" in environment `{e}`"))
+                                .unwrap_or_default()
                         ),
                         e.service.span.clone(),
                         "declared again here",
@@ -1395,19 +1911,35 @@ impl<'a> Compiler<'a> {
         out
     }
 
-    fn tests(&mut self, tests: &[ast::PolicyTest], listeners: &[Arc<Listener>], auth: &AuthSettings, access: &AccessRules) -> Vec<PolicyTestCase> {
+    fn tests(
+        &mut self,
+        tests: &[ast::PolicyTest],
+        listeners: &[Arc<Listener>],
+        auth: &AuthSettings,
+        access: &AccessRules,
+    ) -> Vec<PolicyTestCase> {
         self.check_duplicates("test", tests.iter().map(|t| &t.name));
         let mut out = Vec::new();
         for t in tests {
             let mut ok = true;
             if !listeners.iter().any(|l| l.name == t.listener.value) {
-                self.undefined("listener", &t.listener, t.listener.span.clone(), listeners.iter().map(|l| l.name.as_str()).collect());
+                self.undefined(
+                    "listener",
+                    &t.listener,
+                    t.listener.span.clone(),
+                    listeners.iter().map(|l| l.name.as_str()).collect(),
+                );
                 ok = false;
             }
             let from = match t.from.parse::<IpAddr>() {
                 Ok(ip) => Some(ip),
                 Err(_) => {
-                    self.push(Diagnostic::new(Code::InvalidAddress, format!("`{}` is not an IP address", t.from.value), t.from.span.clone(), "not an address"));
+                    self.push(Diagnostic::new(
+                        Code::InvalidAddress,
+                        format!("`{}` is not an IP address", t.from.value),
+                        t.from.span.clone(),
+                        "not an address",
+                    ));
                     None
                 }
             };
@@ -1423,7 +1955,9 @@ impl<'a> Compiler<'a> {
                             _ => return None,
                         };
                         let exists = match kind {
-                            IdentityKind::SecretToken => auth.secret_tokens.iter().any(|s| s.name == name),
+                            IdentityKind::SecretToken => {
+                                auth.secret_tokens.iter().any(|s| s.name == name)
+                            }
                             IdentityKind::ApiKey => auth.api_keys.iter().any(|s| s.name == name),
                             _ => auth.client_certs.iter().any(|s| s.name == name),
                         };
@@ -1444,7 +1978,12 @@ impl<'a> Compiler<'a> {
             };
             if let Some(rule) = &t.rule {
                 if !access.rules.iter().any(|r| r.name == rule.value) {
-                    self.undefined("rule", rule, rule.span.clone(), access.rules.iter().map(|r| r.name.as_str()).collect());
+                    self.undefined(
+                        "rule",
+                        rule,
+                        rule.span.clone(),
+                        access.rules.iter().map(|r| r.name.as_str()).collect(),
+                    );
                     ok = false;
                 }
             }
@@ -1462,7 +2001,10 @@ impl<'a> Compiler<'a> {
                     name: t.name.value.clone(),
                     span: t.name.span.clone(),
                     listener: t.listener.value.clone(),
-                    method: t.method.as_ref().map_or_else(|| "POST".to_string(), |m| m.to_ascii_uppercase()),
+                    method: t
+                        .method
+                        .as_ref()
+                        .map_or_else(|| "POST".to_string(), |m| m.to_ascii_uppercase()),
                     path: t.path.value.clone(),
                     from,
                     headers,
@@ -1480,6 +2022,9 @@ impl<'a> Compiler<'a> {
         out
     }
 }
+
+/// An earlier rule's name, span and condition in disjunctive normal form (for shadowing).
+type EarlierRule = (String, Range<usize>, Option<Vec<Vec<String>>>);
 
 /// Route names as written in rule expressions.
 pub const ROUTE_NAMES: [(&str, RouteName); 6] = [
@@ -1516,7 +2061,10 @@ fn default_allow_agent() -> Vec<String> {
 /// Whether every conjunction of `later` contains all conditions of some conjunction of
 /// `earlier`: then any request matching `later` matched `earlier` first.
 fn implies(later: &[Vec<String>], earlier: &[Vec<String>]) -> bool {
-    !later.is_empty() && later.iter().all(|l| earlier.iter().any(|e| e.iter().all(|c| l.contains(c))))
+    !later.is_empty()
+        && later
+            .iter()
+            .all(|l| earlier.iter().any(|e| e.iter().all(|c| l.contains(c))))
 }
 
 fn binds_overlap(a: &super::types::Bind, b: &super::types::Bind) -> bool {
@@ -1534,7 +2082,9 @@ fn binds_overlap(a: &super::types::Bind, b: &super::types::Bind) -> bool {
                 || (yi.is_unspecified() && (yi.is_ipv6() || xi.is_ipv4()))
         }
         (Bind::Host(h, p), Bind::Host(g, q)) => h == g && p == q,
-        (Bind::Host(_, p), Bind::Ip(x)) | (Bind::Ip(x), Bind::Host(_, p)) => *p == x.port() && x.ip().is_unspecified(),
+        (Bind::Host(_, p), Bind::Ip(x)) | (Bind::Ip(x), Bind::Host(_, p)) => {
+            *p == x.port() && x.ip().is_unspecified()
+        }
         _ => false,
     }
 }
@@ -1551,17 +2101,25 @@ fn normalize_host(h: &str) -> Result<String, &'static str> {
     if authority.is_empty() {
         return Err("no host");
     }
-    if rest.len() > authority.len() && rest[authority.len()..].trim_matches('/').len() > 0 {
+    if rest.len() > authority.len() && !rest[authority.len()..].trim_matches('/').is_empty() {
         return Err("put a path prefix in `path`, not in the host");
     }
-    let has_port = if authority.starts_with('[') { authority.contains("]:") } else { authority.contains(':') };
+    let has_port = if authority.starts_with('[') {
+        authority.contains("]:")
+    } else {
+        authority.contains(':')
+    };
     if has_port {
         let port = authority.rsplit(':').next().unwrap_or("");
         if port.parse::<u16>().is_err() {
             return Err("invalid port");
         }
     }
-    let authority = if has_port { authority.to_string() } else { format!("{authority}:9200") };
+    let authority = if has_port {
+        authority.to_string()
+    } else {
+        format!("{authority}:9200")
+    };
     Ok(format!("{scheme}://{authority}"))
 }
 
@@ -1580,7 +2138,12 @@ pub fn etag_of(settings: &BTreeMap<String, String>) -> String {
 
 fn datetime_to_system_time(dt: &toml::value::Datetime) -> Option<SystemTime> {
     let date = dt.date?;
-    let time = dt.time.unwrap_or(toml::value::Time { hour: 0, minute: 0, second: None, nanosecond: None });
+    let time = dt.time.unwrap_or(toml::value::Time {
+        hour: 0,
+        minute: 0,
+        second: None,
+        nanosecond: None,
+    });
     let offset_minutes: i64 = match dt.offset {
         Some(toml::value::Offset::Z) => 0,
         Some(toml::value::Offset::Custom { minutes }) => i64::from(minutes),
@@ -1588,7 +2151,11 @@ fn datetime_to_system_time(dt: &toml::value::Datetime) -> Option<SystemTime> {
         None => return None,
     };
     // Days from civil (Howard Hinnant's algorithm).
-    let (y, m, d) = (i64::from(date.year), i64::from(date.month), i64::from(date.day));
+    let (y, m, d) = (
+        i64::from(date.year),
+        i64::from(date.month),
+        i64::from(date.day),
+    );
     let y = if m <= 2 { y - 1 } else { y };
     let era = if y >= 0 { y } else { y - 399 } / 400;
     let yoe = y - era * 400;
@@ -1596,7 +2163,15 @@ fn datetime_to_system_time(dt: &toml::value::Datetime) -> Option<SystemTime> {
     let doy = (153 * mp + 2) / 5 + d - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
-    let secs = days * 86_400 + i64::from(time.hour) * 3600 + i64::from(time.minute) * 60 + i64::from(time.second.unwrap_or(0)) - offset_minutes * 60;
+    let secs = days * 86_400
+        + i64::from(time.hour) * 3600
+        + i64::from(time.minute) * 60
+        + i64::from(time.second.unwrap_or(0))
+        - offset_minutes * 60;
     let secs = u64::try_from(secs).ok()?;
-    Some(SystemTime::UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_nanos(u64::from(time.nanosecond.unwrap_or(0))))
+    Some(
+        SystemTime::UNIX_EPOCH
+            + Duration::from_secs(secs)
+            + Duration::from_nanos(u64::from(time.nanosecond.unwrap_or(0))),
+    )
 }

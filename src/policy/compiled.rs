@@ -14,8 +14,13 @@ use super::expr::Expr;
 use super::types::{Bind, Glob, IpSet, PrivilegeSet, Secret, SecretRef};
 
 /// APM Server's default routes: every APM route, not `metrics`.
-pub const DEFAULT_ROUTES: [RouteName; 5] =
-    [RouteName::Root, RouteName::Intake, RouteName::RumIntake, RouteName::Config, RouteName::RumConfig];
+pub const DEFAULT_ROUTES: [RouteName; 5] = [
+    RouteName::Root,
+    RouteName::Intake,
+    RouteName::RumIntake,
+    RouteName::Config,
+    RouteName::RumConfig,
+];
 
 /// A compiled policy.
 #[derive(Debug, Clone)]
@@ -200,7 +205,10 @@ impl IdentityKind {
 
     /// Name in expressions.
     pub fn name(self) -> &'static str {
-        IdentityKind::ALL.iter().find(|(_, k)| *k == self).map_or("?", |(n, _)| n)
+        IdentityKind::ALL
+            .iter()
+            .find(|(_, k)| *k == self)
+            .map_or("?", |(n, _)| n)
     }
 }
 

@@ -156,12 +156,20 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     /// A diagnostic with the code's severity and one primary label.
-    pub fn new(code: Code, message: impl Into<String>, span: Range<usize>, label: impl Into<String>) -> Self {
+    pub fn new(
+        code: Code,
+        message: impl Into<String>,
+        span: Range<usize>,
+        label: impl Into<String>,
+    ) -> Self {
         Self {
             code,
             severity: code.severity(),
             message: message.into(),
-            labels: vec![Label { span, text: label.into() }],
+            labels: vec![Label {
+                span,
+                text: label.into(),
+            }],
             help: None,
         }
     }
@@ -174,7 +182,10 @@ impl Diagnostic {
 
     /// Adds a secondary label.
     pub fn with_label(mut self, span: Range<usize>, text: impl Into<String>) -> Self {
-        self.labels.push(Label { span, text: text.into() });
+        self.labels.push(Label {
+            span,
+            text: text.into(),
+        });
         self
     }
 
@@ -185,7 +196,10 @@ impl Diagnostic {
 }
 
 /// `did you mean` help: the closest candidate by edit distance, if close enough.
-pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
     let mut best: Option<(f64, &str)> = None;
     for candidate in candidates {
         let score = strsim::jaro_winkler(word, candidate);
@@ -208,7 +222,10 @@ pub struct SourceFile {
 impl SourceFile {
     /// A named source.
     pub fn new(name: impl Into<String>, text: impl Into<Arc<str>>) -> Self {
-        Self { name: name.into(), text: text.into() }
+        Self {
+            name: name.into(),
+            text: text.into(),
+        }
     }
 
     /// 1-based line and column (in characters) of a byte offset.
@@ -260,7 +277,10 @@ impl miette::Diagnostic for Report<'_> {
         })
     }
     fn help<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
-        self.diagnostic.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
+        self.diagnostic
+            .help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
     }
     fn url<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
         Some(Box::new(self.diagnostic.code.url()))
@@ -270,16 +290,22 @@ impl miette::Diagnostic for Report<'_> {
     }
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
         let len = self.source.inner().len();
-        Some(Box::new(self.diagnostic.labels.iter().enumerate().map(move |(i, l)| {
-            let start = l.span.start.min(len);
-            let end = l.span.end.clamp(start, len);
-            let text = if l.text.is_empty() { None } else { Some(l.text.clone()) };
-            if i == 0 {
-                LabeledSpan::new_primary_with_span(text, start..end)
-            } else {
-                LabeledSpan::new_with_span(text, start..end)
-            }
-        })))
+        Some(Box::new(self.diagnostic.labels.iter().enumerate().map(
+            move |(i, l)| {
+                let start = l.span.start.min(len);
+                let end = l.span.end.clamp(start, len);
+                let text = if l.text.is_empty() {
+                    None
+                } else {
+                    Some(l.text.clone())
+                };
+                if i == 0 {
+                    LabeledSpan::new_primary_with_span(text, start..end)
+                } else {
+                    LabeledSpan::new_with_span(text, start..end)
+                }
+            },
+        )))
     }
 }
 
@@ -296,8 +322,14 @@ pub enum Format {
 
 /// Renders diagnostics for people. `color` false gives the plain report that `NO_COLOR` asks for.
 pub fn render_human(source: &SourceFile, diagnostics: &[Diagnostic], color: bool) -> String {
-    let theme = if color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
-    let handler = GraphicalReportHandler::new_themed(theme).with_links(false).with_width(100);
+    let theme = if color {
+        GraphicalTheme::unicode()
+    } else {
+        GraphicalTheme::unicode_nocolor()
+    };
+    let handler = GraphicalReportHandler::new_themed(theme)
+        .with_links(false)
+        .with_width(100);
     let mut out = String::new();
     for diagnostic in diagnostics {
         let report = Report {
@@ -337,7 +369,10 @@ pub struct JsonDiagnostic<'a> {
 }
 
 /// The JSON records of a file's diagnostics.
-pub fn to_json<'a>(source: &'a SourceFile, diagnostics: &'a [Diagnostic]) -> Vec<JsonDiagnostic<'a>> {
+pub fn to_json<'a>(
+    source: &'a SourceFile,
+    diagnostics: &'a [Diagnostic],
+) -> Vec<JsonDiagnostic<'a>> {
     diagnostics
         .iter()
         .map(|d| {
@@ -351,7 +386,11 @@ pub fn to_json<'a>(source: &'a SourceFile, diagnostics: &'a [Diagnostic]) -> Vec
                 line,
                 column,
                 span: [span.start, span.end],
-                label: d.labels.first().map(|l| l.text.as_str()).filter(|t| !t.is_empty()),
+                label: d
+                    .labels
+                    .first()
+                    .map(|l| l.text.as_str())
+                    .filter(|t| !t.is_empty()),
                 help: d.help.as_deref(),
                 url: d.code.url(),
             }
@@ -372,7 +411,7 @@ pub fn render_github(source: &SourceFile, diagnostics: &[Diagnostic]) -> String 
         };
         let mut message = d.message.clone();
         if let Some(help) = &d.help {
-            message.push_str("\n");
+            message.push('\n');
             message.push_str(help);
         }
         out.push_str(&format!(
@@ -386,7 +425,9 @@ pub fn render_github(source: &SourceFile, diagnostics: &[Diagnostic]) -> String 
 }
 
 fn escape_data(s: &str) -> String {
-    s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+    s.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
 }
 
 fn escape_property(s: &str) -> String {

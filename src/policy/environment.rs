@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-use super::compile::{FileUse, SecretUse, short_token_diagnostic, MIN_SECRET_TOKEN_LEN, Facts};
+use super::compile::{Facts, FileUse, MIN_SECRET_TOKEN_LEN, SecretUse, short_token_diagnostic};
 use super::compiled::{EsCredentials, OutputSettings, Policy, SecretSlot};
 use super::diagnostics::{Code, Diagnostic};
 use super::types::{Secret, SecretError, SecretRef};
@@ -61,25 +61,32 @@ pub(crate) fn check(facts: &Facts, policy: &mut Policy) -> Vec<Diagnostic> {
                     }
                 }
             }
-            FileUse::CertificateWithKey { key, key_span, passphrase } => {
+            FileUse::CertificateWithKey {
+                key,
+                key_span,
+                passphrase,
+            } => {
                 let cert_pem = read(path, span, &mut diags);
                 let key_pem = read(key, key_span, &mut diags);
-                let leaf = cert_pem.and_then(|pem| match CertificateDer::pem_slice_iter(&pem).collect::<Result<Vec<_>, _>>() {
-                    Ok(certs) if !certs.is_empty() => {
-                        check_validity(&certs[0], span, &mut diags);
-                        Some(certs[0].clone())
-                    }
-                    Ok(_) => {
-                        diags.push(no_pem(path, span, "CERTIFICATE"));
-                        None
-                    }
-                    Err(e) => {
-                        diags.push(bad_cert(path, span, &e.to_string()));
-                        None
+                let leaf = cert_pem.and_then(|pem| {
+                    match CertificateDer::pem_slice_iter(&pem).collect::<Result<Vec<_>, _>>() {
+                        Ok(certs) if !certs.is_empty() => {
+                            check_validity(&certs[0], span, &mut diags);
+                            Some(certs[0].clone())
+                        }
+                        Ok(_) => {
+                            diags.push(no_pem(path, span, "CERTIFICATE"));
+                            None
+                        }
+                        Err(e) => {
+                            diags.push(bad_cert(path, span, &e.to_string()));
+                            None
+                        }
                     }
                 });
                 let passphrase = passphrase.as_ref().map(|(r, s)| (resolved.get(r), s));
-                let key_der = key_pem.and_then(|pem| load_key(key, &pem, key_span, passphrase, &mut diags));
+                let key_der =
+                    key_pem.and_then(|pem| load_key(key, &pem, key_span, passphrase, &mut diags));
                 if let (Some(leaf), Some(key_der)) = (leaf, key_der) {
                     check_key_matches(&leaf, &key_der, path, span, key_span, &mut diags);
                 }
@@ -100,7 +107,11 @@ fn fill(policy: &mut Policy, resolved: &HashMap<SecretRef, Secret>) {
     }
     for l in &mut policy.listeners {
         if let Some(tls) = &l.tls {
-            if tls.key_passphrase.as_ref().is_some_and(|p| p.value.is_none()) {
+            if tls
+                .key_passphrase
+                .as_ref()
+                .is_some_and(|p| p.value.is_none())
+            {
                 let mut profile = (**tls).clone();
                 if let Some(p) = profile.key_passphrase.as_mut() {
                     set(p);
@@ -126,8 +137,13 @@ fn read(path: &Path, span: &Range<usize>, diags: &mut Vec<Diagnostic>) -> Option
         Ok(b) => Some(b),
         Err(e) => {
             diags.push(
-                Diagnostic::new(Code::FileUnreadable, format!("cannot read `{}`: {e}", path.display()), span.clone(), "unreadable")
-                    .with_help("relative paths are resolved from the policy file's directory"),
+                Diagnostic::new(
+                    Code::FileUnreadable,
+                    format!("cannot read `{}`: {e}", path.display()),
+                    span.clone(),
+                    "unreadable",
+                )
+                .with_help("relative paths are resolved from the policy file's directory"),
             );
             None
         }
@@ -135,31 +151,64 @@ fn read(path: &Path, span: &Range<usize>, diags: &mut Vec<Diagnostic>) -> Option
 }
 
 fn no_pem(path: &Path, span: &Range<usize>, label: &str) -> Diagnostic {
-    Diagnostic::new(Code::CertificateInvalid, format!("`{}` holds no PEM `{label}` block", path.display()), span.clone(), "no certificate")
-        .with_help("certificates are PEM files with `-----BEGIN CERTIFICATE-----` blocks")
+    Diagnostic::new(
+        Code::CertificateInvalid,
+        format!("`{}` holds no PEM `{label}` block", path.display()),
+        span.clone(),
+        "no certificate",
+    )
+    .with_help("certificates are PEM files with `-----BEGIN CERTIFICATE-----` blocks")
 }
 
 fn bad_cert(path: &Path, span: &Range<usize>, why: &str) -> Diagnostic {
-    Diagnostic::new(Code::CertificateInvalid, format!("`{}` cannot be parsed: {why}", path.display()), span.clone(), "not a certificate")
+    Diagnostic::new(
+        Code::CertificateInvalid,
+        format!("`{}` cannot be parsed: {why}", path.display()),
+        span.clone(),
+        "not a certificate",
+    )
 }
 
 fn check_validity(cert: &CertificateDer<'_>, span: &Range<usize>, diags: &mut Vec<Diagnostic>) {
     let Ok((_, parsed)) = x509_parser::parse_x509_certificate(cert.as_ref()) else {
-        diags.push(Diagnostic::new(Code::CertificateInvalid, "certificate cannot be parsed as X.509", span.clone(), "not X.509"));
+        diags.push(Diagnostic::new(
+            Code::CertificateInvalid,
+            "certificate cannot be parsed as X.509",
+            span.clone(),
+            "not X.509",
+        ));
         return;
     };
     let subject = parsed.subject().to_string();
     let not_after = parsed.validity().not_after.timestamp();
-    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
     if not_after < now {
         diags.push(
-            Diagnostic::new(Code::CertificateExpired, format!("certificate `{subject}` expired on {}", parsed.validity().not_after), span.clone(), "expired")
-                .with_help("renew the certificate"),
+            Diagnostic::new(
+                Code::CertificateExpired,
+                format!(
+                    "certificate `{subject}` expired on {}",
+                    parsed.validity().not_after
+                ),
+                span.clone(),
+                "expired",
+            )
+            .with_help("renew the certificate"),
         );
     } else if not_after - now < EXPIRY_WARNING.as_secs() as i64 {
         diags.push(
-            Diagnostic::new(Code::CertificateExpiring, format!("certificate `{subject}` expires on {}", parsed.validity().not_after), span.clone(), "expires soon")
-                .with_help("renew the certificate before it expires"),
+            Diagnostic::new(
+                Code::CertificateExpiring,
+                format!(
+                    "certificate `{subject}` expires on {}",
+                    parsed.validity().not_after
+                ),
+                span.clone(),
+                "expires soon",
+            )
+            .with_help("renew the certificate before it expires"),
         );
     }
 }
@@ -175,19 +224,35 @@ fn load_key(
     if text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") {
         let Some((secret, pass_span)) = passphrase else {
             diags.push(
-                Diagnostic::new(Code::KeyPassphrase, format!("`{}` is encrypted but no passphrase is given", path.display()), span.clone(), "encrypted key")
-                    .with_help("add `key_passphrase = \"env:NAME\"` to the profile"),
+                Diagnostic::new(
+                    Code::KeyPassphrase,
+                    format!(
+                        "`{}` is encrypted but no passphrase is given",
+                        path.display()
+                    ),
+                    span.clone(),
+                    "encrypted key",
+                )
+                .with_help("add `key_passphrase = \"env:NAME\"` to the profile"),
             );
             return None;
         };
         // Unresolved passphrase: already reported by the secret check.
         let secret = secret?;
         let doc = match pkcs8::EncryptedPrivateKeyInfo::try_from(
-            pkcs8::Document::from_pem(&text).map(|(_, d)| d).ok()?.as_bytes(),
+            pkcs8::Document::from_pem(&text)
+                .map(|(_, d)| d)
+                .ok()?
+                .as_bytes(),
         ) {
             Ok(info) => info.decrypt(secret.expose()),
             Err(e) => {
-                diags.push(Diagnostic::new(Code::KeyInvalid, format!("`{}` cannot be parsed: {e}", path.display()), span.clone(), "bad key"));
+                diags.push(Diagnostic::new(
+                    Code::KeyInvalid,
+                    format!("`{}` cannot be parsed: {e}", path.display()),
+                    span.clone(),
+                    "bad key",
+                ));
                 return None;
             }
         };
@@ -195,8 +260,18 @@ fn load_key(
             Ok(doc) => Some(doc.as_bytes().to_vec()),
             Err(_) => {
                 diags.push(
-                    Diagnostic::new(Code::KeyPassphrase, format!("`{}` cannot be decrypted with the passphrase given", path.display()), pass_span.clone(), "wrong passphrase?")
-                        .with_help("check the passphrase; the key must be PKCS#8 (`openssl pkcs8 -topk8`)"),
+                    Diagnostic::new(
+                        Code::KeyPassphrase,
+                        format!(
+                            "`{}` cannot be decrypted with the passphrase given",
+                            path.display()
+                        ),
+                        pass_span.clone(),
+                        "wrong passphrase?",
+                    )
+                    .with_help(
+                        "check the passphrase; the key must be PKCS#8 (`openssl pkcs8 -topk8`)",
+                    ),
                 );
                 None
             }
@@ -229,15 +304,27 @@ fn check_key_matches(
     key_span: &Range<usize>,
     diags: &mut Vec<Diagnostic>,
 ) {
-    let Ok((_, cert)) = x509_parser::parse_x509_certificate(leaf.as_ref()) else { return };
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(leaf.as_ref()) else {
+        return;
+    };
     // rcgen reads PKCS#8 keys (what `keys`, `certs dev` and most tools write); for other
     // encodings the match is checked when the listener loads the key.
-    let Ok(pair) = rcgen::KeyPair::try_from(key_der) else { return };
+    let Ok(pair) = rcgen::KeyPair::try_from(key_der) else {
+        return;
+    };
     if cert.public_key().subject_public_key.data.as_ref() != pair.public_key_raw() {
         diags.push(
-            Diagnostic::new(Code::KeyMismatch, format!("the key does not belong to the certificate `{}`", cert_path.display()), key_span.clone(), "another key")
-                .with_label(cert_span.clone(), "certificate")
-                .with_help("point `key` at the private key the certificate was issued for"),
+            Diagnostic::new(
+                Code::KeyMismatch,
+                format!(
+                    "the key does not belong to the certificate `{}`",
+                    cert_path.display()
+                ),
+                key_span.clone(),
+                "another key",
+            )
+            .with_label(cert_span.clone(), "certificate")
+            .with_help("point `key` at the private key the certificate was issued for"),
         );
     }
 }

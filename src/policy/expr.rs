@@ -74,7 +74,10 @@ impl Field {
 
     /// Name in expressions.
     pub fn name(self) -> &'static str {
-        Field::ALL.iter().find(|(_, f)| *f == self).map_or("?", |(n, _)| n)
+        Field::ALL
+            .iter()
+            .find(|(_, f)| *f == self)
+            .map_or("?", |(n, _)| n)
     }
 }
 
@@ -126,7 +129,15 @@ pub enum Expr {
 impl Condition {
     fn eval(&self, r: &RequestView<'_>) -> bool {
         let eq_any = |v: Option<&str>, list: &[String], ci: bool| {
-            v.is_some_and(|v| list.iter().any(|x| if ci { x.eq_ignore_ascii_case(v) } else { x == v }))
+            v.is_some_and(|v| {
+                list.iter().any(|x| {
+                    if ci {
+                        x.eq_ignore_ascii_case(v)
+                    } else {
+                        x == v
+                    }
+                })
+            })
         };
         let hit = match (&self.test, self.field) {
             (Test::Routes(routes), _) => r.route.is_some_and(|x| routes.contains(&x)),
@@ -135,9 +146,10 @@ impl Condition {
             (Test::Addresses(set), _) => set.contains(r.source),
             (Test::OneOf(list), Field::Role) => r.roles.iter().any(|held| list.contains(held)),
             (Test::OneOf(list), Field::Method) => eq_any(Some(r.method), list, true),
-            (Test::OneOf(list), Field::Source) => {
-                list.iter().any(|x| x.parse::<IpAddr>().is_ok_and(|ip| ip.to_canonical() == r.source.to_canonical()))
-            }
+            (Test::OneOf(list), Field::Source) => list.iter().any(|x| {
+                x.parse::<IpAddr>()
+                    .is_ok_and(|ip| ip.to_canonical() == r.source.to_canonical())
+            }),
             (Test::OneOf(list), f) => eq_any(self.text_of(f, r), list, false),
             (Test::Glob(g), Field::Role) => r.roles.iter().any(|held| g.matches(held)),
             (Test::Glob(g), f) => self.text_of(f, r).is_some_and(|v| g.matches(v)),
@@ -176,7 +188,11 @@ impl Expr {
             match (e, neg) {
                 (Expr::Const(b), n) => Some(if *b != n { vec![vec![]] } else { vec![] }),
                 (Expr::Not(inner), n) => go(inner, !n, limit),
-                (Expr::Cond(c), n) => Some(vec![vec![if n { format!("not {}", c.text) } else { c.text.clone() }]]),
+                (Expr::Cond(c), n) => Some(vec![vec![if n {
+                    format!("not {}", c.text)
+                } else {
+                    c.text.clone()
+                }]]),
                 (Expr::Or(es), false) | (Expr::And(es), true) => {
                     let mut out = Vec::new();
                     for e in es {

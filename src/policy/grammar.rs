@@ -35,8 +35,17 @@ pub struct ValueError {
 }
 
 impl ValueError {
-    pub(crate) fn new(span: Range<usize>, message: impl Into<String>, label: impl Into<String>) -> Self {
-        Self { span, message: message.into(), label: label.into(), help: None }
+    pub(crate) fn new(
+        span: Range<usize>,
+        message: impl Into<String>,
+        label: impl Into<String>,
+    ) -> Self {
+        Self {
+            span,
+            message: message.into(),
+            label: label.into(),
+            help: None,
+        }
     }
 
     pub(crate) fn help(mut self, help: impl Into<String>) -> Self {
@@ -65,7 +74,9 @@ impl ValueText {
         } else {
             0
         };
-        let inner = raw.get(quote..raw.len().saturating_sub(quote)).unwrap_or("");
+        let inner = raw
+            .get(quote..raw.len().saturating_sub(quote))
+            .unwrap_or("");
         let base = (quote > 0 && inner == value.value.as_str()).then_some(whole.start + quote);
         Self { whole, base }
     }
@@ -108,8 +119,12 @@ fn rule_name(rule: &Rule) -> &'static str {
         Rule::in_op => "`in`",
         Rule::matches_op => "`matches`",
         Rule::cmp_op => "`==` or `!=`",
-        Rule::field => "a field (listener, route, method, source, identity, identity.name, role, agent, client_cert.subject)",
-        Rule::condition | Rule::rule_expr | Rule::or_expr | Rule::and_expr | Rule::unary => "a condition",
+        Rule::field => {
+            "a field (listener, route, method, source, identity, identity.name, role, agent, client_cert.subject)"
+        }
+        Rule::condition | Rule::rule_expr | Rule::or_expr | Rule::and_expr | Rule::unary => {
+            "a condition"
+        }
         Rule::bool_lit => "`true` or `false`",
         Rule::string_lit => "a quoted string",
         Rule::word => "a value",
@@ -127,7 +142,10 @@ fn pest_error(text: &str, err: pest::error::Error<Rule>, what: &str) -> ValueErr
     };
     let end = if end == start {
         // Point at the offending character, or at the end of the value.
-        text[start..].chars().next().map_or(start, |c| start + c.len_utf8())
+        text[start..]
+            .chars()
+            .next()
+            .map_or(start, |c| start + c.len_utf8())
     } else {
         end
     };
@@ -141,26 +159,43 @@ fn pest_error(text: &str, err: pest::error::Error<Rule>, what: &str) -> ValueErr
         }
         pest::error::ErrorVariant::CustomError { message } => message.clone(),
     };
-    let found = text[start..].chars().next().map_or("the end".to_string(), |c| format!("`{c}`"));
+    let found = text[start..]
+        .chars()
+        .next()
+        .map_or("the end".to_string(), |c| format!("`{c}`"));
     ValueError::new(
         start..end,
         format!("invalid {what}: expected {expected}, found {found}"),
-        if expected.is_empty() { "unexpected here".to_string() } else { format!("expected {expected}") },
+        if expected.is_empty() {
+            "unexpected here".to_string()
+        } else {
+            format!("expected {expected}")
+        },
     )
 }
 
 /// Parses a duration such as `30s`, `1m30s`, `250ms`.
 pub fn parse_duration(text: &str) -> Result<Duration, ValueError> {
     let help = "write a number and a unit, largest unit first: `250ms`, `30s`, `1m30s`, `2h`";
-    let pairs = PolicyGrammar::parse(Rule::duration, text).map_err(|e| pest_error(text, e, "duration").help(help))?;
+    let pairs = PolicyGrammar::parse(Rule::duration, text)
+        .map_err(|e| pest_error(text, e, "duration").help(help))?;
     let mut total = Duration::ZERO;
     let mut last_rank = usize::MAX;
-    for part in pairs.flatten().filter(|p| p.as_rule() == Rule::duration_part) {
+    for part in pairs
+        .flatten()
+        .filter(|p| p.as_rule() == Rule::duration_part)
+    {
         let span = part.as_span();
         let mut inner = part.into_inner();
-        let (Some(number), Some(unit)) = (inner.next(), inner.next()) else { continue };
+        let (Some(number), Some(unit)) = (inner.next(), inner.next()) else {
+            continue;
+        };
         let n: u64 = number.as_str().parse().map_err(|_| {
-            ValueError::new(number.as_span().start()..number.as_span().end(), "number too large in duration", "too large")
+            ValueError::new(
+                number.as_span().start()..number.as_span().end(),
+                "number too large in duration",
+                "too large",
+            )
         })?;
         let (rank, nanos) = match unit.as_str() {
             "d" => (0, 86_400_000_000_000u128),
@@ -190,13 +225,17 @@ pub fn parse_duration(text: &str) -> Result<Duration, ValueError> {
 /// Parses a size such as `300KiB`, `1MB` or `512`.
 pub fn parse_size(text: &str) -> Result<u64, ValueError> {
     let help = "write bytes with an optional unit: `512`, `300KiB`, `10MB`, `1GiB`";
-    let pairs = PolicyGrammar::parse(Rule::size, text).map_err(|e| pest_error(text, e, "size").help(help))?;
+    let pairs = PolicyGrammar::parse(Rule::size, text)
+        .map_err(|e| pest_error(text, e, "size").help(help))?;
     let mut n = 0u64;
     let mut mult = 1u64;
     for p in pairs.flatten() {
         match p.as_rule() {
             Rule::number => {
-                n = p.as_str().parse().map_err(|_| ValueError::new(0..text.len(), "size too large", "too large"))?;
+                n = p
+                    .as_str()
+                    .parse()
+                    .map_err(|_| ValueError::new(0..text.len(), "size too large", "too large"))?;
             }
             Rule::size_unit => {
                 mult = match p.as_str().to_ascii_lowercase().as_str() {
@@ -212,45 +251,76 @@ pub fn parse_size(text: &str) -> Result<u64, ValueError> {
             _ => {}
         }
     }
-    n.checked_mul(mult).ok_or_else(|| ValueError::new(0..text.len(), "size too large", "too large"))
+    n.checked_mul(mult)
+        .ok_or_else(|| ValueError::new(0..text.len(), "size too large", "too large"))
 }
 
 /// Parses a CIDR, an inclusive range or an address. A CIDR with host bits set is refused, with
 /// its normalized form in the help.
 pub fn parse_address_range(text: &str) -> Result<AddressRange, ValueError> {
-    let help = "write a CIDR (`10.0.0.0/8`, `2001:db8::/32`), a range (`10.0.0.1-10.0.0.9`) or an address";
-    let pairs = PolicyGrammar::parse(Rule::address_set, text).map_err(|e| pest_error(text, e, "address").help(help))?;
-    let Some(pair) = pairs.flatten().find(|p| matches!(p.as_rule(), Rule::ip_cidr | Rule::ip_range | Rule::ip_single)) else {
+    let help =
+        "write a CIDR (`10.0.0.0/8`, `2001:db8::/32`), a range (`10.0.0.1-10.0.0.9`) or an address";
+    let pairs = PolicyGrammar::parse(Rule::address_set, text)
+        .map_err(|e| pest_error(text, e, "address").help(help))?;
+    let Some(pair) = pairs.flatten().find(|p| {
+        matches!(
+            p.as_rule(),
+            Rule::ip_cidr | Rule::ip_range | Rule::ip_single
+        )
+    }) else {
         return Err(ValueError::new(0..text.len(), "invalid address", "not an address").help(help));
     };
     let ip = |p: Pair<Rule>| -> Result<IpAddr, ValueError> {
         let s = p.as_span();
         p.as_str().parse::<IpAddr>().map_err(|_| {
-            ValueError::new(s.start()..s.end(), format!("invalid IP address `{}`", p.as_str()), "not an IPv4 or IPv6 address")
-                .help(help)
+            ValueError::new(
+                s.start()..s.end(),
+                format!("invalid IP address `{}`", p.as_str()),
+                "not an IPv4 or IPv6 address",
+            )
+            .help(help)
         })
     };
     match pair.as_rule() {
         Rule::ip_single => Ok(AddressRange::single(ip(pair)?)),
         Rule::ip_range => {
             let mut inner = pair.into_inner();
-            let (Some(a), Some(b)) = (inner.next(), inner.next()) else { unreachable!("grammar") };
+            let (Some(a), Some(b)) = (inner.next(), inner.next()) else {
+                unreachable!("grammar")
+            };
             let b_span = b.as_span().start()..b.as_span().end();
             let (a, b) = (ip(a)?, ip(b)?);
             AddressRange::from_bounds(a, b).ok_or_else(|| {
-                ValueError::new(b_span, "invalid address range: the end is before the start or of another family", "bad end")
-                    .help("a range goes from the lower address to the higher one, both IPv4 or both IPv6")
+                ValueError::new(
+                    b_span,
+                    "invalid address range: the end is before the start or of another family",
+                    "bad end",
+                )
+                .help(
+                    "a range goes from the lower address to the higher one, both IPv4 or both IPv6",
+                )
             })
         }
         _ => {
             let mut inner = pair.into_inner();
-            let (Some(a), Some(len)) = (inner.next(), inner.next()) else { unreachable!("grammar") };
+            let (Some(a), Some(len)) = (inner.next(), inner.next()) else {
+                unreachable!("grammar")
+            };
             let len_span = len.as_span().start()..len.as_span().end();
             let addr = ip(a)?;
             let max = if addr.is_ipv4() { 32 } else { 128 };
-            let prefix: u8 = len.as_str().parse().ok().filter(|l| *l <= max).ok_or_else(|| {
-                ValueError::new(len_span.clone(), format!("invalid prefix length `{}`", len.as_str()), format!("at most {max}"))
-            })?;
+            let prefix: u8 = len
+                .as_str()
+                .parse()
+                .ok()
+                .filter(|l| *l <= max)
+                .ok_or_else(|| {
+                    ValueError::new(
+                        len_span.clone(),
+                        format!("invalid prefix length `{}`", len.as_str()),
+                        format!("at most {max}"),
+                    )
+                })?;
             let range = AddressRange::cidr(addr, prefix);
             if range.start() != addr {
                 let normal = format!("{}/{}", range.start(), prefix);
@@ -259,7 +329,9 @@ pub fn parse_address_range(text: &str) -> Result<AddressRange, ValueError> {
                     format!("CIDR `{text}` has host bits set"),
                     format!("the network is `{normal}`"),
                 )
-                .help(format!("write `{normal}`, or `{addr}` alone to mean one address")));
+                .help(format!(
+                    "write `{normal}`, or `{addr}` alone to mean one address"
+                )));
             }
             Ok(range)
         }
@@ -269,7 +341,8 @@ pub fn parse_address_range(text: &str) -> Result<AddressRange, ValueError> {
 /// Parses a glob pattern.
 pub fn parse_glob(text: &str) -> Result<Glob, ValueError> {
     let pairs = PolicyGrammar::parse(Rule::glob, text).map_err(|e| {
-        pest_error(text, e, "glob").help("`*` matches any characters, `?` one character, `\\` escapes the next one")
+        pest_error(text, e, "glob")
+            .help("`*` matches any characters, `?` one character, `\\` escapes the next one")
     })?;
     let mut glob = Glob::builder();
     for p in pairs.flatten() {
@@ -287,11 +360,22 @@ pub fn parse_glob(text: &str) -> Result<Glob, ValueError> {
 /// Parses a privilege name.
 pub fn parse_privilege(text: &str) -> Result<Privilege, ValueError> {
     let names = Privilege::ALL.iter().map(|p| p.as_str());
-    let known = Privilege::ALL.iter().map(|p| format!("`{}`", p.as_str())).collect::<Vec<_>>().join(", ");
-    PolicyGrammar::parse(Rule::privilege, text).map_err(|e| pest_error(text, e, "privilege").help(format!("privileges are {known}")))?;
+    let known = Privilege::ALL
+        .iter()
+        .map(|p| format!("`{}`", p.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    PolicyGrammar::parse(Rule::privilege, text)
+        .map_err(|e| pest_error(text, e, "privilege").help(format!("privileges are {known}")))?;
     Privilege::from_name(text).ok_or_else(|| {
-        let help = super::diagnostics::did_you_mean(text, names).unwrap_or_else(|| format!("privileges are {known}"));
-        ValueError::new(0..text.len(), format!("unknown privilege `{text}`"), "not a privilege").help(help)
+        let help = super::diagnostics::did_you_mean(text, names)
+            .unwrap_or_else(|| format!("privileges are {known}"));
+        ValueError::new(
+            0..text.len(),
+            format!("unknown privilege `{text}`"),
+            "not a privilege",
+        )
+        .help(help)
     })
 }
 
@@ -301,15 +385,20 @@ pub fn parse_secret(text: &str) -> Result<SecretRef, ValueError> {
     if text.is_empty() {
         return Err(ValueError::new(0..0, "empty secret", "empty").help(help));
     }
-    let pairs = PolicyGrammar::parse(Rule::secret, text).map_err(|e| pest_error(text, e, "secret reference").help(help))?;
+    let pairs = PolicyGrammar::parse(Rule::secret, text)
+        .map_err(|e| pest_error(text, e, "secret reference").help(help))?;
     for p in pairs.flatten() {
         match p.as_rule() {
             Rule::env_name => return Ok(SecretRef::Env(p.as_str().to_string())),
             Rule::file_path => return Ok(SecretRef::File(p.as_str().into())),
             Rule::secret_inline => {
                 if let Some(rest) = text.strip_prefix("env:") {
-                    return Err(ValueError::new(4..text.len(), format!("invalid environment variable name `{rest}`"), "not a variable name")
-                        .help("names start with a letter or `_`, then letters, digits and `_`"));
+                    return Err(ValueError::new(
+                        4..text.len(),
+                        format!("invalid environment variable name `{rest}`"),
+                        "not a variable name",
+                    )
+                    .help("names start with a letter or `_`, then letters, digits and `_`"));
                 }
                 return Ok(SecretRef::Inline(text.to_string()));
             }
@@ -322,9 +411,17 @@ pub fn parse_secret(text: &str) -> Result<SecretRef, ValueError> {
 /// Parses a bind address.
 pub fn parse_bind(text: &str) -> Result<Bind, ValueError> {
     let help = "write `host:port`, `[v6]:port` or `unix:/path/to.sock`, e.g. `127.0.0.1:8200`";
-    let pairs = PolicyGrammar::parse(Rule::bind, text).map_err(|e| pest_error(text, e, "bind address").help(help))?;
-    let Some(pair) = pairs.flatten().find(|p| matches!(p.as_rule(), Rule::bind_unix | Rule::bind_v6 | Rule::bind_host)) else {
-        return Err(ValueError::new(0..text.len(), "invalid bind address", "not an address").help(help));
+    let pairs = PolicyGrammar::parse(Rule::bind, text)
+        .map_err(|e| pest_error(text, e, "bind address").help(help))?;
+    let Some(pair) = pairs.flatten().find(|p| {
+        matches!(
+            p.as_rule(),
+            Rule::bind_unix | Rule::bind_v6 | Rule::bind_host
+        )
+    }) else {
+        return Err(
+            ValueError::new(0..text.len(), "invalid bind address", "not an address").help(help),
+        );
     };
     let rule = pair.as_rule();
     let mut host = None;
@@ -338,27 +435,48 @@ pub fn parse_bind(text: &str) -> Result<Bind, ValueError> {
         }
     }
     let (Some(host), Some(port)) = (host, port) else {
-        return Err(ValueError::new(0..text.len(), "invalid bind address", "not an address").help(help));
+        return Err(
+            ValueError::new(0..text.len(), "invalid bind address", "not an address").help(help),
+        );
     };
     let port_span = port.as_span().start()..port.as_span().end();
-    let port: u16 = port
-        .as_str()
-        .parse()
-        .map_err(|_| ValueError::new(port_span.clone(), format!("invalid port `{}`", port.as_str()), "ports are 0-65535"))?;
+    let port: u16 = port.as_str().parse().map_err(|_| {
+        ValueError::new(
+            port_span.clone(),
+            format!("invalid port `{}`", port.as_str()),
+            "ports are 0-65535",
+        )
+    })?;
     let host_span = host.as_span().start()..host.as_span().end();
     if rule == Rule::bind_v6 {
-        let ip: std::net::Ipv6Addr = host
-            .as_str()
-            .parse()
-            .map_err(|_| ValueError::new(host_span, format!("invalid IPv6 address `{}`", host.as_str()), "not an IPv6 address"))?;
+        let ip: std::net::Ipv6Addr = host.as_str().parse().map_err(|_| {
+            ValueError::new(
+                host_span,
+                format!("invalid IPv6 address `{}`", host.as_str()),
+                "not an IPv6 address",
+            )
+        })?;
         return Ok(Bind::Ip(std::net::SocketAddr::new(ip.into(), port)));
     }
     match host.as_str().parse::<IpAddr>() {
-        Ok(IpAddr::V6(_)) => Err(ValueError::new(host_span, "IPv6 addresses in a bind address go in brackets", "needs brackets")
-            .help(format!("write `[{}]:{}`", host.as_str(), port))),
+        Ok(IpAddr::V6(_)) => Err(ValueError::new(
+            host_span,
+            "IPv6 addresses in a bind address go in brackets",
+            "needs brackets",
+        )
+        .help(format!("write `[{}]:{}`", host.as_str(), port))),
         Ok(ip) => Ok(Bind::Ip(std::net::SocketAddr::new(ip, port))),
-        Err(_) if host.as_str().chars().all(|c| c.is_ascii_digit() || c == '.') => {
-            Err(ValueError::new(host_span, format!("invalid IPv4 address `{}`", host.as_str()), "not an IPv4 address"))
+        Err(_)
+            if host
+                .as_str()
+                .chars()
+                .all(|c| c.is_ascii_digit() || c == '.') =>
+        {
+            Err(ValueError::new(
+                host_span,
+                format!("invalid IPv4 address `{}`", host.as_str()),
+                "not an IPv4 address",
+            ))
         }
         Err(_) => Ok(Bind::Host(host.as_str().to_string(), port)),
     }
@@ -413,8 +531,8 @@ pub enum RawOp {
 pub fn parse_rule_expr(text: &str) -> Result<RawExpr, ValueError> {
     let help = "conditions are `FIELD == VALUE`, `FIELD != VALUE`, `FIELD in NAME`, `FIELD in [A, B]` or \
                 `FIELD matches \"GLOB\"`, joined with `and`, `or`, `not` and parentheses";
-    let mut pairs =
-        PolicyGrammar::parse(Rule::rule_expr, text).map_err(|e| pest_error(text, e, "rule expression").help(help))?;
+    let mut pairs = PolicyGrammar::parse(Rule::rule_expr, text)
+        .map_err(|e| pest_error(text, e, "rule expression").help(help))?;
     let root = pairs.next().and_then(|p| p.into_inner().next());
     Ok(root.map_or(RawExpr::Bool(true), lower_expr))
 }
@@ -427,8 +545,11 @@ fn lower_expr(pair: Pair<Rule>) -> RawExpr {
     match pair.as_rule() {
         Rule::or_expr | Rule::and_expr => {
             let is_or = pair.as_rule() == Rule::or_expr;
-            let mut items: Vec<RawExpr> =
-                pair.into_inner().filter(|p| !matches!(p.as_rule(), Rule::or_op | Rule::and_op)).map(lower_expr).collect();
+            let mut items: Vec<RawExpr> = pair
+                .into_inner()
+                .filter(|p| !matches!(p.as_rule(), Rule::or_op | Rule::and_op))
+                .map(lower_expr)
+                .collect();
             if items.len() == 1 {
                 items.remove(0)
             } else if is_or {
@@ -457,7 +578,10 @@ fn lower_expr(pair: Pair<Rule>) -> RawExpr {
         Rule::condition => {
             let span = span_of(&pair);
             let mut inner = pair.into_inner();
-            let field = inner.next().map(|f| (f.as_str().to_string(), span_of(&f))).unwrap_or_default();
+            let field = inner
+                .next()
+                .map(|f| (f.as_str().to_string(), span_of(&f)))
+                .unwrap_or_default();
             let mut op = RawOp::Eq;
             let mut op_span = 0..0;
             let mut values = Vec::new();
@@ -466,7 +590,11 @@ fn lower_expr(pair: Pair<Rule>) -> RawExpr {
                 for p in cond.into_inner() {
                     match p.as_rule() {
                         Rule::cmp_op => {
-                            op = if p.as_str() == "==" { RawOp::Eq } else { RawOp::Ne };
+                            op = if p.as_str() == "==" {
+                                RawOp::Eq
+                            } else {
+                                RawOp::Ne
+                            };
                             op_span = span_of(&p);
                         }
                         Rule::in_op => {
@@ -486,14 +614,23 @@ fn lower_expr(pair: Pair<Rule>) -> RawExpr {
                     }
                 }
             }
-            RawExpr::Condition(RawCondition { field, op, op_span, values, list, span })
+            RawExpr::Condition(RawCondition {
+                field,
+                op,
+                op_span,
+                values,
+                list,
+                span,
+            })
         }
         _ => lower_expr_fallback(pair),
     }
 }
 
 fn lower_expr_fallback(pair: Pair<Rule>) -> RawExpr {
-    pair.into_inner().next().map_or(RawExpr::Bool(true), lower_expr)
+    pair.into_inner()
+        .next()
+        .map_or(RawExpr::Bool(true), lower_expr)
 }
 
 fn operand(p: Pair<Rule>) -> (String, Range<usize>) {

@@ -58,12 +58,18 @@ pub struct Compilation {
 impl Compilation {
     /// Number of errors.
     pub fn errors(&self) -> usize {
-        self.diagnostics.iter().filter(|d| d.severity == Severity::Error).count()
+        self.diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .count()
     }
 
     /// Number of warnings.
     pub fn warnings(&self) -> usize {
-        self.diagnostics.iter().filter(|d| d.severity == Severity::Warning).count()
+        self.diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Warning)
+            .count()
     }
 }
 
@@ -81,9 +87,14 @@ fn cached_schema() -> &'static serde_json::Value {
 /// Compiles a policy. Relative paths in it are resolved against the directory of
 /// `source.name`.
 pub fn compile(source: &SourceFile, options: CompileOptions) -> Compilation {
-    let base_dir = Path::new(&source.name).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    let base_dir = Path::new(&source.name)
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
     let text: &str = &source.text;
-    let finish = |diagnostics: Vec<Diagnostic>, policy: Option<Policy>, redactions: &[std::ops::Range<usize>]| {
+    let finish = |diagnostics: Vec<Diagnostic>,
+                  policy: Option<Policy>,
+                  redactions: &[std::ops::Range<usize>]| {
         let mut diagnostics = diagnostics;
         diagnostics.sort_by_key(|d| (d.offset(), d.severity, d.code));
         diagnostics.dedup();
@@ -104,9 +115,22 @@ pub fn compile(source: &SourceFile, options: CompileOptions) -> Compilation {
                 let span = e.span().unwrap_or(0..0);
                 let message = e.message().trim().to_string();
                 let first = message.lines().next().unwrap_or("invalid TOML").to_string();
-                let d = Diagnostic::new(Code::TomlSyntax, format!("TOML syntax error: {first}"), span, first.clone());
-                let rest: Vec<&str> = message.lines().skip(1).filter(|l| !l.trim().is_empty()).collect();
-                if rest.is_empty() { d } else { d.with_help(rest.join("\n")) }
+                let d = Diagnostic::new(
+                    Code::TomlSyntax,
+                    format!("TOML syntax error: {first}"),
+                    span,
+                    first.clone(),
+                );
+                let rest: Vec<&str> = message
+                    .lines()
+                    .skip(1)
+                    .filter(|l| !l.trim().is_empty())
+                    .collect();
+                if rest.is_empty() {
+                    d
+                } else {
+                    d.with_help(rest.join("\n"))
+                }
             })
             .collect();
         return finish(diags, None, &[]);
@@ -121,7 +145,12 @@ pub fn compile(source: &SourceFile, options: CompileOptions) -> Compilation {
         Err(e) => {
             let mut diags = structural;
             if diags.is_empty() {
-                diags.push(Diagnostic::new(Code::WrongType, e.message().trim().to_string(), e.span().unwrap_or(0..0), "here"));
+                diags.push(Diagnostic::new(
+                    Code::WrongType,
+                    e.message().trim().to_string(),
+                    e.span().unwrap_or(0..0),
+                    "here",
+                ));
             }
             return finish(diags, None, &[]);
         }
@@ -139,7 +168,10 @@ pub fn compile(source: &SourceFile, options: CompileOptions) -> Compilation {
 /// Reads and compiles a policy file.
 pub fn compile_file(path: &Path, options: CompileOptions) -> std::io::Result<Compilation> {
     let text = std::fs::read_to_string(path)?;
-    Ok(compile(&SourceFile::new(path.display().to_string(), Arc::<str>::from(text)), options))
+    Ok(compile(
+        &SourceFile::new(path.display().to_string(), Arc::<str>::from(text)),
+        options,
+    ))
 }
 
 fn redact(source: &SourceFile, spans: &[std::ops::Range<usize>]) -> SourceFile {
@@ -155,5 +187,8 @@ fn redact(source: &SourceFile, spans: &[std::ops::Range<usize>]) -> SourceFile {
             *b = b'*';
         }
     }
-    SourceFile::new(source.name.clone(), Arc::<str>::from(String::from_utf8_lossy(&bytes).into_owned()))
+    SourceFile::new(
+        source.name.clone(),
+        Arc::<str>::from(String::from_utf8_lossy(&bytes).into_owned()),
+    )
 }

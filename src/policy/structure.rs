@@ -18,7 +18,10 @@ use super::diagnostics::{Code, Diagnostic, did_you_mean};
 /// Checks a parsed document against a schema, pruning what does not fit. Returns the findings
 /// and whether the pruned document can still be read.
 pub fn check(root: &mut Spanned<DeTable<'_>>, schema: &Json) -> (Vec<Diagnostic>, bool) {
-    let mut walker = Walker { root: schema, diags: Vec::new() };
+    let mut walker = Walker {
+        root: schema,
+        diags: Vec::new(),
+    };
     let span = root.span();
     let ok = walker.table(root.get_mut(), span, 0..0, schema, "");
     (walker.diags, ok)
@@ -54,18 +57,30 @@ fn type_name(t: &str) -> &'static str {
 }
 
 fn join_path(path: &str, key: &str) -> String {
-    if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
 }
 
 fn display_path(path: &str) -> String {
-    if path.is_empty() { "the top level".to_string() } else { format!("`{path}`") }
+    if path.is_empty() {
+        "the top level".to_string()
+    } else {
+        format!("`{path}`")
+    }
 }
 
 impl<'s> Walker<'s> {
     fn resolve(&self, mut schema: &'s Json) -> &'s Json {
         for _ in 0..16 {
-            let Some(r) = schema.get("$ref").and_then(Json::as_str) else { break };
-            let Some(pointer) = r.strip_prefix('#') else { break };
+            let Some(r) = schema.get("$ref").and_then(Json::as_str) else {
+                break;
+            };
+            let Some(pointer) = r.strip_prefix('#') else {
+                break;
+            };
             match self.root.pointer(pointer) {
                 Some(s) => schema = s,
                 None => break,
@@ -76,7 +91,10 @@ impl<'s> Walker<'s> {
 
     /// The alternatives of an `anyOf`/`oneOf`, without `null`.
     fn alternatives(&self, schema: &'s Json) -> Option<Vec<&'s Json>> {
-        let alts = schema.get("anyOf").or_else(|| schema.get("oneOf"))?.as_array()?;
+        let alts = schema
+            .get("anyOf")
+            .or_else(|| schema.get("oneOf"))?
+            .as_array()?;
         Some(
             alts.iter()
                 .map(|a| self.resolve(a))
@@ -88,7 +106,11 @@ impl<'s> Walker<'s> {
     fn types(schema: &Json) -> Vec<&str> {
         match schema.get("type") {
             Some(Json::String(t)) => vec![t.as_str()],
-            Some(Json::Array(ts)) => ts.iter().filter_map(Json::as_str).filter(|t| *t != "null").collect(),
+            Some(Json::Array(ts)) => ts
+                .iter()
+                .filter_map(Json::as_str)
+                .filter(|t| *t != "null")
+                .collect(),
             _ => Vec::new(),
         }
     }
@@ -122,7 +144,11 @@ impl<'s> Walker<'s> {
                 self.diags.push(
                     Diagnostic::new(
                         Code::WrongType,
-                        format!("{} must be a string, found {}", display_path(path), kind(v.get_ref())),
+                        format!(
+                            "{} must be a string, found {}",
+                            display_path(path),
+                            kind(v.get_ref())
+                        ),
                         span,
                         "expected a string",
                     )
@@ -154,13 +180,19 @@ impl<'s> Walker<'s> {
                 many => {
                     let mut best: Option<Vec<Diagnostic>> = None;
                     for alt in many {
-                        let mut sub = Walker { root: self.root, diags: Vec::new() };
+                        let mut sub = Walker {
+                            root: self.root,
+                            diags: Vec::new(),
+                        };
                         let mut trial = v.clone();
                         sub.value(&mut trial, alt, path);
                         if sub.diags.is_empty() {
                             return;
                         }
-                        let type_ok = !sub.diags.iter().any(|d| d.code == Code::WrongType && d.labels[0].span == span);
+                        let type_ok = !sub
+                            .diags
+                            .iter()
+                            .any(|d| d.code == Code::WrongType && d.labels[0].span == span);
                         if type_ok && best.is_none() {
                             best = Some(sub.diags);
                         }
@@ -169,7 +201,11 @@ impl<'s> Walker<'s> {
                         Some(diags) => self.diags.extend(diags),
                         None => self.diags.push(Diagnostic::new(
                             Code::WrongType,
-                            format!("{} has the wrong type, found {}", display_path(path), kind(v.get_ref())),
+                            format!(
+                                "{} has the wrong type, found {}",
+                                display_path(path),
+                                kind(v.get_ref())
+                            ),
                             span,
                             "unexpected type",
                         )),
@@ -181,7 +217,9 @@ impl<'s> Walker<'s> {
         let types = Self::types(schema);
         let fits = |t: &str| match (t, v.get_ref()) {
             ("string", DeValue::String(_)) => true,
-            ("string", DeValue::Datetime(_)) => schema.get("format").and_then(Json::as_str) == Some("date-time"),
+            ("string", DeValue::Datetime(_)) => {
+                schema.get("format").and_then(Json::as_str) == Some("date-time")
+            }
             ("integer", DeValue::Integer(_)) => true,
             ("number", DeValue::Integer(_) | DeValue::Float(_)) => true,
             ("boolean", DeValue::Boolean(_)) => true,
@@ -190,14 +228,23 @@ impl<'s> Walker<'s> {
             _ => false,
         };
         if !types.is_empty() && !types.iter().any(|t| fits(t)) {
-            let expected = types.iter().map(|t| type_name(t)).collect::<Vec<_>>().join(" or ");
+            let expected = types
+                .iter()
+                .map(|t| type_name(t))
+                .collect::<Vec<_>>()
+                .join(" or ");
             let mut d = Diagnostic::new(
                 Code::WrongType,
-                format!("{} must be {expected}, found {}", display_path(path), kind(v.get_ref())),
+                format!(
+                    "{} must be {expected}, found {}",
+                    display_path(path),
+                    kind(v.get_ref())
+                ),
                 span,
                 format!("expected {expected}"),
             );
-            if types == ["string"] && !matches!(v.get_ref(), DeValue::Array(_) | DeValue::Table(_)) {
+            if types == ["string"] && !matches!(v.get_ref(), DeValue::Array(_) | DeValue::Table(_))
+            {
                 d = d.with_help("put the value in quotes");
             } else if types == ["array"] {
                 d = d.with_help("write a list: `[ ... ]`");
@@ -221,7 +268,9 @@ impl<'s> Walker<'s> {
                 let min = schema.get("minimum").and_then(Json::as_i64);
                 let max = schema.get("maximum").and_then(Json::as_i64);
                 if let Some(n) = parsed {
-                    if min.is_some_and(|m| n < i128::from(m)) || max.is_some_and(|m| n > i128::from(m)) {
+                    if min.is_some_and(|m| n < i128::from(m))
+                        || max.is_some_and(|m| n > i128::from(m))
+                    {
                         let range = match (min, max) {
                             (Some(a), Some(b)) => format!("between {a} and {b}"),
                             (Some(a), None) => format!("at least {a}"),
@@ -241,7 +290,13 @@ impl<'s> Walker<'s> {
         }
     }
 
-    fn array<'i>(&mut self, items: &mut toml::de::DeArray<'i>, item_schema: &'s Json, path: &str, key_span: Option<Range<usize>>) {
+    fn array<'i>(
+        &mut self,
+        items: &mut toml::de::DeArray<'i>,
+        item_schema: &'s Json,
+        path: &str,
+        key_span: Option<Range<usize>>,
+    ) {
         let mut kept = toml::de::DeArray::new();
         let mut dropped = false;
         for (i, item) in items.iter().enumerate() {
@@ -249,7 +304,11 @@ impl<'s> Walker<'s> {
             let item_path = format!("{path}[{i}]");
             let ok = match (&key_span, item.get_ref()) {
                 (Some(key_span), DeValue::Table(_)) => {
-                    let header = if item.span().is_empty() { key_span.clone() } else { item.span() };
+                    let header = if item.span().is_empty() {
+                        key_span.clone()
+                    } else {
+                        item.span()
+                    };
                     self.value_with_header(&mut item, header, item_schema, &item_path)
                 }
                 _ => self.value(&mut item, item_schema, &item_path),
@@ -265,12 +324,22 @@ impl<'s> Walker<'s> {
         }
     }
 
-    fn table(&mut self, t: &mut DeTable<'_>, span: Range<usize>, header: Range<usize>, schema: &'s Json, path: &str) -> bool {
+    fn table(
+        &mut self,
+        t: &mut DeTable<'_>,
+        span: Range<usize>,
+        header: Range<usize>,
+        schema: &'s Json,
+        path: &str,
+    ) -> bool {
         let schema = self.resolve(schema);
         let props = schema.get("properties").and_then(Json::as_object);
         let additional = schema.get("additionalProperties");
-        let required: Vec<&str> =
-            schema.get("required").and_then(Json::as_array).map(|r| r.iter().filter_map(Json::as_str).collect()).unwrap_or_default();
+        let required: Vec<&str> = schema
+            .get("required")
+            .and_then(Json::as_array)
+            .map(|r| r.iter().filter_map(Json::as_str).collect())
+            .unwrap_or_default();
         let mut ok = true;
         let mut remove: Vec<String> = Vec::new();
         for (key, value) in t.iter_mut() {
@@ -280,9 +349,16 @@ impl<'s> Walker<'s> {
                 Some(prop) => self.value_with_header(value, key.span(), prop, &key_path),
                 None => match additional {
                     Some(Json::Bool(false)) | None if props.is_some() => {
-                        let known: Vec<&str> = props.map(|p| p.keys().map(String::as_str).collect()).unwrap_or_default();
-                        let help = did_you_mean(name, known.iter().copied())
-                            .unwrap_or_else(|| format!("keys allowed in {}: {}", display_path(path), known.join(", ")));
+                        let known: Vec<&str> = props
+                            .map(|p| p.keys().map(String::as_str).collect())
+                            .unwrap_or_default();
+                        let help = did_you_mean(name, known.iter().copied()).unwrap_or_else(|| {
+                            format!(
+                                "keys allowed in {}: {}",
+                                display_path(path),
+                                known.join(", ")
+                            )
+                        });
                         self.diags.push(
                             Diagnostic::new(
                                 Code::UnknownKey,
@@ -294,7 +370,9 @@ impl<'s> Walker<'s> {
                         );
                         false
                     }
-                    Some(extra @ Json::Object(_)) => self.value_with_header(value, key.span(), extra, &key_path),
+                    Some(extra @ Json::Object(_)) => {
+                        self.value_with_header(value, key.span(), extra, &key_path)
+                    }
                     _ => true,
                 },
             };
@@ -311,9 +389,15 @@ impl<'s> Walker<'s> {
         }
         {
             for name in required.iter().copied() {
-                if !t.iter().any(|(k, _)| k.get_ref().as_ref() == name) && !remove.iter().any(|r| r == name) {
+                if !t.iter().any(|(k, _)| k.get_ref().as_ref() == name)
+                    && !remove.iter().any(|r| r == name)
+                {
                     ok = false;
-                    let at = if header.is_empty() { span.start..span.start } else { header.clone() };
+                    let at = if header.is_empty() {
+                        span.start..span.start
+                    } else {
+                        header.clone()
+                    };
                     self.diags.push(
                         Diagnostic::new(
                             Code::MissingKey,
@@ -321,10 +405,15 @@ impl<'s> Walker<'s> {
                             at,
                             format!("`{name}` is required here"),
                         )
-                        .with_help(match schema.pointer(&format!("/properties/{name}/description")).and_then(Json::as_str) {
-                            Some(desc) => format!("add `{name} = ...`: {desc}"),
-                            None => format!("add `{name} = ...`"),
-                        }),
+                        .with_help(
+                            match schema
+                                .pointer(&format!("/properties/{name}/description"))
+                                .and_then(Json::as_str)
+                            {
+                                Some(desc) => format!("add `{name} = ...`: {desc}"),
+                                None => format!("add `{name} = ...`"),
+                            },
+                        ),
                     );
                 }
             }
@@ -332,7 +421,13 @@ impl<'s> Walker<'s> {
         ok
     }
 
-    fn value_with_header(&mut self, v: &mut Spanned<DeValue<'_>>, key_span: Range<usize>, schema: &'s Json, path: &str) -> bool {
+    fn value_with_header(
+        &mut self,
+        v: &mut Spanned<DeValue<'_>>,
+        key_span: Range<usize>,
+        schema: &'s Json,
+        path: &str,
+    ) -> bool {
         // Tables report missing keys at the key that introduced them (`[listener.limits]`,
         // `limits = {...}`), which is where a reader looks.
         let span = v.span();

@@ -33,7 +33,11 @@ impl AddressRange {
                 Self::V4(a, a | host)
             }
             IpAddr::V6(a) => {
-                let host = if prefix >= 128 { 0 } else { u128::MAX >> prefix };
+                let host = if prefix >= 128 {
+                    0
+                } else {
+                    u128::MAX >> prefix
+                };
                 let a = u128::from(a) & !host;
                 Self::V6(a, a | host)
             }
@@ -158,7 +162,10 @@ impl IpSet {
         };
         let (v4, v6) = split(include);
         let (x4, x6) = split(except);
-        Self { v4: subtract(v4, &x4), v6: subtract(v6, &x6) }
+        Self {
+            v4: subtract(v4, &x4),
+            v6: subtract(v6, &x6),
+        }
     }
 
     /// Whether `ip` is in the set. IPv4-mapped IPv6 addresses are looked up as IPv4.
@@ -225,7 +232,10 @@ impl GlobBuilder {
     }
     /// The glob.
     pub fn build(self, source: &str) -> Glob {
-        Glob { source: source.to_string(), pieces: self.pieces }
+        Glob {
+            source: source.to_string(),
+            pieces: self.pieces,
+        }
     }
 }
 
@@ -317,8 +327,12 @@ pub enum Privilege {
 
 impl Privilege {
     /// Every privilege.
-    pub const ALL: [Privilege; 4] =
-        [Privilege::EventWrite, Privilege::ConfigAgentRead, Privilege::SourcemapWrite, Privilege::MonitoringRead];
+    pub const ALL: [Privilege; 4] = [
+        Privilege::EventWrite,
+        Privilege::ConfigAgentRead,
+        Privilege::SourcemapWrite,
+        Privilege::MonitoringRead,
+    ];
 
     /// The name as written in policies and in Elasticsearch's `apm` application.
     pub fn as_str(self) -> &'static str {
@@ -370,7 +384,9 @@ impl PrivilegeSet {
     }
     /// The privileges held.
     pub fn iter(self) -> impl Iterator<Item = Privilege> {
-        Privilege::ALL.into_iter().filter(move |p| self.contains(*p))
+        Privilege::ALL
+            .into_iter()
+            .filter(move |p| self.contains(*p))
     }
 }
 
@@ -446,12 +462,15 @@ impl SecretRef {
     /// Reads the secret from the environment or a file.
     pub fn resolve(&self) -> Result<Secret, SecretError> {
         match self {
-            SecretRef::Env(name) => {
-                std::env::var(name).map(Secret::new).map_err(|_| SecretError::EnvMissing(name.clone()))
-            }
+            SecretRef::Env(name) => std::env::var(name)
+                .map(Secret::new)
+                .map_err(|_| SecretError::EnvMissing(name.clone())),
             SecretRef::File(path) => std::fs::read_to_string(path)
                 .map(|s| Secret::new(s.trim_end_matches(['\n', '\r'])))
-                .map_err(|e| SecretError::File { path: path.display().to_string(), reason: e.to_string() }),
+                .map_err(|e| SecretError::File {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                }),
             SecretRef::Inline(s) => Ok(Secret::new(s.clone())),
         }
     }
@@ -508,7 +527,10 @@ mod tests {
 
     #[test]
     fn ip_set_subtracts_exceptions() {
-        let set = IpSet::new(&[r("10.0.0.0/8"), r("2001:db8::/32")], &[r("10.1.0.0/16"), r("10.255.255.255")]);
+        let set = IpSet::new(
+            &[r("10.0.0.0/8"), r("2001:db8::/32")],
+            &[r("10.1.0.0/16"), r("10.255.255.255")],
+        );
         assert!(set.contains("10.0.0.1".parse().unwrap()));
         assert!(!set.contains("10.1.2.3".parse().unwrap()));
         assert!(set.contains("10.2.0.0".parse().unwrap()));
