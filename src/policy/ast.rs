@@ -220,7 +220,7 @@ pub struct TlsProfile {
     /// TLS 1.2 cipher suites by IANA name; TLS 1.3 suites are always the library's.
     #[serde(default)]
     pub cipher_suites: Vec<Sp<String>>,
-    /// Key exchange groups: `X25519`, `P-256`, `P-384`, `X25519MLKEM768`.
+    /// Key exchange groups: `X25519`, `P-256`, `P-384`.
     #[serde(default)]
     pub curve_types: Vec<Sp<String>>,
     /// `rustls` (default) or `native-tls`.

@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 
 use super::ast::{self, Effect, Protocol, RouteName, SizeValue, TlsBackend};
 use super::compiled::*;
-use super::diagnostics::{Code, Diagnostic, did_you_mean};
+use super::diagnostics::{Code, Diagnostic, closest, did_you_mean};
 use super::expr::{Condition, Expr, Field, Test};
 use super::grammar::{self, RawCondition, RawExpr, RawOp, ValueError, ValueText};
 use super::spanned::Sp;
@@ -48,7 +48,17 @@ pub const CIPHER_SUITES: [(&str, &str); 6] = [
 ];
 
 /// Key exchange groups the rustls backend offers.
-pub const CURVES: [&str; 4] = ["X25519", "P-256", "P-384", "X25519MLKEM768"];
+pub const CURVES: [&str; 3] = ["X25519", "P-256", "P-384"];
+
+/// Other names of curves (OpenSSL's and Go's), with the name apmgate uses.
+const CURVE_ALIASES: [(&str, &str); 6] = [
+    ("x25519", "X25519"),
+    ("prime256v1", "P-256"),
+    ("secp256r1", "P-256"),
+    ("CurveP256", "P-256"),
+    ("secp384r1", "P-384"),
+    ("CurveP384", "P-384"),
+];
 
 /// Default file output path.
 pub const DEFAULT_FILE_OUTPUT: &str = "data/apmgate-events.ndjson";
@@ -96,6 +106,9 @@ pub(crate) struct Compiler<'a> {
     used_allowlists: BTreeSet<String>,
     used_tls: BTreeSet<String>,
     bind_spans: HashMap<String, Range<usize>>,
+    /// The structural check pruned entries: findings that only say "missing" are left out,
+    /// since the entry may be there, just malformed.
+    pub pruned: bool,
 }
 
 struct RoleTable<'a> {
@@ -114,6 +127,7 @@ impl<'a> Compiler<'a> {
             used_allowlists: BTreeSet::new(),
             used_tls: BTreeSet::new(),
             bind_spans: HashMap::new(),
+            pruned: false,
         }
     }
 
@@ -357,6 +371,16 @@ impl<'a> Compiler<'a> {
     }
 
     fn undefined(&mut self, what: &str, name: &Sp<String>, span: Range<usize>, known: Vec<&str>) {
+        // The entry the name was probably meant for is not "unused": one finding is enough.
+        if let Some(meant) = closest(name, known.iter().copied()) {
+            let meant = meant.to_string();
+            match what {
+                "role" => self.used_roles.insert(meant),
+                "TLS profile" => self.used_tls.insert(meant),
+                "allowlist" => self.used_allowlists.insert(meant),
+                _ => false,
+            };
+        }
         let help = did_you_mean(name, known.iter().copied()).unwrap_or_else(|| {
             if known.is_empty() {
                 format!("no {what} is defined")
@@ -707,8 +731,14 @@ impl<'a> Compiler<'a> {
                 if CURVES.contains(&c.as_str()) {
                     curves.push(c.value.clone());
                 } else {
-                    let help = did_you_mean(c, CURVES)
-                        .unwrap_or_else(|| format!("supported curves: {}", CURVES.join(", ")));
+                    let help = match CURVE_ALIASES
+                        .iter()
+                        .find(|(alias, _)| alias.eq_ignore_ascii_case(c))
+                    {
+                        Some((_, name)) => format!("apmgate calls this curve `{name}`"),
+                        None => did_you_mean(c, CURVES)
+                            .unwrap_or_else(|| format!("supported curves: {}", CURVES.join(", "))),
+                    };
                     self.push(
                         Diagnostic::new(
                             Code::UnknownCurve,
@@ -818,7 +848,7 @@ impl<'a> Compiler<'a> {
         tls: &BTreeMap<String, Arc<TlsProfile>>,
     ) -> Vec<Arc<Listener>> {
         self.check_duplicates("listener", listeners.iter().map(|l| &l.name));
-        if listeners.is_empty() {
+        if listeners.is_empty() && !self.pruned {
             self.push(
                 Diagnostic::new(
                     Code::NoListeners,
@@ -1671,14 +1701,17 @@ impl<'a> Compiler<'a> {
         let values = &c.values;
         let bad_value =
             |this: &mut Self, v: &(String, Range<usize>), what: &str, known: Vec<&str>| {
+                if let (Some(meant), "role") = (closest(&v.0, known.iter().copied()), what) {
+                    this.used_roles.insert(meant.to_string());
+                }
                 let help = did_you_mean(&v.0, known.iter().copied())
                     .unwrap_or_else(|| format!("{what}s: {}", known.join(", ")));
                 this.push(
                     Diagnostic::new(
                         Code::InvalidRuleValue,
-                        format!("`{}` is not a {what}", v.0),
+                        format!("`{}` is not {} {what}", v.0, article(what)),
                         text.span(v.1.clone()),
-                        format!("not a {what}"),
+                        format!("not {} {what}", article(what)),
                     )
                     .with_help(help),
                 );
@@ -1706,23 +1739,9 @@ impl<'a> Compiler<'a> {
                         Test::Allowlist(list.clone())
                     }
                     None => {
+                        let name = Sp::new(v.0.clone(), 0..0);
                         let known: Vec<&str> = allowlists.keys().map(String::as_str).collect();
-                        let help = did_you_mean(&v.0, known.iter().copied()).unwrap_or_else(|| {
-                            if known.is_empty() {
-                                "no allowlist is defined; add `[allowlist.NAME]`".to_string()
-                            } else {
-                                format!("allowlists: {}", known.join(", "))
-                            }
-                        });
-                        self.push(
-                            Diagnostic::new(
-                                Code::UndefinedReference,
-                                format!("undefined allowlist `{}`", v.0),
-                                text.span(v.1.clone()),
-                                "no such allowlist",
-                            )
-                            .with_help(help),
-                        );
+                        self.undefined("allowlist", &name, text.span(v.1.clone()), known);
                         return None;
                     }
                 }
@@ -2035,6 +2054,14 @@ pub const ROUTE_NAMES: [(&str, RouteName); 6] = [
     ("rum_config", RouteName::RumConfig),
     ("metrics", RouteName::Metrics),
 ];
+
+fn article(word: &str) -> &'static str {
+    if word.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    }
+}
 
 fn text_is_quoted(span: &Range<usize>, value: &str) -> bool {
     span.len() == value.len() + 2

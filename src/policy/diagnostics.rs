@@ -84,7 +84,6 @@ codes! {
     IdentityWithoutPattern = "E501", Error, "client-certificate identity without a pattern";
     DuplicateApiKeyId = "E502", Error, "two API keys share an id";
     EsApiKeysWithoutOutput = "E503", Error, "Elasticsearch API keys need an Elasticsearch output";
-    TestFailed = "E504", Error, "policy test failed";
     InvalidTestIdentity = "E505", Error, "invalid test identity";
     MultipleOutputs = "E601", Error, "more than one output";
     ConflictingCredentials = "E602", Error, "conflicting Elasticsearch credentials";
@@ -200,6 +199,11 @@ pub fn did_you_mean<'a>(
     word: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<String> {
+    closest(word, candidates).map(|c| format!("did you mean `{c}`?"))
+}
+
+/// The candidate closest to `word`, if close enough to be what was meant.
+pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let mut best: Option<(f64, &str)> = None;
     for candidate in candidates {
         let score = strsim::jaro_winkler(word, candidate);
@@ -207,7 +211,7 @@ pub fn did_you_mean<'a>(
             best = Some((score, candidate));
         }
     }
-    best.map(|(_, c)| format!("did you mean `{c}`?"))
+    best.map(|(_, c)| c)
 }
 
 /// A policy file's text and name, shared by its diagnostics.

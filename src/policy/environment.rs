@@ -10,8 +10,8 @@ use std::ops::Range;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::pem::{self, PemObject};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 use super::compile::{Facts, FileUse, MIN_SECRET_TOKEN_LEN, SecretUse, short_token_diagnostic};
 use super::compiled::{EsCredentials, OutputSettings, Policy, SecretSlot};
@@ -53,11 +53,11 @@ pub(crate) fn check(facts: &Facts, policy: &mut Policy) -> Vec<Diagnostic> {
                     match CertificateDer::pem_slice_iter(&pem).collect::<Result<Vec<_>, _>>() {
                         Ok(certs) if !certs.is_empty() => {
                             for cert in &certs {
-                                check_validity(cert, span, &mut diags);
+                                check_validity(cert, path, span, &mut diags);
                             }
                         }
                         Ok(_) => diags.push(no_pem(path, span, "CERTIFICATE")),
-                        Err(e) => diags.push(bad_cert(path, span, &e.to_string())),
+                        Err(e) => diags.push(bad_cert(path, span, &pem_error(&e))),
                     }
                 }
             }
@@ -71,7 +71,7 @@ pub(crate) fn check(facts: &Facts, policy: &mut Policy) -> Vec<Diagnostic> {
                 let leaf = cert_pem.and_then(|pem| {
                     match CertificateDer::pem_slice_iter(&pem).collect::<Result<Vec<_>, _>>() {
                         Ok(certs) if !certs.is_empty() => {
-                            check_validity(&certs[0], span, &mut diags);
+                            check_validity(&certs[0], path, span, &mut diags);
                             Some(certs[0].clone())
                         }
                         Ok(_) => {
@@ -88,7 +88,15 @@ pub(crate) fn check(facts: &Facts, policy: &mut Policy) -> Vec<Diagnostic> {
                 let key_der =
                     key_pem.and_then(|pem| load_key(key, &pem, key_span, passphrase, &mut diags));
                 if let (Some(leaf), Some(key_der)) = (leaf, key_der) {
-                    check_key_matches(&leaf, &key_der, path, span, key_span, &mut diags);
+                    check_key_matches(
+                        &leaf.into_owned(),
+                        &key_der,
+                        key,
+                        path,
+                        span,
+                        key_span,
+                        &mut diags,
+                    );
                 }
             }
         }
@@ -167,16 +175,40 @@ fn bad_cert(path: &Path, span: &Range<usize>, why: &str) -> Diagnostic {
         span.clone(),
         "not a certificate",
     )
+    .with_help("certificates are PEM files with `-----BEGIN CERTIFICATE-----` blocks; check the file is complete")
 }
 
-fn check_validity(cert: &CertificateDer<'_>, span: &Range<usize>, diags: &mut Vec<Diagnostic>) {
+/// A PEM reading error in words (the library's own are terse or print bytes).
+fn pem_error(e: &pem::Error) -> String {
+    match e {
+        pem::Error::MissingSectionEnd { .. } => {
+            "a PEM block has no END line (is the file truncated?)".to_string()
+        }
+        pem::Error::IllegalSectionStart { .. } => {
+            "a PEM block has a malformed BEGIN line".to_string()
+        }
+        pem::Error::Base64Decode(_) => "a PEM block holds invalid base64".to_string(),
+        pem::Error::NoItemsFound => "no PEM block found".to_string(),
+        other => other.to_string(),
+    }
+}
+
+fn check_validity(
+    cert: &CertificateDer<'_>,
+    path: &Path,
+    span: &Range<usize>,
+    diags: &mut Vec<Diagnostic>,
+) {
     let Ok((_, parsed)) = x509_parser::parse_x509_certificate(cert.as_ref()) else {
-        diags.push(Diagnostic::new(
-            Code::CertificateInvalid,
-            "certificate cannot be parsed as X.509",
-            span.clone(),
-            "not X.509",
-        ));
+        diags.push(
+            Diagnostic::new(
+                Code::CertificateInvalid,
+                format!("a certificate in `{}` is not valid X.509", path.display()),
+                span.clone(),
+                "not X.509",
+            )
+            .with_help("the PEM block decodes, but its content is not a certificate; regenerate or re-export it"),
+        );
         return;
     };
     let subject = parsed.subject().to_string();
@@ -219,7 +251,7 @@ fn load_key(
     span: &Range<usize>,
     passphrase: Option<(Option<&Secret>, &Range<usize>)>,
     diags: &mut Vec<Diagnostic>,
-) -> Option<Vec<u8>> {
+) -> Option<PrivateKeyDer<'static>> {
     let text = String::from_utf8_lossy(pem);
     if text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") {
         let Some((secret, pass_span)) = passphrase else {
@@ -239,25 +271,32 @@ fn load_key(
         };
         // Unresolved passphrase: already reported by the secret check.
         let secret = secret?;
-        let doc = match pkcs8::EncryptedPrivateKeyInfo::try_from(
-            pkcs8::Document::from_pem(&text)
-                .map(|(_, d)| d)
-                .ok()?
-                .as_bytes(),
-        ) {
-            Ok(info) => info.decrypt(secret.expose()),
-            Err(e) => {
-                diags.push(Diagnostic::new(
+        let malformed = |diags: &mut Vec<Diagnostic>| {
+            diags.push(
+                Diagnostic::new(
                     Code::KeyInvalid,
-                    format!("`{}` cannot be parsed: {e}", path.display()),
+                    format!("`{}` holds a malformed encrypted key", path.display()),
                     span.clone(),
                     "bad key",
-                ));
+                )
+                .with_help("re-export it: `openssl pkcs8 -topk8 -v2 aes-256-cbc -in plain.key -out encrypted.key`"),
+            );
+        };
+        let Ok((_, document)) = pkcs8::Document::from_pem(&text) else {
+            malformed(diags);
+            return None;
+        };
+        let doc = match pkcs8::EncryptedPrivateKeyInfo::try_from(document.as_bytes()) {
+            Ok(info) => info.decrypt(secret.expose()),
+            Err(_) => {
+                malformed(diags);
                 return None;
             }
         };
         return match doc {
-            Ok(doc) => Some(doc.as_bytes().to_vec()),
+            Ok(doc) => Some(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+                doc.as_bytes().to_vec(),
+            ))),
             Err(_) => {
                 diags.push(
                     Diagnostic::new(
@@ -285,10 +324,14 @@ fn load_key(
         return None;
     }
     match PrivateKeyDer::from_pem_slice(pem) {
-        Ok(k) => Some(k.secret_der().to_vec()),
+        Ok(k) => Some(k),
         Err(e) => {
+            let why = match e {
+                pem::Error::NoItemsFound => "no PEM private key block".to_string(),
+                other => pem_error(&other),
+            };
             diags.push(
-                Diagnostic::new(Code::KeyInvalid, format!("`{}` holds no usable private key: {e}", path.display()), span.clone(), "not a key")
+                Diagnostic::new(Code::KeyInvalid, format!("`{}` holds no usable private key: {why}", path.display()), span.clone(), "not a key")
                     .with_help("keys are PEM files: PKCS#8 (`BEGIN PRIVATE KEY`), PKCS#1 (`BEGIN RSA PRIVATE KEY`) or SEC1 (`BEGIN EC PRIVATE KEY`)"),
             );
             None
@@ -297,22 +340,30 @@ fn load_key(
 }
 
 fn check_key_matches(
-    leaf: &CertificateDer<'_>,
-    key_der: &[u8],
+    leaf: &CertificateDer<'static>,
+    key: &PrivateKeyDer<'static>,
+    key_path: &Path,
     cert_path: &Path,
     cert_span: &Range<usize>,
     key_span: &Range<usize>,
     diags: &mut Vec<Diagnostic>,
 ) {
-    let Ok((_, cert)) = x509_parser::parse_x509_certificate(leaf.as_ref()) else {
-        return;
+    // The provider the listeners use decides what a usable key is, for every encoding.
+    let provider = rustls::crypto::ring::default_provider();
+    let signing_key = match provider.key_provider.load_private_key(key.clone_key()) {
+        Ok(k) => k,
+        Err(e) => {
+            diags.push(
+                Diagnostic::new(Code::KeyInvalid, format!("`{}` holds no usable private key: {e}", key_path.display()), key_span.clone(), "not a usable key")
+                    .with_help("supported keys: ECDSA P-256/P-384, Ed25519 and RSA, in PKCS#8, PKCS#1 or SEC1 PEM"),
+            );
+            return;
+        }
     };
-    // rcgen reads PKCS#8 keys (what `keys`, `certs dev` and most tools write); for other
-    // encodings the match is checked when the listener loads the key.
-    let Ok(pair) = rcgen::KeyPair::try_from(key_der) else {
-        return;
-    };
-    if cert.public_key().subject_public_key.data.as_ref() != pair.public_key_raw() {
+    let certified = rustls::sign::CertifiedKey::new(vec![leaf.clone()], signing_key);
+    if let Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) =
+        certified.keys_match()
+    {
         diags.push(
             Diagnostic::new(
                 Code::KeyMismatch,

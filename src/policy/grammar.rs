@@ -129,6 +129,17 @@ fn rule_name(rule: &Rule) -> &'static str {
         Rule::string_lit => "a quoted string",
         Rule::word => "a value",
         Rule::list => "a list",
+        Rule::address_set => "an IP address, CIDR or range",
+        Rule::privilege => "a privilege such as `event:write`",
+        Rule::privilege_sep => "`:`",
+        Rule::bind | Rule::bind_host | Rule::bind_v6 | Rule::bind_unix => {
+            "`host:port`, `[v6]:port` or `unix:/path`"
+        }
+        Rule::glob | Rule::glob_escape | Rule::glob_literal | Rule::glob_star | Rule::glob_any => {
+            "a glob pattern"
+        }
+        Rule::duration => "a duration",
+        Rule::size => "a size",
         Rule::close_paren => "`)`",
         Rule::EOI => "the end of the value",
         _ => "something else",
@@ -180,7 +191,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, ValueError> {
     let pairs = PolicyGrammar::parse(Rule::duration, text)
         .map_err(|e| pest_error(text, e, "duration").help(help))?;
     let mut total = Duration::ZERO;
-    let mut last_rank = usize::MAX;
+    let mut last_rank: Option<usize> = None;
     for part in pairs
         .flatten()
         .filter(|p| p.as_rule() == Rule::duration_part)
@@ -205,7 +216,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, ValueError> {
             "ms" => (4, 1_000_000),
             _ => (5, 1_000),
         };
-        if rank >= last_rank {
+        if last_rank.is_some_and(|last| rank <= last) {
             return Err(ValueError::new(
                 span.start()..span.end(),
                 "invalid duration: units must go from largest to smallest, each once",
@@ -213,7 +224,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, ValueError> {
             )
             .help(help));
         }
-        last_rank = rank;
+        last_rank = Some(rank);
         let add = u128::from(n) * nanos;
         total = total
             .checked_add(Duration::from_nanos(u64::try_from(add).unwrap_or(u64::MAX)))
@@ -340,6 +351,15 @@ pub fn parse_address_range(text: &str) -> Result<AddressRange, ValueError> {
 
 /// Parses a glob pattern.
 pub fn parse_glob(text: &str) -> Result<Glob, ValueError> {
+    let trailing = text.len() - text.trim_end_matches('\\').len();
+    if trailing % 2 == 1 {
+        return Err(ValueError::new(
+            text.len() - 1..text.len(),
+            "invalid glob: a trailing `\\` escapes nothing",
+            "nothing to escape",
+        )
+        .help("write `\\\\` for a literal backslash"));
+    }
     let pairs = PolicyGrammar::parse(Rule::glob, text).map_err(|e| {
         pest_error(text, e, "glob")
             .help("`*` matches any characters, `?` one character, `\\` escapes the next one")

@@ -156,6 +156,7 @@ pub fn compile(source: &SourceFile, options: CompileOptions) -> Compilation {
         }
     };
     let mut compiler = compile::Compiler::new(text, base_dir);
+    compiler.pruned = !structural.is_empty();
     let mut policy = compiler.compile(&file);
     let mut diags = structural;
     diags.append(&mut compiler.diags);
