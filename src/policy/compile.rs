@@ -1723,7 +1723,7 @@ impl<'a> Compiler<'a> {
                     Ok(g) => Test::Glob(g),
                     Err(e) => {
                         let shifted = ValueError {
-                            span: v.1.start + 1 + e.span.start..v.1.start + 1 + e.span.end,
+                            span: operand_span(v, e.span.clone()),
                             ..e
                         };
                         self.push(text.diagnostic(Code::InvalidGlob, shifted));
@@ -1752,10 +1752,8 @@ impl<'a> Compiler<'a> {
                     match grammar::parse_address_range(&v.0) {
                         Ok(r) => ranges.push(r),
                         Err(e) => {
-                            let quoted = text_is_quoted(&v.1, &v.0);
-                            let off = v.1.start + usize::from(quoted);
                             let shifted = ValueError {
-                                span: off + e.span.start..off + e.span.end,
+                                span: operand_span(v, e.span.clone()),
                                 ..e.clone()
                             };
                             let code = if e.message.contains("host bits") {
@@ -2063,8 +2061,18 @@ fn article(word: &str) -> &'static str {
     }
 }
 
-fn text_is_quoted(span: &Range<usize>, value: &str) -> bool {
-    span.len() == value.len() + 2
+/// The span (in the expression) of a range inside an operand's value. Offsets map exactly when
+/// the operand is written verbatim (a bare word, or a quoted string without escapes); after an
+/// escape they no longer do, and the whole operand is the honest answer.
+fn operand_span(operand: &(String, Range<usize>), inner: Range<usize>) -> Range<usize> {
+    let (value, span) = operand;
+    if span.len() == value.len() {
+        span.start + inner.start..span.start + inner.end
+    } else if span.len() == value.len() + 2 {
+        span.start + 1 + inner.start..span.start + 1 + inner.end
+    } else {
+        span.clone()
+    }
 }
 
 fn short_token(span: Range<usize>, len: usize) -> Diagnostic {

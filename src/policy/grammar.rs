@@ -582,10 +582,11 @@ fn lower_expr(pair: Pair<Rule>) -> RawExpr {
             let mut nots = 0;
             let mut inner = None;
             for p in pair.into_inner() {
-                if p.as_rule() == Rule::not_op {
-                    nots += 1;
-                } else {
-                    inner = Some(lower_expr(p));
+                match p.as_rule() {
+                    Rule::not_op => nots += 1,
+                    // The `)` of a parenthesised expression carries no meaning.
+                    Rule::close_paren => {}
+                    _ => inner = Some(lower_expr(p)),
                 }
             }
             let mut e = inner.unwrap_or(RawExpr::Bool(true));
