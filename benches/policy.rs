@@ -365,7 +365,7 @@ fn bench_expr(c: &mut Criterion) {
     let identity = Identity {
         kind: IdentityKind::SecretToken,
         name: Some("legacy".to_string()),
-        roles: vec!["role-0".to_string()],
+        roles: vec!["role-0".to_string()].into(),
         privileges: policy.roles["role-0"],
     };
     let source: IpAddr = "fc00::77".parse().expect("address");
@@ -393,7 +393,7 @@ fn bench_expr(c: &mut Criterion) {
         client_cert: None,
     };
     let decision = decide(&policy, &request, Some(identity.clone()), &|_, _| false);
-    assert_eq!(decision.rules.len(), RULES, "decide must try every rule");
+    assert_eq!(decision.rules_tried, RULES, "decide must try every rule");
     assert!(
         matches!(decision.outcome, Outcome::Deny { status: 403, .. }),
         "default deny"

@@ -257,7 +257,7 @@ effect = "allow"
     let d = req("GET", "/config/v1/agents").decide(&p);
     assert_eq!(status(&d), 200);
     assert_eq!(d.deciding_rule.as_deref(), Some("office-may-read-config"));
-    assert_eq!(d.rules.len(), 1, "later rules are not tried");
+    assert_eq!(d.rules_tried, 1, "later rules are not tried");
 
     let mut outside = req("GET", "/config/v1/agents");
     outside.from = "192.0.2.66:1";
@@ -272,8 +272,10 @@ effect = "allow"
         }
     );
     assert_eq!(
-        d.rules.iter().map(|r| r.matched).collect::<Vec<_>>(),
-        vec![false, false]
+        d.trace(&p)
+            .map(|(r, matched)| (&*r.name, matched))
+            .collect::<Vec<_>>(),
+        vec![("office-may-read-config", false), ("python-agents", false)]
     );
 
     let d = req("POST", "/intake/v2/events")
@@ -344,7 +346,7 @@ effect = "deny"
     m.cert = Some(ops);
     let d = m.decide(&p);
     assert_eq!(status(&d), 200);
-    assert_eq!(d.identity.unwrap().roles, vec!["ops".to_string()]);
+    assert_eq!(&*d.identity.unwrap().roles, &["ops".to_string()]);
     // An unknown certificate with no anonymous access: 401.
     m.cert = Some(PeerCertificate {
         subject: "CN=evil".into(),

@@ -110,7 +110,7 @@ pub struct Identity {
     /// Name of the policy entry (`None` for anonymous and none).
     pub name: Option<String>,
     /// Role names.
-    pub roles: Vec<String>,
+    pub roles: std::sync::Arc<[String]>,
     /// Privileges.
     pub privileges: PrivilegeSet,
 }
@@ -149,7 +149,7 @@ pub fn authenticate(
         return Ok(Authentication::Identified(Identity {
             kind: IdentityKind::None,
             name: None,
-            roles: Vec::new(),
+            roles: Vec::new().into(),
             privileges: PrivilegeSet::ALL,
         }));
     }

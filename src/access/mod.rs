@@ -10,12 +10,13 @@ pub mod identity;
 pub mod policy_tests;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use serde_json::json;
 
 use crate::policy::Policy;
 use crate::policy::ast::{Effect, RouteName};
-use crate::policy::compiled::{IdentityKind, Listener};
+use crate::policy::compiled::{AccessRule, IdentityKind, Listener};
 use crate::policy::expr::RequestView;
 use crate::policy::types::Privilege;
 
@@ -92,17 +93,6 @@ impl AccessRequest<'_> {
     }
 }
 
-/// One rule as tried.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RuleTrace {
-    /// Rule name.
-    pub name: String,
-    /// Whether its condition matched.
-    pub matched: bool,
-    /// Its effect.
-    pub effect: Effect,
-}
-
 /// Why a request is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DenyReason {
@@ -111,7 +101,7 @@ pub enum DenyReason {
     /// Authentication failed.
     Unauthenticated(AuthError),
     /// A rule denied it.
-    Rule(String),
+    Rule(Arc<str>),
     /// No rule matched and the default is `deny`.
     DefaultDeny,
     /// The identity lacks the route's privilege.
@@ -172,10 +162,10 @@ pub struct Decision {
     pub route: Option<RouteName>,
     /// Identity, once authenticated.
     pub identity: Option<Identity>,
-    /// Rules tried, in order, up to the one that decided.
-    pub rules: Vec<RuleTrace>,
-    /// The rule that decided, if any.
-    pub deciding_rule: Option<String>,
+    /// How many rules were tried, in order; every one before the last did not match.
+    pub rules_tried: usize,
+    /// The rule that decided, if any (the last one tried).
+    pub deciding_rule: Option<Arc<str>>,
     /// The access effect (rules or default).
     pub effect: Option<Effect>,
     /// The outcome.
@@ -184,6 +174,24 @@ pub struct Decision {
 
 fn error_body(message: &str) -> serde_json::Value {
     json!({ "error": message })
+}
+
+impl Decision {
+    /// The rules tried, in order, with whether each matched (only the last can have).
+    pub fn trace<'p>(
+        &self,
+        policy: &'p Policy,
+    ) -> impl Iterator<Item = (&'p AccessRule, bool)> + 'p {
+        let tried = self.rules_tried;
+        let decided = self.deciding_rule.is_some();
+        policy
+            .access
+            .rules
+            .iter()
+            .take(tried)
+            .enumerate()
+            .map(move |(i, r)| (r, decided && i + 1 == tried))
+    }
 }
 
 /// Decides a request. `assumed` replaces authentication (policy tests that name an identity);
@@ -204,7 +212,7 @@ pub fn decide(
         client_ip,
         route,
         identity: None,
-        rules: Vec::new(),
+        rules_tried: 0,
         deciding_rule: None,
         effect: None,
         outcome: Outcome::Deny {
@@ -235,7 +243,7 @@ pub fn decide(
             Identity {
                 kind: IdentityKind::Anonymous,
                 name: None,
-                roles: Vec::new(),
+                roles: Vec::new().into(),
                 privileges: Default::default(),
             },
             false,
@@ -265,11 +273,7 @@ pub fn decide(
     let mut effect = policy.access.default;
     for rule in &policy.access.rules {
         let matched = rule.when.eval(&view);
-        decision.rules.push(RuleTrace {
-            name: rule.name.clone(),
-            matched,
-            effect: rule.effect,
-        });
+        decision.rules_tried += 1;
         if matched {
             effect = rule.effect;
             decision.deciding_rule = Some(rule.name.clone());
@@ -277,7 +281,10 @@ pub fn decide(
         }
     }
     decision.effect = Some(effect);
-    decision.identity = Some(identity.clone());
+    drop(view);
+    let privileges = identity.privileges;
+    let kind = identity.kind;
+    decision.identity = Some(identity);
     if effect == Effect::Deny {
         let reason = match &decision.deciding_rule {
             Some(name) => DenyReason::Rule(name.clone()),
@@ -291,8 +298,8 @@ pub fn decide(
         return decision;
     }
     if let Some(privilege) = required_privilege(route) {
-        if !identity.privileges.contains(privilege) {
-            let who = match identity.kind {
+        if !privileges.contains(privilege) {
+            let who = match kind {
                 IdentityKind::ApiKey | IdentityKind::ElasticsearchApiKey => "API Key",
                 IdentityKind::Anonymous => "anonymous access",
                 IdentityKind::ClientCert => "client certificate",

@@ -174,21 +174,19 @@ fn human(policy: &Policy, request: &AccessRequest<'_>, d: &Decision) -> String {
             }
         ));
     }
-    if !d.rules.is_empty() || d.effect.is_some() {
+    if d.rules_tried > 0 || d.effect.is_some() {
         out.push_str("rules:\n");
-        for (i, r) in d.rules.iter().enumerate() {
-            let rule = policy.access.rules.iter().find(|x| x.name == r.name);
-            let when = rule.map(|x| x.when.to_string()).unwrap_or_default();
+        for (i, (rule, matched)) in d.trace(policy).enumerate() {
             out.push_str(&format!(
                 "  {}. {} [{}] when {} -> {}\n",
                 i + 1,
-                r.name,
-                effect_name(r.effect),
-                when,
-                if r.matched { "matched" } else { "no match" }
+                rule.name,
+                effect_name(rule.effect),
+                rule.when,
+                if matched { "matched" } else { "no match" }
             ));
         }
-        let skipped = policy.access.rules.len() - d.rules.len();
+        let skipped = policy.access.rules.len() - d.rules_tried;
         if skipped > 0 {
             out.push_str(&format!(
                 "  ({skipped} later rule{} not tried: first match decides)\n",
@@ -271,16 +269,16 @@ fn to_json(policy: &Policy, request: &AccessRequest<'_>, d: &Decision) -> serde_
         "identity": d.identity.as_ref().map(|id| json!({
             "kind": id.kind.name(),
             "name": id.name,
-            "roles": id.roles,
+            "roles": &*id.roles,
             "privileges": id.privileges.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
         })),
-        "rules": d.rules.iter().map(|r| json!({
-            "name": r.name,
-            "effect": effect_name(r.effect),
-            "when": policy.access.rules.iter().find(|x| x.name == r.name).map(|x| x.when.to_string()),
-            "matched": r.matched,
+        "rules": d.trace(policy).map(|(rule, matched)| json!({
+            "name": &*rule.name,
+            "effect": effect_name(rule.effect),
+            "when": rule.when.to_string(),
+            "matched": matched,
         })).collect::<Vec<_>>(),
-        "deciding_rule": d.deciding_rule,
+        "deciding_rule": d.deciding_rule.as_deref(),
         "effect": d.effect.map(effect_name),
         "decision": decision,
         "reason": reason,

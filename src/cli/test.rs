@@ -76,7 +76,7 @@ pub fn run(args: &Args) -> Result<CliOutcome, UsageError> {
                 "name": r.case.name,
                 "passed": r.passed(),
                 "failures": r.failures,
-                "deciding_rule": r.decision.deciding_rule,
+                "deciding_rule": r.decision.deciding_rule.as_deref(),
                 "answer": answer(r),
             }));
         }

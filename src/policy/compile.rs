@@ -531,9 +531,17 @@ impl<'a> Compiler<'a> {
         // Resolve includes with cycle detection (depth-first, each cycle reported once).
         let mut resolved = BTreeMap::new();
         let mut reported: BTreeSet<String> = BTreeSet::new();
+        let mut memo: HashMap<&str, PrivilegeSet> = HashMap::new();
         for name in roles.keys() {
             let mut stack = vec![name.as_str()];
-            let set = self.resolve_role(name.as_str(), roles, &direct, &mut stack, &mut reported);
+            let set = self.resolve_role(
+                name.as_str(),
+                roles,
+                &direct,
+                &mut stack,
+                &mut reported,
+                &mut memo,
+            );
             resolved.insert(name.value.clone(), set);
         }
         RoleTable { spans, resolved }
@@ -546,9 +554,15 @@ impl<'a> Compiler<'a> {
         direct: &BTreeMap<&str, PrivilegeSet>,
         stack: &mut Vec<&'f str>,
         reported: &mut BTreeSet<String>,
+        memo: &mut HashMap<&'f str, PrivilegeSet>,
     ) -> PrivilegeSet {
+        // Each role is resolved once: without the memo, chains of roles that include several
+        // others take exponential time.
+        if let Some(set) = memo.get(name) {
+            return *set;
+        }
         let mut set = direct.get(name).copied().unwrap_or_default();
-        let Some((_, role)) = roles.iter().find(|(k, _)| k.as_str() == name) else {
+        let Some(role) = roles.get(name) else {
             return set;
         };
         for inc in &role.include {
@@ -574,11 +588,12 @@ impl<'a> Compiler<'a> {
             }
             if roles.contains_key(inc.as_str()) {
                 stack.push(inc.as_str());
-                let inner = self.resolve_role(inc.as_str(), roles, direct, stack, reported);
+                let inner = self.resolve_role(inc.as_str(), roles, direct, stack, reported, memo);
                 stack.pop();
                 set.extend(inner);
             }
         }
+        memo.insert(name, set);
         set
     }
 
@@ -1330,7 +1345,7 @@ impl<'a> Compiler<'a> {
                 out.secret_tokens.push(SecretTokenEntry {
                     name: name.value.clone(),
                     secret,
-                    roles: role_names,
+                    roles: role_names.into(),
                     privileges,
                 });
             }
@@ -1404,7 +1419,7 @@ impl<'a> Compiler<'a> {
                 name: name.value.clone(),
                 id: k.id.value.clone(),
                 hash: k.hash.value.clone(),
-                roles: role_names,
+                roles: role_names.into(),
                 privileges,
                 expires,
             });
@@ -1448,7 +1463,7 @@ impl<'a> Compiler<'a> {
                 name: name.value.clone(),
                 subject,
                 san,
-                roles: role_names,
+                roles: role_names.into(),
                 privileges,
             });
         }
@@ -1513,7 +1528,7 @@ impl<'a> Compiler<'a> {
                             l.iter().map(|s| s.value.clone()).collect()
                         }),
                     allow_service: anon.allow_service.iter().map(|s| s.value.clone()).collect(),
-                    roles: role_names,
+                    roles: role_names.into(),
                     privileges,
                     event_limit,
                     ip_limit,
@@ -1526,7 +1541,7 @@ impl<'a> Compiler<'a> {
             out.anonymous = Some(AnonymousSettings {
                 allow_agent: default_allow_agent(),
                 allow_service: Vec::new(),
-                roles: Vec::new(),
+                roles: Vec::new().into(),
                 privileges: [Privilege::EventWrite, Privilege::ConfigAgentRead]
                     .into_iter()
                     .collect(),
@@ -1567,7 +1582,8 @@ impl<'a> Compiler<'a> {
     ) -> AccessRules {
         self.check_duplicates("rule", a.rule.iter().map(|r| &r.name));
         let mut rules = Vec::new();
-        let mut earlier: Vec<EarlierRule> = Vec::new();
+        let mut shadows = ShadowIndex::default();
+        let mut names: Vec<(String, Range<usize>)> = Vec::new();
         for r in &a.rule {
             let raw = match grammar::parse_rule_expr(&r.when) {
                 Ok(raw) => raw,
@@ -1580,22 +1596,21 @@ impl<'a> Compiler<'a> {
             let Some(expr) = self.resolve_expr(&raw, &text, allowlists, listeners, roles) else {
                 continue;
             };
-            let dnf = expr.dnf(64);
-            if let Some(later) = &dnf {
-                if let Some((name, span, _)) = earlier
-                    .iter()
-                    .find(|(_, _, e)| e.as_ref().is_some_and(|e| implies(later, e)))
-                {
+            if let Some(dnf) = expr.dnf(64) {
+                let dnf = shadows.intern(&dnf);
+                if let Some(earlier) = shadows.shadowing(&dnf) {
+                    let (name, span) = &names[earlier];
                     self.push(
                         Diagnostic::new(Code::ShadowedRule, format!("rule `{}` can never match", r.name.value), r.name.span.clone(), "shadowed")
-                            .with_label(span.clone(), format!("rule `{name}` matches every request this one does"))
+                            .with_label(span.clone(), format!("rule `{name}` matches the requests this one would"))
                             .with_help("rules are tried in order and the first match decides: move this rule above the other, or narrow the earlier one"),
                     );
                 }
+                shadows.add(dnf, names.len());
             }
-            earlier.push((r.name.value.clone(), r.name.span.clone(), dnf));
+            names.push((r.name.value.clone(), r.name.span.clone()));
             rules.push(AccessRule {
-                name: r.name.value.clone(),
+                name: r.name.value.as_str().into(),
                 when: expr,
                 effect: r.effect.value,
             });
@@ -1784,7 +1799,10 @@ impl<'a> Compiler<'a> {
                     );
                     return None;
                 }
-                Test::OneOf(vec![v.0.clone()])
+                match v.0.parse::<IpAddr>() {
+                    Ok(ip) => Test::Addresses(IpSet::new(&[AddressRange::single(ip)], &[])),
+                    Err(_) => return None,
+                }
             }
             (Field::Route, _) => {
                 let mut routes = Vec::new();
@@ -1994,12 +2012,12 @@ impl<'a> Compiler<'a> {
                 }
             };
             if let Some(rule) = &t.rule {
-                if !access.rules.iter().any(|r| r.name == rule.value) {
+                if !access.rules.iter().any(|r| *r.name == *rule.value) {
                     self.undefined(
                         "rule",
                         rule,
                         rule.span.clone(),
-                        access.rules.iter().map(|r| r.name.as_str()).collect(),
+                        access.rules.iter().map(|r| &*r.name).collect(),
                     );
                     ok = false;
                 }
@@ -2039,9 +2057,6 @@ impl<'a> Compiler<'a> {
         out
     }
 }
-
-/// An earlier rule's name, span and condition in disjunctive normal form (for shadowing).
-type EarlierRule = (String, Range<usize>, Option<Vec<Vec<String>>>);
 
 /// Route names as written in rule expressions.
 pub const ROUTE_NAMES: [(&str, RouteName); 6] = [
@@ -2093,13 +2108,76 @@ fn default_allow_agent() -> Vec<String> {
     vec!["rum-js".to_string(), "js-base".to_string()]
 }
 
-/// Whether every conjunction of `later` contains all conditions of some conjunction of
-/// `earlier`: then any request matching `later` matched `earlier` first.
-fn implies(later: &[Vec<String>], earlier: &[Vec<String>]) -> bool {
-    !later.is_empty()
-        && later
-            .iter()
-            .all(|l| earlier.iter().any(|e| e.iter().all(|c| l.contains(c))))
+/// Finds an earlier rule that makes a later one unreachable.
+///
+/// Conditions are in disjunctive normal form over interned condition texts. A later rule can
+/// never match when each of its conjunctions contains every condition of some earlier
+/// conjunction: whatever it would match, an earlier rule matched first. Earlier conjunctions are
+/// indexed by their smallest condition, so checking a rule costs about its own size, not the
+/// number of rules before it.
+#[derive(Default)]
+struct ShadowIndex {
+    atoms: HashMap<String, u32>,
+    conjunctions: Vec<(Vec<u32>, usize)>,
+    by_first: HashMap<u32, Vec<usize>>,
+    always: Option<usize>,
+}
+
+impl ShadowIndex {
+    fn intern(&mut self, dnf: &[Vec<String>]) -> Vec<Vec<u32>> {
+        dnf.iter()
+            .map(|conj| {
+                let mut ids: Vec<u32> = conj
+                    .iter()
+                    .map(|atom| {
+                        let next = self.atoms.len() as u32;
+                        *self.atoms.entry(atom.clone()).or_insert(next)
+                    })
+                    .collect();
+                ids.sort_unstable();
+                ids.dedup();
+                ids
+            })
+            .collect()
+    }
+
+    /// The earlier rule covering the first conjunction, when every conjunction is covered.
+    fn shadowing(&self, later: &[Vec<u32>]) -> Option<usize> {
+        // A condition with no conjunction never matches: nothing to shadow.
+        let mut first = None;
+        for conj in later {
+            let covering = self.always.or_else(|| {
+                conj.iter().find_map(|atom| {
+                    self.by_first.get(atom)?.iter().find_map(|&i| {
+                        let (earlier, rule) = &self.conjunctions[i];
+                        earlier
+                            .iter()
+                            .all(|a| conj.binary_search(a).is_ok())
+                            .then_some(*rule)
+                    })
+                })
+            })?;
+            first.get_or_insert(covering);
+        }
+        first
+    }
+
+    fn add(&mut self, dnf: Vec<Vec<u32>>, rule: usize) {
+        for conj in dnf {
+            match conj.first() {
+                None => {
+                    self.always.get_or_insert(rule);
+                }
+                Some(&head) => {
+                    self.by_first
+                        .entry(head)
+                        .or_default()
+                        .push(self.conjunctions.len());
+                    self.conjunctions.push((conj, rule));
+                }
+            }
+        }
+    }
 }
 
 fn binds_overlap(a: &super::types::Bind, b: &super::types::Bind) -> bool {

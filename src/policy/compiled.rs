@@ -246,7 +246,7 @@ pub struct SecretTokenEntry {
     /// The token.
     pub secret: SecretSlot,
     /// Roles held.
-    pub roles: Vec<String>,
+    pub roles: std::sync::Arc<[String]>,
     /// Privileges.
     pub privileges: PrivilegeSet,
 }
@@ -261,7 +261,7 @@ pub struct ApiKeyEntry {
     /// Argon2 PHC hash of the secret.
     pub hash: String,
     /// Roles.
-    pub roles: Vec<String>,
+    pub roles: std::sync::Arc<[String]>,
     /// Privileges.
     pub privileges: PrivilegeSet,
     /// Expiry.
@@ -287,7 +287,7 @@ pub struct ClientCertEntry {
     /// SAN pattern.
     pub san: Option<Glob>,
     /// Roles.
-    pub roles: Vec<String>,
+    pub roles: std::sync::Arc<[String]>,
     /// Privileges.
     pub privileges: PrivilegeSet,
 }
@@ -300,7 +300,7 @@ pub struct AnonymousSettings {
     /// Services allowed; empty = any.
     pub allow_service: Vec<String>,
     /// Roles.
-    pub roles: Vec<String>,
+    pub roles: std::sync::Arc<[String]>,
     /// Privileges.
     pub privileges: PrivilegeSet,
     /// Events per second per IP.
@@ -330,8 +330,8 @@ pub struct AccessRules {
 /// A compiled rule.
 #[derive(Debug, Clone)]
 pub struct AccessRule {
-    /// Name.
-    pub name: String,
+    /// Name (shared, so decisions can name it without copying).
+    pub name: std::sync::Arc<str>,
     /// Condition.
     pub when: Expr,
     /// Effect.

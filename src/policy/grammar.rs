@@ -269,6 +269,11 @@ pub fn parse_size(text: &str) -> Result<u64, ValueError> {
 /// Parses a CIDR, an inclusive range or an address. A CIDR with host bits set is refused, with
 /// its normalized form in the help.
 pub fn parse_address_range(text: &str) -> Result<AddressRange, ValueError> {
+    // Policies list thousands of these: the common, valid forms skip the grammar, which then
+    // only runs to explain what is wrong.
+    if let Some(range) = fast_address_range(text) {
+        return Ok(range);
+    }
     let help =
         "write a CIDR (`10.0.0.0/8`, `2001:db8::/32`), a range (`10.0.0.1-10.0.0.9`) or an address";
     let pairs = PolicyGrammar::parse(Rule::address_set, text)
@@ -347,6 +352,25 @@ pub fn parse_address_range(text: &str) -> Result<AddressRange, ValueError> {
             Ok(range)
         }
     }
+}
+
+fn fast_address_range(text: &str) -> Option<AddressRange> {
+    if let Some((addr, len)) = text.split_once('/') {
+        let ip: IpAddr = addr.parse().ok()?;
+        if !len.bytes().all(|b| b.is_ascii_digit()) || len.is_empty() || len.len() > 3 {
+            return None;
+        }
+        let prefix: u8 = len.parse().ok()?;
+        if prefix > if ip.is_ipv4() { 32 } else { 128 } {
+            return None;
+        }
+        let range = AddressRange::cidr(ip, prefix);
+        return (range.start() == ip).then_some(range);
+    }
+    if let Some((a, b)) = text.split_once('-') {
+        return AddressRange::from_bounds(a.parse().ok()?, b.parse().ok()?);
+    }
+    text.parse().ok().map(AddressRange::single)
 }
 
 /// Parses a glob pattern.
