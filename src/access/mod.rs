@@ -281,7 +281,6 @@ pub fn decide(
         }
     }
     decision.effect = Some(effect);
-    drop(view);
     let privileges = identity.privileges;
     let kind = identity.kind;
     decision.identity = Some(identity);
