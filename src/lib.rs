@@ -6,4 +6,7 @@
 
 pub mod access;
 pub mod devcerts;
+pub mod intake;
+pub mod model;
+pub mod output;
 pub mod policy;

@@ -1,0 +1,242 @@
+//! Intake: an APM event stream (NDJSON, maybe compressed) turned into accepted batches.
+//!
+//! The body is read as a stream, never buffered whole: memory per request is bounded by
+//! `max_event_size` times a batch of 10 lines. Framing follows APM Server: the first line is
+//! metadata, later lines are events identified by their first key, a line longer than
+//! `max_event_size` is reported with its first `max_event_size` bytes and skipped while the
+//! stream goes on, at most 5 errors are reported, and the status is the highest one recorded.
+//! Unlike APM Server, the decompressed body is capped (`max_body_size`) against gzip bombs.
+//! Intake knows nothing of HTTP: the server hands it a body reader and a content encoding.
+
+pub mod body;
+pub mod lines;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use serde::Serialize;
+use tokio::io::AsyncBufRead;
+
+use crate::model::{self, Document, Metadata, ModelConfig, RequestMeta};
+use crate::output::{Output, OutputDocument, PublishError};
+
+use lines::{Line, LineReader};
+
+/// Lines decoded before a batch is checked and published (APM Server's `batchSize`).
+pub const BATCH_SIZE: usize = 10;
+/// Errors reported in a response (APM Server's `errorsSpace`).
+pub const MAX_REPORTED_ERRORS: usize = 5;
+
+/// Checks the runtime makes on each batch before it is published (anonymous access rules and
+/// rate limits). Implemented by the access layer.
+pub trait BatchGate: Send + Sync {
+    /// Whether the caller may send this document; `Err` holds APM Server's reason, e.g.
+    /// `anonymous access not permitted for agent "x"`.
+    fn authorize(&self, document: &Document) -> Result<(), String>;
+
+    /// Waits for `events` tokens of the caller's rate limit; false when they cannot be had in
+    /// time.
+    fn acquire(&self, events: usize) -> Pin<Box<dyn Future<Output = bool> + Send + '_>>;
+}
+
+/// A gate that lets everything through (authenticated callers).
+pub struct OpenGate;
+
+impl BatchGate for OpenGate {
+    fn authorize(&self, _: &Document) -> Result<(), String> {
+        Ok(())
+    }
+    fn acquire(&self, _: usize) -> Pin<Box<dyn Future<Output = bool> + Send + '_>> {
+        Box::pin(std::future::ready(true))
+    }
+}
+
+/// One reported error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IntakeError {
+    /// Message, as APM Server words it.
+    pub message: String,
+    /// The offending line, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub document: Option<String>,
+}
+
+/// Why an event or the stream failed; decides the status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Failure {
+    /// Bad line, bad encoding, too large: 400.
+    BadRequest,
+    /// Anonymous caller not allowed for an agent or service: 403.
+    Forbidden,
+    /// Rate limited: 429.
+    TooManyRequests,
+    /// Output full or closing: 503.
+    Unavailable,
+}
+
+impl Failure {
+    /// The HTTP status.
+    pub fn status(self) -> u16 {
+        match self {
+            Failure::BadRequest => 400,
+            Failure::Forbidden => 403,
+            Failure::TooManyRequests => 429,
+            Failure::Unavailable => 503,
+        }
+    }
+}
+
+/// The outcome of a stream.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IntakeResult {
+    /// Events accepted (handed to the output).
+    pub accepted: usize,
+    /// Up to 5 errors.
+    pub errors: Vec<IntakeError>,
+    /// The worst failure, if any.
+    pub failure: Option<Failure>,
+    /// Events rejected as invalid (all of them, beyond the 5 reported).
+    pub invalid: usize,
+    /// Lines rejected as too large.
+    pub too_large: usize,
+    /// Decompressed bytes read.
+    pub bytes: u64,
+}
+
+impl IntakeResult {
+    fn record(&mut self, failure: Failure, message: String, document: Option<String>) {
+        if self.errors.len() < MAX_REPORTED_ERRORS {
+            self.errors.push(IntakeError { message, document });
+        }
+        self.failure = self.failure.max(Some(failure));
+    }
+
+    /// The status APM Server would answer.
+    pub fn status(&self) -> u16 {
+        self.failure.map_or(202, Failure::status)
+    }
+}
+
+/// What the stream needs from the request and the policy.
+pub struct StreamContext<'a> {
+    /// Per-line limit.
+    pub max_event_size: usize,
+    /// Limit on the decompressed stream.
+    pub max_body_size: u64,
+    /// Request facts for the model.
+    pub request: RequestMeta<'a>,
+    /// Model settings.
+    pub model: &'a ModelConfig,
+    /// Per-batch checks.
+    pub gate: &'a dyn BatchGate,
+    /// Where batches go.
+    pub output: &'a dyn Output,
+}
+
+const BATCH_PREFIX: &str = "cannot handle stream: cannot process batch: ";
+
+fn lossy(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Reads a whole (decompressed) event stream and publishes its batches.
+pub async fn process_stream<R: AsyncBufRead + Unpin>(reader: R, ctx: &StreamContext<'_>) -> IntakeResult {
+    let mut result = IntakeResult::default();
+    let mut lines = LineReader::new(reader, ctx.max_event_size, ctx.max_body_size);
+    let mut line = Vec::with_capacity(4096);
+
+    // Metadata first.
+    let metadata: Metadata = loop {
+        match lines.next(&mut line).await {
+            Ok(Line::Eof) => {
+                result.bytes = lines.bytes_read();
+                return result;
+            }
+            Ok(Line::Empty) => continue,
+            Ok(Line::TooLarge) => {
+                result.too_large += 1;
+                result.record(Failure::BadRequest, "event exceeded the permitted size".into(), Some(lossy(&line)));
+                result.bytes = lines.bytes_read();
+                return result;
+            }
+            Ok(Line::Complete) => match model::decode_metadata(&line) {
+                Ok(m) => break m,
+                Err(e) => {
+                    result.invalid += 1;
+                    result.record(Failure::BadRequest, e.message, Some(lossy(&line)));
+                    result.bytes = lines.bytes_read();
+                    return result;
+                }
+            },
+            Err(e) => {
+                result.record(Failure::BadRequest, e.message(), None);
+                result.bytes = lines.bytes_read();
+                return result;
+            }
+        }
+    };
+
+    let mut batch: Vec<Document> = Vec::new();
+    let mut batch_accepted = 0usize;
+    let mut batch_lines = 0usize;
+    loop {
+        let read = lines.next(&mut line).await;
+        let eof = matches!(read, Ok(Line::Eof) | Err(_));
+        match read {
+            Ok(Line::Complete) => {
+                batch_lines += 1;
+                match model::decode_event(&line, &metadata, &ctx.request, ctx.model) {
+                    Ok(decoded) => {
+                        batch_accepted += decoded.accepted;
+                        batch.extend(decoded.documents);
+                    }
+                    Err(e) => {
+                        result.invalid += 1;
+                        result.record(Failure::BadRequest, e.message, Some(lossy(&line)));
+                    }
+                }
+            }
+            Ok(Line::TooLarge) => {
+                batch_lines += 1;
+                result.too_large += 1;
+                result.record(Failure::BadRequest, "event exceeded the permitted size".into(), Some(lossy(&line)));
+            }
+            Ok(Line::Empty) | Ok(Line::Eof) => {}
+            Err(e) => result.record(Failure::BadRequest, e.message(), None),
+        }
+        if batch_lines >= BATCH_SIZE || (eof && batch_lines > 0) {
+            batch_lines = 0;
+            if let Err((failure, message)) = flush(std::mem::take(&mut batch), batch_accepted, ctx).await {
+                result.record(failure, message, None);
+                result.bytes = lines.bytes_read();
+                return result;
+            }
+            result.accepted += batch_accepted;
+            batch_accepted = 0;
+        }
+        if eof {
+            result.bytes = lines.bytes_read();
+            return result;
+        }
+    }
+}
+
+async fn flush(batch: Vec<Document>, accepted: usize, ctx: &StreamContext<'_>) -> Result<(), (Failure, String)> {
+    for doc in &batch {
+        if let Err(reason) = ctx.gate.authorize(doc) {
+            return Err((Failure::Forbidden, format!("{BATCH_PREFIX}unauthorized: {reason}")));
+        }
+    }
+    if accepted > 0 && !ctx.gate.acquire(accepted).await {
+        return Err((Failure::TooManyRequests, format!("{BATCH_PREFIX}rate limit exceeded")));
+    }
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let docs = batch.into_iter().map(|d| OutputDocument { data_stream: d.data_stream, body: d.body }).collect();
+    match ctx.output.publish(docs).await {
+        Ok(()) => Ok(()),
+        Err(PublishError::QueueFull) => Err((Failure::Unavailable, format!("{BATCH_PREFIX}queue is full"))),
+        Err(PublishError::Closed) => Err((Failure::Unavailable, "server is shutting down".into())),
+    }
+}
