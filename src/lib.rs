@@ -10,3 +10,5 @@ pub mod intake;
 pub mod model;
 pub mod output;
 pub mod policy;
+pub mod server;
+pub mod telemetry;

@@ -5,9 +5,11 @@
 //! added: route, client IP, authentication, access rules (first match), privilege, RUM switch,
 //! method. Rules restrict; only roles grant privileges.
 
+pub mod cache;
 pub mod client_ip;
 pub mod identity;
 pub mod policy_tests;
+pub mod ratelimit;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -5,6 +5,7 @@
 
 mod explain;
 mod keys;
+mod run;
 mod test;
 mod validate;
 
@@ -24,6 +25,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Serve APM agents as the policy says, until SIGTERM or SIGINT (SIGHUP reloads).
+    Run(run::Args),
     /// Check policy files and report every problem at once.
     Validate(validate::Args),
     /// Show how the policy decides one request, and why.
@@ -100,6 +103,7 @@ pub fn compile(
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Run(args) => run::run(&args),
         Command::Validate(args) => validate::run(&args),
         Command::Explain(args) => explain::run(&args),
         Command::Test(args) => test::run(&args),

@@ -33,7 +33,10 @@ impl BodyError {
     /// Classifies an I/O error from the body pipeline: transport errors are marked with
     /// [`TransportError`]; anything else comes from a decompressor.
     pub fn from_io(e: io::Error) -> Self {
-        if let Some(t) = e.get_ref().and_then(|inner| inner.downcast_ref::<TransportError>()) {
+        if let Some(t) = e
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<TransportError>())
+        {
             return BodyError::Read(t.0.clone());
         }
         BodyError::Decode(e.to_string())
@@ -73,14 +76,20 @@ pub type DecodedBody = Box<dyn AsyncBufRead + Unpin + Send>;
 
 /// Wraps a raw body in the right decoder, checking the compression header first so a bad one
 /// is reported as APM Server reports it (`gzip: invalid header`).
-pub async fn decode<R>(mut raw: R, content_encoding: Option<&str>) -> Result<(DecodedBody, Encoding), BodyError>
+pub async fn decode<R>(
+    mut raw: R,
+    content_encoding: Option<&str>,
+) -> Result<(DecodedBody, Encoding), BodyError>
 where
     R: AsyncRead + Unpin + Send + 'static,
 {
     let mut head = [0u8; 2];
     let mut got = 0;
     while got < 2 {
-        let n = raw.read(&mut head[got..]).await.map_err(BodyError::from_io)?;
+        let n = raw
+            .read(&mut head[got..])
+            .await
+            .map_err(BodyError::from_io)?;
         if n == 0 {
             break;
         }
@@ -111,7 +120,10 @@ where
         _ => Encoding::Identity,
     };
     if got == 0 {
-        return Ok((Box::new(BufReader::new(tokio::io::empty())), Encoding::Identity));
+        return Ok((
+            Box::new(BufReader::new(tokio::io::empty())),
+            Encoding::Identity,
+        ));
     }
     let stream = BufReader::with_capacity(16 * 1024, prefix.chain(raw));
     let decoded: Box<dyn AsyncRead + Unpin + Send> = match encoding {
@@ -123,7 +135,10 @@ where
         }
         Encoding::Zlib => Box::new(ZlibDecoder::new(stream)),
     };
-    Ok((Box::new(BufReader::with_capacity(64 * 1024, decoded)), encoding))
+    Ok((
+        Box::new(BufReader::with_capacity(64 * 1024, decoded)),
+        encoding,
+    ))
 }
 
 #[cfg(test)]
@@ -158,10 +173,23 @@ mod tests {
     #[tokio::test]
     async fn sniffs_with_or_without_content_encoding() {
         let data = b"{\"metadata\":{}}\n".repeat(100);
-        assert_eq!(read_all(&gzip(&data), Some("gzip"), 1 << 20).await.unwrap(), data);
+        assert_eq!(
+            read_all(&gzip(&data), Some("gzip"), 1 << 20).await.unwrap(),
+            data
+        );
         assert_eq!(read_all(&gzip(&data), None, 1 << 20).await.unwrap(), data);
-        assert_eq!(read_all(&zlib(&data), Some("deflate"), 1 << 20).await.unwrap(), data);
-        assert_eq!(read_all(&zlib(&data), Some("identity"), 1 << 20).await.unwrap(), data);
+        assert_eq!(
+            read_all(&zlib(&data), Some("deflate"), 1 << 20)
+                .await
+                .unwrap(),
+            data
+        );
+        assert_eq!(
+            read_all(&zlib(&data), Some("identity"), 1 << 20)
+                .await
+                .unwrap(),
+            data
+        );
         assert_eq!(read_all(&data, None, 1 << 20).await.unwrap(), data);
         assert_eq!(read_all(b"", Some("gzip"), 1 << 20).await.unwrap(), b"");
     }
@@ -169,15 +197,30 @@ mod tests {
     #[tokio::test]
     async fn bad_headers_are_reported_as_apm_server_does() {
         let data = b"{\"metadata\":{}}\n";
-        assert_eq!(read_all(data, Some("gzip"), 100).await.unwrap_err().message(), "data decoding error: gzip: invalid header");
-        assert_eq!(read_all(data, Some("deflate"), 100).await.unwrap_err().message(), "data decoding error: zlib: invalid header");
+        assert_eq!(
+            read_all(data, Some("gzip"), 100)
+                .await
+                .unwrap_err()
+                .message(),
+            "data decoding error: gzip: invalid header"
+        );
+        assert_eq!(
+            read_all(data, Some("deflate"), 100)
+                .await
+                .unwrap_err()
+                .message(),
+            "data decoding error: zlib: invalid header"
+        );
     }
 
     #[tokio::test]
     async fn a_gzip_bomb_stops_at_the_cap() {
         let bomb = gzip(&vec![b'a'; 10 << 20]);
         assert!(bomb.len() < 20_000);
-        assert_eq!(read_all(&bomb, None, 1 << 20).await.unwrap_err(), BodyError::TooLarge(1 << 20));
+        assert_eq!(
+            read_all(&bomb, None, 1 << 20).await.unwrap_err(),
+            BodyError::TooLarge(1 << 20)
+        );
     }
 
     #[tokio::test]

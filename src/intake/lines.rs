@@ -29,7 +29,12 @@ pub struct LineReader<R> {
 impl<R: AsyncBufRead + Unpin> LineReader<R> {
     /// A reader with a per-line limit and a limit on the whole stream.
     pub fn new(reader: R, limit: usize, max_total: u64) -> Self {
-        Self { reader, limit, bytes: 0, max_total }
+        Self {
+            reader,
+            limit,
+            bytes: 0,
+            max_total,
+        }
     }
 
     /// Bytes consumed so far.
@@ -74,7 +79,11 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
                 return Err(BodyError::TooLarge(self.max_total));
             }
             if done {
-                return Ok(if too_large { Line::TooLarge } else { classify(buf) });
+                return Ok(if too_large {
+                    Line::TooLarge
+                } else {
+                    classify(buf)
+                });
             }
         }
     }
@@ -84,7 +93,11 @@ fn classify(buf: &mut Vec<u8>) -> Line {
     if buf.last() == Some(&b'\r') {
         buf.pop();
     }
-    if buf.iter().all(u8::is_ascii_whitespace) { Line::Empty } else { Line::Complete }
+    if buf.iter().all(u8::is_ascii_whitespace) {
+        Line::Empty
+    } else {
+        Line::Complete
+    }
 }
 
 fn memchr(haystack: &[u8]) -> Option<usize> {

@@ -140,7 +140,10 @@ fn lossy(bytes: &[u8]) -> String {
 }
 
 /// Reads a whole (decompressed) event stream and publishes its batches.
-pub async fn process_stream<R: AsyncBufRead + Unpin>(reader: R, ctx: &StreamContext<'_>) -> IntakeResult {
+pub async fn process_stream<R: AsyncBufRead + Unpin>(
+    reader: R,
+    ctx: &StreamContext<'_>,
+) -> IntakeResult {
     let mut result = IntakeResult::default();
     let mut lines = LineReader::new(reader, ctx.max_event_size, ctx.max_body_size);
     let mut line = Vec::with_capacity(4096);
@@ -155,7 +158,11 @@ pub async fn process_stream<R: AsyncBufRead + Unpin>(reader: R, ctx: &StreamCont
             Ok(Line::Empty) => continue,
             Ok(Line::TooLarge) => {
                 result.too_large += 1;
-                result.record(Failure::BadRequest, "event exceeded the permitted size".into(), Some(lossy(&line)));
+                result.record(
+                    Failure::BadRequest,
+                    "event exceeded the permitted size".into(),
+                    Some(lossy(&line)),
+                );
                 result.bytes = lines.bytes_read();
                 return result;
             }
@@ -199,14 +206,20 @@ pub async fn process_stream<R: AsyncBufRead + Unpin>(reader: R, ctx: &StreamCont
             Ok(Line::TooLarge) => {
                 batch_lines += 1;
                 result.too_large += 1;
-                result.record(Failure::BadRequest, "event exceeded the permitted size".into(), Some(lossy(&line)));
+                result.record(
+                    Failure::BadRequest,
+                    "event exceeded the permitted size".into(),
+                    Some(lossy(&line)),
+                );
             }
             Ok(Line::Empty) | Ok(Line::Eof) => {}
             Err(e) => result.record(Failure::BadRequest, e.message(), None),
         }
         if batch_lines >= BATCH_SIZE || (eof && batch_lines > 0) {
             batch_lines = 0;
-            if let Err((failure, message)) = flush(std::mem::take(&mut batch), batch_accepted, ctx).await {
+            if let Err((failure, message)) =
+                flush(std::mem::take(&mut batch), batch_accepted, ctx).await
+            {
                 result.record(failure, message, None);
                 result.bytes = lines.bytes_read();
                 return result;
@@ -221,22 +234,40 @@ pub async fn process_stream<R: AsyncBufRead + Unpin>(reader: R, ctx: &StreamCont
     }
 }
 
-async fn flush(batch: Vec<Document>, accepted: usize, ctx: &StreamContext<'_>) -> Result<(), (Failure, String)> {
+async fn flush(
+    batch: Vec<Document>,
+    accepted: usize,
+    ctx: &StreamContext<'_>,
+) -> Result<(), (Failure, String)> {
     for doc in &batch {
         if let Err(reason) = ctx.gate.authorize(doc) {
-            return Err((Failure::Forbidden, format!("{BATCH_PREFIX}unauthorized: {reason}")));
+            return Err((
+                Failure::Forbidden,
+                format!("{BATCH_PREFIX}unauthorized: {reason}"),
+            ));
         }
     }
     if accepted > 0 && !ctx.gate.acquire(accepted).await {
-        return Err((Failure::TooManyRequests, format!("{BATCH_PREFIX}rate limit exceeded")));
+        return Err((
+            Failure::TooManyRequests,
+            format!("{BATCH_PREFIX}rate limit exceeded"),
+        ));
     }
     if batch.is_empty() {
         return Ok(());
     }
-    let docs = batch.into_iter().map(|d| OutputDocument { data_stream: d.data_stream, body: d.body }).collect();
+    let docs = batch
+        .into_iter()
+        .map(|d| OutputDocument {
+            data_stream: d.data_stream,
+            body: d.body,
+        })
+        .collect();
     match ctx.output.publish(docs).await {
         Ok(()) => Ok(()),
-        Err(PublishError::QueueFull) => Err((Failure::Unavailable, format!("{BATCH_PREFIX}queue is full"))),
+        Err(PublishError::QueueFull) => {
+            Err((Failure::Unavailable, format!("{BATCH_PREFIX}queue is full")))
+        }
         Err(PublishError::Closed) => Err((Failure::Unavailable, "server is shutting down".into())),
     }
 }

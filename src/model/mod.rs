@@ -56,7 +56,9 @@ pub struct ModelError {
 
 impl ModelError {
     fn new(message: impl Into<String>) -> Self {
-        Self { message: message.into() }
+        Self {
+            message: message.into(),
+        }
     }
 }
 
@@ -100,8 +102,12 @@ pub fn first_key(line: &[u8]) -> Option<&str> {
 fn parse(line: &[u8]) -> Result<Map<String, Value>, ModelError> {
     match serde_json::from_slice::<Value>(line) {
         Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(ModelError::new("decode error: data read error: not an object")),
-        Err(e) => Err(ModelError::new(format!("decode error: data read error: {e}"))),
+        Ok(_) => Err(ModelError::new(
+            "decode error: data read error: not an object",
+        )),
+        Err(e) => Err(ModelError::new(format!(
+            "decode error: data read error: {e}"
+        ))),
     }
 }
 
@@ -114,13 +120,20 @@ pub fn decode_metadata(line: &[u8]) -> Result<Metadata, ModelError> {
     let mut root = parse(line)?;
     let body = root.remove("metadata").or_else(|| root.remove("m"));
     match body {
-        Some(Value::Object(m)) if m.get("service").is_some_and(Value::is_object) => Ok(Metadata { fields: m }),
+        Some(Value::Object(m)) if m.get("service").is_some_and(Value::is_object) => {
+            Ok(Metadata { fields: m })
+        }
         _ => Err(ModelError::new("validation error: 'metadata' required")),
     }
 }
 
 fn data_stream(kind: &str, service: Option<&str>, rum: bool, namespace: &str) -> String {
-    let svc = service.unwrap_or("unknown").to_lowercase().replace(['\\', '/', '*', '?', '"', '<', '>', '|', ' ', ',', '#', ':', '-'], "_");
+    let svc = service.unwrap_or("unknown").to_lowercase().replace(
+        [
+            '\\', '/', '*', '?', '"', '<', '>', '|', ' ', ',', '#', ':', '-',
+        ],
+        "_",
+    );
     match kind {
         "transaction" | "span" if rum => format!("traces-apm.rum-{namespace}"),
         "transaction" | "span" => format!("traces-apm-{namespace}"),
@@ -131,29 +144,51 @@ fn data_stream(kind: &str, service: Option<&str>, rum: bool, namespace: &str) ->
 }
 
 /// Decodes one event line into documents.
-pub fn decode_event(line: &[u8], metadata: &Metadata, request: &RequestMeta<'_>, config: &ModelConfig) -> Result<Decoded, ModelError> {
+pub fn decode_event(
+    line: &[u8],
+    metadata: &Metadata,
+    request: &RequestMeta<'_>,
+    config: &ModelConfig,
+) -> Result<Decoded, ModelError> {
     let kind = match first_key(line) {
         Some(k @ ("transaction" | "span" | "error" | "metricset" | "log")) => k.to_string(),
         Some("x") => "transaction".to_string(),
         Some("y") => "span".to_string(),
         Some("e") => "error".to_string(),
         Some("me") => "metricset".to_string(),
-        Some(other) => return Err(ModelError::new(format!("did not recognize object type: \"{other}\""))),
+        Some(other) => {
+            return Err(ModelError::new(format!(
+                "did not recognize object type: \"{other}\""
+            )));
+        }
         None => return Err(ModelError::new("decode error: data read error: no object")),
     };
     let mut root = parse(line)?;
     let Some(Value::Object(event)) = root.remove(first_key(line).unwrap_or_default()) else {
-        return Err(ModelError::new(format!("validation error: '{kind}' required")));
+        return Err(ModelError::new(format!(
+            "validation error: '{kind}' required"
+        )));
     };
     let mut doc = metadata.fields.clone();
     for (k, v) in event {
         doc.insert(k, v);
     }
-    let micros = request.receipt_time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64);
-    let ts = doc.get("timestamp").and_then(Value::as_i64).unwrap_or(micros);
+    let micros = request
+        .receipt_time
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64);
+    let ts = doc
+        .get("timestamp")
+        .and_then(Value::as_i64)
+        .unwrap_or(micros);
     doc.insert("@timestamp".into(), json!(format_millis(ts / 1000)));
     doc.insert("timestamp".into(), json!({ "us": ts }));
-    let service = metadata.fields.get("service").and_then(|s| s.get("name")).and_then(Value::as_str).map(str::to_string);
+    let service = metadata
+        .fields
+        .get("service")
+        .and_then(|s| s.get("name"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
     let agent = metadata
         .fields
         .get("service")
@@ -161,7 +196,9 @@ pub fn decode_event(line: &[u8], metadata: &Metadata, request: &RequestMeta<'_>,
         .and_then(|a| a.get("name"))
         .and_then(Value::as_str)
         .map(str::to_string);
-    if let (Some(env), Some(Value::Object(svc))) = (&config.default_service_environment, doc.get_mut("service")) {
+    if let (Some(env), Some(Value::Object(svc))) =
+        (&config.default_service_environment, doc.get_mut("service"))
+    {
         svc.entry("environment").or_insert_with(|| json!(env));
     }
     if config.capture_personal_data {
@@ -178,11 +215,30 @@ pub fn decode_event(line: &[u8], metadata: &Metadata, request: &RequestMeta<'_>,
     }
     let ds = data_stream(&kind, service.as_deref(), request.rum, &config.namespace);
     let mut parts = ds.splitn(3, '-');
-    let (t, dataset, ns) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    doc.insert("data_stream".into(), json!({ "type": t, "dataset": dataset, "namespace": ns }));
-    doc.insert("observer".into(), json!({ "type": "apm-server", "version": config.observer_version }));
-    let body = serde_json::to_vec(&Value::Object(doc)).map_err(|e| ModelError::new(e.to_string()))?;
-    Ok(Decoded { documents: vec![Document { data_stream: ds, body, agent_name: agent, service_name: service }], accepted: 1 })
+    let (t, dataset, ns) = (
+        parts.next().unwrap_or(""),
+        parts.next().unwrap_or(""),
+        parts.next().unwrap_or(""),
+    );
+    doc.insert(
+        "data_stream".into(),
+        json!({ "type": t, "dataset": dataset, "namespace": ns }),
+    );
+    doc.insert(
+        "observer".into(),
+        json!({ "type": "apm-server", "version": config.observer_version }),
+    );
+    let body =
+        serde_json::to_vec(&Value::Object(doc)).map_err(|e| ModelError::new(e.to_string()))?;
+    Ok(Decoded {
+        documents: vec![Document {
+            data_stream: ds,
+            body,
+            agent_name: agent,
+            service_name: service,
+        }],
+        accepted: 1,
+    })
 }
 
 fn format_millis(ms: i64) -> String {
@@ -201,5 +257,10 @@ fn format_millis(ms: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = if m <= 2 { y + 1 } else { y };
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }

@@ -40,8 +40,14 @@ pub struct OpenError {
 
 impl FileOutput {
     /// Opens (appends to) the file and starts the writer task.
-    pub async fn open(settings: &FileOutputSettings, queue_timeout: Duration) -> Result<Self, OpenError> {
-        let err = |source| OpenError { path: settings.path.display().to_string(), source };
+    pub async fn open(
+        settings: &FileOutputSettings,
+        queue_timeout: Duration,
+    ) -> Result<Self, OpenError> {
+        let err = |source| OpenError {
+            path: settings.path.display().to_string(),
+            source,
+        };
         if let Some(dir) = settings.path.parent().filter(|d| !d.as_os_str().is_empty()) {
             tokio::fs::create_dir_all(dir).await.map_err(err)?;
         }
@@ -57,7 +63,10 @@ impl FileOutput {
             failed: 0,
         };
         tokio::spawn(writer.run(rx));
-        Ok(Self { tx: Mutex::new(Some(tx)), queue_timeout })
+        Ok(Self {
+            tx: Mutex::new(Some(tx)),
+            queue_timeout,
+        })
     }
 
     fn sender(&self) -> Option<mpsc::Sender<Command>> {
@@ -66,7 +75,11 @@ impl FileOutput {
 }
 
 async fn open_append(path: &Path) -> std::io::Result<tokio::fs::File> {
-    tokio::fs::OpenOptions::new().create(true).append(true).open(path).await
+    tokio::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .await
 }
 
 impl Output for FileOutput {

@@ -25,7 +25,11 @@ impl OutputDocument {
     pub fn write_bulk(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(b"{\"create\":{\"_index\":");
         // Data stream names are plain ASCII (the model sanitises them); JSON-quote anyway.
-        out.extend_from_slice(serde_json::to_string(&self.data_stream).unwrap_or_default().as_bytes());
+        out.extend_from_slice(
+            serde_json::to_string(&self.data_stream)
+                .unwrap_or_default()
+                .as_bytes(),
+        );
         out.extend_from_slice(b"}}\n");
         out.extend_from_slice(&self.body);
         out.push(b'\n');

@@ -1,0 +1,96 @@
+//! `apmgate run`: compile the policy, bind its listeners, serve until SIGTERM/SIGINT.
+//!
+//! SIGHUP recompiles the file: a valid policy is swapped in whole for new requests; an invalid
+//! one is reported and the running policy stays.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use apmgate::policy::diagnostics::render_human;
+use apmgate::server::{Runtime, Server};
+use apmgate::telemetry::{LogFormat, init_logging};
+
+use super::{Outcome, UsageError, compile, use_color};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormatArg {
+    /// Human-readable lines.
+    Human,
+    /// ECS JSON lines.
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Policy file.
+    file: PathBuf,
+    /// Log format.
+    #[arg(long, value_enum, default_value = "human")]
+    log_format: LogFormatArg,
+}
+
+pub fn run(args: &Args) -> Result<Outcome, UsageError> {
+    init_logging(match args.log_format {
+        LogFormatArg::Human => LogFormat::Human,
+        LogFormatArg::Json => LogFormat::Json,
+    });
+    let compilation = compile(&args.file, true)?;
+    let Some(policy) = compilation.policy else {
+        eprint!(
+            "{}",
+            render_human(
+                &compilation.display_source,
+                &compilation.diagnostics,
+                use_color()
+            )
+        );
+        eprintln!("{}: invalid policy, not starting", compilation.source.name);
+        return Ok(Outcome::Failed);
+    };
+    for d in &compilation.diagnostics {
+        tracing::warn!(code = %d.code, "{}", d.message);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let server = Server::build(policy).await.map_err(|e| UsageError(e.to_string()))?;
+        for (name, addr) in server.local_addrs() {
+            tracing::info!(listener = %name, address = %addr, "bound");
+        }
+        let reloader = server.reloader();
+        let file = args.file.clone();
+        tokio::spawn(async move {
+            let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
+            while hup.recv().await.is_some() {
+                match apmgate::policy::compile_file(&file, apmgate::policy::CompileOptions::default()) {
+                    Ok(c) => match c.policy {
+                        Some(p) => {
+                            reloader.send_replace(Arc::new(Runtime::new(p)));
+                            tracing::info!(policy = %file.display(), "policy reloaded (listener addresses and TLS apply at the next start)");
+                        }
+                        None => tracing::error!(policy = %file.display(), errors = c.errors(), "reload refused: the policy is invalid; keeping the running one (run `apmgate validate`)"),
+                    },
+                    Err(e) => tracing::error!(policy = %file.display(), error = %e, "reload refused: cannot read the policy"),
+                }
+            }
+        });
+        server.run(shutdown_signal()).await.map_err(|e| UsageError(e.to_string()))
+    })?;
+    Ok(Outcome::Ok)
+}
+
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}

@@ -1,0 +1,184 @@
+//! Central agent configuration (`/config/v1/agents`, `/config/v1/rum/agents`) from the policy.
+//!
+//! As APM Server: GET with `service.name`/`service.environment` query parameters or POST with
+//! `{"service":{"name","environment"}}`; a missing environment takes the default; values are
+//! strings; `Etag` and `If-None-Match` (or `?ifnonematch=`) give 304; `Cache-Control` from the
+//! policy. Anonymous callers must pass `allow_service`, and only get `transaction_sample_rate`
+//! of entries meant for their agents (entries without `agent_name`, or whose `agent_name`
+//! starts with an allowed agent).
+
+use std::collections::BTreeMap;
+
+use http::header::{CACHE_CONTROL, ETAG, HeaderValue};
+use http::{Method, Response};
+
+use super::Runtime;
+use super::respond::{self, Body};
+use crate::policy::compile::etag_of;
+use crate::policy::compiled::AgentConfigEntry;
+
+fn query_param(query: &str, name: &str) -> Option<String> {
+    query.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        (k == name).then(|| percent_decode(v))
+    })
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                match u8::from_str_radix(
+                    std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"),
+                    16,
+                ) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn with_cache_control(mut r: Response<Body>, value: &str) -> Response<Body> {
+    if let Ok(v) = HeaderValue::try_from(value) {
+        r.headers_mut().insert(CACHE_CONTROL, v);
+    }
+    r
+}
+
+fn error(status: u16, message: &str, json: bool) -> Response<Body> {
+    with_cache_control(
+        respond::error(status, message, json),
+        "max-age=300, must-revalidate",
+    )
+}
+
+/// The best entry for a service and environment: an exact environment match, else an entry
+/// for any environment.
+fn find<'p>(
+    entries: &'p [AgentConfigEntry],
+    service: &str,
+    environment: Option<&str>,
+) -> Option<&'p AgentConfigEntry> {
+    entries
+        .iter()
+        .find(|e| {
+            e.service == service
+                && e.environment.is_some()
+                && e.environment.as_deref() == environment
+        })
+        .or_else(|| {
+            entries
+                .iter()
+                .find(|e| e.service == service && e.environment.is_none())
+        })
+}
+
+/// Answers a configuration request.
+pub fn handle(
+    rt: &Runtime,
+    parts: &http::request::Parts,
+    body: Option<&[u8]>,
+    anonymous: bool,
+    json: bool,
+) -> Response<Body> {
+    let policy = &rt.policy;
+    let query = parts.uri.query().unwrap_or("");
+    let (service, mut environment) = if parts.method == Method::POST {
+        let v: serde_json::Value = body
+            .and_then(|b| serde_json::from_slice(b).ok())
+            .unwrap_or_default();
+        let s = &v["service"];
+        (
+            s["name"].as_str().map(str::to_string),
+            s["environment"].as_str().map(str::to_string),
+        )
+    } else {
+        (
+            query_param(query, "service.name"),
+            query_param(query, "service.environment"),
+        )
+    };
+    let Some(service) = service.filter(|s| !s.is_empty()) else {
+        let message = if anonymous {
+            "invalid query"
+        } else {
+            "service.name is required"
+        };
+        return error(400, message, json);
+    };
+    if environment.as_deref().is_none_or(str::is_empty) {
+        environment = policy.gateway.default_service_environment.clone();
+    }
+    let mut settings: BTreeMap<String, String> = BTreeMap::new();
+    let mut etag = "-".to_string();
+    if let Some(anon) = policy.auth.anonymous.as_ref().filter(|_| anonymous) {
+        if !anon.allow_service.is_empty() && !anon.allow_service.contains(&service) {
+            return error(
+                403,
+                &format!("unauthorized: anonymous access not permitted for service \"{service}\""),
+                json,
+            );
+        }
+        if let Some(entry) = find(&policy.agent_configs, &service, environment.as_deref()) {
+            let for_them = entry.agent_name.as_deref().is_none_or(|a| {
+                a.is_empty() || anon.allow_agent.iter().any(|x| a.starts_with(x.as_str()))
+            });
+            if for_them {
+                if let Some(rate) = entry.settings.get("transaction_sample_rate") {
+                    settings.insert("transaction_sample_rate".into(), rate.clone());
+                    etag = etag_of(&settings);
+                }
+            }
+        }
+    } else if let Some(entry) = find(&policy.agent_configs, &service, environment.as_deref()) {
+        settings = entry.settings.clone();
+        etag = entry.etag.clone();
+    }
+    let if_none_match = parts
+        .headers
+        .get(http::header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().trim_matches('"').to_string())
+        .or_else(|| query_param(query, "ifnonematch"));
+    let cache = format!(
+        "max-age={}, must-revalidate",
+        policy.gateway.agent_config_max_age.as_secs()
+    );
+    let mut r = if if_none_match.as_deref() == Some(etag.as_str()) {
+        respond::empty(304)
+    } else {
+        respond::json(200, &settings, json)
+    };
+    if let Ok(v) = HeaderValue::try_from(format!("\"{etag}\"")) {
+        r.headers_mut().insert(ETAG, v);
+    }
+    r.headers_mut().insert(
+        http::header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("Etag"),
+    );
+    with_cache_control(r, &cache)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(super::percent_decode("my%20svc+x%2"), "my svc x%2");
+        assert_eq!(
+            super::query_param("a=1&service.name=s%C3%A9&b", "service.name").as_deref(),
+            Some("sé")
+        );
+    }
+}

@@ -1,0 +1,248 @@
+//! One listener: accepts connections, runs TLS and serves HTTP/1.1 or HTTP/2 on each.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::{Semaphore, watch};
+
+use super::router::{ConnInfo, Protocol};
+use super::tls::{self, Acceptor};
+use super::{ServerError, Shared};
+use crate::policy::ast;
+use crate::policy::compiled::Listener;
+use crate::policy::types::Bind;
+
+enum Socket {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+/// A bound listener.
+pub struct BoundListener {
+    listener: Arc<Listener>,
+    socket: Socket,
+    acceptor: Option<Acceptor>,
+}
+
+fn bind_err(l: &Listener, source: std::io::Error) -> ServerError {
+    ServerError::Bind {
+        listener: l.name.clone(),
+        addr: l.bind.to_string(),
+        source,
+    }
+}
+
+impl BoundListener {
+    /// Binds the listener's address and loads its TLS profile.
+    pub async fn bind(listener: Arc<Listener>) -> Result<Self, ServerError> {
+        let acceptor = match &listener.tls {
+            Some(profile) => Some(tls::acceptor(&listener, profile)?),
+            None => None,
+        };
+        let socket = match &listener.bind {
+            Bind::Ip(addr) => Socket::Tcp(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| bind_err(&listener, e))?,
+            ),
+            Bind::Host(host, port) => Socket::Tcp(
+                TcpListener::bind((host.as_str(), *port))
+                    .await
+                    .map_err(|e| bind_err(&listener, e))?,
+            ),
+            Bind::Unix(path) => {
+                // A stale socket file from a previous run would make bind fail.
+                let _ = std::fs::remove_file(path);
+                Socket::Unix(UnixListener::bind(path).map_err(|e| bind_err(&listener, e))?)
+            }
+        };
+        Ok(Self {
+            listener,
+            socket,
+            acceptor,
+        })
+    }
+
+    /// Listener name.
+    pub fn name(&self) -> &str {
+        &self.listener.name
+    }
+
+    /// Bound address (TCP).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        match &self.socket {
+            Socket::Tcp(t) => t.local_addr().ok(),
+            Socket::Unix(_) => None,
+        }
+    }
+
+    /// Accepts and serves until `stop` turns true, then drains within the shutdown timeout.
+    pub async fn serve(self, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+        let limits = self.listener.limits.clone();
+        let permits = limits
+            .max_connections
+            .map(|m| Arc::new(Semaphore::new(usize::try_from(m).unwrap_or(usize::MAX))));
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.idle_timeout.min(limits.read_timeout))
+            .max_buf_size(
+                usize::try_from(limits.max_header_size)
+                    .unwrap_or(usize::MAX)
+                    .max(8192),
+            );
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(limits.max_header_size).unwrap_or(u32::MAX))
+            .keep_alive_interval(Some(limits.idle_timeout))
+            .keep_alive_timeout(limits.idle_timeout);
+        tracing::info!(listener = %self.listener.name, bind = %self.listener.bind, tls = self.acceptor.is_some(), "listening");
+        loop {
+            let permit = match &permits {
+                Some(sem) => tokio::select! {
+                    p = sem.clone().acquire_owned() => p.ok(),
+                    _ = stop.changed() => break,
+                },
+                None => None,
+            };
+            let accepted = tokio::select! {
+                a = accept(&self.socket) => a,
+                _ = stop.changed() => break,
+            };
+            let (io, peer) = match accepted {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(listener = %self.listener.name, error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let transport = if self.acceptor.is_some() {
+                "tls"
+            } else {
+                "tcp"
+            };
+            shared.metrics.add(
+                "apmgate_connections_total",
+                &[("listener", &self.listener.name), ("transport", transport)],
+                1,
+            );
+            let listener = self.listener.clone();
+            let acceptor = self.acceptor.clone();
+            let shared = shared.clone();
+            let builder = builder.clone();
+            let watcher = graceful.watcher();
+            tokio::spawn(async move {
+                let _permit = permit;
+                let _open = shared.metrics.connection();
+                let handshake = tokio::time::timeout(
+                    limits.tls_handshake_timeout,
+                    establish(io, acceptor.as_ref()),
+                );
+                let (stream, cert, h2) = match handshake.await {
+                    Ok(Ok(x)) => x,
+                    Ok(Err(e)) => {
+                        tracing::debug!(listener = %listener.name, peer = %peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(listener = %listener.name, peer = %peer, "TLS handshake timed out");
+                        return;
+                    }
+                };
+                let protocol = match (acceptor.is_some(), h2) {
+                    (true, true) => Protocol::H2,
+                    (true, false) => Protocol::Http1,
+                    (false, _) => Protocol::Http1,
+                };
+                let conn = Arc::new(ConnInfo {
+                    listener: listener.clone(),
+                    peer,
+                    cert,
+                    protocol,
+                });
+                let service = super::router::service(shared.clone(), conn);
+                let mut builder = builder;
+                if acceptor.is_some() {
+                    builder = if h2 {
+                        builder.http2_only()
+                    } else {
+                        builder.http1_only()
+                    };
+                } else if !listener.speaks(ast::Protocol::H2c) {
+                    builder = builder.http1_only();
+                }
+                let connection = builder.serve_connection(TokioIo::new(stream), service);
+                if let Err(e) = watcher.watch(connection.into_owned()).await {
+                    tracing::debug!(listener = %listener.name, peer = %peer, error = %e, "connection ended with an error");
+                }
+            });
+        }
+        drop(permits);
+        let timeout = limits.shutdown_timeout;
+        tokio::select! {
+            _ = graceful.shutdown() => {}
+            _ = tokio::time::sleep(timeout) => {
+                tracing::warn!(listener = %self.listener.name, "shutdown timeout reached with requests still in flight");
+            }
+        }
+        if let (Socket::Unix(_), Bind::Unix(path)) = (&self.socket, &self.listener.bind) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// A connection's byte stream, whatever the transport.
+pub trait Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Stream for T {}
+
+async fn accept(socket: &Socket) -> std::io::Result<(Box<dyn Stream>, SocketAddr)> {
+    match socket {
+        Socket::Tcp(t) => {
+            let (s, peer) = t.accept().await?;
+            let _ = s.set_nodelay(true);
+            Ok((Box::new(s), peer))
+        }
+        Socket::Unix(u) => {
+            let (s, _) = u.accept().await?;
+            // A Unix socket peer is local.
+            Ok((Box::new(s), SocketAddr::from(([127, 0, 0, 1], 0))))
+        }
+    }
+}
+
+type Established = (
+    Box<dyn Stream>,
+    Option<crate::access::identity::PeerCertificate>,
+    bool,
+);
+
+async fn establish(
+    io: Box<dyn Stream>,
+    acceptor: Option<&Acceptor>,
+) -> std::io::Result<Established> {
+    match acceptor {
+        None => Ok((io, None, false)),
+        Some(Acceptor::Rustls(a)) => {
+            let tls = a.accept(io).await?;
+            let (_, session) = tls.get_ref();
+            let h2 = session.alpn_protocol() == Some(b"h2");
+            let cert = session
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .and_then(tls::peer_certificate);
+            Ok((Box::new(tls), cert, h2))
+        }
+        Some(Acceptor::Native(a)) => {
+            let tls = a.accept(io).await.map_err(std::io::Error::other)?;
+            Ok((Box::new(tls), None, false))
+        }
+    }
+}

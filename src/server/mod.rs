@@ -1,0 +1,202 @@
+//! The server: listeners (HTTP/1.1 and HTTP/2 over TCP, TLS or not) and one router.
+//!
+//! `Server::build(policy)` binds every listener and opens the output; `Server::run` serves
+//! until the shutdown future resolves, then stops accepting, lets in-flight requests finish
+//! within the listeners' shutdown timeout and flushes the output. The compiled policy and what
+//! is derived from it live in a [`Runtime`] behind a `watch` channel, so a reload swaps it
+//! whole; every request reads the current one once and uses it throughout.
+
+pub mod agent_config;
+pub mod listener;
+pub mod respond;
+pub mod router;
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::access::cache::VerificationCache;
+use crate::access::ratelimit::RateLimiter;
+use crate::model::{APM_SERVER_VERSION, ModelConfig};
+use crate::output::Output;
+use crate::output::file::FileOutput;
+use crate::policy::Policy;
+use crate::policy::compiled::OutputSettings;
+use crate::telemetry::Metrics;
+
+/// Everything derived from one compiled policy. Immutable; replaced whole on reload.
+pub struct Runtime {
+    /// The policy.
+    pub policy: Arc<Policy>,
+    /// Model settings.
+    pub model: ModelConfig,
+    /// Anonymous rate limiter.
+    pub rate_limiter: Option<RateLimiter>,
+    /// API key verifications (keyed on a hash of the whole credential).
+    pub key_cache: VerificationCache<bool>,
+}
+
+impl Runtime {
+    /// Derives the runtime state of a policy.
+    pub fn new(policy: Policy) -> Self {
+        let model = ModelConfig {
+            namespace: policy.gateway.namespace.clone(),
+            default_service_environment: policy.gateway.default_service_environment.clone(),
+            capture_personal_data: policy.gateway.capture_personal_data,
+            library_pattern: Some(policy.rum.library_pattern.clone()),
+            exclude_from_grouping: Some(policy.rum.exclude_from_grouping.clone()),
+            observer_version: APM_SERVER_VERSION,
+        };
+        let rate_limiter = policy
+            .auth
+            .anonymous
+            .as_ref()
+            .map(|a| RateLimiter::new(a.event_limit, a.ip_limit));
+        let (size, ttl) = policy
+            .auth
+            .elasticsearch_api_keys
+            .as_ref()
+            .map_or((10_000, Duration::from_secs(60)), |e| {
+                (e.cache_size, e.cache_ttl)
+            });
+        Self {
+            policy: Arc::new(policy),
+            model,
+            rate_limiter,
+            key_cache: VerificationCache::new(size, ttl),
+        }
+    }
+}
+
+/// State shared by every listener and request.
+pub struct Shared {
+    /// The current runtime.
+    pub runtime: watch::Receiver<Arc<Runtime>>,
+    /// The output.
+    pub output: Arc<dyn Output>,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Whether the output is ready to publish (`publish_ready` of `GET /`).
+    pub publish_ready: AtomicBool,
+}
+
+/// Errors starting the server.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// A listener cannot be bound.
+    #[error("listener `{listener}`: cannot bind {addr}: {source}")]
+    Bind {
+        /// Listener.
+        listener: String,
+        /// Address.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// TLS cannot be set up.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    /// The output cannot be opened.
+    #[error("{0}")]
+    Output(String),
+}
+
+/// A bound, not yet serving, gateway.
+pub struct Server {
+    shared: Arc<Shared>,
+    runtime_tx: watch::Sender<Arc<Runtime>>,
+    listeners: Vec<listener::BoundListener>,
+}
+
+impl Server {
+    /// Binds every listener of the policy and opens its output.
+    pub async fn build(policy: Policy) -> Result<Self, ServerError> {
+        let runtime = Arc::new(Runtime::new(policy));
+        let output: Arc<dyn Output> = match &runtime.policy.output {
+            OutputSettings::File(f) => Arc::new(
+                FileOutput::open(f, Duration::from_secs(1))
+                    .await
+                    .map_err(|e| ServerError::Output(e.to_string()))?,
+            ),
+            OutputSettings::Elasticsearch(_) => {
+                return Err(ServerError::Output(
+                    "the Elasticsearch output is not available in this build yet; use [output.file]".into(),
+                ));
+            }
+        };
+        let (runtime_tx, runtime_rx) = watch::channel(runtime.clone());
+        let shared = Arc::new(Shared {
+            runtime: runtime_rx,
+            output,
+            metrics: Metrics::default(),
+            publish_ready: AtomicBool::new(true),
+        });
+        let mut listeners = Vec::new();
+        for l in &runtime.policy.listeners {
+            listeners.push(listener::BoundListener::bind(l.clone()).await?);
+        }
+        Ok(Self {
+            shared,
+            runtime_tx,
+            listeners,
+        })
+    }
+
+    /// The addresses the listeners are bound to, by name (port 0 in a policy binds any port).
+    pub fn local_addrs(&self) -> Vec<(String, SocketAddr)> {
+        self.listeners
+            .iter()
+            .filter_map(|l| l.local_addr().map(|a| (l.name().to_string(), a)))
+            .collect()
+    }
+
+    /// Shared state (metrics, for tests and the CLI).
+    pub fn shared(&self) -> Arc<Shared> {
+        self.shared.clone()
+    }
+
+    /// Swaps in a new policy for requests that start from now on. The listeners themselves
+    /// (addresses, TLS) are not rebound.
+    pub fn reload(&self, policy: Policy) {
+        self.runtime_tx.send_replace(Arc::new(Runtime::new(policy)));
+    }
+
+    /// A handle that can swap policies while the server runs.
+    pub fn reloader(&self) -> watch::Sender<Arc<Runtime>> {
+        self.runtime_tx.clone()
+    }
+
+    /// Serves until `shutdown` resolves, then drains connections and flushes the output.
+    pub async fn run(
+        self,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<(), ServerError> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut tasks = tokio::task::JoinSet::new();
+        for l in self.listeners {
+            let shared = self.shared.clone();
+            let stop = stop_rx.clone();
+            tasks.spawn(l.serve(shared, stop));
+        }
+        shutdown.await;
+        tracing::info!("shutting down: no new connections; draining in-flight requests");
+        let _ = stop_tx.send(true);
+        while tasks.join_next().await.is_some() {}
+        let lost = self.shared.output.close().await;
+        if lost > 0 {
+            tracing::error!(
+                documents = lost,
+                "documents could not be written by the output"
+            );
+        }
+        tracing::info!("stopped");
+        // Keep the sender alive until here so requests never see a closed channel.
+        drop(self.runtime_tx);
+        Ok(())
+    }
+}
