@@ -2185,7 +2185,8 @@ fn binds_overlap(a: &super::types::Bind, b: &super::types::Bind) -> bool {
     match (a, b) {
         (Bind::Unix(x), Bind::Unix(y)) => x == y,
         (Bind::Ip(x), Bind::Ip(y)) => {
-            if x.port() != y.port() {
+            // Port 0 asks the system for a free port: two of them never collide.
+            if x.port() != y.port() || x.port() == 0 {
                 return false;
             }
             let (xi, yi) = (x.ip(), y.ip());

@@ -116,8 +116,7 @@ pub struct Server {
 impl Server {
     /// Binds every listener of the policy and opens its output.
     pub async fn build(policy: Policy) -> Result<Self, ServerError> {
-        let runtime = Arc::new(Runtime::new(policy));
-        let output: Arc<dyn Output> = match &runtime.policy.output {
+        let output: Arc<dyn Output> = match &policy.output {
             OutputSettings::File(f) => Arc::new(
                 FileOutput::open(f, Duration::from_secs(1))
                     .await
@@ -129,6 +128,16 @@ impl Server {
                 ));
             }
         };
+        Self::build_with_output(policy, output).await
+    }
+
+    /// Binds every listener of the policy, sending documents to `output` (for embedding the
+    /// gateway, and for tests that need an output to misbehave).
+    pub async fn build_with_output(
+        policy: Policy,
+        output: Arc<dyn Output>,
+    ) -> Result<Self, ServerError> {
+        let runtime = Arc::new(Runtime::new(policy));
         let (runtime_tx, runtime_rx) = watch::channel(runtime.clone());
         let shared = Arc::new(Shared {
             runtime: runtime_rx,
