@@ -170,8 +170,10 @@ pub fn decode_event(
         )));
     };
     let mut doc = metadata.fields.clone();
-    for (k, v) in event {
-        doc.insert(k, v);
+    let ts_field = event.get("timestamp").cloned();
+    doc.insert(kind.clone(), Value::Object(event));
+    if let Some(ts) = ts_field {
+        doc.insert("timestamp".into(), ts);
     }
     let micros = request
         .receipt_time

@@ -1,0 +1,105 @@
+//! The real Elastic APM agents for Python (`elastic-apm`) and Node (`elastic-apm-node`),
+//! configured only with the server URL and a secret token, send a transaction, a span, an
+//! error and metrics through the gateway; the file output must hold them. `.ci/run` installs
+//! both agents (pip, and npm into tests/agents/node).
+
+mod support;
+
+use std::process::Stdio;
+
+use support::Gateway;
+
+const TOKEN: &str = "agents-test-token-0123456789abcdef0123";
+
+fn policy() -> String {
+    format!(
+        r#"
+[[listener]]
+name = "plain"
+bind = "127.0.0.1:0"
+
+[auth.secret_token.agents]
+secret = "{TOKEN}"
+"#
+    )
+}
+
+async fn run_agent(program: &str, args: &[&str], url: &str) {
+    let out = tokio::process::Command::new(program)
+        .args(args)
+        .env("APM_SERVER_URL", url)
+        .env("APM_SECRET_TOKEN", TOKEN)
+        .stdin(Stdio::null())
+        .output();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(60), out)
+        .await
+        .expect("the agent finishes within a minute")
+        .unwrap_or_else(|e| {
+            panic!("cannot run {program} (install the agents as .ci/run does): {e}")
+        });
+    assert!(
+        out.status.success(),
+        "{program} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn assert_holds_every_kind(docs: &[(String, serde_json::Value)], service: &str) {
+    let mine: Vec<&(String, serde_json::Value)> = docs
+        .iter()
+        .filter(|(_, d)| d["service"]["name"] == service)
+        .collect();
+    let has =
+        |pred: &dyn Fn(&str, &serde_json::Value) -> bool| mine.iter().any(|(i, d)| pred(i, d));
+    assert!(
+        has(&|i, d| i.starts_with("traces-apm")
+            && d.get("transaction").is_some()
+            && d.get("span").is_none_or(|s| s.get("type").is_none())),
+        "{service}: no transaction in {mine:#?}"
+    );
+    assert!(
+        has(&|i, d| i.starts_with("traces-apm") && d["span"]["type"] == "db"),
+        "{service}: no span"
+    );
+    assert!(
+        has(&|i, _| i.starts_with("logs-apm.error")),
+        "{service}: no error"
+    );
+    assert!(
+        has(&|i, _| i.starts_with("metrics-apm")),
+        "{service}: no metricset"
+    );
+    for (_, d) in &mine {
+        assert_eq!(d["service"]["environment"], "test");
+        assert!(d["@timestamp"].is_string());
+    }
+}
+
+#[tokio::test]
+async fn python_agent_sends_through_the_gateway() {
+    let gw = Gateway::start(&policy()).await;
+    run_agent(
+        "python3",
+        &["tests/agents/python_agent.py"],
+        &gw.url("plain", false, ""),
+    )
+    .await;
+    let dir = gw.stop().await;
+    let docs = support::bulk_documents(&dir.path().join("data/apmgate-events.ndjson"));
+    assert_holds_every_kind(&docs, "py-agent-test");
+}
+
+#[tokio::test]
+async fn node_agent_sends_through_the_gateway() {
+    let gw = Gateway::start(&policy()).await;
+    run_agent(
+        "node",
+        &["tests/agents/node/node_agent.js"],
+        &gw.url("plain", false, ""),
+    )
+    .await;
+    let dir = gw.stop().await;
+    let docs = support::bulk_documents(&dir.path().join("data/apmgate-events.ndjson"));
+    assert_holds_every_kind(&docs, "node-agent-test");
+}
