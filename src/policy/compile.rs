@@ -770,6 +770,48 @@ impl<'a> Compiler<'a> {
                 None if !p.certificate_authorities.is_empty() => ast::ClientAuth::Required,
                 None => ast::ClientAuth::None,
             };
+            if let Some(backend) = p
+                .backend
+                .as_ref()
+                .filter(|b| b.value == TlsBackend::NativeTls)
+            {
+                // native-tls exposes a certificate, a key and a minimum version; nothing else.
+                let mut unsupported: Vec<(&str, Range<usize>)> = Vec::new();
+                if client_auth != ast::ClientAuth::None {
+                    let span = p
+                        .client_auth
+                        .as_ref()
+                        .map(|c| c.span.clone())
+                        .or_else(|| p.certificate_authorities.first().map(|c| c.span.clone()));
+                    unsupported.push((
+                        "client certificate authentication",
+                        span.unwrap_or(backend.span.clone()),
+                    ));
+                }
+                if let Some(c) = p.cipher_suites.first() {
+                    unsupported.push(("`cipher_suites`", c.span.clone()));
+                }
+                if let Some(c) = p.curve_types.first() {
+                    unsupported.push(("`curve_types`", c.span.clone()));
+                }
+                if versions == [TlsVersion::Tls13] {
+                    if let Some(v) = &p.supported_protocols {
+                        unsupported.push(("TLS 1.3 alone", v.span.clone()));
+                    }
+                }
+                for (what, span) in unsupported {
+                    self.push(
+                        Diagnostic::new(
+                            Code::NativeTlsUnsupported,
+                            format!("{what} is not supported by the native-tls backend"),
+                            span,
+                            "needs rustls",
+                        )
+                        .with_label(backend.span.clone(), "native-tls chosen here")
+                        .with_help("use `backend = \"rustls\"` (the default), or drop the option"),
+                    );
+                }
+            }
             if let Some(c) = &p.client_auth {
                 if c.value != ast::ClientAuth::None && p.certificate_authorities.is_empty() {
                     self.push(
@@ -931,6 +973,10 @@ impl<'a> Compiler<'a> {
                                 Diagnostic::new(Code::Http3WithoutTls, "`http3` needs TLS", p.span.clone(), "QUIC is always encrypted")
                                     .with_help("add `tls = \"PROFILE\"` to the listener (TLS 1.3, rustls backend)"),
                             ),
+                            Protocol::Http2 if profile.as_ref().is_some_and(|p| p.backend == TlsBackend::NativeTls) => self.push(
+                                Diagnostic::new(Code::NativeTlsUnsupported, "`http2` is not supported by the native-tls backend", p.span.clone(), "needs ALPN")
+                                    .with_help("native-tls cannot negotiate ALPN on the server side: serve `http1` only, or use the rustls backend"),
+                            ),
                             Protocol::Http3 => {
                                 if let Some(prof) = &profile {
                                     if prof.backend == TlsBackend::NativeTls {
@@ -954,6 +1000,12 @@ impl<'a> Compiler<'a> {
                         }
                     }
                     ps
+                }
+                None if profile
+                    .as_ref()
+                    .is_some_and(|p| p.backend == TlsBackend::NativeTls) =>
+                {
+                    vec![Protocol::Http1]
                 }
                 None if has_tls => vec![Protocol::Http1, Protocol::Http2],
                 None => vec![Protocol::Http1],
