@@ -179,6 +179,7 @@ impl BoundListener {
                 } else if !listener.speaks(ast::Protocol::H2c) {
                     builder = builder.http1_only();
                 }
+                let stream = super::timeout::WriteTimeout::new(stream, limits.write_timeout);
                 let connection = builder.serve_connection(TokioIo::new(stream), service);
                 if let Err(e) = watcher.watch(connection.into_owned()).await {
                     tracing::debug!(listener = %listener.name, peer = %peer, error = %e, "connection ended with an error");

@@ -10,6 +10,7 @@ pub mod agent_config;
 pub mod listener;
 pub mod respond;
 pub mod router;
+pub mod timeout;
 pub mod tls;
 
 use std::net::SocketAddr;
