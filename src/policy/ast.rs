@@ -175,6 +175,12 @@ pub struct Limits {
     pub tls_handshake_timeout: Option<Sp<String>>,
     /// Concurrent connections; 0 means unlimited. Default 0.
     pub max_connections: Option<Sp<u64>>,
+    /// HTTP/3: concurrent request streams per QUIC connection. Default 100.
+    pub quic_max_streams: Option<Sp<u32>>,
+    /// HTTP/3: flow-control window of one request stream. Default `1MiB`.
+    pub quic_stream_receive_window: Option<Sp<SizeValue>>,
+    /// HTTP/3: flow-control window of a QUIC connection. Default `8MiB`.
+    pub quic_receive_window: Option<Sp<SizeValue>>,
 }
 
 /// Client certificate authentication of a server TLS profile.

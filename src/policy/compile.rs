@@ -896,6 +896,40 @@ impl<'a> Compiler<'a> {
                 .as_ref()
                 .map(|m| m.value)
                 .filter(|m| *m > 0),
+            quic_max_streams: match &l.quic_max_streams {
+                Some(n) if n.value == 0 => {
+                    self.push(Diagnostic::new(
+                        Code::ValueOutOfRange,
+                        "`quic_max_streams` must be at least 1",
+                        n.span.clone(),
+                        "zero",
+                    ));
+                    d.quic_max_streams
+                }
+                Some(n) => n.value,
+                None => d.quic_max_streams,
+            },
+            quic_stream_receive_window: self
+                .window(&l.quic_stream_receive_window, d.quic_stream_receive_window),
+            quic_receive_window: self.window(&l.quic_receive_window, d.quic_receive_window),
+        }
+    }
+
+    /// A QUIC flow-control window: a size from 1 KiB to 4 GiB - 1.
+    fn window(&mut self, v: &Option<Sp<SizeValue>>, default: u32) -> u32 {
+        let n = self.positive_size(v, u64::from(default));
+        match (u32::try_from(n), v) {
+            (Ok(w), _) if w >= 1024 => w,
+            (_, Some(v)) => {
+                self.push(Diagnostic::new(
+                    Code::ValueOutOfRange,
+                    "a QUIC window must be between 1KiB and 4GiB",
+                    v.span.clone(),
+                    "out of range",
+                ));
+                default
+            }
+            _ => default,
         }
     }
 

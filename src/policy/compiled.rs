@@ -114,6 +114,12 @@ pub struct Limits {
     pub tls_handshake_timeout: Duration,
     /// Connection cap; `None` is unlimited.
     pub max_connections: Option<u64>,
+    /// HTTP/3: concurrent request streams per QUIC connection.
+    pub quic_max_streams: u32,
+    /// HTTP/3: flow-control window of one request stream (bytes).
+    pub quic_stream_receive_window: u32,
+    /// HTTP/3: flow-control window of a whole QUIC connection (bytes).
+    pub quic_receive_window: u32,
 }
 
 impl Default for Limits {
@@ -128,6 +134,9 @@ impl Default for Limits {
             shutdown_timeout: Duration::from_secs(30),
             tls_handshake_timeout: Duration::from_secs(10),
             max_connections: None,
+            quic_max_streams: 100,
+            quic_stream_receive_window: 1 << 20,
+            quic_receive_window: 8 << 20,
         }
     }
 }

@@ -24,8 +24,9 @@ enum Socket {
 /// A bound listener.
 pub struct BoundListener {
     listener: Arc<Listener>,
-    socket: Socket,
+    socket: Option<Socket>,
     acceptor: Option<Acceptor>,
+    quic: Option<quinn::Endpoint>,
 }
 
 fn bind_err(l: &Listener, source: std::io::Error) -> ServerError {
@@ -43,27 +44,61 @@ impl BoundListener {
             Some(profile) => Some(tls::acceptor(&listener, profile)?),
             None => None,
         };
-        let socket = match &listener.bind {
-            Bind::Ip(addr) => Socket::Tcp(
-                TcpListener::bind(addr)
-                    .await
-                    .map_err(|e| bind_err(&listener, e))?,
-            ),
-            Bind::Host(host, port) => Socket::Tcp(
-                TcpListener::bind((host.as_str(), *port))
-                    .await
-                    .map_err(|e| bind_err(&listener, e))?,
-            ),
-            Bind::Unix(path) => {
-                // A stale socket file from a previous run would make bind fail.
-                let _ = std::fs::remove_file(path);
-                Socket::Unix(UnixListener::bind(path).map_err(|e| bind_err(&listener, e))?)
+        let tcp = listener
+            .protocols
+            .iter()
+            .any(|p| *p != ast::Protocol::Http3);
+        let socket = if !tcp {
+            None
+        } else {
+            Some(match &listener.bind {
+                Bind::Ip(addr) => Socket::Tcp(
+                    TcpListener::bind(addr)
+                        .await
+                        .map_err(|e| bind_err(&listener, e))?,
+                ),
+                Bind::Host(host, port) => Socket::Tcp(
+                    TcpListener::bind((host.as_str(), *port))
+                        .await
+                        .map_err(|e| bind_err(&listener, e))?,
+                ),
+                Bind::Unix(path) => {
+                    // A stale socket file from a previous run would make bind fail.
+                    let _ = std::fs::remove_file(path);
+                    Socket::Unix(UnixListener::bind(path).map_err(|e| bind_err(&listener, e))?)
+                }
+            })
+        };
+        let quic = match (&listener.tls, listener.speaks(ast::Protocol::Http3)) {
+            (Some(profile), true) => {
+                // Same address and port as the TCP side (the port the system chose, for port 0).
+                let addr = match (&socket, &listener.bind) {
+                    (Some(Socket::Tcp(t)), _) => {
+                        t.local_addr().map_err(|e| bind_err(&listener, e))?
+                    }
+                    (_, Bind::Ip(a)) => *a,
+                    (_, Bind::Host(h, p)) => tokio::net::lookup_host((h.as_str(), *p))
+                        .await
+                        .map_err(|e| bind_err(&listener, e))?
+                        .next()
+                        .ok_or_else(|| bind_err(&listener, std::io::Error::other("no address")))?,
+                    (_, Bind::Unix(_)) => {
+                        return Err(bind_err(
+                            &listener,
+                            std::io::Error::other("HTTP/3 needs an IP address"),
+                        ));
+                    }
+                };
+                let config = tls::quic_config(&listener, profile)?;
+                Some(quinn::Endpoint::server(config, addr).map_err(|e| bind_err(&listener, e))?)
             }
+            _ => None,
         };
         Ok(Self {
             listener,
             socket,
             acceptor,
+            quic,
         })
     }
 
@@ -72,17 +107,39 @@ impl BoundListener {
         &self.listener.name
     }
 
-    /// Bound address (TCP).
+    /// Bound address (TCP, else QUIC).
     pub fn local_addr(&self) -> Option<SocketAddr> {
         match &self.socket {
-            Socket::Tcp(t) => t.local_addr().ok(),
-            Socket::Unix(_) => None,
+            Some(Socket::Tcp(t)) => t.local_addr().ok(),
+            Some(Socket::Unix(_)) => None,
+            None => self.quic.as_ref().and_then(|q| q.local_addr().ok()),
         }
     }
 
     /// Accepts and serves until `stop` turns true, then drains within the shutdown timeout.
     pub async fn serve(self, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
         let limits = self.listener.limits.clone();
+        let alt_svc = self
+            .quic
+            .as_ref()
+            .and_then(|q| q.local_addr().ok())
+            .and_then(|a| {
+                http::HeaderValue::try_from(format!("h3=\":{}\"; ma=86400", a.port())).ok()
+            });
+        let quic_task = self.quic.clone().map(|ep| {
+            tokio::spawn(super::h3::serve(
+                ep,
+                self.listener.clone(),
+                shared.clone(),
+                stop.clone(),
+            ))
+        });
+        let Some(socket) = self.socket else {
+            if let Some(t) = quic_task {
+                let _ = t.await;
+            }
+            return;
+        };
         let permits = limits
             .max_connections
             .map(|m| Arc::new(Semaphore::new(usize::try_from(m).unwrap_or(usize::MAX))));
@@ -113,7 +170,7 @@ impl BoundListener {
                 None => None,
             };
             let accepted = tokio::select! {
-                a = accept(&self.socket) => a,
+                a = accept(&socket) => a,
                 _ = stop.changed() => break,
             };
             let (io, peer) = match accepted {
@@ -139,6 +196,7 @@ impl BoundListener {
             let shared = shared.clone();
             let builder = builder.clone();
             let watcher = graceful.watcher();
+            let alt_svc = alt_svc.clone();
             tokio::spawn(async move {
                 let _permit = permit;
                 let _open = shared.metrics.connection();
@@ -167,6 +225,7 @@ impl BoundListener {
                     peer,
                     cert,
                     protocol,
+                    alt_svc,
                 });
                 let service = super::router::service(shared.clone(), conn);
                 let mut builder = builder;
@@ -194,8 +253,11 @@ impl BoundListener {
                 tracing::warn!(listener = %self.listener.name, "shutdown timeout reached with requests still in flight");
             }
         }
-        if let (Socket::Unix(_), Bind::Unix(path)) = (&self.socket, &self.listener.bind) {
+        if let (Socket::Unix(_), Bind::Unix(path)) = (&socket, &self.listener.bind) {
             let _ = std::fs::remove_file(path);
+        }
+        if let Some(t) = quic_task {
+            let _ = t.await;
         }
     }
 }

@@ -7,6 +7,7 @@
 //! whole; every request reads the current one once and uses it throughout.
 
 pub mod agent_config;
+pub mod h3;
 pub mod listener;
 pub mod respond;
 pub mod router;

@@ -64,6 +64,8 @@ pub struct ConnInfo {
     pub cert: Option<PeerCertificate>,
     /// Protocol.
     pub protocol: Protocol,
+    /// `Alt-Svc` advertising HTTP/3 on this listener (TCP connections only).
+    pub alt_svc: Option<HeaderValue>,
 }
 
 /// A hyper service for one connection.
@@ -106,18 +108,28 @@ where
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     let _in_flight = shared.metrics.request();
+    // hyper serves h2c on a plaintext connection by prior knowledge: tell it apart by version.
+    let protocol = match (conn.protocol, req.version()) {
+        (Protocol::Http1, http::Version::HTTP_2) => Protocol::H2c,
+        (p, _) => p,
+    };
     let rt: Arc<Runtime> = shared.runtime.borrow().clone();
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
     let route = access::route_for_path(&path).filter(|r| conn.listener.serves(*r));
     let mut response = dispatch(shared, &rt, conn, &parts, body, route).await;
     decorate(&rt, route, &mut response);
+    if let Some(alt_svc) = &conn.alt_svc {
+        response
+            .headers_mut()
+            .insert(http::header::ALT_SVC, alt_svc.clone());
+    }
     shared.metrics.add(
         "apmgate_requests_total",
         &[
             ("listener", &conn.listener.name),
             ("route", route_label(route)),
-            ("protocol", conn.protocol.label()),
+            ("protocol", protocol.label()),
             ("status", response.status().as_str()),
         ],
         1,

@@ -138,8 +138,21 @@ pub fn acceptor(listener: &Listener, profile: &TlsProfile) -> Result<Acceptor, T
             tokio_native_tls::TlsAcceptor::from(a),
         )));
     }
-    let versions: Vec<&'static rustls::SupportedProtocolVersion> = profile
-        .versions
+    let config = rustls_config(profile, certs, key, &profile.versions, alpn(listener))?;
+    Ok(Acceptor::Rustls(tokio_rustls::TlsAcceptor::from(Arc::new(
+        config,
+    ))))
+}
+
+/// The rustls configuration of a profile for the given versions and ALPN protocols.
+fn rustls_config(
+    profile: &TlsProfile,
+    certs: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    versions: &[TlsVersion],
+    alpn: Vec<Vec<u8>>,
+) -> Result<rustls::ServerConfig, TlsError> {
+    let versions: Vec<&'static rustls::SupportedProtocolVersion> = versions
         .iter()
         .map(|v| match v {
             TlsVersion::Tls12 => &rustls::version::TLS12,
@@ -171,10 +184,40 @@ pub fn acceptor(listener: &Listener, profile: &TlsProfile) -> Result<Acceptor, T
     let mut config = builder
         .with_single_cert(certs, key)
         .map_err(|e| err(profile, e))?;
-    config.alpn_protocols = alpn(listener);
-    Ok(Acceptor::Rustls(tokio_rustls::TlsAcceptor::from(Arc::new(
-        config,
-    ))))
+    config.alpn_protocols = alpn;
+    Ok(config)
+}
+
+/// The QUIC server configuration of a listener: TLS 1.3 only, ALPN `h3`, the same certificate,
+/// key and client verification as the TCP side, and no 0-RTT (a replayed POST would duplicate
+/// events).
+pub fn quic_config(
+    listener: &Listener,
+    profile: &TlsProfile,
+) -> Result<quinn::ServerConfig, TlsError> {
+    let certs = load_certs(profile, &profile.certificate)?;
+    let key = load_key(profile)?;
+    let mut config = rustls_config(
+        profile,
+        certs,
+        key,
+        &[TlsVersion::Tls13],
+        vec![b"h3".to_vec()],
+    )?;
+    config.max_early_data_size = 0;
+    let crypto =
+        quinn::crypto::rustls::QuicServerConfig::try_from(config).map_err(|e| err(profile, e))?;
+    let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    let limits = &listener.limits;
+    let mut transport = quinn::TransportConfig::default();
+    transport
+        .max_concurrent_bidi_streams(quinn::VarInt::from_u32(limits.quic_max_streams))
+        .max_concurrent_uni_streams(quinn::VarInt::from_u32(16))
+        .stream_receive_window(quinn::VarInt::from_u32(limits.quic_stream_receive_window))
+        .receive_window(quinn::VarInt::from_u32(limits.quic_receive_window))
+        .max_idle_timeout(quinn::IdleTimeout::try_from(limits.idle_timeout).ok());
+    server.transport_config(Arc::new(transport));
+    Ok(server)
 }
 
 /// ALPN protocols a listener offers over TCP+TLS, preferred first.

@@ -201,3 +201,341 @@ pub fn client(gw: &Gateway, proto: Proto) -> reqwest::Client {
     .build()
     .unwrap()
 }
+
+// ---------------------------------------------------------------------------------------------
+// Helpers for the runtime tests (`tests/runtime_*.rs`).
+
+/// The default file output of a gateway directory (after `Gateway::stop`).
+pub fn output_documents(dir: &Path) -> Vec<(String, serde_json::Value)> {
+    bulk_documents(&dir.join("data/apmgate-events.ndjson"))
+}
+
+/// A v2 intake payload: a metadata line for `service` sent by `agent`, then `n` transactions
+/// (valid by APM Server's schema, so the payload stays valid when the model grows).
+pub fn payload(agent: &str, service: &str, n: usize) -> Vec<u8> {
+    let mut s = metadata_line(agent, service);
+    for i in 0..n {
+        s.push_str(&transaction_line(i, None));
+    }
+    s.into_bytes()
+}
+
+/// The v2 metadata line of `payload`, with its newline.
+pub fn metadata_line(agent: &str, service: &str) -> String {
+    format!(
+        "{{\"metadata\":{{\"service\":{{\"name\":\"{service}\",\"agent\":{{\"name\":\"{agent}\",\"version\":\"1.0.0\"}}}}}}}}\n"
+    )
+}
+
+/// One v2 transaction line (with its newline); `agent` overrides the agent name of this event
+/// through `context.service.agent.name`.
+pub fn transaction_line(i: usize, agent: Option<&str>) -> String {
+    let context = agent
+        .map(|a| format!(",\"context\":{{\"service\":{{\"agent\":{{\"name\":\"{a}\"}}}}}}"))
+        .unwrap_or_default();
+    format!(
+        "{{\"transaction\":{{\"id\":\"{i:016x}\",\"trace_id\":\"{i:032x}\",\"type\":\"request\",\"duration\":1.5,\"span_count\":{{\"started\":0}}{context}}}}}\n"
+    )
+}
+
+/// A client for a protocol that trusts the gateway's development CA and presents a client
+/// certificate (`cert` and `key` PEM).
+pub fn client_with_identity(
+    gw: &Gateway,
+    proto: Proto,
+    cert: &[u8],
+    key: &[u8],
+) -> reqwest::Client {
+    let ca =
+        reqwest::Certificate::from_pem(&std::fs::read(gw.path("certs/ca.crt")).unwrap()).unwrap();
+    let identity = reqwest::Identity::from_pem(&[cert, key].concat()).unwrap();
+    let b = reqwest::Client::builder()
+        .use_rustls_tls()
+        .add_root_certificate(ca)
+        .identity(identity)
+        .no_gzip()
+        .no_proxy();
+    match proto {
+        Proto::H1 => b.http1_only(),
+        Proto::H2c => b.http2_prior_knowledge(),
+        Proto::H2Tls => b,
+    }
+    .build()
+    .unwrap()
+}
+
+/// An API key as `apmgate keys new` makes it: the id, the secret, the Argon2id PHC hash the
+/// policy holds, and the `Authorization` header value an agent sends.
+pub struct ApiKey {
+    pub id: String,
+    pub secret: String,
+    pub hash: String,
+    pub header: String,
+}
+
+impl ApiKey {
+    /// A new key with a random secret, hashed with Argon2id's default parameters.
+    pub fn new(id: &str) -> ApiKey {
+        use argon2::password_hash::{PasswordHasher, SaltString, rand_core::OsRng};
+        use base64::Engine as _;
+        let secret: String = {
+            use rand::Rng;
+            let mut rng = rand::rngs::OsRng;
+            (0..40)
+                .map(|_| {
+                    let c = rng.gen_range(0..62u8);
+                    (match c {
+                        0..=25 => b'A' + c,
+                        26..=51 => b'a' + c - 26,
+                        _ => b'0' + c - 52,
+                    }) as char
+                })
+                .collect()
+        };
+        let salt = SaltString::generate(&mut OsRng);
+        let hash = argon2::Argon2::default()
+            .hash_password(secret.as_bytes(), &salt)
+            .unwrap()
+            .to_string();
+        let header = format!(
+            "ApiKey {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
+        );
+        ApiKey {
+            id: id.to_string(),
+            secret,
+            hash,
+            header,
+        }
+    }
+
+    /// The header value for this id with another secret.
+    pub fn header_with_secret(&self, secret: &str) -> String {
+        use base64::Engine as _;
+        format!(
+            "ApiKey {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{}:{secret}", self.id))
+        )
+    }
+}
+
+/// The value of one series (`name{labels}` exactly as rendered, or a bare name) in a
+/// Prometheus text exposition.
+pub fn metric(text: &str, series: &str) -> Option<u64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let (s, v) = l.rsplit_once(' ')?;
+        (s == series).then(|| v.parse().ok()).flatten()
+    })
+}
+
+/// Polls `cond` until it holds; panics with `what` after `limit`. For conditions the test
+/// cannot await directly (a gauge reaching a value); never a substitute for an event.
+pub async fn wait_until(limit: std::time::Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while !cond() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// A gauge of the gateway's metrics (`apmgate_requests_in_flight`, `apmgate_connections_open`).
+pub fn gauge(gw: &Gateway, name: &str) -> i64 {
+    gw.shared
+        .metrics
+        .render()
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no gauge {name}"))
+}
+
+/// An HTTP/1.1 response read off a raw stream.
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    /// The first value of a header (names compared case-insensitively).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+}
+
+/// Reads one HTTP/1.1 response (head, then a body framed by Content-Length or chunked, or
+/// none) from a raw stream.
+pub async fn read_response<R: tokio::io::AsyncRead + Unpin>(
+    r: &mut R,
+) -> std::io::Result<RawResponse> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        if r.read(&mut byte).await? == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!(
+                    "connection closed after {:?}",
+                    String::from_utf8_lossy(&buf)
+                ),
+            ));
+        }
+        buf.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&buf).into_owned();
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+    let headers: Vec<(String, String)> = lines
+        .filter(|l| !l.is_empty())
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let mut resp = RawResponse {
+        status,
+        headers,
+        body: Vec::new(),
+    };
+    if let Some(len) = resp.header("content-length") {
+        let mut body = vec![0u8; len.parse().unwrap()];
+        r.read_exact(&mut body).await?;
+        resp.body = body;
+    } else if resp
+        .header("transfer-encoding")
+        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
+    {
+        loop {
+            let mut size_line = Vec::new();
+            while !size_line.ends_with(b"\r\n") {
+                r.read_exact(&mut byte).await?;
+                size_line.push(byte[0]);
+            }
+            let size = usize::from_str_radix(
+                String::from_utf8_lossy(&size_line)
+                    .trim()
+                    .split(';')
+                    .next()
+                    .unwrap(),
+                16,
+            )
+            .unwrap();
+            let mut chunk = vec![0u8; size + 2];
+            r.read_exact(&mut chunk).await?;
+            if size == 0 {
+                break;
+            }
+            resp.body.extend_from_slice(&chunk[..size]);
+        }
+    }
+    Ok(resp)
+}
+
+/// Waits until the peer closes a raw stream (EOF or reset), discarding what it sends; the
+/// bytes it sent before closing are returned.
+pub async fn await_close<R: tokio::io::AsyncRead + Unpin>(r: &mut R) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut all = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match r.read(&mut buf).await {
+            Ok(0) | Err(_) => return all,
+            Ok(n) => all.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// A response read over HTTP/3.
+pub struct H3Response {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+/// Sends one request over HTTP/3 (quinn + h3) to a listener, trusting the dev CA; with
+/// `client_cert`, presents the dev client certificate.
+pub async fn h3_request(
+    gw: &Gateway,
+    listener: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+    client_cert: bool,
+) -> H3Response {
+    use bytes::Buf;
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pki_types::CertificateDer::pem_file_iter(gw.path("certs/ca.crt")).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(roots);
+    let mut tls = if client_cert {
+        let certs = rustls_pki_types::CertificateDer::pem_file_iter(gw.path("certs/client.crt"))
+            .unwrap()
+            .map(|c| c.unwrap())
+            .collect();
+        let key =
+            rustls_pki_types::PrivateKeyDer::from_pem_file(gw.path("certs/client.key")).unwrap();
+        builder.with_client_auth_cert(certs, key).unwrap()
+    } else {
+        builder.with_no_client_auth()
+    };
+    tls.alpn_protocols = vec![b"h3".to_vec()];
+    let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(quic)));
+    let conn = endpoint
+        .connect(gw.addr(listener), "localhost")
+        .unwrap()
+        .await
+        .unwrap();
+    let (mut driver, mut send) = h3::client::new(h3_quinn::Connection::new(conn))
+        .await
+        .unwrap();
+    let drive = tokio::spawn(async move { std::future::poll_fn(|cx| driver.poll_close(cx)).await });
+    let mut req = http::Request::builder()
+        .method(method)
+        .uri(format!("https://localhost{path}"));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let mut stream = send.send_request(req.body(()).unwrap()).await.unwrap();
+    if !body.is_empty() {
+        stream.send_data(bytes::Bytes::from(body)).await.unwrap();
+    }
+    stream.finish().await.unwrap();
+    let resp = stream.recv_response().await.unwrap();
+    let mut out = Vec::new();
+    while let Some(mut chunk) = stream.recv_data().await.unwrap() {
+        out.extend_from_slice(&chunk.copy_to_bytes(chunk.remaining()));
+    }
+    drop(send);
+    drive.abort();
+    endpoint.close(0u32.into(), b"done");
+    H3Response {
+        status: resp.status().as_u16(),
+        headers: resp.headers().clone(),
+        body: out,
+    }
+}

@@ -1,0 +1,127 @@
+//! HTTP/3: the same intake approvals as over HTTP/1.1 and HTTP/2, on the same router; the TCP
+//! side of the listener advertises HTTP/3 with `Alt-Svc`.
+
+mod support;
+
+use serde_json::Value;
+use support::{Gateway, fixture, h3_request};
+
+const H3_LISTENER: &str = r#"
+[[listener]]
+name = "all"
+bind = "127.0.0.1:0"
+protocols = ["http1", "http2", "http3"]
+tls = "dev"
+
+[tls.dev]
+certificate = "certs/server.crt"
+key = "certs/server.key"
+"#;
+
+fn approved(name: &str) -> Value {
+    serde_json::from_slice(&fixture(&format!("responses/{name}.approved.json"))).unwrap()
+}
+
+#[tokio::test]
+async fn intake_approvals_over_http3() {
+    let gw = Gateway::start(H3_LISTENER).await;
+    let errors = fixture("intake/v2/errors.ndjson");
+    let cases: Vec<(&str, &str, Vec<(&str, &str)>, Vec<u8>, u16)> = vec![
+        ("Success", "POST", vec![], errors.clone(), 202),
+        (
+            "EmptyBody",
+            "POST",
+            vec![("content-type", "application/x-ndjson")],
+            vec![],
+            202,
+        ),
+        ("Method", "GET", vec![], vec![], 400),
+        (
+            "ContentType",
+            "POST",
+            vec![("content-type", "application/json")],
+            vec![],
+            400,
+        ),
+        (
+            "CompressedBodyReaderGzipInvalid",
+            "POST",
+            vec![("content-encoding", "gzip")],
+            errors.clone(),
+            400,
+        ),
+        (
+            "InvalidJSONEvent",
+            "POST",
+            vec![],
+            fixture("intake/v2/invalid-json-event.ndjson"),
+            400,
+        ),
+        (
+            "InvalidMetadata2",
+            "POST",
+            vec![],
+            fixture("intake/v2/invalid-metadata-2.ndjson"),
+            400,
+        ),
+        (
+            "UnrecognizedEvent",
+            "POST",
+            vec![],
+            fixture("intake/v2/invalid-event-type.ndjson"),
+            400,
+        ),
+    ];
+    for (name, method, mut headers, body, status) in cases {
+        headers.push(("accept", "application/json"));
+        let resp = h3_request(
+            &gw,
+            "all",
+            method,
+            "/intake/v2/events?verbose",
+            &headers,
+            body,
+            false,
+        )
+        .await;
+        assert_eq!(resp.status, status, "{name}");
+        assert_eq!(resp.headers["x-content-type-options"], "nosniff", "{name}");
+        let got: Value = serde_json::from_slice(&resp.body).unwrap();
+        let want = approved(name);
+        assert_eq!(got["accepted"], want["accepted"], "{name}: {got}");
+        assert_eq!(got["errors"], want["errors"], "{name}");
+    }
+    let metrics = gw.shared.metrics.render();
+    assert!(
+        metrics.contains("protocol=\"h3\""),
+        "requests are counted by protocol:\n{metrics}"
+    );
+    let dir = gw.stop().await;
+    let docs = support::bulk_documents(&dir.path().join("data/apmgate-events.ndjson"));
+    assert_eq!(
+        docs.len(),
+        6,
+        "Success: five errors; InvalidJSONEvent: the span after the bad line"
+    );
+}
+
+#[tokio::test]
+async fn tcp_responses_advertise_http3() {
+    let gw = Gateway::start(H3_LISTENER).await;
+    let port = gw.addr("all").port();
+    let http = support::client(&gw, support::Proto::H2Tls);
+    let resp = http.get(gw.url("all", true, "/")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()["alt-svc"],
+        format!("h3=\":{port}\"; ma=86400").as_str()
+    );
+    // And the advertised endpoint answers.
+    let resp = h3_request(&gw, "all", "GET", "/", &[], vec![], false).await;
+    assert_eq!(resp.status, 200);
+    assert!(
+        !resp.headers.contains_key("alt-svc"),
+        "HTTP/3 responses need no Alt-Svc"
+    );
+    gw.stop().await;
+}
