@@ -18,6 +18,9 @@ certificate = "certs/server.crt"
 key = "certs/server.key"
 "#;
 
+/// A case: approval name, method, headers, body, status.
+type Case = (&'static str, &'static str, Vec<(&'static str, &'static str)>, Vec<u8>, u16);
+
 fn approved(name: &str) -> Value {
     serde_json::from_slice(&fixture(&format!("responses/{name}.approved.json"))).unwrap()
 }
@@ -26,7 +29,7 @@ fn approved(name: &str) -> Value {
 async fn intake_approvals_over_http3() {
     let gw = Gateway::start(H3_LISTENER).await;
     let errors = fixture("intake/v2/errors.ndjson");
-    let cases: Vec<(&str, &str, Vec<(&str, &str)>, Vec<u8>, u16)> = vec![
+    let cases: Vec<Case> = vec![
         ("Success", "POST", vec![], errors.clone(), 202),
         (
             "EmptyBody",
