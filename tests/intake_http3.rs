@@ -128,3 +128,30 @@ async fn tcp_responses_advertise_http3() {
     );
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn aioquic_posts_ndjson_and_gets_202() {
+    let gw = Gateway::start(H3_LISTENER).await;
+    let addr = gw.addr("all");
+    let out = tokio::process::Command::new("python3")
+        .arg("tests/clients/h3_post.py")
+        .arg(addr.ip().to_string())
+        .arg(addr.port().to_string())
+        .arg("/intake/v2/events?verbose")
+        .arg("../shared/fixtures/intake/v2/errors.ndjson")
+        .arg(gw.path("certs/ca.crt"))
+        .arg("content-type=application/x-ndjson")
+        .arg("accept=application/json")
+        .output();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(60), out)
+        .await
+        .expect("aioquic finishes")
+        .expect("python3 with aioquic (installed by .ci/run)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let mut lines = stdout.splitn(2, '\n');
+    assert_eq!(lines.next(), Some("202"), "{stdout}");
+    let body: Value = serde_json::from_str(lines.next().unwrap_or("").trim()).unwrap();
+    assert_eq!(body, serde_json::json!({"accepted": 5}));
+    gw.stop().await;
+}
