@@ -6,4 +6,5 @@
 
 pub mod access;
 pub mod devcerts;
+pub mod model;
 pub mod policy;
