@@ -101,17 +101,112 @@ fn bulk(input: &Path, req: &Req, cfg: &ModelConfig) -> (Vec<u8>, usize) {
     (out, accepted)
 }
 
+/// es-compare pairs raw (8.6) documents by event type, and for an actual document without
+/// `processor.event` it takes `span.type` before `data_stream.type`: a breakdown metricset
+/// (`metrics-apm.internal`, with `span.type`) would be paired as a span and never meet its
+/// expected metric. APM Server no longer writes `processor.event` (Elasticsearch sets it from
+/// the data stream), and `--ignore-v86-drift` ignores `processor.*` in the comparison, so the
+/// test adds `processor.event: "metric"` to documents in a `metrics-*` data stream: it only
+/// restores the type the data stream already states, for pairing.
+fn mark_metrics_for_raw_pairing(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len());
+    let mut metrics = false;
+    for line in body.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        if line.starts_with(b"{\"create\"") {
+            metrics = line.windows(9).any(|w| w == b"\"metrics-");
+            out.extend_from_slice(line);
+        } else if metrics {
+            out.extend_from_slice(b"{\"processor\":{\"event\":\"metric\"},");
+            out.extend_from_slice(&line[1..]);
+        } else {
+            out.extend_from_slice(line);
+        }
+        out.push(b'\n');
+    }
+    out
+}
+
 /// Runs es-compare and fails with its report unless every document matches.
 fn compare(name: &str, input: &str, expected: &str, req: Req, cfg: &ModelConfig, args: &[&str]) {
+    compare_excluding(name, input, expected, req, cfg, args, &[]);
+}
+
+/// A document of a raw (8.6) approval that today's APM Server no longer writes, with the reason.
+struct Gone {
+    /// `span.id`, `transaction.id` or `error.id` of the expected document.
+    id: &'static str,
+    /// The error today's decoder reports for its input line.
+    error: &'static str,
+    why: &'static str,
+}
+
+/// Like [`compare`], with expected raw documents that today's APM Server rejects removed from
+/// the approval (a filtered copy in a temporary directory); each one's input line must fail
+/// with the stated error.
+fn compare_excluding(
+    name: &str,
+    input: &str,
+    expected: &str,
+    req: Req,
+    cfg: &ModelConfig,
+    args: &[&str],
+    gone: &[Gone],
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut expected_path = shared().join("fixtures").join(expected);
+    if !gone.is_empty() {
+        let text = std::fs::read_to_string(&expected_path).unwrap();
+        let mut approval: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let events = approval["events"].as_array_mut().unwrap();
+        let before = events.len();
+        events.retain(|e| {
+            let ids = [&e["span"]["id"], &e["transaction"]["id"], &e["error"]["id"]];
+            !gone
+                .iter()
+                .any(|g| ids.iter().any(|id| id.as_str() == Some(g.id)))
+        });
+        assert_eq!(
+            before - events.len(),
+            gone.len(),
+            "{name}: every excluded document exists"
+        );
+        expected_path = dir.path().join("expected.json");
+        std::fs::write(&expected_path, serde_json::to_vec(&approval).unwrap()).unwrap();
+        // The excluded documents' lines are rejected, and with the reason given.
+        let text = std::fs::read(shared().join("fixtures").join(input)).unwrap();
+        let mut lines = text.split(|&b| b == b'\n').filter(|l| !l.is_empty());
+        let meta = decode_metadata(lines.next().unwrap()).unwrap();
+        let request = RequestMeta {
+            receipt_time: req.receipt,
+            rum: req.rum,
+            client_ip: None,
+            client_port: None,
+            nat_ip: None,
+            user_agent: None,
+        };
+        for g in gone {
+            let needle = format!("\"{}\"", g.id);
+            let line = lines
+                .clone()
+                .find(|l| String::from_utf8_lossy(l).contains(&needle))
+                .expect("input line");
+            let err = decode_event(line, &meta, &request, cfg).expect_err(g.why);
+            assert_eq!(err.message, g.error, "{name}: {}", g.why);
+        }
+    }
+    let expected = expected_path;
     let input = shared().join("fixtures").join(input);
-    let (body, _) = bulk(&input, &req, cfg);
+    let (mut body, _) = bulk(&input, &req, cfg);
+    if args.contains(&"--ignore-v86-drift") {
+        body = mark_metrics_for_raw_pairing(&body);
+    }
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join(format!("{name}.ndjson"));
     std::fs::write(&file, &body).unwrap();
     let out = Command::new("python3")
         .arg(shared().join("tools/es-compare"))
         .arg(&file)
-        .arg(shared().join("fixtures").join(expected))
+        .arg(&expected)
         .args(args)
         .output()
         .expect("python3 runs es-compare");
@@ -217,27 +312,52 @@ fn v86_minimal_service() {
     );
 }
 
+const NULL_HEADER: &str = "null header values are rejected since APM Server 8.10 (apm-data #140); APM Server's own copy of this input now sends [] instead";
+
 #[test]
 fn v86_spans() {
-    compare(
+    let err = "decode error: data read error: v2.spanRoot.Span: v2.span.Context: v2.spanContext.HTTP: v2.spanContextHTTP.Response: v2.spanContextHTTPResponse.Headers: invalid input for HTTPHeader: <nil>";
+    compare_excluding(
         "spans",
         "es-docs-v8.6/inputs/intake-v2/spans.ndjson",
         "es-docs-v8.6/testIntakeIntegrationSpans.approved.json",
         backend_86(),
         &cfg(),
         V86,
+        &[
+            Gone {
+                id: "1234567890aaaade",
+                error: err,
+                why: NULL_HEADER,
+            },
+            Gone {
+                id: "fdc4567890aaaade",
+                error: err,
+                why: NULL_HEADER,
+            },
+            Gone {
+                id: "ute4567890aaaade",
+                error: err,
+                why: NULL_HEADER,
+            },
+        ],
     );
 }
 
 #[test]
 fn v86_transactions() {
-    compare(
+    compare_excluding(
         "transactions",
         "es-docs-v8.6/inputs/intake-v2/transactions.ndjson",
         "es-docs-v8.6/testIntakeIntegrationTransactions.approved.json",
         backend_86(),
         &cfg(),
         V86,
+        &[Gone {
+            id: "cdef4340a8e0df19",
+            error: "decode error: data read error: v2.transactionRoot.Transaction: v2.transaction.Context: v2.context.Request: v2.contextRequest.Headers: invalid input for HTTPHeader: <nil>",
+            why: NULL_HEADER,
+        }],
     );
 }
 
@@ -397,8 +517,8 @@ fn fields_rum_x_forwarded_for() {
         rum: true,
         receipt: SystemTime::now(),
         client_ip: Some("220.244.41.16".parse().unwrap()),
-        // APM Server keeps the socket's port with a forwarded address.
-        client_port: Some(41234),
+        // X-Forwarded-For carries no port: APM Server then writes no source.port.
+        client_port: None,
         nat_ip: Some("127.0.0.1".parse().unwrap()),
         user_agent: Some("Go-http-client/1.1"),
     };

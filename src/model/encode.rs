@@ -661,6 +661,11 @@ pub fn encode(e: &ApmEvent<'_>, buf: &mut Vec<u8>) {
     if let Some(d) = &e.destination {
         o.nested("destination", |o| {
             o.str("address", &d.address);
+            // An address that is an IP is also written as destination.ip.
+            // (As sent: Elasticsearch's ip mapping normalises it.)
+            if d.address.parse::<IpAddr>().is_ok() {
+                o.str("ip", &d.address);
+            }
             o.u64("port", u64::from(d.port));
         });
     }

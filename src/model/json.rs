@@ -654,45 +654,49 @@ impl<'de> Deserialize<'de> for JHeaders<'de> {
                         self,
                         mut seq: A,
                     ) -> Result<One<'de>, A::Error> {
-                        let mut out = Vec::new();
+                        let mut all = Vec::new();
                         while let Some(v) = seq.next_element::<Value>()? {
-                            match v {
-                                Value::String(s) => out.push(Cow::Owned(s)),
-                                other => {
-                                    return Err(de::Error::custom(format_args!(
-                                        "invalid input for HTTPHeader slice value type: {}",
-                                        go_type_name(&other)
-                                    )));
-                                }
-                            }
+                            all.push(v);
                         }
-                        Ok(One::Many(out))
+                        // Since APM Server 8.10 (apm-data #140) null and other non-string
+                        // header values are rejected, inside arrays too.
+                        if all.iter().all(Value::is_string) {
+                            Ok(One::Many(
+                                all.into_iter()
+                                    .map(|v| match v {
+                                        Value::String(s) => Cow::Owned(s),
+                                        _ => Cow::Borrowed(""),
+                                    })
+                                    .collect(),
+                            ))
+                        } else {
+                            Err(header_error(&Value::Array(all)))
+                        }
                     }
                     fn visit_unit<E: de::Error>(self) -> Result<One<'de>, E> {
-                        Err(E::custom("invalid input for HTTPHeader value type: <nil>"))
+                        Err(header_error(&Value::Null))
                     }
-                    fn visit_bool<E: de::Error>(self, _: bool) -> Result<One<'de>, E> {
-                        Err(E::custom("invalid input for HTTPHeader value type: bool"))
+                    fn visit_bool<E: de::Error>(self, v: bool) -> Result<One<'de>, E> {
+                        Err(header_error(&Value::Bool(v)))
                     }
-                    fn visit_i64<E: de::Error>(self, _: i64) -> Result<One<'de>, E> {
-                        Err(E::custom(
-                            "invalid input for HTTPHeader value type: json.Number",
-                        ))
+                    fn visit_i64<E: de::Error>(self, v: i64) -> Result<One<'de>, E> {
+                        Err(header_error(&Value::from(v)))
                     }
-                    fn visit_u64<E: de::Error>(self, _: u64) -> Result<One<'de>, E> {
-                        Err(E::custom(
-                            "invalid input for HTTPHeader value type: json.Number",
-                        ))
+                    fn visit_u64<E: de::Error>(self, v: u64) -> Result<One<'de>, E> {
+                        Err(header_error(&Value::from(v)))
                     }
-                    fn visit_f64<E: de::Error>(self, _: f64) -> Result<One<'de>, E> {
-                        Err(E::custom(
-                            "invalid input for HTTPHeader value type: json.Number",
-                        ))
+                    fn visit_f64<E: de::Error>(self, v: f64) -> Result<One<'de>, E> {
+                        Err(header_error(&Value::from(v)))
                     }
-                    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<One<'de>, A::Error> {
-                        Err(de::Error::custom(
-                            "invalid input for HTTPHeader value type: map[string]interface {}",
-                        ))
+                    fn visit_map<A: MapAccess<'de>>(
+                        self,
+                        mut map: A,
+                    ) -> Result<One<'de>, A::Error> {
+                        let mut m = Object::new();
+                        while let Some((k, v)) = map.next_entry::<String, Value>()? {
+                            m.insert(k, v);
+                        }
+                        Err(header_error(&Value::Object(m)))
                     }
                 }
                 d.deserialize_any(V)
@@ -764,14 +768,29 @@ impl<'de> Deserialize<'de> for JHeaders<'de> {
     }
 }
 
-fn go_type_name(v: &Value) -> &'static str {
+fn header_error<E: de::Error>(v: &Value) -> E {
+    E::custom(format_args!(
+        "invalid input for HTTPHeader: {}",
+        go_print(v)
+    ))
+}
+
+/// Go's `%v` of a decoded JSON value.
+fn go_print(v: &Value) -> String {
     match v {
-        Value::Null => "<nil>",
-        Value::Bool(_) => "bool",
-        Value::Number(_) => "json.Number",
-        Value::String(_) => "string",
-        Value::Array(_) => "[]interface {}",
-        Value::Object(_) => "map[string]interface {}",
+        Value::Null => "<nil>".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => s.clone(),
+        Value::Array(a) => format!("[{}]", a.iter().map(go_print).collect::<Vec<_>>().join(" ")),
+        Value::Object(m) => {
+            let mut kv: Vec<String> = m
+                .iter()
+                .map(|(k, v)| format!("{k}:{}", go_print(v)))
+                .collect();
+            kv.sort();
+            format!("map[{}]", kv.join(" "))
+        }
     }
 }
 

@@ -59,7 +59,8 @@ pub fn process<'a>(
         } else {
             Cow::Borrowed("")
         };
-        err.message = msg.clone();
+        // Only the top-level message is written; error.message stays what was decoded (the
+        // ECS `error.message` of a log event).
         if ev.message.is_empty() {
             ev.message = msg;
         }
