@@ -118,9 +118,9 @@ fn metadata_rules() {
         "validation error: metadata: service: 'version': validation rule 'maxLength(1024)' violated"
     );
     assert_eq!(
-        meta_err(&format!(
-            r#"{{"metadata": {{"service": {{"name": "ok", "agent": {{"name": "go", "version": "1"}}}}, "cloud": {{"region": "r"}}}}}}"#
-        )),
+        meta_err(
+            r#"{"metadata": {"service": {"name": "ok", "agent": {"name": "go", "version": "1"}}, "cloud": {"region": "r"}}}"#
+        ),
         "validation error: metadata: cloud: 'provider' required"
     );
     assert_eq!(

@@ -697,11 +697,7 @@ pub fn translate_span<'a>(attrs: &Object, span_kind: Option<S<'a>>, ev: &mut Apm
         sp.subtype = Cow::Borrowed("http");
         target.r#type = sp.subtype.clone();
         if let Some(u) = &full {
-            let host_port = if explicit_port || u.port == 0 {
-                authority_of(&http_url).to_owned()
-            } else {
-                authority_of(&http_url).to_owned()
-            };
+            let host_port = authority_of(&http_url).to_owned();
             let mut resource = host_port.clone();
             let mut name_host = host_port.clone();
             if dest_port == i64::from(scheme_default_port(&u.scheme)) {
