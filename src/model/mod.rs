@@ -25,6 +25,7 @@ pub mod map;
 pub mod otel;
 pub mod process;
 pub mod rumv3;
+pub mod schema;
 pub mod v2;
 
 use event::{ApmEvent, S};

@@ -1998,6 +1998,18 @@ json_struct! {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct JCount(pub u64);
 
+impl schemars::JsonSchema for JCount {
+    fn schema_name() -> Cow<'static, str> {
+        Cow::Borrowed("Count")
+    }
+    fn inline_schema() -> bool {
+        true
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"type": "integer", "minimum": 0})
+    }
+}
+
 impl<'de> serde::Deserialize<'de> for JCount {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let v = JInt::deserialize(d)?;
