@@ -228,6 +228,15 @@ fn cfg() -> ModelConfig {
     ModelConfig::default()
 }
 
+/// APM Server's RUM defaults: `rum.library_pattern` and `rum.exclude_from_grouping`.
+fn rum_cfg() -> ModelConfig {
+    ModelConfig {
+        library_pattern: Some(regex::Regex::new("node_modules|bower_components|~").unwrap()),
+        exclude_from_grouping: Some(regex::Regex::new("^/webpack").unwrap()),
+        ..ModelConfig::default()
+    }
+}
+
 #[test]
 fn v86_errors() {
     compare(
@@ -534,5 +543,49 @@ fn fields_rum_x_forwarded_for() {
             "--terms",
             "processor.event=transaction,metric",
         ],
+    );
+}
+
+/// With APM Server's default RUM patterns, the library-frame processor (which the 8.6 stream
+/// test did not run) decides `library_frame` from the file name and keeps the agent's value as
+/// `original.library_frame`: those two fields differ from 8.6 for that reason alone (fixtures
+/// README); everything else, `exclude_from_grouping` included, must still match.
+const RUM_86_WITH_PATTERNS: &[&str] = &[
+    "--ignore-v86-drift",
+    "--dynamic",
+    "source.ip",
+    "--allow-extra",
+    "source.nat",
+    "--ignore",
+    "error.exception[*].stacktrace[*].library_frame",
+    "--ignore",
+    "error.exception[*].stacktrace[*].original",
+    "--ignore",
+    "error.log.stacktrace[*].library_frame",
+    "--ignore",
+    "error.log.stacktrace[*].original",
+];
+
+#[test]
+fn v86_rum_errors_with_rum_patterns() {
+    compare(
+        "rum-errors-patterns",
+        "es-docs-v8.6/inputs/intake-v2/errors_rum.ndjson",
+        "es-docs-v8.6/testIntakeIntegrationRumErrors.approved.json",
+        rum_86(),
+        &rum_cfg(),
+        RUM_86_WITH_PATTERNS,
+    );
+}
+
+#[test]
+fn v86_rumv3_errors_with_rum_patterns() {
+    compare(
+        "rumv3-errors-patterns",
+        "es-docs-v8.6/inputs/intake-v3/rum_errors.ndjson",
+        "es-docs-v8.6/testIntakeRUMV3Errors.approved.json",
+        rum_86(),
+        &rum_cfg(),
+        RUM_86_WITH_PATTERNS,
     );
 }
