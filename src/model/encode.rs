@@ -866,7 +866,7 @@ pub fn encode(e: &ApmEvent<'_>, buf: &mut Vec<u8>) {
     if let Some(sp) = &e.span {
         span(&mut o, sp);
     }
-    if matches!(e.kind, Kind::Transaction | Kind::Span | Kind::Error) && e.timestamp != 0 {
+    if matches!(e.kind, Kind::Transaction | Kind::Span | Kind::Error) {
         let b = o.key("timestamp");
         b.extend_from_slice(b"{\"us\":");
         write_i64(b, e.timestamp / 1000);

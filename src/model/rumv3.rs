@@ -616,10 +616,9 @@ pub fn map_error<'a>(e: &ErrorEvent<'a>, out: &mut ApmEvent<'a>) {
         });
     }
     set(&mut out.parent_id, &e.pid);
+    // An explicit time wins, the epoch included (Go checks time.IsZero, year 1).
     if let Some(t) = e.timestamp {
-        if t.0 != 0 {
-            out.timestamp = t.0;
-        }
+        out.timestamp = t.0;
     }
     set(&mut out.trace_id, &e.tid);
     if e.x.is_set() {

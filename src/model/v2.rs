@@ -1142,10 +1142,9 @@ pub fn map_error<'a>(e: &ErrorEvent<'a>, out: &mut ApmEvent<'a>, req: &RequestCt
         });
     }
     set(&mut out.parent_id, &e.parent_id);
+    // An explicit time wins, the epoch included (Go checks time.IsZero, year 1).
     if let Some(t) = e.timestamp {
-        if t.0 != 0 {
-            out.timestamp = t.0;
-        }
+        out.timestamp = t.0;
     }
     set(&mut out.trace_id, &e.trace_id);
     if e.transaction_id.is_some() || e.transaction.is_set() {
@@ -1513,10 +1512,9 @@ pub fn map_transaction<'a>(t: &TransactionIn<'a>, out: &mut ApmEvent<'a>, req: &
             started: t.span_count.started.map(|v| v.0 as u32),
         });
     }
+    // An explicit time wins, the epoch included (Go checks time.IsZero, year 1).
     if let Some(ts) = t.timestamp {
-        if ts.0 != 0 {
-            out.timestamp = ts.0;
-        }
+        out.timestamp = ts.0;
     }
     set(&mut out.trace_id, &t.trace_id);
     set(&mut tx.r#type, &t.r#type);
@@ -1919,7 +1917,7 @@ pub fn map_span<'a>(s: &SpanIn<'a>, out: &mut ApmEvent<'a>) {
     sp.stacktrace = map_frames(&s.stacktrace);
     sp.sync = s.sync.map(|b| b.0);
     match (s.timestamp, s.start) {
-        (Some(t), _) if t.0 != 0 => out.timestamp = t.0,
+        (Some(t), _) => out.timestamp = t.0,
         (_, Some(start)) => out.timestamp += ms_to_ns_signed(start.0),
         _ => {}
     }
@@ -2087,10 +2085,9 @@ pub fn map_metricset<'a>(m: &MetricsetIn<'a>, out: &mut ApmEvent<'a>) -> bool {
         name: "app",
         samples: Vec::with_capacity(m.samples.0.len()),
     };
+    // An explicit time wins, the epoch included (Go checks time.IsZero, year 1).
     if let Some(t) = m.timestamp {
-        if t.0 != 0 {
-            out.timestamp = t.0;
-        }
+        out.timestamp = t.0;
     }
     for (name, s) in &m.samples.0 {
         let histogram = if !s.counts.is_empty() || !s.values.is_empty() {
@@ -2328,10 +2325,9 @@ pub fn validate_log_root(r: &LogRoot<'_>) -> VResult {
 pub fn map_log<'a>(l: &LogIn<'a>, out: &mut ApmEvent<'a>) {
     out.kind = Kind::Log;
     map_faas(&l.faas, out);
+    // An explicit time wins, the epoch included (Go checks time.IsZero, year 1).
     if let Some(t) = l.timestamp {
-        if t.0 != 0 {
-            out.timestamp = t.0;
-        }
+        out.timestamp = t.0;
     }
     set(&mut out.trace_id, &l.trace_id);
     if let Some(id) = &l.transaction_id {
