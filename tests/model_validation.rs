@@ -608,3 +608,14 @@ fn rum_v3_transaction_with_spans_and_metricsets() {
     );
     assert_eq!(docs[3]["timestamp"]["us"], 1_533_117_600_002_000u64);
 }
+
+#[test]
+fn custom_context_keys_are_sanitised_at_the_top_level_only() {
+    let (_, d) = doc(&format!(
+        r#"{{"transaction": {{{TX},"context":{{"custom":{{"a.b":{{"c.d":1}},"n":2.0}}}}}}}}"#
+    ));
+    assert_eq!(
+        d["transaction"]["custom"],
+        serde_json::json!({"a_b": {"c.d": 1}, "n": 2})
+    );
+}

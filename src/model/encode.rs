@@ -220,6 +220,23 @@ impl<'b> Obj<'b> {
         }
     }
 
+    /// `custom` context: top-level keys sanitised like label keys (they become field names).
+    fn custom(&mut self, v: &Option<Object>) {
+        if let Some(m) = v {
+            let b = self.key("custom");
+            b.push(b'{');
+            for (i, (k, v)) in m.iter().enumerate() {
+                if i > 0 {
+                    b.push(b',');
+                }
+                write_str(b, &sanitize_label_key(k));
+                b.push(b':');
+                write_value(b, v);
+            }
+            b.push(b'}');
+        }
+    }
+
     fn headers(&mut self, k: &str, h: &Headers<'_>) {
         if h.is_empty() {
             return;
@@ -353,7 +370,7 @@ fn exception_list<'x, 'a>(
 fn error(o: &mut Obj<'_>, e: &Error<'_>) {
     o.nested("error", |o| {
         o.str("culprit", &e.culprit);
-        o.object("custom", &e.custom);
+        o.custom(&e.custom);
         if let Some(ex) = &e.exception {
             let mut list = Vec::new();
             exception_list(ex, None, &mut list);
@@ -486,7 +503,7 @@ fn span(o: &mut Obj<'_>, s: &Span<'_>) {
 
 fn transaction(o: &mut Obj<'_>, t: &Transaction<'_>) {
     o.nested("transaction", |o| {
-        o.object("custom", &t.custom);
+        o.custom(&t.custom);
         if let Some(x) = &t.user_experience {
             o.nested("experience", |xo| {
                 if x.cls >= 0.0 {
