@@ -96,6 +96,13 @@ fn cases() -> Vec<Case> {
             status: 400,
         },
         Case {
+            name: "InvalidEvent",
+            method: post.clone(),
+            headers: vec![],
+            body: fixture("intake/v2/invalid-event.ndjson"),
+            status: 400,
+        },
+        Case {
             name: "InvalidJSONEvent",
             method: post.clone(),
             headers: vec![],
@@ -241,6 +248,7 @@ impl Output for Refusing {
 async fn output_refusals_are_503_with_apm_server_messages() {
     for (err, name) in [
         (PublishError::QueueFull, "FullQueueLegacy"),
+        (PublishError::QueueFull, "FullQueue"),
         (PublishError::Closed, "Closing"),
     ] {
         let gw = Gateway::start_with(STANDARD_LISTENERS, Some(Arc::new(Refusing(err)))).await;

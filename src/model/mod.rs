@@ -1,268 +1,484 @@
-//! APM events: intake lines decoded into the Elasticsearch documents APM Server writes.
+//! The APM event model: intake v2 and RUM v3 lines decoded and validated exactly as APM Server
+//! does, turned into the Elasticsearch documents APM Server writes, each with its data stream.
 //!
-//! INTERIM: this is the minimal model the runtime was built against (documents carry the
-//! merged metadata, `@timestamp`, client IP and user agent). The full decoder, validation and
-//! encoder of issue #5 replaces this file; the contract (names and shapes) stays.
-//! The model knows nothing of HTTP.
+//! The runtime frames the request body into lines (and enforces `max_event_size`, batches and
+//! the error cap); this module handles one line at a time: [`decode_metadata`] for the first,
+//! [`decode_event`] for each following one. Documents carry `observer.type: "apm-server"` and
+//! `observer.version` = [`APM_SERVER_VERSION`], the APM Server release whose behaviour apmgate
+//! reproduces, because Kibana and Elastic's tooling key on them.
+//!
+//! This module knows nothing of HTTP, sockets or Elasticsearch connections: the request
+//! context it needs arrives as a [`RequestMeta`], and it never performs I/O except reading the
+//! machine's hostname once for `observer.hostname`.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::OnceLock;
+use std::time::SystemTime;
 
-use serde_json::{Map, Value, json};
+use serde::Deserialize;
 
-/// The APM Server version whose behaviour apmgate reproduces.
+pub mod encode;
+pub mod event;
+pub mod json;
+pub mod map;
+pub mod otel;
+pub mod process;
+pub mod rumv3;
+pub mod schema;
+pub mod v2;
+
+use event::{ApmEvent, S};
+use json::rules::VResult;
+
+/// The APM Server version whose behaviour is reproduced (written as `observer.version`).
 pub const APM_SERVER_VERSION: &str = "9.5.2";
 
-/// What the intake path knows of the request.
-#[derive(Debug, Clone)]
+/// What the runtime knows about the request an event line arrived in.
+#[derive(Clone, Debug)]
 pub struct RequestMeta<'a> {
-    /// When the request arrived.
+    /// When the request was received: the default event time.
     pub receipt_time: SystemTime,
-    /// Arrived on a RUM route.
+    /// Arrived on `/intake/v2/rum/events` or `/intake/v3/rum/events`.
     pub rum: bool,
-    /// Client address.
+    /// The client address (from a trusted forwarding header, else the socket peer).
     pub client_ip: Option<IpAddr>,
-    /// Client port.
+    /// The client port, when known.
     pub client_port: Option<u16>,
-    /// The socket peer when a trusted proxy header gave `client_ip`.
+    /// The socket peer, when a trusted proxy header gave `client_ip`.
     pub nat_ip: Option<IpAddr>,
-    /// `User-Agent`.
+    /// The request's `User-Agent`.
     pub user_agent: Option<&'a str>,
 }
 
-/// Model settings from the compiled policy.
-#[derive(Debug, Clone)]
+/// Model settings from the compiled policy, built once per policy.
+#[derive(Clone, Debug)]
 pub struct ModelConfig {
-    /// Data stream namespace.
+    /// Data stream namespace (`default`).
     pub namespace: String,
-    /// Default `service.environment`.
+    /// `service.environment` for events without one.
     pub default_service_environment: Option<String>,
-    /// Record client IP and user agent.
+    /// Whether client IP and user agent are written.
     pub capture_personal_data: bool,
-    /// RUM library frame pattern.
+    /// RUM: frames whose file name or path match are library frames.
     pub library_pattern: Option<regex::Regex>,
-    /// RUM exclude-from-grouping pattern.
+    /// RUM: frames whose file name matches are excluded from error grouping.
     pub exclude_from_grouping: Option<regex::Regex>,
-    /// `observer.version`.
+    /// The APM Server version whose behaviour is reproduced ([`APM_SERVER_VERSION`]).
     pub observer_version: &'static str,
 }
 
-/// A problem with one line, worded as APM Server words it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig {
+            namespace: "default".into(),
+            default_service_environment: None,
+            capture_personal_data: true,
+            library_pattern: None,
+            exclude_from_grouping: None,
+            observer_version: APM_SERVER_VERSION,
+        }
+    }
+}
+
+/// A per-line error, worded exactly as APM Server puts it in the intake response.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ModelError {
-    /// The message.
+    /// The message (`validation error: ...`, `decode error: ...`, ...).
     pub message: String,
 }
 
+impl std::fmt::Display for ModelError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ModelError {}
+
 impl ModelError {
     fn new(message: impl Into<String>) -> Self {
-        Self {
+        ModelError {
             message: message.into(),
         }
     }
+    fn decode(e: serde_json::Error) -> Self {
+        let msg = e.to_string();
+        ModelError::new(format!(
+            "decode error: data read error: {}",
+            json::strip_position(&msg)
+        ))
+    }
+    fn validation(msg: String) -> Self {
+        ModelError::new(format!("validation error: {msg}"))
+    }
 }
 
-/// Decoded metadata.
-#[derive(Debug, Clone)]
-pub struct Metadata {
-    fields: Map<String, Value>,
-}
-
-/// A document for the output.
-#[derive(Debug, Clone)]
+/// One document to index.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Document {
-    /// Data stream.
+    /// The data stream, e.g. `traces-apm-default` (the `_index` of the bulk `create` action).
     pub data_stream: String,
-    /// JSON body.
+    /// The JSON document, one line, no trailing newline.
     pub body: Vec<u8>,
-    /// `agent.name`.
+    /// `agent.name`, for anonymous `allow_agent` checks.
     pub agent_name: Option<String>,
-    /// `service.name`.
+    /// `service.name`, for anonymous `allow_service` checks.
     pub service_name: Option<String>,
 }
 
-/// The documents of one line.
-#[derive(Debug, Clone, Default)]
+/// What one event line produced.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Decoded {
-    /// Documents.
+    /// The documents to index (none for an event APM Server accepts but drops).
     pub documents: Vec<Document>,
-    /// Events accepted.
+    /// How many events APM Server counts as accepted for this line.
     pub accepted: usize,
 }
 
-/// The first quoted key of a line (single or double quotes), as APM Server identifies objects.
+/// Metadata decoded from the first line of a request (`metadata` or `m`); every event of the
+/// request starts from it.
+#[derive(Clone, Debug, Default)]
+pub struct Metadata {
+    base: ApmEvent<'static>,
+}
+
+/// The first quoted key of a line (single or double quotes), as APM Server identifies objects:
+/// no parsing, the bytes between the first quote and the next quote of the same kind.
 pub fn first_key(line: &[u8]) -> Option<&str> {
-    let start = line.iter().position(|b| *b == b'"' || *b == b'\'')?;
+    first_key_bytes(line).and_then(|k| std::str::from_utf8(k).ok())
+}
+
+fn first_key_bytes(line: &[u8]) -> Option<&[u8]> {
+    let start = line.iter().position(|&b| b == b'"' || b == b'\'')?;
     let quote = line[start];
     let rest = &line[start + 1..];
-    let end = rest.iter().position(|b| *b == quote)?;
-    std::str::from_utf8(&rest[..end]).ok()
+    let end = rest.iter().position(|&b| b == quote)?;
+    Some(&rest[..end])
 }
 
-fn parse(line: &[u8]) -> Result<Map<String, Value>, ModelError> {
-    match serde_json::from_slice::<Value>(line) {
-        Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(ModelError::new(
-            "decode error: data read error: not an object",
-        )),
-        Err(e) => Err(ModelError::new(format!(
-            "decode error: data read error: {e}"
-        ))),
+/// Go's `%q` of a byte string: printable characters as is, `"` and `\` escaped, the rest as
+/// escapes.
+fn go_quote(b: &[u8]) -> String {
+    let mut out = String::with_capacity(b.len() + 2);
+    out.push('"');
+    let s = String::from_utf8_lossy(b);
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{7}' => out.push_str("\\a"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '\u{b}' => out.push_str("\\v"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c => out.push(c),
+        }
     }
+    out.push('"');
+    out
 }
 
-/// Decodes a metadata line (`metadata` or `m`).
+fn parse<'a, T: Deserialize<'a>>(line: &'a [u8]) -> Result<T, ModelError> {
+    // One JSON value is read; anything after it is ignored, as jsoniter's ReadVal does.
+    let mut de = serde_json::Deserializer::from_slice(line);
+    T::deserialize(&mut de).map_err(ModelError::decode)
+}
+
+fn check(r: VResult) -> Result<(), ModelError> {
+    r.map_err(ModelError::validation)
+}
+
+/// Decodes and validates the metadata line of a request.
 pub fn decode_metadata(line: &[u8]) -> Result<Metadata, ModelError> {
-    match first_key(line) {
-        Some("metadata" | "m") => {}
+    let mut base = ApmEvent::default();
+    match first_key_bytes(line) {
+        Some(b"metadata") => {
+            let root: v2::MetadataRoot<'_> = parse(line)?;
+            check(v2::validate_metadata_root(&root))?;
+            v2::map_metadata(&root.metadata, &mut base);
+        }
+        Some(b"m") => {
+            let root: rumv3::MetadataRoot<'_> = parse(line)?;
+            check(rumv3::validate_metadata_root(&root))?;
+            rumv3::map_metadata(&root.m, &mut base);
+        }
         _ => return Err(ModelError::new("\"metadata\" or \"m\" required")),
     }
-    let mut root = parse(line)?;
-    let body = root.remove("metadata").or_else(|| root.remove("m"));
-    match body {
-        Some(Value::Object(m)) if m.get("service").is_some_and(Value::is_object) => {
-            Ok(Metadata { fields: m })
+    Ok(Metadata {
+        base: rebind(&base, &|s| Cow::Owned(s.to_string())),
+    })
+}
+
+/// The metadata fields of an event with their strings rebound through `f` (to own them for the
+/// request, or to borrow them for one event).
+fn rebind<'x, 'y>(e: &'x ApmEvent<'_>, f: &impl Fn(&'x S<'_>) -> S<'y>) -> ApmEvent<'y> {
+    use event::*;
+    let nv = |v: &'x Option<NameVersion<'_>>| {
+        v.as_ref().map(|v| NameVersion {
+            name: f(&v.name),
+            version: f(&v.version),
+        })
+    };
+    ApmEvent {
+        labels: Labels {
+            strings: e
+                .labels
+                .strings
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        f(k),
+                        match v {
+                            LabelValue::One(s) => LabelValue::One(f(s)),
+                            LabelValue::Many(m) => LabelValue::Many(m.iter().map(f).collect()),
+                        },
+                    )
+                })
+                .collect(),
+            numbers: e
+                .labels
+                .numbers
+                .iter()
+                .map(|(k, v)| (f(k), v.clone()))
+                .collect(),
+        },
+        agent: Agent {
+            name: f(&e.agent.name),
+            version: f(&e.agent.version),
+            ephemeral_id: f(&e.agent.ephemeral_id),
+            activation_method: f(&e.agent.activation_method),
+        },
+        service: Service {
+            name: f(&e.service.name),
+            version: f(&e.service.version),
+            environment: f(&e.service.environment),
+            node_name: f(&e.service.node_name),
+            framework: nv(&e.service.framework),
+            language: nv(&e.service.language),
+            runtime: nv(&e.service.runtime),
+            origin: None,
+            target: None,
+        },
+        host: e.host.as_ref().map(|h| Host {
+            architecture: f(&h.architecture),
+            hostname: f(&h.hostname),
+            name: f(&h.name),
+            id: f(&h.id),
+            ip: h.ip.clone(),
+            os_platform: f(&h.os_platform),
+        }),
+        process: e.process.as_ref().map(|p| Process {
+            pid: p.pid,
+            ppid: p.ppid,
+            title: f(&p.title),
+            argv: p.argv.iter().map(f).collect(),
+            thread_name: f(&p.thread_name),
+        }),
+        container_id: f(&e.container_id),
+        kubernetes: e.kubernetes.as_ref().map(|k| Kubernetes {
+            namespace: f(&k.namespace),
+            node_name: f(&k.node_name),
+            pod_name: f(&k.pod_name),
+            pod_uid: f(&k.pod_uid),
+        }),
+        cloud: e.cloud.as_ref().map(|c| Cloud {
+            account_id: f(&c.account_id),
+            account_name: f(&c.account_name),
+            availability_zone: f(&c.availability_zone),
+            instance_id: f(&c.instance_id),
+            instance_name: f(&c.instance_name),
+            machine_type: f(&c.machine_type),
+            project_id: f(&c.project_id),
+            project_name: f(&c.project_name),
+            provider: f(&c.provider),
+            region: f(&c.region),
+            service_name: f(&c.service_name),
+            origin: None,
+        }),
+        user: e.user.as_ref().map(|u| User {
+            domain: f(&u.domain),
+            id: f(&u.id),
+            email: f(&u.email),
+            name: f(&u.name),
+        }),
+        network: e.network.as_ref().map(|n| Network {
+            connection_type: f(&n.connection_type),
+            connection_subtype: f(&n.connection_subtype),
+            carrier_name: f(&n.carrier_name),
+            carrier_mcc: f(&n.carrier_mcc),
+            carrier_mnc: f(&n.carrier_mnc),
+            carrier_icc: f(&n.carrier_icc),
+        }),
+        ..Default::default()
+    }
+}
+
+/// The machine's hostname (`observer.hostname`), read once like Go's `os.Hostname`.
+pub fn observer_hostname() -> &'static str {
+    static HOST: OnceLock<String> = OnceLock::new();
+    HOST.get_or_init(|| {
+        ["/proc/sys/kernel/hostname", "/etc/hostname"]
+            .iter()
+            .find_map(|p| {
+                std::fs::read_to_string(p)
+                    .ok()
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+            })
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .unwrap_or_else(|| "localhost".to_owned())
+    })
+}
+
+fn nanos_since_epoch(t: SystemTime) -> i64 {
+    match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_nanos()).unwrap_or(i64::MAX),
+    }
+}
+
+/// The event every line of the request starts from: metadata, receipt time and what the
+/// request itself tells (client address and user agent, per route and `capture_personal_data`).
+fn base_event<'a>(meta: &'a Metadata, req: &RequestMeta<'a>, cfg: &ModelConfig) -> ApmEvent<'a> {
+    let mut ev = rebind(&meta.base, &|s| Cow::Borrowed(s.as_ref()));
+    ev.timestamp = nanos_since_epoch(req.receipt_time);
+    if cfg.capture_personal_data {
+        if req.rum {
+            if let Some(ua) = req.user_agent.filter(|u| !u.is_empty()) {
+                ev.user_agent = Cow::Borrowed(ua);
+            }
+            if let Some(ip) = req.client_ip {
+                ev.client = Some(event::Client {
+                    ip: Some(ip),
+                    ..Default::default()
+                });
+                ev.source = Some(event::Source {
+                    ip: Some(ip),
+                    port: u32::from(req.client_port.unwrap_or(0)),
+                    nat_ip: req.nat_ip,
+                    ..Default::default()
+                });
+            }
+        } else if let Some(ip) = req.client_ip {
+            ev.host.get_or_insert_with(Default::default).ip = vec![ip];
         }
-        _ => Err(ModelError::new("validation error: 'metadata' required")),
     }
+    ev
 }
 
-fn data_stream(kind: &str, service: Option<&str>, rum: bool, namespace: &str) -> String {
-    let svc = service.unwrap_or("unknown").to_lowercase().replace(
-        [
-            '\\', '/', '*', '?', '"', '<', '>', '|', ' ', ',', '#', ':', '-',
-        ],
-        "_",
-    );
-    match kind {
-        "transaction" | "span" if rum => format!("traces-apm.rum-{namespace}"),
-        "transaction" | "span" => format!("traces-apm-{namespace}"),
-        "error" => format!("logs-apm.error-{namespace}"),
-        "log" => format!("logs-apm.app.{svc}-{namespace}"),
-        _ => format!("metrics-apm.app.{svc}-{namespace}"),
-    }
-}
-
-/// Decodes one event line into documents.
+/// Decodes one event line (anything but metadata) into the documents APM Server writes.
+///
+/// `Ok` with no documents is an event APM Server accepts but does not index (an unsampled
+/// non-RUM transaction, a breakdown metricset without known samples).
 pub fn decode_event(
     line: &[u8],
     metadata: &Metadata,
     request: &RequestMeta<'_>,
     config: &ModelConfig,
 ) -> Result<Decoded, ModelError> {
-    let kind = match first_key(line) {
-        Some(k @ ("transaction" | "span" | "error" | "metricset" | "log")) => k.to_string(),
-        Some("x") => "transaction".to_string(),
-        Some("y") => "span".to_string(),
-        Some("e") => "error".to_string(),
-        Some("me") => "metricset".to_string(),
-        Some(other) => {
-            return Err(ModelError::new(format!(
-                "did not recognize object type: \"{other}\""
-            )));
+    let key = first_key_bytes(line).unwrap_or(b"");
+    let base = base_event(metadata, request, config);
+    let ctx = map::RequestCtx { rum: request.rum };
+    let mut events: Vec<ApmEvent<'_>> = Vec::with_capacity(1);
+    let accepted;
+    match key {
+        b"transaction" => {
+            let root: v2::TransactionRoot<'_> = parse(line)?;
+            check(v2::validate_transaction_root(&root))?;
+            let mut ev = base;
+            v2::map_transaction(&root.transaction, &mut ev, &ctx);
+            events.push(ev);
+            accepted = 1;
         }
-        None => return Err(ModelError::new("decode error: data read error: no object")),
-    };
-    let mut root = parse(line)?;
-    let Some(Value::Object(event)) = root.remove(first_key(line).unwrap_or_default()) else {
-        return Err(ModelError::new(format!(
-            "validation error: '{kind}' required"
-        )));
-    };
-    let mut doc = metadata.fields.clone();
-    let ts_field = event.get("timestamp").cloned();
-    doc.insert(kind.clone(), Value::Object(event));
-    if let Some(ts) = ts_field {
-        doc.insert("timestamp".into(), ts);
-    }
-    let micros = request
-        .receipt_time
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64);
-    let ts = doc
-        .get("timestamp")
-        .and_then(Value::as_i64)
-        .unwrap_or(micros);
-    doc.insert("@timestamp".into(), json!(format_millis(ts / 1000)));
-    doc.insert("timestamp".into(), json!({ "us": ts }));
-    let service = metadata
-        .fields
-        .get("service")
-        .and_then(|s| s.get("name"))
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    let agent = metadata
-        .fields
-        .get("service")
-        .and_then(|s| s.get("agent"))
-        .and_then(|a| a.get("name"))
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    if let (Some(env), Some(Value::Object(svc))) =
-        (&config.default_service_environment, doc.get_mut("service"))
-    {
-        svc.entry("environment").or_insert_with(|| json!(env));
-    }
-    if config.capture_personal_data {
-        if let Some(ip) = request.client_ip {
-            if request.rum {
-                doc.insert("client".into(), json!({ "ip": ip.to_string() }));
-                if let Some(ua) = request.user_agent {
-                    doc.insert("user_agent".into(), json!({ "original": ua }));
-                }
+        b"span" => {
+            let root: v2::SpanRoot<'_> = parse(line)?;
+            check(v2::validate_span_root(&root))?;
+            let mut ev = base;
+            v2::map_span(&root.span, &mut ev);
+            events.push(ev);
+            accepted = 1;
+        }
+        b"error" => {
+            let root: v2::ErrorRoot<'_> = parse(line)?;
+            check(v2::validate_error_root(&root))?;
+            let mut ev = base;
+            v2::map_error(&root.error, &mut ev, &ctx);
+            events.push(ev);
+            accepted = 1;
+        }
+        b"metricset" => {
+            let root: v2::MetricsetRoot<'_> = parse(line)?;
+            check(v2::validate_metricset_root(&root))?;
+            let mut ev = base;
+            if v2::map_metricset(&root.metricset, &mut ev) {
+                events.push(ev);
+                accepted = 1;
             } else {
-                doc.insert("host".into(), json!({ "ip": [ip.to_string()] }));
+                accepted = 0;
             }
         }
+        b"log" => {
+            let mut root: v2::LogRoot<'_> = parse(line)?;
+            v2::process_nested_log(&mut root.log).map_err(ModelError::new)?;
+            check(v2::validate_log_root(&root))?;
+            let mut ev = base;
+            v2::map_log(&root.log, &mut ev);
+            events.push(ev);
+            accepted = 1;
+        }
+        b"x" => {
+            let root: rumv3::TransactionRoot<'_> = parse(line)?;
+            check(rumv3::validate_transaction_root(&root))?;
+            events = rumv3::map_transaction(&root.x, &base);
+            accepted = events.len();
+        }
+        b"e" => {
+            let root: rumv3::ErrorRoot<'_> = parse(line)?;
+            check(rumv3::validate_error_root(&root))?;
+            let mut ev = base;
+            rumv3::map_error(&root.e, &mut ev);
+            events.push(ev);
+            accepted = 1;
+        }
+        other => {
+            return Err(ModelError::new(format!(
+                "did not recognize object type: {}",
+                go_quote(other)
+            )));
+        }
     }
-    let ds = data_stream(&kind, service.as_deref(), request.rum, &config.namespace);
-    let mut parts = ds.splitn(3, '-');
-    let (t, dataset, ns) = (
-        parts.next().unwrap_or(""),
-        parts.next().unwrap_or(""),
-        parts.next().unwrap_or(""),
-    );
-    doc.insert(
-        "data_stream".into(),
-        json!({ "type": t, "dataset": dataset, "namespace": ns }),
-    );
-    doc.insert(
-        "observer".into(),
-        json!({ "type": "apm-server", "version": config.observer_version }),
-    );
-    let body =
-        serde_json::to_vec(&Value::Object(doc)).map_err(|e| ModelError::new(e.to_string()))?;
-    Ok(Decoded {
-        documents: vec![Document {
-            data_stream: ds,
+    let hostname = observer_hostname();
+    let mut documents = Vec::with_capacity(events.len());
+    for mut ev in events {
+        if !process::process(&mut ev, request.rum, config, hostname) {
+            continue;
+        }
+        let mut body = Vec::with_capacity(line.len() + 512);
+        encode::encode(&ev, &mut body);
+        let ds = &ev.data_stream;
+        documents.push(Document {
+            data_stream: format!("{}-{}-{}", ds.r#type, ds.dataset, ds.namespace),
             body,
-            agent_name: agent,
-            service_name: service,
-        }],
-        accepted: 1,
+            agent_name: non_empty(&ev.agent.name),
+            service_name: non_empty(&ev.service.name),
+        });
+    }
+    Ok(Decoded {
+        documents,
+        accepted,
     })
 }
 
-fn format_millis(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let millis = ms.rem_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil from days (Howard Hinnant).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+fn non_empty(s: &str) -> Option<String> {
+    if s.is_empty() {
+        None
+    } else {
+        Some(s.to_owned())
+    }
 }

@@ -1,0 +1,998 @@
+//! The Elasticsearch document APM Server writes for an event (`apm-data/model/modeljson`):
+//! field names, which empty values are left out, number formats and the nesting.
+//!
+//! Writes one line of JSON into a caller-provided buffer; it never decides routing or
+//! validation (see `process` and the decoders).
+
+use std::net::IpAddr;
+
+use super::event::*;
+use super::json::{Object, Value, civil_from_days};
+
+/// Writes `s` as a JSON string.
+pub fn write_str(buf: &mut Vec<u8>, s: &str) {
+    buf.push(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc: Option<&[u8]> = match b {
+            b'"' => Some(b"\\\""),
+            b'\\' => Some(b"\\\\"),
+            b'\n' => Some(b"\\n"),
+            b'\r' => Some(b"\\r"),
+            b'\t' => Some(b"\\t"),
+            0..=0x1f => None,
+            _ => continue,
+        };
+        buf.extend_from_slice(&bytes[start..i]);
+        match esc {
+            Some(e) => buf.extend_from_slice(e),
+            None => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                buf.extend_from_slice(b"\\u00");
+                buf.push(HEX[(b >> 4) as usize]);
+                buf.push(HEX[(b & 0xf) as usize]);
+            }
+        }
+        start = i + 1;
+    }
+    buf.extend_from_slice(&bytes[start..]);
+    buf.push(b'"');
+}
+
+/// Writes a float64 as Go's JSON encoders do: shortest round-trip digits, integral values
+/// without a fraction, exponent notation below 1e-6 and from 1e21.
+pub fn write_f64(buf: &mut Vec<u8>, f: f64) {
+    use std::io::Write;
+    if !f.is_finite() {
+        // Go refuses to encode these; APM Server would fail the document. Write 0 rather than
+        // producing invalid JSON.
+        buf.push(b'0');
+        return;
+    }
+    let abs = f.abs();
+    if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
+        let _ = write!(buf, "{f:e}");
+    } else {
+        let _ = write!(buf, "{f}");
+    }
+}
+
+fn write_u64(buf: &mut Vec<u8>, v: u64) {
+    let mut b = itoa::Buffer::new();
+    buf.extend_from_slice(b.format(v).as_bytes());
+}
+
+fn write_i64(buf: &mut Vec<u8>, v: i64) {
+    let mut b = itoa::Buffer::new();
+    buf.extend_from_slice(b.format(v).as_bytes());
+}
+
+/// Writes a free-form value; numbers are float64 in APM Server's model.
+pub fn write_value(buf: &mut Vec<u8>, v: &Value) {
+    match v {
+        Value::Null => buf.extend_from_slice(b"null"),
+        Value::Bool(b) => buf.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Value::Number(n) => write_f64(buf, n.as_f64().unwrap_or(0.0)),
+        Value::String(s) => write_str(buf, s),
+        Value::Array(a) => {
+            buf.push(b'[');
+            for (i, e) in a.iter().enumerate() {
+                if i > 0 {
+                    buf.push(b',');
+                }
+                write_value(buf, e);
+            }
+            buf.push(b']');
+        }
+        Value::Object(m) => write_object(buf, m),
+    }
+}
+
+fn write_object(buf: &mut Vec<u8>, m: &Object) {
+    buf.push(b'{');
+    for (i, (k, v)) in m.iter().enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        write_str(buf, k);
+        buf.push(b':');
+        write_value(buf, v);
+    }
+    buf.push(b'}');
+}
+
+/// Formats nanoseconds since the epoch as `2006-01-02T15:04:05.000Z`.
+pub fn write_timestamp(buf: &mut Vec<u8>, ns: i64) {
+    use std::io::Write;
+    let secs = ns.div_euclid(1_000_000_000);
+    let ms = ns.rem_euclid(1_000_000_000) / 1_000_000;
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    let _ = write!(
+        buf,
+        "\"{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z\"",
+        sod / 3600,
+        (sod % 3600) / 60,
+        sod % 60
+    );
+}
+
+/// An object being written: keys are added only for non-empty values, and an object that ends
+/// up with no key is removed again (APM Server leaves such objects out).
+struct Obj<'b> {
+    buf: &'b mut Vec<u8>,
+    start: usize,
+    first: bool,
+    keep_empty: bool,
+}
+
+impl<'b> Obj<'b> {
+    fn open(buf: &'b mut Vec<u8>) -> Obj<'b> {
+        let start = buf.len();
+        buf.push(b'{');
+        Obj {
+            buf,
+            start,
+            first: true,
+            keep_empty: false,
+        }
+    }
+
+    fn key(&mut self, k: &str) -> &mut Vec<u8> {
+        if !self.first {
+            self.buf.push(b',');
+        }
+        self.first = false;
+        self.buf.push(b'"');
+        self.buf.extend_from_slice(k.as_bytes());
+        self.buf.extend_from_slice(b"\":");
+        self.buf
+    }
+
+    fn str(&mut self, k: &str, v: &str) {
+        if !v.is_empty() {
+            let b = self.key(k);
+            write_str(b, v);
+        }
+    }
+
+    fn u64(&mut self, k: &str, v: u64) {
+        if v != 0 {
+            let b = self.key(k);
+            write_u64(b, v);
+        }
+    }
+
+    fn opt_u64(&mut self, k: &str, v: Option<u64>) {
+        if let Some(v) = v {
+            let b = self.key(k);
+            write_u64(b, v);
+        }
+    }
+
+    fn f64_nz(&mut self, k: &str, v: f64) {
+        if v != 0.0 {
+            let b = self.key(k);
+            write_f64(b, v);
+        }
+    }
+
+    fn opt_bool(&mut self, k: &str, v: Option<bool>) {
+        if let Some(v) = v {
+            let b = self.key(k);
+            b.extend_from_slice(if v { b"true" } else { b"false" });
+        }
+    }
+
+    fn true_only(&mut self, k: &str, v: bool) {
+        if v {
+            self.key(k).extend_from_slice(b"true");
+        }
+    }
+
+    fn ip(&mut self, k: &str, v: Option<IpAddr>) {
+        if let Some(ip) = v {
+            let b = self.key(k);
+            write_str(b, &canonical_ip(ip));
+        }
+    }
+
+    fn strs(&mut self, k: &str, v: &[S<'_>]) {
+        if !v.is_empty() {
+            let b = self.key(k);
+            b.push(b'[');
+            for (i, s) in v.iter().enumerate() {
+                if i > 0 {
+                    b.push(b',');
+                }
+                write_str(b, s);
+            }
+            b.push(b']');
+        }
+    }
+
+    fn object(&mut self, k: &str, v: &Option<Object>) {
+        if let Some(m) = v {
+            let b = self.key(k);
+            write_object(b, m);
+        }
+    }
+
+    /// `custom` context: top-level keys sanitised like label keys (they become field names).
+    fn custom(&mut self, v: &Option<Object>) {
+        if let Some(m) = v {
+            let b = self.key("custom");
+            b.push(b'{');
+            for (i, (k, v)) in m.iter().enumerate() {
+                if i > 0 {
+                    b.push(b',');
+                }
+                write_str(b, &sanitize_label_key(k));
+                b.push(b':');
+                write_value(b, v);
+            }
+            b.push(b'}');
+        }
+    }
+
+    fn headers(&mut self, k: &str, h: &Headers<'_>) {
+        if h.is_empty() {
+            return;
+        }
+        let b = self.key(k);
+        b.push(b'{');
+        for (i, (name, vals)) in h.iter().enumerate() {
+            if i > 0 {
+                b.push(b',');
+            }
+            write_str(b, name);
+            b.push(b':');
+            b.push(b'[');
+            for (j, v) in vals.iter().enumerate() {
+                if j > 0 {
+                    b.push(b',');
+                }
+                write_str(b, v);
+            }
+            b.push(b']');
+        }
+        b.push(b'}');
+    }
+
+    /// A nested object, left out when it ends up empty.
+    fn nested(&mut self, k: &str, f: impl FnOnce(&mut Obj<'_>)) {
+        let mark = self.buf.len();
+        let was_first = self.first;
+        self.key(k);
+        let mut inner = Obj::open(self.buf);
+        f(&mut inner);
+        if inner.close() {
+            // nothing written: roll back the key too
+            self.buf.truncate(mark);
+            self.first = was_first;
+        }
+    }
+
+    /// Closes the object; returns true (and removes it) when it has no key.
+    fn close(self) -> bool {
+        if self.first && !self.keep_empty {
+            self.buf.truncate(self.start);
+            true
+        } else {
+            self.buf.push(b'}');
+            false
+        }
+    }
+}
+
+/// IPs as Go's `netip.Addr.String()` writes them; IPv4-mapped IPv6 addresses stay IPv6.
+fn canonical_ip(ip: IpAddr) -> String {
+    ip.to_string()
+}
+
+/// Label keys as stored: '.', '*' and '"' become '_'.
+pub fn sanitize_label_key(k: &str) -> std::borrow::Cow<'_, str> {
+    if k.contains(['.', '*', '"']) {
+        std::borrow::Cow::Owned(k.replace(['.', '*', '"'], "_"))
+    } else {
+        std::borrow::Cow::Borrowed(k)
+    }
+}
+
+fn name_version(o: &mut Obj<'_>, k: &str, v: &Option<NameVersion<'_>>) {
+    if let Some(nv) = v {
+        o.nested(k, |o| {
+            o.str("name", &nv.name);
+            o.str("version", &nv.version);
+        });
+    }
+}
+
+fn frames(o: &mut Obj<'_>, k: &str, frames: &[Frame<'_>]) {
+    if frames.is_empty() {
+        return;
+    }
+    let b = o.key(k);
+    b.push(b'[');
+    for (i, f) in frames.iter().enumerate() {
+        if i > 0 {
+            b.push(b',');
+        }
+        let mut fo = Obj::open(b);
+        fo.key("exclude_from_grouping")
+            .extend_from_slice(if f.exclude_from_grouping {
+                b"true"
+            } else {
+                b"false"
+            });
+        fo.str("abs_path", &f.abs_path);
+        fo.str("classname", &f.classname);
+        if !f.pre_context.is_empty() || !f.post_context.is_empty() {
+            fo.nested("context", |c| {
+                c.strs("post", &f.post_context);
+                c.strs("pre", &f.pre_context);
+            });
+        }
+        fo.str("filename", &f.filename);
+        fo.str("function", &f.function);
+        fo.true_only("library_frame", f.library_frame);
+        if f.lineno.is_some() || f.colno.is_some() || !f.context_line.is_empty() {
+            fo.nested("line", |l| {
+                l.opt_u64("column", f.colno.map(u64::from));
+                l.str("context", &f.context_line);
+                l.opt_u64("number", f.lineno.map(u64::from));
+            });
+        }
+        fo.str("module", &f.module);
+        if let Some(true) = f.original_library_frame {
+            fo.nested("original", |o| o.true_only("library_frame", true));
+        }
+        fo.object("vars", &f.vars);
+        fo.close();
+    }
+    b.push(b']');
+}
+
+fn exception_list<'x, 'a>(
+    e: &'x Exception<'a>,
+    parent: Option<usize>,
+    out: &mut Vec<(&'x Exception<'a>, Option<usize>)>,
+) {
+    let idx = out.len();
+    out.push((e, parent));
+    for c in &e.cause {
+        exception_list(c, Some(idx), out);
+    }
+}
+
+fn error(o: &mut Obj<'_>, e: &Error<'_>) {
+    o.nested("error", |o| {
+        o.str("culprit", &e.culprit);
+        o.custom(&e.custom);
+        if let Some(ex) = &e.exception {
+            let mut list = Vec::new();
+            exception_list(ex, None, &mut list);
+            let b = o.key("exception");
+            b.push(b'[');
+            for (i, (x, parent)) in list.iter().enumerate() {
+                if i > 0 {
+                    b.push(b',');
+                }
+                let mut xo = Obj::open(b);
+                xo.keep_empty = true;
+                xo.object("attributes", &x.attributes);
+                xo.str("code", &x.code);
+                xo.opt_bool("handled", x.handled);
+                xo.str("message", &x.message);
+                xo.str("module", &x.module);
+                if let Some(p) = parent {
+                    if i == 0 || *p != i - 1 {
+                        let b = xo.key("parent");
+                        write_u64(b, *p as u64);
+                    }
+                }
+                frames(&mut xo, "stacktrace", &x.stacktrace);
+                xo.str("type", &x.r#type);
+                xo.close();
+            }
+            b.push(b']');
+        }
+        o.str("grouping_key", &e.grouping_key);
+        o.str("id", &e.id);
+        if let Some(l) = &e.log {
+            o.nested("log", |lo| {
+                lo.str("level", &l.level);
+                lo.str("logger_name", &l.logger_name);
+                lo.str("message", &l.message);
+                lo.str("param_message", &l.param_message);
+                frames(lo, "stacktrace", &l.stacktrace);
+            });
+        }
+        o.str("message", &e.message);
+        o.str("stack_trace", &e.stack_trace);
+        o.str("type", &e.r#type);
+    });
+}
+
+fn message(o: &mut Obj<'_>, m: &Option<Message<'_>>) {
+    if let Some(m) = m {
+        o.nested("message", |o| {
+            if let Some(age) = m.age_ms {
+                o.nested("age", |a| a.opt_u64("ms", Some(age)));
+            }
+            o.str("body", &m.body);
+            o.headers("headers", &m.headers);
+            o.nested("queue", |q| q.str("name", &m.queue_name));
+            o.str("routing_key", &m.routing_key);
+        });
+    }
+}
+
+fn span(o: &mut Obj<'_>, s: &Span<'_>) {
+    o.nested("span", |o| {
+        o.str("action", &s.action);
+        if let Some(c) = &s.composite {
+            o.nested("composite", |co| {
+                co.key("compression_strategy");
+                write_str(co.buf, c.strategy);
+                let b = co.key("count");
+                write_u64(b, u64::from(c.count));
+                co.nested("sum", |so| {
+                    let b = so.key("us");
+                    write_i64(b, (c.sum_ms * 1000.0) as i64);
+                });
+            });
+        }
+        if let Some(db) = &s.db {
+            o.nested("db", |d| {
+                d.str("instance", &db.instance);
+                d.str("link", &db.link);
+                d.opt_u64("rows_affected", db.rows_affected.map(u64::from));
+                d.str("statement", &db.statement);
+                d.str("type", &db.r#type);
+                d.nested("user", |u| u.str("name", &db.user_name));
+            });
+        }
+        if let Some(ds) = &s.destination_service {
+            o.nested("destination", |d| {
+                d.nested("service", |sv| {
+                    sv.str("name", &ds.name);
+                    sv.str("resource", &ds.resource);
+                    sv.str("type", &ds.r#type);
+                });
+            });
+        }
+        o.str("id", &s.id);
+        o.str("kind", &s.kind);
+        if !s.links.is_empty() {
+            let b = o.key("links");
+            b.push(b'[');
+            for (i, l) in s.links.iter().enumerate() {
+                if i > 0 {
+                    b.push(b',');
+                }
+                b.extend_from_slice(b"{\"span\":{\"id\":");
+                write_str(b, &l.span_id);
+                b.extend_from_slice(b"},\"trace\":{\"id\":");
+                write_str(b, &l.trace_id);
+                b.extend_from_slice(b"}}");
+            }
+            b.push(b']');
+        }
+        message(o, &s.message);
+        o.str("name", &s.name);
+        o.f64_nz("representative_count", s.representative_count);
+        if let Some((count, sum_ns)) = s.self_time {
+            if count != 0 {
+                o.nested("self_time", |st| {
+                    let b = st.key("count");
+                    write_u64(b, count);
+                    let b = st.key("sum.us");
+                    write_u64(b, sum_ns / 1000);
+                });
+            }
+        }
+        frames(o, "stacktrace", &s.stacktrace);
+        o.str("subtype", &s.subtype);
+        o.opt_bool("sync", s.sync);
+        o.str("type", &s.r#type);
+    });
+}
+
+fn transaction(o: &mut Obj<'_>, t: &Transaction<'_>) {
+    o.nested("transaction", |o| {
+        o.custom(&t.custom);
+        if let Some(x) = &t.user_experience {
+            o.nested("experience", |xo| {
+                if x.cls >= 0.0 {
+                    let b = xo.key("cls");
+                    write_f64(b, x.cls);
+                }
+                if x.fid >= 0.0 {
+                    let b = xo.key("fid");
+                    write_f64(b, x.fid);
+                }
+                if let Some((count, sum, max)) = x.longtask {
+                    xo.nested("longtask", |lo| {
+                        let b = lo.key("count");
+                        write_u64(b, count);
+                        let b = lo.key("max");
+                        write_f64(b, max);
+                        let b = lo.key("sum");
+                        write_f64(b, sum);
+                    });
+                }
+                if x.tbt >= 0.0 {
+                    let b = xo.key("tbt");
+                    write_f64(b, x.tbt);
+                }
+            });
+        }
+        o.str("id", &t.id);
+        if !t.marks.is_empty() {
+            let b = o.key("marks");
+            b.push(b'{');
+            for (i, (k, ms)) in t.marks.iter().enumerate() {
+                if i > 0 {
+                    b.push(b',');
+                }
+                write_str(b, &sanitize_label_key(k));
+                b.extend_from_slice(b":{");
+                for (j, (mk, v)) in ms.iter().enumerate() {
+                    if j > 0 {
+                        b.push(b',');
+                    }
+                    write_str(b, &sanitize_label_key(mk));
+                    b.push(b':');
+                    write_f64(b, *v);
+                }
+                b.push(b'}');
+            }
+            b.push(b'}');
+        }
+        message(o, &t.message);
+        o.str("name", &t.name);
+        o.strs("profiler_stack_trace_ids", &t.profiler_stack_trace_ids);
+        o.f64_nz("representative_count", t.representative_count);
+        o.str("result", &t.result);
+        o.true_only("sampled", t.sampled);
+        if let Some(sc) = &t.span_count {
+            o.nested("span_count", |so| {
+                so.opt_u64("dropped", sc.dropped.map(u64::from));
+                so.opt_u64("started", sc.started.map(u64::from));
+            });
+        }
+        o.str("type", &t.r#type);
+    });
+}
+
+fn metricset(o: &mut Obj<'_>, m: &Metricset<'_>) {
+    o.nested("metricset", |o| {
+        o.str("name", m.name);
+        if !m.samples.is_empty() {
+            let b = o.key("samples");
+            b.push(b'[');
+            for (i, s) in m.samples.iter().enumerate() {
+                if i > 0 {
+                    b.push(b',');
+                }
+                b.extend_from_slice(b"{\"name\":");
+                write_str(b, &s.name);
+                if !s.r#type.is_empty() {
+                    b.extend_from_slice(b",\"type\":");
+                    write_str(b, s.r#type);
+                }
+                if !s.unit.is_empty() {
+                    b.extend_from_slice(b",\"unit\":");
+                    write_str(b, &s.unit);
+                }
+                match s.r#type {
+                    "histogram" => {
+                        let (values, counts) = s.histogram.clone().unwrap_or_default();
+                        b.extend_from_slice(b",\"values\":[");
+                        for (j, v) in values.iter().enumerate() {
+                            if j > 0 {
+                                b.push(b',');
+                            }
+                            write_f64(b, *v);
+                        }
+                        b.extend_from_slice(b"],\"counts\":[");
+                        for (j, c) in counts.iter().enumerate() {
+                            if j > 0 {
+                                b.push(b',');
+                            }
+                            write_u64(b, *c);
+                        }
+                        b.push(b']');
+                    }
+                    "summary" => b.extend_from_slice(b",\"value_count\":0,\"sum\":0"),
+                    _ => {
+                        b.extend_from_slice(b",\"value\":");
+                        write_f64(b, s.value);
+                    }
+                }
+                b.push(b'}');
+            }
+            b.push(b']');
+        }
+    });
+}
+
+/// Writes the document for `e` into `buf` (one line, no trailing newline).
+pub fn encode(e: &ApmEvent<'_>, buf: &mut Vec<u8>) {
+    let mut o = Obj::open(buf);
+    o.keep_empty = true;
+    write_timestamp(o.key("@timestamp"), e.timestamp);
+    let a = &e.agent;
+    o.nested("agent", |o| {
+        o.str("activation_method", &a.activation_method);
+        o.str("ephemeral_id", &a.ephemeral_id);
+        o.str("name", &a.name);
+        o.str("version", &a.version);
+    });
+    o.strs_child(&e.child_ids);
+    if let Some(c) = &e.client {
+        o.nested("client", |o| {
+            o.str("domain", &c.domain);
+            o.ip("ip", c.ip);
+            o.u64("port", u64::from(c.port));
+        });
+    }
+    if let Some(c) = &e.cloud {
+        o.nested("cloud", |o| {
+            o.nested("account", |o| {
+                o.str("id", &c.account_id);
+                o.str("name", &c.account_name);
+            });
+            o.str("availability_zone", &c.availability_zone);
+            o.nested("instance", |o| {
+                o.str("id", &c.instance_id);
+                o.str("name", &c.instance_name);
+            });
+            o.nested("machine", |o| o.str("type", &c.machine_type));
+            if let Some(or) = &c.origin {
+                o.nested("origin", |o| {
+                    o.nested("account", |o| o.str("id", &or.account_id));
+                    o.str("provider", &or.provider);
+                    o.str("region", &or.region);
+                    o.nested("service", |o| o.str("name", &or.service_name));
+                });
+            }
+            o.nested("project", |o| {
+                o.str("id", &c.project_id);
+                o.str("name", &c.project_name);
+            });
+            o.str("provider", &c.provider);
+            o.str("region", &c.region);
+            o.nested("service", |o| o.str("name", &c.service_name));
+        });
+    }
+    o.nested("container", |o| o.str("id", &e.container_id));
+    o.nested("data_stream", |o| {
+        o.str("dataset", &e.data_stream.dataset);
+        o.str("namespace", &e.data_stream.namespace);
+        o.str("type", e.data_stream.r#type);
+    });
+    if let Some(d) = &e.destination {
+        o.nested("destination", |o| {
+            o.str("address", &d.address);
+            // An address that is an IP is also written as destination.ip.
+            // (As sent: Elasticsearch's ip mapping normalises it.)
+            if d.address.parse::<IpAddr>().is_ok() {
+                o.str("ip", &d.address);
+            }
+            o.u64("port", u64::from(d.port));
+        });
+    }
+    if let Some(err) = &e.error {
+        error(&mut o, err);
+    }
+    if let Some(ev) = &e.event {
+        o.nested("event", |o| {
+            o.str("dataset", &ev.dataset);
+            o.u64("duration", ev.duration);
+            o.str("kind", &ev.kind);
+            o.str("outcome", &ev.outcome);
+        });
+    }
+    if let Some(f) = &e.faas {
+        o.nested("faas", |o| {
+            o.opt_bool("coldstart", f.coldstart);
+            o.str("execution", &f.execution);
+            o.str("id", &f.id);
+            o.str("name", &f.name);
+            o.nested("trigger", |o| {
+                o.str("request_id", &f.trigger_request_id);
+                o.str("type", &f.trigger_type);
+            });
+            o.str("version", &f.version);
+        });
+    }
+    if let Some(h) = &e.host {
+        o.nested("host", |o| {
+            o.str("architecture", &h.architecture);
+            o.str("hostname", &h.hostname);
+            o.str("id", &h.id);
+            if !h.ip.is_empty() {
+                let b = o.key("ip");
+                b.push(b'[');
+                for (i, ip) in h.ip.iter().enumerate() {
+                    if i > 0 {
+                        b.push(b',');
+                    }
+                    write_str(b, &canonical_ip(*ip));
+                }
+                b.push(b']');
+            }
+            o.str("name", &h.name);
+            o.nested("os", |o| o.str("platform", &h.os_platform));
+        });
+    }
+    if let Some(h) = &e.http {
+        o.nested("http", |o| {
+            if let Some(r) = &h.request {
+                o.nested("request", |o| {
+                    if let Some(body) = &r.body {
+                        o.nested("body", |o| {
+                            let b = o.key("original");
+                            write_value(b, body);
+                        });
+                    }
+                    o.object("cookies", &r.cookies);
+                    o.object("env", &r.env);
+                    o.headers("headers", &r.headers);
+                    o.str("id", &r.id);
+                    o.str("method", &r.method);
+                    o.str("referrer", &r.referrer);
+                });
+            }
+            if let Some(r) = &h.response {
+                o.nested("response", |o| {
+                    o.opt_u64("decoded_body_size", r.decoded_body_size);
+                    o.opt_u64("encoded_body_size", r.encoded_body_size);
+                    o.opt_bool("finished", r.finished);
+                    o.headers("headers", &r.headers);
+                    o.opt_bool("headers_sent", r.headers_sent);
+                    o.u64("status_code", u64::from(r.status_code));
+                    o.opt_u64("transfer_size", r.transfer_size);
+                });
+            }
+            o.str("version", &h.version);
+        });
+    }
+    if let Some(k) = &e.kubernetes {
+        o.nested("kubernetes", |o| {
+            o.str("namespace", &k.namespace);
+            o.nested("node", |o| o.str("name", &k.node_name));
+            o.nested("pod", |o| {
+                o.str("name", &k.pod_name);
+                o.str("uid", &k.pod_uid);
+            });
+        });
+    }
+    labels(&mut o, &e.labels);
+    if let Some(l) = &e.log {
+        o.nested("log", |o| {
+            o.str("level", &l.level);
+            o.str("logger", &l.logger);
+            if l.origin_set {
+                // APM Server always writes both keys of log.origin once it has one of them.
+                let b = o.key("origin");
+                b.extend_from_slice(b"{\"file\":{");
+                let mut first = true;
+                if l.origin_file_line != 0 {
+                    b.extend_from_slice(b"\"line\":");
+                    write_u64(b, u64::from(l.origin_file_line));
+                    first = false;
+                }
+                if !l.origin_file_name.is_empty() {
+                    if !first {
+                        b.push(b',');
+                    }
+                    b.extend_from_slice(b"\"name\":");
+                    write_str(b, &l.origin_file_name);
+                }
+                b.extend_from_slice(b"},\"function\":");
+                write_str(b, &l.origin_function);
+                b.push(b'}');
+            }
+        });
+    }
+    o.str("message", &e.message);
+    if let Some(m) = &e.metricset {
+        metricset(&mut o, m);
+    }
+    if let Some(n) = &e.network {
+        o.nested("network", |o| {
+            o.nested("carrier", |o| {
+                o.str("icc", &n.carrier_icc);
+                o.str("mcc", &n.carrier_mcc);
+                o.str("mnc", &n.carrier_mnc);
+                o.str("name", &n.carrier_name);
+            });
+            o.nested("connection", |o| {
+                o.str("subtype", &n.connection_subtype);
+                o.str("type", &n.connection_type);
+            });
+        });
+    }
+    o.nested("observer", |o| {
+        o.str("hostname", &e.observer_hostname);
+        o.str("type", "apm-server");
+        o.str("version", e.observer_version);
+    });
+    o.nested("parent", |o| o.str("id", &e.parent_id));
+    if let Some(p) = &e.process {
+        o.nested("process", |o| {
+            o.strs("args", &p.argv);
+            o.nested("parent", |o| o.u64("pid", u64::from(p.ppid)));
+            o.u64("pid", u64::from(p.pid));
+            o.nested("thread", |o| o.str("name", &p.thread_name));
+            o.str("title", &p.title);
+        });
+    }
+    let s = &e.service;
+    o.nested("service", |o| {
+        o.str("environment", &s.environment);
+        name_version(o, "framework", &s.framework);
+        name_version(o, "language", &s.language);
+        o.str("name", &s.name);
+        o.nested("node", |o| o.str("name", &s.node_name));
+        if let Some(or) = &s.origin {
+            o.nested("origin", |o| {
+                o.str("id", &or.id);
+                o.str("name", &or.name);
+                o.str("version", &or.version);
+            });
+        }
+        name_version(o, "runtime", &s.runtime);
+        if let Some(t) = &s.target {
+            let b = o.key("target");
+            b.extend_from_slice(b"{\"type\":");
+            write_str(b, &t.r#type);
+            if !t.name.is_empty() {
+                b.extend_from_slice(b",\"name\":");
+                write_str(b, &t.name);
+            }
+            b.push(b'}');
+        }
+        o.str("version", &s.version);
+    });
+    if let Some(se) = &e.session {
+        let b = o.key("session");
+        b.extend_from_slice(b"{\"id\":");
+        write_str(b, &se.id);
+        if se.sequence != 0 {
+            b.extend_from_slice(b",\"sequence\":");
+            write_u64(b, se.sequence);
+        }
+        b.push(b'}');
+    }
+    if let Some(src) = &e.source {
+        o.nested("source", |o| {
+            o.str("domain", &src.domain);
+            o.ip("ip", src.ip);
+            if src.nat_ip.is_some() {
+                o.nested("nat", |o| o.ip("ip", src.nat_ip));
+            }
+            o.u64("port", u64::from(src.port));
+        });
+    }
+    if let Some(sp) = &e.span {
+        span(&mut o, sp);
+    }
+    if matches!(e.kind, Kind::Transaction | Kind::Span | Kind::Error) {
+        let b = o.key("timestamp");
+        b.extend_from_slice(b"{\"us\":");
+        write_i64(b, e.timestamp / 1000);
+        b.push(b'}');
+    }
+    o.nested("trace", |o| o.str("id", &e.trace_id));
+    if let Some(t) = &e.transaction {
+        transaction(&mut o, t);
+    }
+    if let Some(u) = &e.url {
+        o.nested("url", |o| {
+            o.str("domain", &u.domain);
+            o.str("fragment", &u.fragment);
+            o.str("full", &u.full);
+            o.str("original", &u.original);
+            o.str("path", &u.path);
+            o.u64("port", u64::from(u.port));
+            o.str("query", &u.query);
+            o.str("scheme", &u.scheme);
+        });
+    }
+    if let Some(u) = &e.user {
+        o.nested("user", |o| {
+            o.str("domain", &u.domain);
+            o.str("email", &u.email);
+            o.str("id", &u.id);
+            o.str("name", &u.name);
+        });
+    }
+    o.nested("user_agent", |o| o.str("original", &e.user_agent));
+    o.close();
+}
+
+impl Obj<'_> {
+    fn strs_child(&mut self, ids: &[S<'_>]) {
+        if !ids.is_empty() {
+            self.nested("child", |o| o.strs("id", ids));
+        }
+    }
+}
+
+fn labels(o: &mut Obj<'_>, l: &Labels<'_>) {
+    if !l.strings.is_empty() {
+        let b = o.key("labels");
+        b.push(b'{');
+        let mut first = true;
+        for (i, (k, v)) in l.strings.iter().enumerate() {
+            let key = sanitize_label_key(k);
+            // A later label with the same sanitised key wins, as the last map write does.
+            if l.strings[i + 1..]
+                .iter()
+                .any(|(k2, _)| sanitize_label_key(k2) == key)
+            {
+                continue;
+            }
+            if !first {
+                b.push(b',');
+            }
+            first = false;
+            write_str(b, &key);
+            b.push(b':');
+            match v {
+                LabelValue::One(s) => write_str(b, s),
+                LabelValue::Many(vs) => {
+                    b.push(b'[');
+                    for (j, s) in vs.iter().enumerate() {
+                        if j > 0 {
+                            b.push(b',');
+                        }
+                        write_str(b, s);
+                    }
+                    b.push(b']');
+                }
+            }
+        }
+        b.push(b'}');
+    }
+    if !l.numbers.is_empty() {
+        let b = o.key("numeric_labels");
+        b.push(b'{');
+        let mut first = true;
+        for (i, (k, v)) in l.numbers.iter().enumerate() {
+            let key = sanitize_label_key(k);
+            if l.numbers[i + 1..]
+                .iter()
+                .any(|(k2, _)| sanitize_label_key(k2) == key)
+            {
+                continue;
+            }
+            if !first {
+                b.push(b',');
+            }
+            first = false;
+            write_str(b, &key);
+            b.push(b':');
+            match v {
+                NumValue::One(f) => write_f64(b, *f),
+                NumValue::Many(fs) => {
+                    b.push(b'[');
+                    for (j, f) in fs.iter().enumerate() {
+                        if j > 0 {
+                            b.push(b',');
+                        }
+                        write_f64(b, *f);
+                    }
+                    b.push(b']');
+                }
+            }
+        }
+        b.push(b'}');
+    }
+}
