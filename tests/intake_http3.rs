@@ -19,7 +19,13 @@ key = "certs/server.key"
 "#;
 
 /// A case: approval name, method, headers, body, status.
-type Case = (&'static str, &'static str, Vec<(&'static str, &'static str)>, Vec<u8>, u16);
+type Case = (
+    &'static str,
+    &'static str,
+    Vec<(&'static str, &'static str)>,
+    Vec<u8>,
+    u16,
+);
 
 fn approved(name: &str) -> Value {
     serde_json::from_slice(&fixture(&format!("responses/{name}.approved.json"))).unwrap()
@@ -148,7 +154,11 @@ async fn aioquic_posts_ndjson_and_gets_202() {
         .expect("aioquic finishes")
         .expect("python3 with aioquic (installed by .ci/run)");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut lines = stdout.splitn(2, '\n');
     assert_eq!(lines.next(), Some("202"), "{stdout}");
     let body: Value = serde_json::from_str(lines.next().unwrap_or("").trim()).unwrap();
