@@ -1,0 +1,136 @@
+//! Fidelity through the real intake path: fixture payloads are POSTed to a running gateway over
+//! HTTP, the file output (the `_bulk` body the Elasticsearch output sends) is captured, and
+//! `../shared/tools/es-compare` compares it with what today's APM Server writes, under the
+//! request conditions of APM Server's system tests (fixtures README, es-fields section):
+//! requests from 127.0.0.1 without forwarding headers, a default server, namespace `default`.
+//! tests/model_fidelity.rs runs every case, the 8.6 ones included, against the model directly.
+
+mod support;
+
+use std::process::Command;
+
+use support::{Gateway, fixture};
+
+const SHARED: &str = "../shared";
+
+async fn send_and_compare(
+    name: &str,
+    route: &str,
+    headers: &[(&str, &str)],
+    policy_extra: &str,
+    input: &str,
+    expected: &str,
+    args: &[&str],
+) {
+    let policy = format!("[[listener]]\nname = \"plain\"\nbind = \"127.0.0.1:0\"\n{policy_extra}");
+    let gw = Gateway::start(&policy).await;
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let mut req = http
+        .post(gw.url("plain", false, &format!("{route}?verbose=true")))
+        .header("Content-Type", "application/x-ndjson")
+        .header("User-Agent", "Go-http-client/1.1")
+        .body(fixture(input));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = req.send().await.unwrap();
+    assert_eq!(
+        resp.status(),
+        202,
+        "{name}: {}",
+        resp.text().await.unwrap_or_default()
+    );
+    let dir = gw.stop().await;
+    let captured = dir.path().join("data/apmgate-events.ndjson");
+    let out = Command::new("python3")
+        .arg(format!("{SHARED}/tools/es-compare"))
+        .arg(&captured)
+        .arg(format!("{SHARED}/fixtures/{expected}"))
+        .args(args)
+        .output()
+        .expect("python3 runs es-compare");
+    assert!(
+        out.status.success(),
+        "{name}: es-compare reports differences:\n{}{}\ncaptured:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        std::fs::read_to_string(&captured).unwrap_or_default()
+    );
+}
+
+const INTAKE: &[&str] = &[
+    "--index",
+    "traces-apm*,metrics-apm*,logs-apm*",
+    "--missing",
+    "metricset.interval",
+];
+
+#[tokio::test]
+async fn backend_events_match_apm_server_through_the_gateway() {
+    for (name, file) in [
+        ("Errors", "errors"),
+        ("Events", "events"),
+        ("Metricsets", "metricsets"),
+        ("Spans", "spans"),
+        ("Transactions", "transactions"),
+    ] {
+        send_and_compare(
+            name,
+            "/intake/v2/events",
+            &[],
+            "",
+            &format!("es-fields/inputs/intake-v2/{file}.ndjson"),
+            &format!("es-fields/TestIntake/{name}.approved.json"),
+            INTAKE,
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn logs_match_apm_server_through_the_gateway() {
+    for (case, index, phrase) in [
+        (
+            "with_timestamp",
+            "logs-apm.app.1234_service_12a3-*",
+            "message=test log message with timestamp",
+        ),
+        (
+            "without_timestamp",
+            "logs-apm.app.1234_service_12a3-*",
+            "message=test log message without timestamp",
+        ),
+        (
+            "with_nested_ecs_fields",
+            "logs-apm.app.testsvc-*",
+            "message=test log message with nested ecs fields",
+        ),
+    ] {
+        send_and_compare(
+            case,
+            "/intake/v2/events",
+            &[],
+            "",
+            "es-fields/inputs/intake-v2/logs.ndjson",
+            &format!("es-fields/TestIntakeLog/{case}.approved.json"),
+            &["--index", index, "--match-phrase", phrase],
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn rum_behind_a_trusted_proxy_matches_apm_server() {
+    // APM Server believes X-Forwarded-For from anyone; apmgate only from trusted proxies, so the
+    // test's client (127.0.0.1) is declared one.
+    send_and_compare(
+        "TestRUMXForwardedFor",
+        "/intake/v2/rum/events",
+        &[("X-Forwarded-For", "220.244.41.16")],
+        "[gateway]\ntrusted_proxies = [\"127.0.0.1\"]\n[rum]\nenabled = true\nallow_origins = [\"*\"]\n",
+        "es-fields/inputs/TestRUMXForwardedFor.ndjson",
+        "es-fields/TestRUMXForwardedFor.approved.json",
+        &["--index", "traces-apm*,metrics-apm*", "--terms", "processor.event=transaction,metric"],
+    )
+    .await;
+}
