@@ -1,0 +1,1470 @@
+//! Access control of `apmgate run`, over real sockets: secret tokens, API keys, roles and
+//! privileges, rules and allowlists, trusted proxies, anonymous access and its rate limits, RUM
+//! CORS, the metrics route and the counting of denials. Intake cases run over HTTP/1.1, HTTP/2
+//! over TLS (ALPN) and h2c.
+
+mod support;
+
+use reqwest::header::HeaderMap;
+use serde_json::{Value, json};
+use support::{ApiKey, Gateway, Proto, STANDARD_LISTENERS, client, payload};
+
+const TOKEN: &str = "s3cr3t-t0ken";
+
+const EXPECTED: &str = "expected 'Authorization: Bearer secret_token' or 'Authorization: ApiKey base64(API key ID:API key)'";
+
+/// A response, read whole.
+struct Answer {
+    status: u16,
+    version: reqwest::Version,
+    headers: HeaderMap,
+    body: Value,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(|v| v.to_str().unwrap())
+    }
+
+    /// The message of an `{"error": ...}` body.
+    fn error(&self) -> &str {
+        self.body["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error message in {}", self.body))
+    }
+
+    /// The messages of an intake result body.
+    fn messages(&self) -> Vec<&str> {
+        self.body["errors"]
+            .as_array()
+            .map(|a| a.iter().map(|e| e["message"].as_str().unwrap()).collect())
+            .unwrap_or_default()
+    }
+}
+
+async fn request(
+    gw: &Gateway,
+    proto: Proto,
+    method: reqwest::Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<Vec<u8>>,
+) -> Answer {
+    let http = client(gw, proto);
+    let mut req = http
+        .request(method, gw.url(proto.listener(), proto.tls(), path))
+        .header("Accept", "application/json");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    if let Some(b) = body {
+        req = req.body(b);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let version = resp.version();
+    let headers = resp.headers().clone();
+    let bytes = resp.bytes().await.unwrap();
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&bytes)))
+    };
+    Answer {
+        status,
+        version,
+        headers,
+        body,
+    }
+}
+
+async fn post(
+    gw: &Gateway,
+    proto: Proto,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> Answer {
+    request(gw, proto, reqwest::Method::POST, path, headers, Some(body)).await
+}
+
+async fn get(gw: &Gateway, proto: Proto, path: &str, headers: &[(&str, &str)]) -> Answer {
+    request(gw, proto, reqwest::Method::GET, path, headers, None).await
+}
+
+fn with_token(extra: &str) -> String {
+    format!("{STANDARD_LISTENERS}\n[auth.secret_token.agents]\nsecret = \"{TOKEN}\"\n{extra}")
+}
+
+#[tokio::test]
+async fn secret_tokens_right_wrong_and_missing_over_every_protocol() {
+    let gw = Gateway::start(&with_token("")).await;
+    let bearer = format!("Bearer {TOKEN}");
+    let missing = format!(
+        "authentication failed: missing or improperly formatted Authorization header: {EXPECTED}"
+    );
+    for proto in Proto::ALL {
+        let intake = "/intake/v2/events?verbose";
+        let ok = post(
+            &gw,
+            proto,
+            intake,
+            &[("Authorization", &bearer)],
+            payload("python", "svc", 3),
+        )
+        .await;
+        assert_eq!(ok.version, proto.version());
+        assert_eq!(ok.status, 202, "{proto:?}: {}", ok.body);
+        assert_eq!(ok.body, json!({"accepted": 3}));
+
+        for (auth, message) in [
+            (Some("Bearer wrong-token"), "authentication failed".to_string()),
+            // The token must match whole, not as a prefix.
+            (Some("Bearer s3cr3t"), "authentication failed".to_string()),
+            (None, missing.clone()),
+            // No space: not a credential at all.
+            (Some("Bearers3cr3t-t0ken"), missing.clone()),
+            // Schemes are case-sensitive.
+            (
+                Some("bearer s3cr3t-t0ken"),
+                format!("authentication failed: unknown Authentication header bearer: {EXPECTED}"),
+            ),
+            (
+                Some("Basic dXNlcjpwYXNz"),
+                format!("authentication failed: unknown Authentication header Basic: {EXPECTED}"),
+            ),
+            // ApiKey with no key declared: refused like a wrong secret.
+            (Some("ApiKey aWQ6a2V5"), "authentication failed".to_string()),
+            (
+                Some("ApiKey aWRrZXk="),
+                "authentication failed: improperly formatted ApiKey credentials: expected base64(ID:APIKey)"
+                    .to_string(),
+            ),
+        ] {
+            let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", *a)).collect();
+            let r = post(&gw, proto, intake, &headers, payload("python", "svc", 1)).await;
+            assert_eq!(r.status, 401, "{proto:?} {auth:?}: {}", r.body);
+            assert_eq!(r.body, json!({ "error": message }), "{proto:?} {auth:?}");
+            assert!(
+                r.header("www-authenticate").is_none(),
+                "APM Server sends no WWW-Authenticate"
+            );
+        }
+        // Undecodable ApiKey credentials: APM Server's prefix (the decoder's own words follow).
+        let r = post(
+            &gw,
+            proto,
+            intake,
+            &[("Authorization", "ApiKey !!!")],
+            vec![],
+        )
+        .await;
+        assert_eq!(r.status, 401);
+        assert!(
+            r.error()
+                .starts_with("authentication failed: improperly encoded ApiKey credentials: "),
+            "{}",
+            r.body
+        );
+
+        // `GET /` never refuses for want of credentials; only authenticated callers get the body.
+        let anon = get(&gw, proto, "/", &[]).await;
+        assert_eq!((anon.status, &anon.body), (200, &Value::Null));
+        let wrong = get(&gw, proto, "/", &[("Authorization", "Bearer nope")]).await;
+        assert_eq!((wrong.status, &wrong.body), (200, &Value::Null));
+        let full = get(&gw, proto, "/", &[("Authorization", &bearer)]).await;
+        assert_eq!(full.status, 200);
+        assert!(full.body["version"].is_string(), "{}", full.body);
+        assert!(full.body["publish_ready"].is_boolean(), "{}", full.body);
+    }
+    let dir = gw.stop().await;
+    let docs = support::output_documents(dir.path());
+    assert_eq!(
+        docs.len(),
+        9,
+        "3 accepted events per protocol, nothing else"
+    );
+}
+
+/// `[auth.api_key.*]` entries with real Argon2id hashes, as `apmgate keys new` writes them.
+fn api_key_policy(writer: &ApiKey, reader: &ApiKey, expired: &ApiKey) -> String {
+    format!(
+        r#"{STANDARD_LISTENERS}
+[role.writer]
+privileges = ["event:write", "config_agent:read"]
+
+[role.reader]
+privileges = ["config_agent:read"]
+
+[auth.api_key.writer]
+id = "{}"
+hash = "{}"
+roles = ["writer"]
+expires = 2099-01-01T00:00:00Z
+
+[auth.api_key.reader]
+id = "{}"
+hash = "{}"
+roles = ["reader"]
+
+[auth.api_key.expired]
+id = "{}"
+hash = "{}"
+roles = ["writer"]
+expires = 2020-01-01T00:00:00Z
+"#,
+        writer.id, writer.hash, reader.id, reader.hash, expired.id, expired.hash
+    )
+}
+
+#[tokio::test]
+async fn api_keys_declared_in_the_policy() {
+    let writer = ApiKey::new("writer-key-id");
+    let reader = ApiKey::new("reader-key-id");
+    let expired = ApiKey::new("expired-key-id");
+    let gw = Gateway::start(&api_key_policy(&writer, &reader, &expired)).await;
+    let wrong_secret = writer.header_with_secret("not-the-secret");
+    let unknown = ApiKey::new("unknown-key-id");
+    for proto in Proto::ALL {
+        let intake = "/intake/v2/events?verbose";
+        let ok = post(
+            &gw,
+            proto,
+            intake,
+            &[("Authorization", &writer.header)],
+            payload("python", "svc", 2),
+        )
+        .await;
+        assert_eq!(ok.status, 202, "{proto:?}: {}", ok.body);
+        assert_eq!(ok.body, json!({"accepted": 2}));
+
+        // The right id with a wrong secret, right after the right secret was verified (and
+        // cached): the cache is keyed on the whole credential, not the id.
+        let r = post(
+            &gw,
+            proto,
+            intake,
+            &[("Authorization", &wrong_secret)],
+            payload("python", "svc", 1),
+        )
+        .await;
+        assert_eq!(
+            (r.status, r.error()),
+            (401, "authentication failed"),
+            "{proto:?}"
+        );
+
+        let r = post(
+            &gw,
+            proto,
+            intake,
+            &[("Authorization", &unknown.header)],
+            payload("python", "svc", 1),
+        )
+        .await;
+        assert_eq!(
+            (r.status, r.error()),
+            (401, "authentication failed"),
+            "{proto:?}"
+        );
+
+        let r = post(
+            &gw,
+            proto,
+            intake,
+            &[("Authorization", &expired.header)],
+            payload("python", "svc", 1),
+        )
+        .await;
+        assert_eq!(
+            (r.status, r.error()),
+            (401, "authentication failed"),
+            "{proto:?}: expired"
+        );
+
+        // A key without event:write is authenticated but may not ingest.
+        let r = post(
+            &gw,
+            proto,
+            intake,
+            &[("Authorization", &reader.header)],
+            payload("python", "svc", 1),
+        )
+        .await;
+        assert_eq!(r.status, 403, "{proto:?}: {}", r.body);
+        // The message, whichever body shape carries it (see
+        // `a_key_without_event_write_is_refused_per_batch_as_apm_server_does`).
+        let message = r.body["error"]
+            .as_str()
+            .or_else(|| r.messages().first().copied())
+            .unwrap_or_else(|| panic!("no message in {}", r.body));
+        assert!(
+            message.ends_with("unauthorized: API Key not permitted action \"event:write\""),
+            "{message}"
+        );
+        // ... but may read its configuration.
+        let r = get(
+            &gw,
+            proto,
+            "/config/v1/agents?service.name=svc",
+            &[("Authorization", &reader.header)],
+        )
+        .await;
+        assert_eq!(r.status, 200, "{proto:?}: {}", r.body);
+        // The writer reads configuration too; the expired key does not.
+        let r = get(
+            &gw,
+            proto,
+            "/config/v1/agents?service.name=svc",
+            &[("Authorization", &writer.header)],
+        )
+        .await;
+        assert_eq!(r.status, 200);
+        let r = get(
+            &gw,
+            proto,
+            "/config/v1/agents?service.name=svc",
+            &[("Authorization", &expired.header)],
+        )
+        .await;
+        assert_eq!(r.status, 401);
+    }
+    assert_eq!(
+        gw.shared
+            .metrics
+            .get("apmgate_access_denied_total", &[("reason", "privilege")]),
+        3
+    );
+    let dir = gw.stop().await;
+    assert_eq!(support::output_documents(dir.path()).len(), 6);
+}
+
+#[tokio::test]
+#[ignore = "bug: APM Server authorizes event:write per batch (authorizeEventIngestProcessor), so a key without it gets the intake result body with the `cannot handle stream: cannot process batch: ` prefix (and 202 for an empty body); access::decide refuses up front and router.rs renders it as an {\"error\"} body"]
+async fn a_key_without_event_write_is_refused_per_batch_as_apm_server_does() {
+    let (writer, reader, expired) = (
+        ApiKey::new("writer-key-id"),
+        ApiKey::new("reader-key-id"),
+        ApiKey::new("expired-key-id"),
+    );
+    let gw = Gateway::start(&api_key_policy(&writer, &reader, &expired)).await;
+    for proto in Proto::ALL {
+        let auth = [("Authorization", reader.header.as_str())];
+        let r = post(
+            &gw,
+            proto,
+            "/intake/v2/events",
+            &auth,
+            payload("python", "svc", 1),
+        )
+        .await;
+        assert_eq!(r.status, 403, "{proto:?}");
+        assert_eq!(
+            r.body,
+            batch_error("unauthorized: API Key not permitted action \"event:write\"")
+        );
+        let r = post(&gw, proto, "/intake/v2/events", &auth, Vec::new()).await;
+        assert_eq!(r.status, 202, "{proto:?}: nothing to authorize");
+    }
+    gw.stop().await;
+}
+
+const RULES: &str = r#"
+[allowlist.office]
+cidrs = ["192.0.2.0/24"]
+
+[access]
+default = "deny"
+
+[[access.rule]]
+name = "no-python"
+when = 'agent == "elasticapm-python"'
+effect = "deny"
+
+[[access.rule]]
+name = "office"
+when = 'source in office'
+effect = "allow"
+
+[[access.rule]]
+name = "office-intake-denied"
+description = "never decides: `office` matches first"
+when = 'source in office and route == intake'
+effect = "deny"
+
+[[access.rule]]
+name = "lab"
+when = 'source in ["203.0.113.0/24"] and route == intake'
+effect = "allow"
+"#;
+
+#[tokio::test]
+async fn rules_first_match_default_deny_and_allowlists() {
+    let gw = Gateway::start(&format!(
+        "[gateway]\ntrusted_proxies = [\"127.0.0.1\"]\n{STANDARD_LISTENERS}{RULES}"
+    ))
+    .await;
+    let denied = json!({"error": "forbidden request: access denied by policy"});
+    for proto in Proto::ALL {
+        let intake = "/intake/v2/events";
+        let cases: [(&str, &str, &str, u16); 7] = [
+            // The first matching rule decides, even though a later one would deny.
+            (intake, "192.0.2.5", "elasticapm-node/4.0", 202),
+            (intake, "192.0.2.5", "elasticapm-python/6.22", 403),
+            (
+                "/config/v1/agents?service.name=x",
+                "192.0.2.5",
+                "elasticapm-node/4.0",
+                200,
+            ),
+            (intake, "203.0.113.7", "elasticapm-node/4.0", 202),
+            // Matches no rule: the default decides.
+            (
+                "/config/v1/agents?service.name=x",
+                "203.0.113.7",
+                "elasticapm-node/4.0",
+                403,
+            ),
+            (intake, "198.51.100.7", "elasticapm-node/4.0", 403),
+            ("/", "198.51.100.7", "curl/8", 403),
+        ];
+        for (path, ip, ua, status) in cases {
+            let headers = [("X-Forwarded-For", ip), ("User-Agent", ua)];
+            let r = if path.starts_with(intake) {
+                post(&gw, proto, path, &headers, payload("nodejs", "svc", 1)).await
+            } else {
+                get(&gw, proto, path, &headers).await
+            };
+            assert_eq!(
+                r.status, status,
+                "{proto:?} {path} from {ip} as {ua}: {}",
+                r.body
+            );
+            if status == 403 {
+                assert_eq!(r.body, denied);
+            }
+        }
+        // The socket address itself (127.0.0.1) is in no allowlist.
+        let r = post(&gw, proto, intake, &[], payload("nodejs", "svc", 1)).await;
+        assert_eq!((r.status, &r.body), (403, &denied));
+    }
+    let m = &gw.shared.metrics;
+    assert_eq!(
+        m.get("apmgate_access_denied_total", &[("reason", "rule")]),
+        3
+    );
+    assert_eq!(
+        m.get("apmgate_access_denied_total", &[("reason", "default_deny")]),
+        12
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn forwarding_headers_from_an_untrusted_peer_do_not_reach_an_allowlist() {
+    let gw = Gateway::start(&format!("{STANDARD_LISTENERS}{RULES}")).await;
+    for proto in Proto::ALL {
+        for (name, value) in [
+            ("X-Forwarded-For", "192.0.2.5"),
+            ("X-Real-IP", "192.0.2.5"),
+            ("Forwarded", "for=192.0.2.5"),
+        ] {
+            let r = post(
+                &gw,
+                proto,
+                "/intake/v2/events",
+                &[(name, value)],
+                payload("nodejs", "svc", 1),
+            )
+            .await;
+            assert_eq!(r.status, 403, "{proto:?} {name}: {}", r.body);
+        }
+    }
+    gw.stop().await;
+}
+
+/// The document of the file output whose `service.name` is `service`.
+fn doc_of<'d>(docs: &'d [(String, Value)], service: &str) -> &'d Value {
+    let mine: Vec<&Value> = docs
+        .iter()
+        .map(|(_, d)| d)
+        .filter(|d| d["service"]["name"] == service)
+        .collect();
+    assert_eq!(mine.len(), 1, "one document of {service} in {docs:#?}");
+    mine[0]
+}
+
+#[tokio::test]
+async fn trusted_proxies_decide_the_client_ip_of_backend_and_rum_events() {
+    let gw = Gateway::start(&format!(
+        "[gateway]\ntrusted_proxies = [\"127.0.0.1\", \"203.0.113.0/24\"]\n{STANDARD_LISTENERS}\n[rum]\nenabled = true\n"
+    ))
+    .await;
+    let cases: [(&str, &str, &str, &str); 6] = [
+        // Walked from the right: the trusted hop 203.0.113.9 is skipped.
+        (
+            "xff-chain",
+            "X-Forwarded-For",
+            "198.51.100.1, 203.0.113.9",
+            "198.51.100.1",
+        ),
+        // An untrusted hop ends the walk: what is left of it is unverifiable.
+        (
+            "xff-untrusted-hop",
+            "X-Forwarded-For",
+            "198.51.100.1, 192.0.2.9",
+            "192.0.2.9",
+        ),
+        ("real-ip", "X-Real-IP", "192.0.2.44", "192.0.2.44"),
+        (
+            "forwarded",
+            "Forwarded",
+            "for=\"[2001:db8::1]:4711\";proto=https",
+            "2001:db8::1",
+        ),
+        ("direct", "X-Nothing", "-", "127.0.0.1"),
+        ("xff-h2", "X-Forwarded-For", "198.51.100.2", "198.51.100.2"),
+    ];
+    for (i, (service, name, value, _)) in cases.iter().enumerate() {
+        let proto = Proto::ALL[i % 3];
+        let r = post(
+            &gw,
+            proto,
+            "/intake/v2/events",
+            &[(name, value)],
+            payload("python", service, 1),
+        )
+        .await;
+        assert_eq!(r.status, 202, "{service}: {}", r.body);
+    }
+    for proto in Proto::ALL {
+        let service = format!("rum-{proto:?}").to_lowercase();
+        let r = post(
+            &gw,
+            proto,
+            "/intake/v2/rum/events",
+            &[
+                ("X-Forwarded-For", "192.0.2.77"),
+                ("User-Agent", "Mozilla/5.0 (rum test)"),
+            ],
+            payload("rum-js", &service, 1),
+        )
+        .await;
+        assert_eq!(r.status, 202, "{proto:?}: {}", r.body);
+    }
+    let dir = gw.stop().await;
+    let docs = support::output_documents(dir.path());
+    for (service, _, _, ip) in cases {
+        assert_eq!(
+            doc_of(&docs, service)["host"]["ip"],
+            json!([ip]),
+            "{service}"
+        );
+    }
+    for proto in Proto::ALL {
+        let service = format!("rum-{proto:?}").to_lowercase();
+        let doc = doc_of(&docs, &service);
+        assert_eq!(doc["client"]["ip"], "192.0.2.77", "{doc}");
+        // The forwarded address is the source; the proxy that vouched for it is the NAT.
+        assert_eq!(doc["source"]["ip"], "192.0.2.77", "{doc}");
+        assert_eq!(doc["source"]["nat"]["ip"], "127.0.0.1", "{doc}");
+        assert_eq!(
+            doc["user_agent"]["original"], "Mozilla/5.0 (rum test)",
+            "{doc}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn untrusted_peers_cannot_choose_their_client_ip() {
+    let gw = Gateway::start(&format!("{STANDARD_LISTENERS}\n[rum]\nenabled = true\n")).await;
+    for proto in Proto::ALL {
+        let svc = format!("backend-{proto:?}").to_lowercase();
+        let h = [
+            ("X-Forwarded-For", "198.51.100.1"),
+            ("X-Real-IP", "198.51.100.2"),
+            ("Forwarded", "for=198.51.100.3"),
+        ];
+        assert_eq!(
+            post(
+                &gw,
+                proto,
+                "/intake/v2/events",
+                &h,
+                payload("python", &svc, 1)
+            )
+            .await
+            .status,
+            202
+        );
+        let svc = format!("rum-{proto:?}").to_lowercase();
+        assert_eq!(
+            post(
+                &gw,
+                proto,
+                "/intake/v2/rum/events",
+                &h,
+                payload("rum-js", &svc, 1)
+            )
+            .await
+            .status,
+            202
+        );
+    }
+    let dir = gw.stop().await;
+    let docs = support::output_documents(dir.path());
+    for proto in Proto::ALL {
+        let svc = format!("backend-{proto:?}").to_lowercase();
+        assert_eq!(doc_of(&docs, &svc)["host"]["ip"], json!(["127.0.0.1"]));
+        let svc = format!("rum-{proto:?}").to_lowercase();
+        let doc = doc_of(&docs, &svc);
+        assert_eq!(doc["client"]["ip"], "127.0.0.1", "{doc}");
+        assert_eq!(doc["source"]["ip"], "127.0.0.1", "{doc}");
+        assert!(doc.pointer("/source/nat").is_none(), "{doc}");
+    }
+}
+
+#[tokio::test]
+async fn without_capture_personal_data_no_client_ip_or_user_agent_is_recorded() {
+    let gw = Gateway::start(&format!(
+        "[gateway]\ncapture_personal_data = false\ntrusted_proxies = [\"127.0.0.1\"]\n{STANDARD_LISTENERS}\n[rum]\nenabled = true\n"
+    ))
+    .await;
+    let h = [
+        ("X-Forwarded-For", "198.51.100.1"),
+        ("User-Agent", "Mozilla/5.0 (rum test)"),
+    ];
+    assert_eq!(
+        post(
+            &gw,
+            Proto::H1,
+            "/intake/v2/events",
+            &h,
+            payload("python", "backend", 1)
+        )
+        .await
+        .status,
+        202
+    );
+    assert_eq!(
+        post(
+            &gw,
+            Proto::H2c,
+            "/intake/v2/rum/events",
+            &h,
+            payload("rum-js", "rum", 1)
+        )
+        .await
+        .status,
+        202
+    );
+    let dir = gw.stop().await;
+    let docs = support::output_documents(dir.path());
+    assert_eq!(docs.len(), 2);
+    for (_, doc) in &docs {
+        assert!(doc["@timestamp"].is_string(), "{doc}");
+        for pointer in [
+            "/host/ip",
+            "/client/ip",
+            "/source/ip",
+            "/user_agent/original",
+        ] {
+            assert!(doc.pointer(pointer).is_none(), "{pointer} in {doc}");
+        }
+    }
+}
+
+fn anonymous_policy(extra: &str) -> String {
+    with_token(&format!(
+        r#"
+[rum]
+enabled = true
+
+[auth.anonymous]
+allow_agent = ["rum-js"]
+allow_service = ["shop"]
+{extra}
+"#
+    ))
+}
+
+fn batch_error(reason: &str) -> Value {
+    json!({"accepted": 0, "errors": [{"message": format!("cannot handle stream: cannot process batch: {reason}")}]})
+}
+
+#[tokio::test]
+async fn anonymous_agents_and_services_are_checked_per_event() {
+    let gw = Gateway::start(&anonymous_policy("")).await;
+    let bearer = format!("Bearer {TOKEN}");
+    for proto in Proto::ALL {
+        for route in [
+            "/intake/v2/rum/events?verbose",
+            "/intake/v3/rum/events?verbose",
+        ] {
+            let r = post(&gw, proto, route, &[], payload("rum-js", "shop", 3)).await;
+            assert_eq!(
+                (r.status, &r.body),
+                (202, &json!({"accepted": 3})),
+                "{proto:?} {route}"
+            );
+
+            let r = post(&gw, proto, route, &[], payload("python", "shop", 12)).await;
+            assert_eq!(r.status, 403, "{proto:?} {route}");
+            assert_eq!(
+                r.body,
+                batch_error("unauthorized: anonymous access not permitted for agent \"python\"")
+            );
+            assert_eq!(r.header("connection").is_some(), proto == Proto::H1);
+
+            let r = post(&gw, proto, route, &[], payload("rum-js", "other", 2)).await;
+            assert_eq!(r.status, 403, "{proto:?} {route}");
+            assert_eq!(
+                r.body,
+                batch_error("unauthorized: anonymous access not permitted for service \"other\"")
+            );
+
+            // Authenticated callers are not held to the anonymous lists.
+            let r = post(
+                &gw,
+                proto,
+                route,
+                &[("Authorization", &bearer)],
+                payload("python", "other", 2),
+            )
+            .await;
+            assert_eq!((r.status, &r.body), (202, &json!({"accepted": 2})));
+        }
+        // Anonymous access applies to the backend intake as well.
+        let r = post(
+            &gw,
+            proto,
+            "/intake/v2/events",
+            &[],
+            payload("python", "shop", 1),
+        )
+        .await;
+        assert_eq!(r.status, 403);
+        assert_eq!(
+            r.body,
+            batch_error("unauthorized: anonymous access not permitted for agent \"python\"")
+        );
+        let r = post(
+            &gw,
+            proto,
+            "/intake/v2/events?verbose",
+            &[],
+            payload("rum-js", "shop", 1),
+        )
+        .await;
+        assert_eq!((r.status, &r.body), (202, &json!({"accepted": 1})));
+    }
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn an_anonymous_violation_mid_stream_keeps_the_earlier_batches() {
+    let gw = Gateway::start(&anonymous_policy("")).await;
+    for proto in Proto::ALL {
+        let mut body = support::metadata_line("rum-js", "shop");
+        for i in 0..10 {
+            body.push_str(&support::transaction_line(i, None));
+        }
+        body.push_str(&support::transaction_line(10, Some("x")));
+        body.push_str(&support::transaction_line(11, None));
+        let r = post(&gw, proto, "/intake/v2/rum/events", &[], body.into_bytes()).await;
+        assert_eq!(r.status, 403, "{proto:?}: {}", r.body);
+        assert_eq!(
+            r.body,
+            json!({"accepted": 10, "errors": [{"message": "cannot handle stream: cannot process batch: unauthorized: anonymous access not permitted for agent \"x\""}]})
+        );
+    }
+    let dir = gw.stop().await;
+    assert_eq!(support::output_documents(dir.path()).len(), 30);
+}
+
+#[tokio::test]
+async fn anonymous_rate_limit_up_front_and_mid_stream() {
+    // event_limit 4: a burst of 12 tokens per IP. Trusted forwarding headers give each case
+    // its own client IP, hence its own bucket.
+    let gw = Gateway::start(&format!(
+        "[gateway]\ntrusted_proxies = [\"127.0.0.1\"]\n{}",
+        anonymous_policy("[auth.anonymous.rate_limit]\nevent_limit = 4\nip_limit = 100\n")
+    ))
+    .await;
+    for (n, proto) in Proto::ALL.into_iter().enumerate() {
+        // Up front: every request takes a token; once the burst is spent, 429 before any body.
+        let ip = format!("192.0.2.{}", 10 + n);
+        let mut statuses = Vec::new();
+        let refused = loop {
+            let r = post(
+                &gw,
+                proto,
+                "/intake/v2/rum/events",
+                &[("X-Forwarded-For", &ip)],
+                Vec::new(),
+            )
+            .await;
+            if r.status != 202 {
+                break r;
+            }
+            statuses.push(r.status);
+            assert!(statuses.len() < 60, "{proto:?}: never rate limited");
+        };
+        assert!(
+            statuses.len() >= 12,
+            "{proto:?}: the burst is 3 x event_limit"
+        );
+        assert_eq!(refused.status, 429, "{proto:?}: {}", refused.body);
+        assert_eq!(
+            refused.body,
+            json!({"error": "too many requests: rate limit exceeded"})
+        );
+
+        // Mid-stream: the first batch of 10 takes 10 of the 11 tokens left after the request's
+        // own; the second cannot get its 10 within a second. The first stays accepted.
+        let ip = format!("192.0.2.{}", 20 + n);
+        let r = post(
+            &gw,
+            proto,
+            "/intake/v2/rum/events",
+            &[("X-Forwarded-For", &ip)],
+            payload("rum-js", "shop", 20),
+        )
+        .await;
+        assert_eq!(r.status, 429, "{proto:?}: {}", r.body);
+        assert_eq!(
+            r.body,
+            json!({"accepted": 10, "errors": [{"message": "cannot handle stream: cannot process batch: rate limit exceeded"}]})
+        );
+
+        // Authenticated callers are never rate limited, whatever their address.
+        let bearer = format!("Bearer {TOKEN}");
+        for _ in 0..3 {
+            let r = post(
+                &gw,
+                proto,
+                "/intake/v2/rum/events",
+                &[("X-Forwarded-For", &ip), ("Authorization", &bearer)],
+                payload("rum-js", "shop", 12),
+            )
+            .await;
+            assert_eq!(r.status, 202, "{proto:?}: {}", r.body);
+        }
+    }
+    let m = &gw.shared.metrics;
+    assert_eq!(
+        m.get("apmgate_rate_limited_total", &[("stage", "request")]),
+        3
+    );
+    assert_eq!(
+        m.get("apmgate_rate_limited_total", &[("stage", "batch")]),
+        3
+    );
+    let dir = gw.stop().await;
+    assert_eq!(
+        support::output_documents(dir.path()).len(),
+        3 * (10 + 3 * 12)
+    );
+}
+
+#[tokio::test]
+async fn a_batch_larger_than_the_burst_is_refused_at_once() {
+    // event_limit 1: a burst of 3; a batch of 10 can never be had.
+    let gw = Gateway::start(&anonymous_policy(
+        "[auth.anonymous.rate_limit]\nevent_limit = 1\n",
+    ))
+    .await;
+    let r = post(
+        &gw,
+        Proto::H1,
+        "/intake/v2/rum/events",
+        &[],
+        payload("rum-js", "shop", 10),
+    )
+    .await;
+    assert_eq!(r.status, 429);
+    assert_eq!(r.body, batch_error("rate limit exceeded"));
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn spoofed_forwarding_headers_do_not_dodge_the_rate_limit() {
+    // No trusted proxies: every request comes from 127.0.0.1, whatever it claims (APM Server's
+    // open issue #6424).
+    let gw = Gateway::start(&anonymous_policy(
+        "[auth.anonymous.rate_limit]\nevent_limit = 1\n",
+    ))
+    .await;
+    let mut sent = 0;
+    let refused = loop {
+        let ip = format!("198.51.100.{}", sent + 1);
+        let r = post(
+            &gw,
+            Proto::H1,
+            "/intake/v2/rum/events",
+            &[("X-Forwarded-For", &ip)],
+            Vec::new(),
+        )
+        .await;
+        sent += 1;
+        if r.status != 202 {
+            break r;
+        }
+        assert!(
+            sent < 20,
+            "never rate limited: the forwarded addresses were believed"
+        );
+    };
+    assert_eq!(refused.status, 429);
+    assert!(sent <= 5, "the burst of 3 is shared: refused after {sent}");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn evicted_rate_limit_buckets_are_reused_not_refilled() {
+    // One bucket for all addresses (ip_limit 1): a new address inherits the spent bucket.
+    let gw = Gateway::start(&format!(
+        "[gateway]\ntrusted_proxies = [\"127.0.0.1\"]\n{}",
+        anonymous_policy("[auth.anonymous.rate_limit]\nevent_limit = 1\nip_limit = 1\n")
+    ))
+    .await;
+    let mut sent = 0;
+    loop {
+        let r = post(
+            &gw,
+            Proto::H1,
+            "/intake/v2/rum/events",
+            &[("X-Forwarded-For", "192.0.2.1")],
+            Vec::new(),
+        )
+        .await;
+        sent += 1;
+        if r.status == 429 {
+            break;
+        }
+        assert!(sent < 20);
+    }
+    let r = post(
+        &gw,
+        Proto::H1,
+        "/intake/v2/rum/events",
+        &[("X-Forwarded-For", "192.0.2.2")],
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(r.status, 429, "a fresh address got a fresh bucket");
+    gw.stop().await;
+}
+
+const CORS: &str = r#"
+[gateway.response_headers]
+X-Served-By = "apmgate-test"
+
+[rum]
+enabled = true
+allow_origins = ["https://shop.example.com", "https://*.shop.example.com"]
+allow_headers = ["X-Shop-Session"]
+
+[rum.response_headers]
+Timing-Allow-Origin = "https://shop.example.com"
+"#;
+
+#[tokio::test]
+async fn cors_on_rum_routes() {
+    let gw = Gateway::start(&format!("{STANDARD_LISTENERS}{CORS}")).await;
+    let good = "https://www.shop.example.com";
+    for proto in Proto::ALL {
+        for route in [
+            "/intake/v2/rum/events",
+            "/intake/v3/rum/events",
+            "/config/v1/rum/agents",
+        ] {
+            let what = format!("{proto:?} {route}");
+            // Preflight: answered before anything else, 200 and empty.
+            let r = request(
+                &gw,
+                proto,
+                reqwest::Method::OPTIONS,
+                route,
+                &[("Origin", good), ("Access-Control-Request-Method", "POST")],
+                None,
+            )
+            .await;
+            assert_eq!(r.status, 200, "{what}");
+            assert_eq!(r.body, Value::Null, "{what}");
+            assert_eq!(r.header("content-length"), Some("0"), "{what}");
+            assert_eq!(
+                r.header("access-control-allow-origin"),
+                Some(good),
+                "{what}"
+            );
+            assert_eq!(r.header("access-control-max-age"), Some("3600"), "{what}");
+            assert_eq!(r.header("vary"), Some("Origin"), "{what}");
+            assert_eq!(
+                r.header("access-control-allow-methods"),
+                Some("POST, OPTIONS"),
+                "{what}"
+            );
+            assert_eq!(
+                r.header("access-control-allow-headers"),
+                Some("X-Shop-Session, Content-Type, Content-Encoding, Accept"),
+                "{what}"
+            );
+            assert_eq!(
+                r.header("access-control-expose-headers"),
+                Some("Etag"),
+                "{what}"
+            );
+            assert_eq!(r.header("x-served-by"), Some("apmgate-test"), "{what}");
+            assert_eq!(
+                r.header("timing-allow-origin"),
+                Some("https://shop.example.com"),
+                "{what}"
+            );
+
+            // A preflight from elsewhere: still 200, without the allowed origin.
+            let r = request(
+                &gw,
+                proto,
+                reqwest::Method::OPTIONS,
+                route,
+                &[("Origin", "https://evil.example.com")],
+                None,
+            )
+            .await;
+            assert_eq!(r.status, 200, "{what}");
+            assert_eq!(r.header("access-control-allow-origin"), None, "{what}");
+
+            // The request itself.
+            let (allowed, expected) = if route.starts_with("/config") {
+                (
+                    get(
+                        &gw,
+                        proto,
+                        &format!("{route}?service.name=shop"),
+                        &[("Origin", good)],
+                    )
+                    .await,
+                    200,
+                )
+            } else {
+                (
+                    post(
+                        &gw,
+                        proto,
+                        route,
+                        &[("Origin", good)],
+                        payload("rum-js", "shop", 1),
+                    )
+                    .await,
+                    202,
+                )
+            };
+            assert_eq!(allowed.status, expected, "{what}: {}", allowed.body);
+            assert_eq!(
+                allowed.header("access-control-allow-origin"),
+                Some(good),
+                "{what}"
+            );
+            assert_eq!(
+                allowed.header("x-served-by"),
+                Some("apmgate-test"),
+                "{what}"
+            );
+            assert_eq!(
+                allowed.header("timing-allow-origin"),
+                Some("https://shop.example.com"),
+                "{what}"
+            );
+            assert_eq!(
+                allowed.header("x-content-type-options"),
+                Some("nosniff"),
+                "{what}"
+            );
+
+            for origin in [
+                "https://evil.example.com",
+                "https://shop.example.com.evil.org",
+                "",
+            ] {
+                let headers: Vec<(&str, &str)> = if origin.is_empty() {
+                    vec![]
+                } else {
+                    vec![("Origin", origin)]
+                };
+                let r = post(&gw, proto, route, &headers, payload("rum-js", "shop", 1)).await;
+                assert_eq!(r.status, 403, "{what} from {origin:?}");
+                assert_eq!(
+                    r.body,
+                    json!({"error": format!("forbidden request: origin: '{origin}' is not allowed")}),
+                    "{what}"
+                );
+                assert_eq!(r.header("access-control-allow-origin"), None, "{what}");
+            }
+        }
+        // The backend intake has no CORS and no RUM headers, but the gateway's.
+        let r = post(
+            &gw,
+            proto,
+            "/intake/v2/events",
+            &[("Origin", "https://evil.example.com")],
+            payload("python", "svc", 1),
+        )
+        .await;
+        assert_eq!(r.status, 202);
+        assert_eq!(r.header("x-served-by"), Some("apmgate-test"));
+        assert_eq!(r.header("timing-allow-origin"), None);
+        assert_eq!(r.header("access-control-allow-origin"), None);
+        // Unknown paths get none of the APM headers.
+        let r = get(&gw, proto, "/nowhere", &[]).await;
+        assert_eq!(
+            (r.status, &r.body),
+            (404, &json!({"error": "404 page not found"}))
+        );
+        assert_eq!(r.header("x-served-by"), None);
+    }
+    assert_eq!(
+        gw.shared
+            .metrics
+            .get("apmgate_access_denied_total", &[("reason", "cors")]),
+        3 * 3 * 3
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn cors_default_allows_any_origin_and_none() {
+    let gw = Gateway::start(&format!("{STANDARD_LISTENERS}\n[rum]\nenabled = true\n")).await;
+    for origin in [Some("https://anything.example"), None] {
+        let headers: Vec<(&str, &str)> = origin.iter().map(|o| ("Origin", *o)).collect();
+        let r = post(
+            &gw,
+            Proto::H1,
+            "/intake/v2/rum/events",
+            &headers,
+            payload("rum-js", "shop", 1),
+        )
+        .await;
+        assert_eq!(r.status, 202, "{origin:?}");
+        assert_eq!(r.header("access-control-allow-origin"), origin);
+    }
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn refusals_on_rum_routes_keep_the_allowed_origin_so_browsers_can_read_them() {
+    // An allowed origin's request refused by authentication: the browser must see the 401.
+    let gw = Gateway::start(&with_token(&format!(
+        "{CORS}\n[auth.anonymous]\nenabled = false\n"
+    )))
+    .await;
+    let good = "https://shop.example.com";
+    let r = post(
+        &gw,
+        Proto::H1,
+        "/intake/v2/rum/events",
+        &[("Origin", good)],
+        payload("rum-js", "shop", 1),
+    )
+    .await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.header("access-control-allow-origin"), Some(good));
+    gw.stop().await;
+}
+
+#[tokio::test]
+#[ignore = "bug: router::dispatch returns the up-front anonymous 429 early, skipping the Access-Control-Allow-Origin that every other RUM response from an allowed origin gets; browsers cannot read the 429"]
+async fn rate_limited_rum_requests_keep_the_allowed_origin() {
+    let gw = Gateway::start(&with_token(
+        r#"
+[rum]
+enabled = true
+allow_origins = ["https://shop.example.com"]
+
+[auth.anonymous]
+allow_agent = ["rum-js"]
+
+[auth.anonymous.rate_limit]
+event_limit = 1
+"#,
+    ))
+    .await;
+    let good = "https://shop.example.com";
+    let mut sent = 0;
+    let refused = loop {
+        let r = post(
+            &gw,
+            Proto::H1,
+            "/intake/v2/rum/events",
+            &[("Origin", good)],
+            Vec::new(),
+        )
+        .await;
+        sent += 1;
+        if r.status != 202 {
+            break r;
+        }
+        assert!(sent < 20);
+    };
+    assert_eq!(refused.status, 429);
+    assert_eq!(refused.header("access-control-allow-origin"), Some(good));
+    gw.stop().await;
+}
+
+/// A plaintext listener with only the metrics route, beside the standard ones.
+const METRICS_POLICY: &str = r#"
+[[listener]]
+name = "ops"
+bind = "127.0.0.1:0"
+routes = ["metrics"]
+
+[role.ops]
+privileges = ["monitoring:read"]
+
+[role.agent]
+privileges = ["event:write", "config_agent:read"]
+
+[auth.secret_token.ops]
+secret = "ops-token"
+roles = ["ops"]
+
+[auth.secret_token.agents]
+secret = "agent-token"
+roles = ["agent"]
+
+[rum]
+enabled = true
+allow_origins = ["https://shop.example.com"]
+
+[auth.anonymous]
+enabled = false
+
+[access]
+default = "allow"
+
+[[access.rule]]
+name = "no-python"
+when = 'agent == "elasticapm-python"'
+effect = "deny"
+"#;
+
+async fn scrape(gw: &Gateway, token: Option<&str>) -> reqwest::Response {
+    let mut req = reqwest::Client::new().get(gw.url("ops", false, "/metrics"));
+    if let Some(t) = token {
+        req = req.header("Authorization", format!("Bearer {t}"));
+    }
+    req.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn metrics_route_needs_monitoring_read_and_counts_requests_and_denials() {
+    let gw = Gateway::start(&format!("{STANDARD_LISTENERS}{METRICS_POLICY}")).await;
+    let agent = [("Authorization", "Bearer agent-token")];
+    // Known traffic: accepted events on every protocol, and one denial of each kind.
+    for (proto, n) in [(Proto::H1, 3), (Proto::H2Tls, 2), (Proto::H2c, 1)] {
+        for _ in 0..n {
+            let r = post(
+                &gw,
+                proto,
+                "/intake/v2/events",
+                &agent,
+                payload("nodejs", "svc", 4),
+            )
+            .await;
+            assert_eq!(r.status, 202);
+        }
+    }
+    // One valid and one invalid event.
+    let mut mixed = payload("nodejs", "svc", 1);
+    mixed.extend_from_slice(b"{\"transaction\": {\"id\": 12}}\n");
+    let r = post(&gw, Proto::H1, "/intake/v2/events", &agent, mixed).await;
+    assert_eq!(r.status, 400);
+    let r = post(
+        &gw,
+        Proto::H1,
+        "/intake/v2/events",
+        &[("Authorization", "Bearer wrong")],
+        vec![],
+    )
+    .await;
+    assert_eq!(r.status, 401);
+    let r = post(&gw, Proto::H1, "/intake/v2/events", &[], vec![]).await;
+    assert_eq!(r.status, 401);
+    let r = post(
+        &gw,
+        Proto::H1,
+        "/intake/v2/events",
+        &[
+            ("Authorization", "Bearer agent-token"),
+            ("User-Agent", "elasticapm-python/6"),
+        ],
+        vec![],
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    let r = post(
+        &gw,
+        Proto::H1,
+        "/intake/v2/rum/events",
+        &[("Origin", "https://evil.example.com")],
+        vec![],
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    // The metrics route is only where a listener serves it.
+    let r = get(
+        &gw,
+        Proto::H1,
+        "/metrics",
+        &[("Authorization", "Bearer ops-token")],
+    )
+    .await;
+    assert_eq!(r.status, 404);
+
+    // Without credentials, and without monitoring:read.
+    let r = scrape(&gw, None).await;
+    assert_eq!(r.status(), 401);
+    let r = scrape(&gw, Some("agent-token")).await;
+    assert_eq!(r.status(), 403);
+    let body: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+    assert_eq!(
+        body,
+        json!({"error": "unauthorized: secret token not permitted action \"monitoring:read\""})
+    );
+
+    let r = scrape(&gw, Some("ops-token")).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let text = r.text().await.unwrap();
+    // Well-formed exposition: every sample line is `series value`.
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let (_, v) = line.rsplit_once(' ').unwrap_or_else(|| panic!("{line}"));
+        assert!(v.parse::<f64>().is_ok(), "{line}");
+    }
+    assert!(text.contains("# TYPE apmgate_requests_total counter"));
+    let m = |s: &str| support::metric(&text, s).unwrap_or_else(|| panic!("no {s} in\n{text}"));
+    let requests = |listener: &str, route: &str, protocol: &str, status: u16| {
+        m(&format!(
+            "apmgate_requests_total{{listener=\"{listener}\",route=\"{route}\",protocol=\"{protocol}\",status=\"{status}\"}}"
+        ))
+    };
+    for (listener, route, protocol, status, count) in [
+        ("plain", "intake", "http/1.1", 202, 3),
+        ("tls", "intake", "h2", 202, 2),
+        ("plain", "intake", "h2c", 202, 1),
+        ("plain", "intake", "http/1.1", 400, 1),
+        ("plain", "intake", "http/1.1", 401, 2),
+        ("plain", "intake", "http/1.1", 403, 1),
+        ("plain", "rum_intake", "http/1.1", 403, 1),
+        ("plain", "unknown", "http/1.1", 404, 1),
+        ("ops", "metrics", "http/1.1", 401, 1),
+        ("ops", "metrics", "http/1.1", 403, 1),
+    ] {
+        assert_eq!(
+            requests(listener, route, protocol, status),
+            count,
+            "{listener} {route} {protocol} {status}"
+        );
+    }
+    assert_eq!(
+        m(r#"apmgate_events_accepted_total{route="intake"}"#),
+        6 * 4 + 1
+    );
+    assert_eq!(m(r#"apmgate_events_rejected_total{reason="invalid"}"#), 1);
+    assert_eq!(
+        m(r#"apmgate_access_denied_total{reason="unauthenticated"}"#),
+        3
+    );
+    assert_eq!(m(r#"apmgate_access_denied_total{reason="rule"}"#), 1);
+    assert_eq!(m(r#"apmgate_access_denied_total{reason="cors"}"#), 1);
+    assert_eq!(m(r#"apmgate_access_denied_total{reason="privilege"}"#), 1);
+    assert!(m(r#"apmgate_bytes_received_total{route="intake"}"#) > 0);
+    assert!(m(r#"apmgate_connections_total{listener="tls",transport="tls"}"#) >= 1);
+    assert_eq!(m("apmgate_requests_in_flight"), 1, "the scrape itself");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn listeners_serve_only_their_routes_and_metrics_can_be_guarded_by_an_allowlist() {
+    // No authentication: everyone holds every privilege, so only the rule guards metrics.
+    let gw = Gateway::start(
+        r#"
+[gateway]
+trusted_proxies = ["127.0.0.1"]
+
+[[listener]]
+name = "public"
+bind = "127.0.0.1:0"
+protocols = ["http1", "h2c"]
+routes = ["root", "rum_intake"]
+
+[[listener]]
+name = "ops"
+bind = "127.0.0.1:0"
+routes = ["metrics"]
+
+[rum]
+enabled = true
+
+[allowlist.ops]
+cidrs = ["10.0.0.0/8"]
+
+[[access.rule]]
+name = "metrics-from-ops-only"
+when = 'route == metrics and not source in ops'
+effect = "deny"
+"#,
+    )
+    .await;
+    let not_found = json!({"error": "404 page not found"});
+    for proto in [Proto::H1, Proto::H2c] {
+        let http = client(&gw, proto);
+        let url = |path: &str| gw.url("public", false, path);
+        let r = http
+            .post(url("/intake/v2/rum/events"))
+            .body(payload("rum-js", "shop", 1))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202, "{proto:?}");
+        for path in [
+            "/intake/v2/events",
+            "/config/v1/agents?service.name=x",
+            "/metrics",
+        ] {
+            let r = http
+                .get(url(path))
+                .header("Accept", "application/json")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 404, "{proto:?} {path}");
+            assert_eq!(r.json::<Value>().await.unwrap(), not_found);
+        }
+    }
+    let http = client(&gw, Proto::H1);
+    let metrics = |xff: Option<&'static str>| {
+        let mut req = http.get(gw.url("ops", false, "/metrics"));
+        if let Some(ip) = xff {
+            req = req.header("X-Forwarded-For", ip);
+        }
+        req.send()
+    };
+    assert_eq!(metrics(Some("10.1.2.3")).await.unwrap().status(), 200);
+    for xff in [Some("192.0.2.1"), None] {
+        let r = metrics(xff).await.unwrap();
+        assert_eq!(r.status(), 403, "{xff:?}");
+        let body: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+        assert_eq!(
+            body,
+            json!({"error": "forbidden request: access denied by policy"})
+        );
+    }
+    let r = http.get(gw.url("ops", false, "/")).send().await.unwrap();
+    assert_eq!(r.status(), 404, "the ops listener does not serve `/`");
+    gw.stop().await;
+}

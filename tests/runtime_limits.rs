@@ -1,0 +1,603 @@
+//! The listener limits of the policy, over real sockets: header size, connections, body size
+//! after decompression (gzip bombs), read, idle and write timeouts, the per-line event size with
+//! the stream going on, and graceful shutdown.
+
+mod support;
+
+use std::convert::Infallible;
+use std::io::Write;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+use support::{Gateway, Proto, client, gauge, payload};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+/// A generous upper bound for anything the gateway should do promptly.
+const BOUND: Duration = Duration::from_secs(10);
+
+/// The standard listeners (`plain`: HTTP/1.1 and h2c; `tls`: HTTP/1.1 and h2) with `limits`.
+fn listeners(limits: &str) -> String {
+    format!(
+        r#"
+[[listener]]
+name = "plain"
+bind = "127.0.0.1:0"
+protocols = ["http1", "h2c"]
+limits = {{ {limits} }}
+
+[[listener]]
+name = "tls"
+bind = "127.0.0.1:0"
+protocols = ["http1", "http2"]
+tls = "dev"
+limits = {{ {limits} }}
+
+[tls.dev]
+certificate = "certs/server.crt"
+key = "certs/server.key"
+"#
+    )
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+/// One HTTP/1.1 chunk.
+fn chunk(data: &[u8]) -> Vec<u8> {
+    let mut c = format!("{:x}\r\n", data.len()).into_bytes();
+    c.extend_from_slice(data);
+    c.extend_from_slice(b"\r\n");
+    c
+}
+
+/// The head of a chunked intake request.
+fn chunked_head(path: &str) -> Vec<u8> {
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+/// A request body fed by a channel, for holding HTTP/2 request streams open.
+struct ChannelBody(mpsc::UnboundedReceiver<Bytes>);
+
+impl hyper::body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|b| b.map(|b| Ok(hyper::body::Frame::data(b))))
+    }
+}
+
+/// An h2c connection (prior knowledge) with hyper's client; the connection task runs apart.
+async fn h2c_connect(
+    addr: std::net::SocketAddr,
+) -> (
+    hyper::client::conn::http2::SendRequest<ChannelBody>,
+    tokio::task::JoinHandle<Result<(), hyper::Error>>,
+) {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let (sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .unwrap();
+    (sender, tokio::spawn(conn))
+}
+
+/// Starts a streamed POST over h2c; returns the body sender and the response.
+fn h2c_post(
+    sender: &mut hyper::client::conn::http2::SendRequest<ChannelBody>,
+    addr: std::net::SocketAddr,
+    path: &str,
+) -> (
+    mpsc::UnboundedSender<Bytes>,
+    tokio::task::JoinHandle<(u16, Value)>,
+) {
+    use http_body_util::BodyExt;
+    let (tx, rx) = mpsc::unbounded_channel();
+    let req = http::Request::post(format!("http://{addr}{path}"))
+        .header("Accept", "application/json")
+        .body(ChannelBody(rx))
+        .unwrap();
+    let resp = sender.send_request(req);
+    let task = tokio::spawn(async move {
+        let resp = resp.await.unwrap();
+        let status = resp.status().as_u16();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap()
+        };
+        (status, body)
+    });
+    (tx, task)
+}
+
+#[tokio::test]
+async fn oversized_headers_are_refused() {
+    let gw = Gateway::start(&listeners("max_header_size = \"16KiB\"")).await;
+    let huge = "x".repeat(64 * 1024);
+    let fine = "x".repeat(4 * 1024);
+    for proto in Proto::ALL {
+        let url = gw.url(proto.listener(), proto.tls(), "/");
+        let r = client(&gw, proto)
+            .get(&url)
+            .header("X-Big", &huge)
+            .send()
+            .await;
+        match r {
+            Ok(resp) => assert_eq!(resp.status(), 431, "{proto:?}"),
+            Err(e) => eprintln!("{proto:?}: refused with a connection error: {e}"),
+        }
+        // Just over the limit (17 KiB of `a`, under 11 KB once HPACK-encoded, so one HTTP/2
+        // frame): 431 on every protocol.
+        let resp = client(&gw, proto)
+            .get(&url)
+            .header("X-Big", "a".repeat(17 * 1024))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 431, "{proto:?}");
+        // A header within the limit is fine, on a fresh connection.
+        let r = client(&gw, proto)
+            .get(&url)
+            .header("X-Big", &fine)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{proto:?}");
+    }
+    gw.stop().await;
+}
+
+#[tokio::test]
+#[ignore = "bug: listener.rs enforces max_header_size for HTTP/1.1 through hyper's max_buf_size, which hyper raises to at least 8192, so limits below 8 KiB are not enforced; hyper's http1 Builder::max_header_size (not exposed by hyper-util's auto builder) is the exact limit"]
+async fn a_header_limit_below_8kib_is_enforced_for_http1() {
+    let gw = Gateway::start(&listeners("max_header_size = \"1KiB\"")).await;
+    let r = client(&gw, Proto::H1)
+        .get(gw.url("plain", false, "/"))
+        .header("X-Big", "x".repeat(4 * 1024))
+        .send()
+        .await;
+    match r {
+        Ok(resp) => assert_eq!(resp.status(), 431),
+        Err(e) => eprintln!("refused with a connection error: {e}"),
+    }
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn max_connections_holds_further_connections_until_one_closes() {
+    let gw = Gateway::start(
+        "[[listener]]\nname = \"plain\"\nbind = \"127.0.0.1:0\"\nlimits = { max_connections = 1 }\n",
+    )
+    .await;
+    let addr = gw.addr("plain");
+    // The first connection is served and stays open (keep-alive).
+    let mut first = TcpStream::connect(addr).await.unwrap();
+    first
+        .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    assert_eq!(
+        support::read_response(&mut first).await.unwrap().status,
+        200
+    );
+
+    // A second request on a new connection is not served while the first is open.
+    let http = client(&gw, Proto::H1);
+    let url = gw.url("plain", false, "/");
+    let mut second = tokio::spawn(async move { http.get(url).send().await.map(|r| r.status()) });
+    let early = tokio::time::timeout(Duration::from_millis(500), &mut second).await;
+    assert!(early.is_err(), "served beside the first: {early:?}");
+    let connections = |gw: &Gateway| {
+        gw.shared.metrics.get(
+            "apmgate_connections_total",
+            &[("listener", "plain"), ("transport", "tcp")],
+        )
+    };
+    assert_eq!(connections(&gw), 1, "the second connection was accepted");
+
+    // Once the first closes, the second is served.
+    drop(first);
+    let status = tokio::time::timeout(BOUND, second)
+        .await
+        .expect("served once the first closed")
+        .unwrap()
+        .unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(connections(&gw), 2);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_gzip_bomb_stops_at_max_body_size() {
+    let gw = Gateway::start(&listeners("max_body_size = \"1MiB\"")).await;
+    // 64 MiB of zeros after the metadata line, compressed to about 64 KiB.
+    let mut plain = support::metadata_line("python", "bomb").into_bytes();
+    plain.extend(std::iter::repeat_n(b'0', 64 << 20));
+    let bomb = gzip(&plain);
+    assert!(bomb.len() < 100 * 1024, "{}", bomb.len());
+    for proto in Proto::ALL {
+        for encoding in [Some("gzip"), None] {
+            let mut req = client(&gw, proto)
+                .post(gw.url(proto.listener(), proto.tls(), "/intake/v2/events"))
+                .header("Accept", "application/json")
+                .body(bomb.clone());
+            if let Some(e) = encoding {
+                req = req.header("Content-Encoding", e);
+            }
+            let resp = req.send().await.unwrap();
+            assert_eq!(resp.status(), 400, "{proto:?} {encoding:?}");
+            let body: Value = resp.json().await.unwrap();
+            assert_eq!(body["accepted"], 0);
+            let message = body["errors"][0]["message"].as_str().unwrap();
+            assert!(
+                message.starts_with("request body too large"),
+                "{proto:?}: {message}"
+            );
+        }
+        // Below the cap, compressed bodies are fine.
+        let resp = client(&gw, proto)
+            .post(gw.url(proto.listener(), proto.tls(), "/intake/v2/events"))
+            .header("Content-Encoding", "gzip")
+            .body(gzip(&payload("python", "svc", 50)))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 202, "{proto:?}");
+    }
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn an_oversized_line_is_skipped_and_the_stream_goes_on() {
+    let gw = Gateway::start(&listeners("max_event_size = 200")).await;
+    for proto in Proto::ALL {
+        let service = format!("lines-{proto:?}").to_lowercase();
+        let mut body = support::metadata_line("python", &service);
+        assert!(body.len() < 200);
+        body.push_str(&support::transaction_line(1, None));
+        let big = format!(
+            "{{\"transaction\":{{\"id\":\"0000000000000002\",\"name\":\"{}\"}}}}",
+            "n".repeat(1000)
+        );
+        body.push_str(&big);
+        body.push('\n');
+        body.push_str(&support::transaction_line(3, None));
+        let resp = client(&gw, proto)
+            .post(gw.url(proto.listener(), proto.tls(), "/intake/v2/events"))
+            .header("Accept", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "{proto:?}: too large is 400, not 413");
+        let got: Value = resp.json().await.unwrap();
+        assert_eq!(
+            got,
+            json!({"accepted": 2, "errors": [{
+                "message": "event exceeded the permitted size",
+                "document": &big[..200],
+            }]}),
+            "{proto:?}"
+        );
+    }
+    let dir = gw.stop().await;
+    let docs = support::output_documents(dir.path());
+    assert_eq!(docs.len(), 6, "the events around each long line are kept");
+}
+
+#[tokio::test]
+async fn a_stalled_body_is_answered_503_after_the_read_timeout() {
+    let gw = Gateway::start(&listeners("read_timeout = \"500ms\"")).await;
+    let metadata = support::metadata_line("python", "stalled");
+
+    // HTTP/1.1, chunked: the metadata line, then nothing.
+    let started = Instant::now();
+    let mut s = TcpStream::connect(gw.addr("plain")).await.unwrap();
+    s.write_all(&chunked_head("/intake/v2/events"))
+        .await
+        .unwrap();
+    s.write_all(&chunk(metadata.as_bytes())).await.unwrap();
+    let resp = tokio::time::timeout(BOUND, support::read_response(&mut s))
+        .await
+        .expect("answered within the bound")
+        .unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(500));
+    assert_eq!(resp.status, 503);
+    assert_eq!(resp.json(), json!({"error": "request timed out"}));
+    assert_eq!(resp.header("connection"), Some("close"));
+
+    // HTTP/2 (h2c): a request stream that stops sending.
+    let (mut sender, _conn) = h2c_connect(gw.addr("plain")).await;
+    let (tx, answer) = h2c_post(&mut sender, gw.addr("plain"), "/intake/v2/events");
+    tx.send(Bytes::from(metadata.clone())).unwrap();
+    let (status, body) = tokio::time::timeout(BOUND, answer)
+        .await
+        .expect("answered within the bound")
+        .unwrap();
+    assert_eq!(status, 503);
+    assert_eq!(body, json!({"error": "request timed out"}));
+    drop(tx);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_stalled_header_block_is_dropped_after_the_read_timeout() {
+    let gw = Gateway::start(&listeners("read_timeout = \"500ms\"")).await;
+    let mut s = TcpStream::connect(gw.addr("plain")).await.unwrap();
+    s.write_all(b"POST /intake/v2/events HTTP/1.1\r\nHost: loc")
+        .await
+        .unwrap();
+    tokio::time::timeout(BOUND, support::await_close(&mut s))
+        .await
+        .expect("the gateway drops a connection whose headers never end");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn an_idle_http1_connection_is_closed_after_the_idle_timeout() {
+    let gw = Gateway::start(&listeners("idle_timeout = \"300ms\"")).await;
+    let mut s = TcpStream::connect(gw.addr("plain")).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    assert_eq!(support::read_response(&mut s).await.unwrap().status, 200);
+    let idle_since = Instant::now();
+    let rest = tokio::time::timeout(BOUND, support::await_close(&mut s))
+        .await
+        .expect("the idle connection is closed");
+    assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
+    assert!(idle_since.elapsed() >= Duration::from_millis(300));
+    gw.stop().await;
+}
+
+#[tokio::test]
+#[ignore = "bug: listener.rs maps idle_timeout for HTTP/2 onto hyper's keep-alive PINGs, which a live client always answers, so an idle HTTP/2 connection is never closed (Go's server sends GOAWAY after IdleTimeout); needs an idle timer per connection that starts graceful shutdown when no stream is open"]
+async fn an_idle_http2_connection_is_closed_after_the_idle_timeout() {
+    let gw = Gateway::start(&listeners("idle_timeout = \"300ms\"")).await;
+    let addr = gw.addr("plain");
+    let (mut sender, conn) = h2c_connect(addr).await;
+    let (tx, answer) = h2c_post(&mut sender, addr, "/intake/v2/events");
+    tx.send(Bytes::from(payload("python", "svc", 1))).unwrap();
+    drop(tx);
+    assert_eq!(answer.await.unwrap().0, 202);
+    tokio::time::timeout(BOUND, conn)
+        .await
+        .expect("the idle HTTP/2 connection is closed")
+        .unwrap()
+        .ok();
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_dropped_after_the_write_timeout() {
+    let gw = Gateway::start(&listeners(
+        "write_timeout = \"500ms\", max_event_size = \"8MiB\"",
+    ))
+    .await;
+    // Five invalid 8 MiB lines: each is echoed as the `document` of an error, so the answer
+    // (about 40 MiB) is far more than the socket buffers hold. The request is tiny (gzip).
+    let mut plain = support::metadata_line("python", "svc").into_bytes();
+    for _ in 0..5 {
+        plain.extend_from_slice(b"{\"transaction\": ");
+        plain.extend(std::iter::repeat_n(b'a', (8 << 20) - 32));
+        plain.extend_from_slice(b"}\n");
+    }
+    let body = gzip(&plain);
+    let mut s = TcpStream::connect(gw.addr("plain")).await.unwrap();
+    let head = format!(
+        "POST /intake/v2/events HTTP/1.1\r\nHost: localhost\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(&body).await.unwrap();
+    // Read nothing until the gateway has taken the connection in, and then given up on it.
+    support::wait_until(BOUND, "the connection is open", || {
+        gauge(&gw, "apmgate_connections_open") == 1
+    })
+    .await;
+    support::wait_until(Duration::from_secs(60), "the connection is dropped", || {
+        gauge(&gw, "apmgate_connections_open") == 0
+    })
+    .await;
+    let got = support::await_close(&mut s).await;
+    let text = String::from_utf8_lossy(&got[..got.len().min(512)]).into_owned();
+    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+    let length: usize = text
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length: ")
+                .map(|v| v.trim().parse().unwrap())
+        })
+        .expect("a content length");
+    assert!(
+        got.len() < length,
+        "the whole answer ({length} bytes) was delivered to a client that did not read"
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn graceful_shutdown_lets_in_flight_requests_finish() {
+    let gw = Gateway::start(&listeners("")).await;
+    let addr = gw.addr("plain");
+    // An idle keep-alive connection: the gateway closes it when it starts draining.
+    let mut idle = TcpStream::connect(addr).await.unwrap();
+    idle.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    assert_eq!(support::read_response(&mut idle).await.unwrap().status, 200);
+
+    // An HTTP/1.1 request and an h2c request in flight, each having sent part of its body.
+    let mut h1 = TcpStream::connect(addr).await.unwrap();
+    h1.write_all(&chunked_head("/intake/v2/events?verbose"))
+        .await
+        .unwrap();
+    let mut first = support::metadata_line("python", "in-flight-h1");
+    first.push_str(&support::transaction_line(0, None));
+    h1.write_all(&chunk(first.as_bytes())).await.unwrap();
+    let (mut sender, _conn) = h2c_connect(addr).await;
+    let (tx, h2_answer) = h2c_post(&mut sender, addr, "/intake/v2/events?verbose");
+    let mut first = support::metadata_line("python", "in-flight-h2c");
+    first.push_str(&support::transaction_line(0, None));
+    tx.send(Bytes::from(first)).unwrap();
+    support::wait_until(BOUND, "both requests are in flight", || {
+        gauge(&gw, "apmgate_requests_in_flight") == 2
+    })
+    .await;
+
+    let stopping = tokio::spawn(gw.stop());
+    tokio::time::timeout(BOUND, support::await_close(&mut idle))
+        .await
+        .expect("draining closes idle connections");
+
+    // Both requests finish their bodies after the shutdown began, and are accepted.
+    let rest: String = (1..12)
+        .map(|i| support::transaction_line(i, None))
+        .collect();
+    h1.write_all(&chunk(rest.as_bytes())).await.unwrap();
+    h1.write_all(b"0\r\n\r\n").await.unwrap();
+    let resp = tokio::time::timeout(BOUND, support::read_response(&mut h1))
+        .await
+        .expect("the HTTP/1.1 request is answered")
+        .unwrap();
+    assert_eq!(resp.status, 202);
+    assert_eq!(resp.json(), json!({"accepted": 12}));
+    tx.send(Bytes::from(rest)).unwrap();
+    drop(tx);
+    let (status, body) = tokio::time::timeout(BOUND, h2_answer)
+        .await
+        .expect("the h2c request is answered")
+        .unwrap();
+    assert_eq!((status, body), (202, json!({"accepted": 12})));
+
+    let dir = tokio::time::timeout(BOUND, stopping)
+        .await
+        .expect("the gateway stops once drained")
+        .unwrap();
+    let docs = support::output_documents(dir.path());
+    for service in ["in-flight-h1", "in-flight-h2c"] {
+        let n = docs
+            .iter()
+            .filter(|(_, d)| d["service"]["name"] == service)
+            .count();
+        assert_eq!(n, 12, "{service}: every accepted event is in the output");
+    }
+    // Stopped: new connections are refused.
+    assert!(TcpStream::connect(addr).await.is_err());
+}
+
+#[tokio::test]
+#[ignore = "bug: BoundListener::serve (listener.rs) keeps the listening socket open while draining, so new connections complete the TCP handshake into the backlog and hang until the drain ends (up to shutdown_timeout) instead of being refused at once; drop the TcpListener/UnixListener when the stop signal arrives"]
+async fn connections_are_refused_while_draining() {
+    let gw = Gateway::start(&listeners("")).await;
+    let addr = gw.addr("plain");
+    let mut idle = TcpStream::connect(addr).await.unwrap();
+    idle.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    assert_eq!(support::read_response(&mut idle).await.unwrap().status, 200);
+    let mut h1 = TcpStream::connect(addr).await.unwrap();
+    h1.write_all(&chunked_head("/intake/v2/events"))
+        .await
+        .unwrap();
+    h1.write_all(&chunk(support::metadata_line("python", "svc").as_bytes()))
+        .await
+        .unwrap();
+    support::wait_until(BOUND, "the request is in flight", || {
+        gauge(&gw, "apmgate_requests_in_flight") == 1
+    })
+    .await;
+    let stopping = tokio::spawn(gw.stop());
+    tokio::time::timeout(BOUND, support::await_close(&mut idle))
+        .await
+        .expect("draining closes idle connections");
+    let during = TcpStream::connect(addr).await;
+    // Let the drain finish before judging.
+    h1.write_all(b"0\r\n\r\n").await.unwrap();
+    assert_eq!(support::read_response(&mut h1).await.unwrap().status, 202);
+    tokio::time::timeout(BOUND, stopping)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(during.is_err(), "a connection was taken in while draining");
+}
+
+#[tokio::test]
+async fn the_shutdown_timeout_bounds_the_drain() {
+    let gw = Gateway::start(&listeners("shutdown_timeout = \"300ms\"")).await;
+    let mut s = TcpStream::connect(gw.addr("plain")).await.unwrap();
+    s.write_all(&chunked_head("/intake/v2/events"))
+        .await
+        .unwrap();
+    s.write_all(&chunk(support::metadata_line("python", "svc").as_bytes()))
+        .await
+        .unwrap();
+    support::wait_until(BOUND, "the request is in flight", || {
+        gauge(&gw, "apmgate_requests_in_flight") == 1
+    })
+    .await;
+    // The request never finishes (read_timeout is 30 s); the drain gives up after 300 ms.
+    let started = Instant::now();
+    tokio::time::timeout(BOUND, gw.stop())
+        .await
+        .expect("the drain ends at the shutdown timeout");
+    assert!(started.elapsed() >= Duration::from_millis(300));
+}
+
+/// Documents the file output holds so far (complete bulk pairs only).
+fn documents_written(gw: &Gateway) -> usize {
+    let text = std::fs::read_to_string(gw.path("data/apmgate-events.ndjson")).unwrap_or_default();
+    let complete = text.rfind('\n').map_or("", |i| &text[..=i]);
+    complete.lines().count() / 2
+}
+
+#[tokio::test]
+async fn batches_are_published_while_the_body_is_still_streaming() {
+    let gw = Gateway::start(&listeners("")).await;
+    let mut s = TcpStream::connect(gw.addr("plain")).await.unwrap();
+    s.write_all(&chunked_head("/intake/v2/events?verbose"))
+        .await
+        .unwrap();
+    let mut first = support::metadata_line("python", "streaming");
+    for i in 0..10 {
+        first.push_str(&support::transaction_line(i, None));
+    }
+    s.write_all(&chunk(first.as_bytes())).await.unwrap();
+    // A full batch reaches the output before the request body ends: nothing waits for the
+    // whole body.
+    support::wait_until(BOUND, "the first batch is written", || {
+        documents_written(&gw) == 10
+    })
+    .await;
+    let rest: String = (10..13)
+        .map(|i| support::transaction_line(i, None))
+        .collect();
+    s.write_all(&chunk(rest.as_bytes())).await.unwrap();
+    s.write_all(b"0\r\n\r\n").await.unwrap();
+    let resp = support::read_response(&mut s).await.unwrap();
+    assert_eq!(resp.status, 202);
+    assert_eq!(resp.json(), json!({"accepted": 13}));
+    let dir = gw.stop().await;
+    assert_eq!(support::output_documents(dir.path()).len(), 13);
+}
