@@ -95,7 +95,8 @@ fn without_auth_everyone_may_do_everything() {
         d.outcome,
         Outcome::Allow {
             status: 200,
-            full_root_body: true
+            full_root_body: true,
+            events_refused: None,
         }
     );
 }
@@ -153,7 +154,8 @@ fn secret_tokens_follow_apm_server_messages() {
         root.outcome,
         Outcome::Allow {
             status: 200,
-            full_root_body: false
+            full_root_body: false,
+            events_refused: None,
         }
     );
     let root = req("HEAD", "/")
@@ -163,7 +165,8 @@ fn secret_tokens_follow_apm_server_messages() {
         root.outcome,
         Outcome::Allow {
             status: 200,
-            full_root_body: true
+            full_root_body: true,
+            events_refused: None,
         }
     );
     // Authentication comes before the method check (APM Server's Authorized approval).

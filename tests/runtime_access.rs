@@ -341,7 +341,6 @@ async fn api_keys_declared_in_the_policy() {
 }
 
 #[tokio::test]
-#[ignore = "bug: APM Server authorizes event:write per batch (authorizeEventIngestProcessor), so a key without it gets the intake result body with the `cannot handle stream: cannot process batch: ` prefix (and 202 for an empty body); access::decide refuses up front and router.rs renders it as an {\"error\"} body"]
 async fn a_key_without_event_write_is_refused_per_batch_as_apm_server_does() {
     let (writer, reader, expired) = (
         ApiKey::new("writer-key-id"),
@@ -1174,7 +1173,6 @@ async fn refusals_on_rum_routes_keep_the_allowed_origin_so_browsers_can_read_the
 }
 
 #[tokio::test]
-#[ignore = "bug: router::dispatch returns the up-front anonymous 429 early, skipping the Access-Control-Allow-Origin that every other RUM response from an allowed origin gets; browsers cannot read the 429"]
 async fn rate_limited_rum_requests_keep_the_allowed_origin() {
     let gw = Gateway::start(&with_token(
         r#"

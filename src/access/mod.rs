@@ -138,6 +138,10 @@ pub enum Outcome {
         status: u16,
         /// Whether `GET /` answers with its body (authenticated, or no auth configured).
         full_root_body: bool,
+        /// On intake routes, a privilege the caller lacks: as APM Server, it is checked per
+        /// batch, so an empty stream is accepted and any event refuses the stream with 403
+        /// (`BatchRefusal::message`).
+        events_refused: Option<BatchRefusal>,
     },
     /// Answered by the access layer.
     Deny {
@@ -298,15 +302,19 @@ pub fn decide(
         };
         return decision;
     }
+    let who = match kind {
+        IdentityKind::ApiKey | IdentityKind::ElasticsearchApiKey => "API Key",
+        IdentityKind::Anonymous => "anonymous access",
+        IdentityKind::ClientCert => "client certificate",
+        IdentityKind::SecretToken => "secret token",
+        IdentityKind::None => "caller",
+    };
+    let intake = matches!(route, RouteName::Intake | RouteName::RumIntake);
+    let mut events_refused = None;
     if let Some(privilege) = required_privilege(route) {
-        if !privileges.contains(privilege) {
-            let who = match kind {
-                IdentityKind::ApiKey | IdentityKind::ElasticsearchApiKey => "API Key",
-                IdentityKind::Anonymous => "anonymous access",
-                IdentityKind::ClientCert => "client certificate",
-                IdentityKind::SecretToken => "secret token",
-                IdentityKind::None => "caller",
-            };
+        if !privileges.contains(privilege) && intake {
+            events_refused = Some(BatchRefusal { privilege, who });
+        } else if !privileges.contains(privilege) {
             decision.outcome = Outcome::Deny {
                 reason: DenyReason::MissingPrivilege(privilege),
                 status: 403,
@@ -343,7 +351,12 @@ pub fn decide(
         RouteName::Config | RouteName::RumConfig => (
             method == "GET" || method == "POST",
             405,
-            error_body("method not supported"),
+            // APM Server names the method to authenticated callers only.
+            error_body(&if kind == IdentityKind::Anonymous {
+                "method not supported".to_string()
+            } else {
+                format!("method not supported: {method}")
+            }),
         ),
         RouteName::Metrics => (method == "GET", 405, error_body("method not supported")),
     };
@@ -362,8 +375,26 @@ pub fn decide(
     decision.outcome = Outcome::Allow {
         status,
         full_root_body: authenticated || !policy.auth.is_configured(),
+        events_refused,
     };
     decision
+}
+
+/// Why every batch of an intake stream will be refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchRefusal {
+    /// The privilege missing.
+    pub privilege: Privilege,
+    /// Who lacks it, in APM Server's words (`API Key`).
+    pub who: &'static str,
+}
+
+impl BatchRefusal {
+    /// The reason a batch is refused, as APM Server words it after its
+    /// `cannot handle stream: cannot process batch: unauthorized: ` prefix.
+    pub fn reason(&self) -> String {
+        format!("{} not permitted action \"{}\"", self.who, self.privilege)
+    }
 }
 
 /// The identity a policy test names, without its credential.

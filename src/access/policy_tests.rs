@@ -30,6 +30,11 @@ impl TestResult {
 /// Effect, status and deciding rule of a decision.
 pub fn summarize(decision: &Decision) -> (Option<Effect>, Option<u16>) {
     match &decision.outcome {
+        // Every batch of events will be refused with 403: what any real stream gets.
+        Outcome::Allow {
+            events_refused: Some(_),
+            ..
+        } => (Some(Effect::Deny), Some(403)),
         Outcome::Allow { status, .. } => (Some(Effect::Allow), Some(*status)),
         Outcome::Deny { status, .. } => (Some(Effect::Deny), Some(*status)),
         Outcome::NeedsElasticsearch { .. } => (None, None),

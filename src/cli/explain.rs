@@ -208,8 +208,19 @@ fn human(policy: &Policy, request: &AccessRequest<'_>, d: &Decision) -> String {
     }
     match &d.outcome {
         Outcome::Allow {
+            events_refused: Some(refusal),
+            ..
+        } => {
+            out.push_str(&format!(
+                "decision:  deny (privilege): every batch of events is refused, as APM Server checks {} per batch\nanswer:    403 {{\"accepted\":0,\"errors\":[{{\"message\":\"cannot handle stream: cannot process batch: unauthorized: {}\"}}]}} (202 for an empty stream)\n",
+                refusal.privilege,
+                refusal.reason().replace('"', "\\\"")
+            ));
+        }
+        Outcome::Allow {
             status,
             full_root_body,
+            ..
         } => {
             let note = match d.route {
                 Some(apmgate::policy::ast::RouteName::Root) if !full_root_body => {
@@ -244,6 +255,17 @@ fn human(policy: &Policy, request: &AccessRequest<'_>, d: &Decision) -> String {
 
 fn to_json(policy: &Policy, request: &AccessRequest<'_>, d: &Decision) -> serde_json::Value {
     let (decision, status, body, reason) = match &d.outcome {
+        Outcome::Allow {
+            events_refused: Some(r),
+            ..
+        } => (
+            "deny",
+            Some(403),
+            Some(
+                serde_json::json!({"accepted": 0, "errors": [{"message": format!("cannot handle stream: cannot process batch: unauthorized: {}", r.reason())}]}),
+            ),
+            Some("privilege"),
+        ),
         Outcome::Allow { status, .. } => ("allow", Some(*status), None, None),
         Outcome::Deny {
             reason,

@@ -95,6 +95,10 @@ pub fn run(args: &Args) -> Result<CliOutcome, UsageError> {
 
 fn answer(r: &TestResult) -> String {
     match &r.decision.outcome {
+        Outcome::Allow {
+            events_refused: Some(r),
+            ..
+        } => format!("403: every batch refused: {} (privilege)", r.reason()),
         Outcome::Allow { status, .. } => format!("{status} (allow)"),
         Outcome::Deny {
             status,

@@ -63,6 +63,9 @@ const CURVE_ALIASES: [(&str, &str); 6] = [
 /// Default file output path.
 pub const DEFAULT_FILE_OUTPUT: &str = "data/apmgate-events.ndjson";
 
+/// The smallest `max_header_size` that can be enforced (hyper's smallest HTTP/1.1 buffer).
+pub const MIN_HEADER_SIZE: u64 = 8 * 1024;
+
 /// Secret tokens shorter than this are warned about.
 pub const MIN_SECRET_TOKEN_LEN: usize = 32;
 
@@ -882,7 +885,19 @@ impl<'a> Compiler<'a> {
     fn limits(&mut self, l: &ast::Limits) -> Limits {
         let d = Limits::default();
         Limits {
-            max_header_size: self.positive_size(&l.max_header_size, d.max_header_size),
+            max_header_size: {
+                let n = self.positive_size(&l.max_header_size, d.max_header_size);
+                match &l.max_header_size {
+                    Some(v) if n < MIN_HEADER_SIZE => {
+                        self.push(
+                            Diagnostic::new(Code::ValueOutOfRange, "`max_header_size` must be at least 8KiB", v.span.clone(), "too small")
+                                .with_help("the HTTP/1.1 parser reads headers in buffers of at least 8KiB, so a smaller limit could not be enforced"),
+                        );
+                        d.max_header_size
+                    }
+                    _ => n,
+                }
+            },
             max_event_size: self.positive_size(&l.max_event_size, d.max_event_size),
             max_body_size: self.positive_size(&l.max_body_size, d.max_body_size),
             read_timeout: self.positive_duration(&l.read_timeout, d.read_timeout),

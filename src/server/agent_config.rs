@@ -14,7 +14,6 @@ use http::{Method, Response};
 
 use super::Runtime;
 use super::respond::{self, Body};
-use crate::policy::compile::etag_of;
 use crate::policy::compiled::AgentConfigEntry;
 
 fn query_param(query: &str, name: &str) -> Option<String> {
@@ -135,11 +134,17 @@ pub fn handle(
             let for_them = entry.agent_name.as_deref().is_none_or(|a| {
                 a.is_empty() || anon.allow_agent.iter().any(|x| a.starts_with(x.as_str()))
             });
-            if for_them {
+            if anon.allow_agent.is_empty() {
+                // No agent list: APM Server does not restrict anonymous configuration at all.
+                settings = entry.settings.clone();
+                etag = entry.etag.clone();
+            } else if for_them {
+                // Trimmed to the sample rate, keeping the entry's own Etag (APM Server's
+                // sanitize); an entry for another agent is replaced by the empty result.
                 if let Some(rate) = entry.settings.get("transaction_sample_rate") {
                     settings.insert("transaction_sample_rate".into(), rate.clone());
-                    etag = etag_of(&settings);
                 }
+                etag = entry.etag.clone();
             }
         }
     } else if let Some(entry) = find(&policy.agent_configs, &service, environment.as_deref()) {

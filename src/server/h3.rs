@@ -188,6 +188,7 @@ async fn serve_connection(
                         cert,
                         protocol: Protocol::H3,
                         alt_svc: None,
+                        active: Default::default(),
                     };
                     let response =
                         super::router::handle(&shared, &conn, Request::from_parts(parts, body))

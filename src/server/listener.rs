@@ -63,8 +63,7 @@ impl BoundListener {
                         .map_err(|e| bind_err(&listener, e))?,
                 ),
                 Bind::Unix(path) => {
-                    // A stale socket file from a previous run would make bind fail.
-                    let _ = std::fs::remove_file(path);
+                    clear_stale_socket(path).map_err(|e| bind_err(&listener, e))?;
                     Socket::Unix(UnixListener::bind(path).map_err(|e| bind_err(&listener, e))?)
                 }
             })
@@ -157,9 +156,7 @@ impl BoundListener {
         builder
             .http2()
             .timer(TokioTimer::new())
-            .max_header_list_size(u32::try_from(limits.max_header_size).unwrap_or(u32::MAX))
-            .keep_alive_interval(Some(limits.idle_timeout))
-            .keep_alive_timeout(limits.idle_timeout);
+            .max_header_list_size(u32::try_from(limits.max_header_size).unwrap_or(u32::MAX));
         tracing::info!(listener = %self.listener.name, bind = %self.listener.bind, tls = self.acceptor.is_some(), "listening");
         loop {
             let permit = match &permits {
@@ -226,19 +223,35 @@ impl BoundListener {
                     cert,
                     protocol,
                     alt_svc,
+                    active: Default::default(),
                 });
+                let active = conn.active.clone();
                 let service = super::router::service(shared.clone(), conn);
                 let mut builder = builder;
+                let http1 = listener.speaks(ast::Protocol::Http1);
                 if acceptor.is_some() {
-                    builder = if h2 {
-                        builder.http2_only()
-                    } else {
-                        builder.http1_only()
+                    builder = match (h2, http1) {
+                        (true, _) => builder.http2_only(),
+                        (false, true) => builder.http1_only(),
+                        (false, false) => {
+                            // No ALPN (or not h2) on a listener that serves HTTP/2 only.
+                            tracing::debug!(listener = %listener.name, peer = %peer, "TLS client did not negotiate h2; closing");
+                            return;
+                        }
                     };
-                } else if !listener.speaks(ast::Protocol::H2c) {
-                    builder = builder.http1_only();
+                } else {
+                    builder = match (listener.speaks(ast::Protocol::H2c), http1) {
+                        (true, true) => builder,
+                        (true, false) => builder.http2_only(),
+                        (false, _) => builder.http1_only(),
+                    };
                 }
-                let stream = super::timeout::WriteTimeout::new(stream, limits.write_timeout);
+                let stream = super::timeout::ConnectionTimeouts::new(
+                    stream,
+                    limits.write_timeout,
+                    limits.idle_timeout,
+                    active,
+                );
                 let connection = builder.serve_connection(TokioIo::new(stream), service);
                 if let Err(e) = watcher.watch(connection.into_owned()).await {
                     tracing::debug!(listener = %listener.name, peer = %peer, error = %e, "connection ended with an error");
@@ -246,6 +259,11 @@ impl BoundListener {
             });
         }
         drop(permits);
+        // Stop listening before draining, so new connections are refused rather than queued.
+        drop(socket);
+        if let Bind::Unix(path) = &self.listener.bind {
+            let _ = std::fs::remove_file(path);
+        }
         let timeout = limits.shutdown_timeout;
         tokio::select! {
             _ = graceful.shutdown() => {}
@@ -253,13 +271,34 @@ impl BoundListener {
                 tracing::warn!(listener = %self.listener.name, "shutdown timeout reached with requests still in flight");
             }
         }
-        if let (Socket::Unix(_), Bind::Unix(path)) = (&socket, &self.listener.bind) {
-            let _ = std::fs::remove_file(path);
-        }
         if let Some(t) = quic_task {
             let _ = t.await;
         }
     }
+}
+
+/// Removes a socket file left by a previous run. A path that is not a socket, or a socket
+/// another process still listens on, is never removed: binding then fails with a clear error.
+fn clear_stale_socket(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if !meta.file_type().is_socket() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            "the path exists and is not a socket",
+        ));
+    }
+    if std::os::unix::net::UnixStream::connect(path).is_ok() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::AddrInUse,
+            "another process is listening on this socket",
+        ));
+    }
+    std::fs::remove_file(path)
 }
 
 /// A connection's byte stream, whatever the transport.

@@ -66,6 +66,24 @@ pub struct ConnInfo {
     pub protocol: Protocol,
     /// `Alt-Svc` advertising HTTP/3 on this listener (TCP connections only).
     pub alt_svc: Option<HeaderValue>,
+    /// Requests in flight on this connection (the idle timeout counts only while it is 0).
+    pub active: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Counts a request in flight on its connection until dropped.
+struct ActiveRequest<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> ActiveRequest<'a> {
+    fn new(counter: &'a std::sync::atomic::AtomicUsize) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        Self(counter)
+    }
+}
+
+impl Drop for ActiveRequest<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// A hyper service for one connection.
@@ -108,6 +126,7 @@ where
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     let _in_flight = shared.metrics.request();
+    let _active = ActiveRequest::new(&conn.active);
     // hyper serves h2c on a plaintext connection by prior knowledge: tell it apart by version.
     let protocol = match (conn.protocol, req.version()) {
         (Protocol::Http1, http::Version::HTTP_2) => Protocol::H2c,
@@ -246,7 +265,11 @@ where
             );
             respond::error(503, "service unavailable", json)
         }
-        Outcome::Allow { full_root_body, .. } => {
+        Outcome::Allow {
+            full_root_body,
+            events_refused,
+            ..
+        } => {
             let identity = decision.identity.as_ref();
             let anonymous = identity.is_some_and(|i| i.kind == IdentityKind::Anonymous);
             // The anonymous rate limit takes one token up front.
@@ -258,7 +281,10 @@ where
                             &[("stage", "request")],
                             1,
                         );
-                        return respond::error(429, "too many requests: rate limit exceeded", json);
+                        let mut r =
+                            respond::error(429, "too many requests: rate limit exceeded", json);
+                        add_cors(&mut r, cors_origin);
+                        return r;
                     }
                 }
             }
@@ -269,7 +295,12 @@ where
                         rt,
                         ip: decision.client_ip.ip,
                     };
-                    let gate: &dyn BatchGate = if anonymous { &gate } else { &OpenGate };
+                    let refusing = events_refused.map(RefusingGate);
+                    let gate: &dyn BatchGate = match &refusing {
+                        Some(r) => r,
+                        None if anonymous => &gate,
+                        None => &OpenGate,
+                    };
                     let meta = RequestMeta {
                         receipt_time: SystemTime::now(),
                         rum: route == Some(RouteName::RumIntake),
@@ -278,7 +309,7 @@ where
                         nat_ip: decision.client_ip.nat,
                         user_agent: header(&parts.headers, "user-agent"),
                     };
-                    intake_route(
+                    let response = intake_route(
                         shared,
                         rt,
                         conn,
@@ -289,7 +320,15 @@ where
                         json,
                         route_label(route),
                     )
-                    .await
+                    .await;
+                    if refusing.is_some() && response.status() == http::StatusCode::FORBIDDEN {
+                        shared.metrics.add(
+                            "apmgate_access_denied_total",
+                            &[("reason", "privilege")],
+                            1,
+                        );
+                    }
+                    response
                 }
                 Some(RouteName::Config | RouteName::RumConfig) => {
                     let body = collect_small(body, 64 * 1024).await;
@@ -309,19 +348,21 @@ where
             }
         }
     };
-    if let Some(origin) = cors_origin {
-        response
-            .headers_mut()
-            .insert(http::header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-        response
-            .headers_mut()
-            .insert(http::header::VARY, HeaderValue::from_static("Origin"));
-        response.headers_mut().insert(
+    add_cors(&mut response, cors_origin);
+    response
+}
+
+/// The CORS headers of an allowed origin on a RUM route.
+fn add_cors(response: &mut Response<Body>, origin: Option<HeaderValue>) {
+    if let Some(origin) = origin {
+        let h = response.headers_mut();
+        h.insert(http::header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        h.insert(http::header::VARY, HeaderValue::from_static("Origin"));
+        h.insert(
             http::header::ACCESS_CONTROL_EXPOSE_HEADERS,
             HeaderValue::from_static("Etag"),
         );
     }
-    response
 }
 
 fn cached_verify(rt: &Runtime, hash: &str, key: &str) -> bool {
@@ -330,7 +371,14 @@ fn cached_verify(rt: &Runtime, hash: &str, key: &str) -> bool {
     if let Some(hit) = rt.key_cache.get(&cache_key) {
         return hit;
     }
-    let ok = verify_api_key(hash, key);
+    // Argon2 costs milliseconds by design: on the multi-threaded runtime, let the other tasks
+    // of this worker move elsewhere while it runs.
+    let ok = match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
+            tokio::task::block_in_place(|| verify_api_key(hash, key))
+        }
+        _ => verify_api_key(hash, key),
+    };
     rt.key_cache.put(cache_key, ok);
     ok
 }
@@ -385,6 +433,22 @@ fn root(shared: &Shared, parts: &http::request::Parts, full: bool, json: bool) -
         *r.body_mut() = http_body_util::Full::new(Bytes::new());
     }
     r
+}
+
+/// A caller without `event:write`: every batch is refused, as APM Server authorizes per batch.
+struct RefusingGate(access::BatchRefusal);
+
+impl BatchGate for RefusingGate {
+    fn authorize(&self, _: &model::Document) -> Result<(), String> {
+        Err(self.0.reason())
+    }
+
+    fn acquire(
+        &self,
+        _: usize,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + '_>> {
+        Box::pin(std::future::ready(true))
+    }
 }
 
 /// Anonymous callers: allow_agent / allow_service per event, and the per-IP rate limit.
