@@ -1,5 +1,5 @@
 //! The committed intake schemas (`schemas/intake/`) are the ones generated from the Rust types.
-//! Regenerate with `UPDATE_SCHEMAS=1 cargo test --test model_schemas`.
+//! Regenerate with `apmgate schema --intake schemas/intake`.
 
 use std::path::Path;
 
@@ -20,7 +20,7 @@ fn committed_intake_schemas_are_the_generated_ones() {
         let committed = std::fs::read_to_string(&path).unwrap_or_default();
         assert!(
             committed == text,
-            "schemas/intake/{name} is stale: run `UPDATE_SCHEMAS=1 cargo test --test model_schemas`"
+            "schemas/intake/{name} is stale: run `apmgate schema --intake schemas/intake`"
         );
     }
 }

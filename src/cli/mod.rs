@@ -3,6 +3,16 @@
 //! Exit codes: 0 success, 1 the policy is invalid (or a policy test failed), 2 usage or I/O
 //! error.
 
+// Output goes through `emit`: a closed pipe (`apmgate validate ... | head`) ends the output
+// quietly instead of panicking. These shadow the std macros for every command module below.
+macro_rules! print {
+    ($($t:tt)*) => { $crate::cli::emit(&format!($($t)*)) };
+}
+macro_rules! println {
+    () => { $crate::cli::emit("\n") };
+    ($($t:tt)*) => { $crate::cli::emit(&format!("{}\n", format_args!($($t)*))) };
+}
+
 mod explain;
 mod keys;
 mod run;
@@ -33,8 +43,13 @@ enum Command {
     Explain(explain::Args),
     /// Run the `[[test]]` cases written in policy files.
     Test(test::Args),
-    /// Print the JSON Schema of the policy format.
-    Schema,
+    /// Print the JSON Schema of the policy format, or write the intake event schemas.
+    Schema {
+        /// Write the JSON Schemas of the intake events (v2 and RUM v3), as apmgate accepts
+        /// them, into this directory (`schemas/intake` in the repository).
+        #[arg(long, value_name = "DIR")]
+        intake: Option<PathBuf>,
+    },
     /// Manage API keys declared in the policy.
     Keys {
         #[command(subcommand)]
@@ -86,6 +101,17 @@ impl<E: std::fmt::Display> From<E> for UsageError {
     }
 }
 
+/// Writes to stdout; a reader that went away (broken pipe) ends the process quietly.
+pub fn emit(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+    }
+}
+
 /// Whether to colour output written to stdout.
 pub fn use_color() -> bool {
     std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
@@ -100,6 +126,18 @@ pub fn compile(
         .map_err(|e| UsageError(format!("cannot read `{}`: {e}", path.display())))
 }
 
+fn write_intake_schemas(dir: &std::path::Path) -> Result<Outcome, UsageError> {
+    for (name, schema) in apmgate::model::schema::intake_schemas() {
+        let path = dir.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&path, serde_json::to_string_pretty(&schema)? + "\n")?;
+        println!("wrote {}", path.display());
+    }
+    Ok(Outcome::Ok)
+}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -107,13 +145,14 @@ pub fn main() -> ExitCode {
         Command::Validate(args) => validate::run(&args),
         Command::Explain(args) => explain::run(&args),
         Command::Test(args) => test::run(&args),
-        Command::Schema => {
+        Command::Schema { intake: None } => {
             println!(
                 "{}",
                 serde_json::to_string_pretty(&apmgate::policy::schema()).unwrap_or_default()
             );
             Ok(Outcome::Ok)
         }
+        Command::Schema { intake: Some(dir) } => write_intake_schemas(&dir),
         Command::Keys { command } => keys::run(&command),
         Command::Certs {
             command: CertsCommand::Dev { dir },
