@@ -132,10 +132,10 @@ where
         (Protocol::Http1, http::Version::HTTP_2) => Protocol::H2c,
         (p, _) => p,
     };
+    let started = std::time::Instant::now();
     let rt: Arc<Runtime> = shared.runtime.borrow().clone();
     let (parts, body) = req.into_parts();
-    let path = parts.uri.path().to_string();
-    let route = access::route_for_path(&path).filter(|r| conn.listener.serves(*r));
+    let route = access::route_for_path(parts.uri.path()).filter(|r| conn.listener.serves(*r));
     let mut response = dispatch(shared, &rt, conn, &parts, body, route).await;
     decorate(&rt, route, &mut response);
     if let Some(alt_svc) = &conn.alt_svc {
@@ -152,6 +152,16 @@ where
             ("status", response.status().as_str()),
         ],
         1,
+    );
+    // The access log: no header, query or body (they may hold credentials or personal data).
+    tracing::debug!(
+        listener = %conn.listener.name,
+        protocol = protocol.label(),
+        method = %parts.method,
+        path = %parts.uri.path(),
+        status = response.status().as_u16(),
+        duration_ms = started.elapsed().as_millis() as u64,
+        "request"
     );
     response
 }
