@@ -113,13 +113,12 @@ pub fn rustls_config(tls: &ClientTlsSettings) -> Result<rustls::ClientConfig, Cl
         .map_err(|e| ClientTlsError(e.to_string()))?
         .dangerous()
         .with_custom_certificate_verifier(verifier);
-    let mut config = match (&tls.certificate, client_key(tls)?) {
+    let config = match (&tls.certificate, client_key(tls)?) {
         (Some(cert), Some(key)) => builder
             .with_client_auth_cert(certs_of(cert)?, key)
             .map_err(|e| ClientTlsError(format!("client certificate: {e}")))?,
         _ => builder.with_no_client_auth(),
     };
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
 }
 
