@@ -184,6 +184,17 @@ impl Transport {
             http::header::USER_AGENT,
             HeaderValue::from_static(USER_AGENT),
         );
+        if settings
+            .hosts
+            .iter()
+            .any(|h| h.split("://").nth(1).is_some_and(|a| a.contains('@')))
+        {
+            // Never echo the host: it would carry the credential into the error.
+            return Err(TransportError::Invalid(
+                "a host URL carries credentials; put them in `api_key` or `username`/`password`"
+                    .into(),
+            ));
+        }
         let hosts = settings
             .hosts
             .iter()
