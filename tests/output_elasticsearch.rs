@@ -674,3 +674,93 @@ async fn an_untrusted_certificate_is_refused() {
     assert!(es.requests().is_empty(), "no request got through");
     assert_eq!(s.dead_letters().len(), 5);
 }
+
+/// A certificate for another name, signed by the development CA: `full` refuses it,
+/// `certificate` (chain only) accepts it.
+#[tokio::test]
+async fn certificate_mode_ignores_the_name_full_mode_does_not() {
+    let certs = tempfile::tempdir().unwrap();
+    let dev =
+        apmgate::devcerts::write(certs.path(), &apmgate::devcerts::Validity::default()).unwrap();
+    let ca_key = rcgen::KeyPair::from_pem(&std::fs::read_to_string(&dev.ca_key).unwrap()).unwrap();
+    let ca_params =
+        rcgen::CertificateParams::from_ca_cert_pem(&std::fs::read_to_string(&dev.ca_cert).unwrap())
+            .unwrap();
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let other = rcgen::CertificateParams::new(vec!["elasticsearch.invalid".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca, &ca_key)
+        .unwrap();
+    let (chain, key_path) = (
+        certs.path().join("other.crt"),
+        certs.path().join("other.key"),
+    );
+    std::fs::write(&chain, other.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    let ca_path = dev.ca_cert.display().to_string();
+    for (mode, accepted) in [("full", false), ("certificate", true)] {
+        let es = EsStandin::start_with(StandinOptions {
+            tls: Some(StandinTls {
+                chain: chain.clone(),
+                key: key_path.clone(),
+            }),
+            ..Default::default()
+        })
+        .await;
+        let s = setup(
+            &[es.url()],
+            &format!(
+                "[output.elasticsearch.tls]\nverification_mode = \"{mode}\"\ncertificate_authorities = [\"{ca_path}\"]"
+            ),
+        );
+        let (out, _) = start(&s, Duration::from_millis(300));
+        publish(&out, 0, 3).await;
+        if accepted {
+            es.wait_docs(WAIT, |d| d.len() == 3).await;
+        }
+        assert_eq!(out.close().await, 0);
+        assert_eq!(es.docs().len(), if accepted { 3 } else { 0 }, "{mode}");
+        assert_eq!(
+            s.dead_letters().len(),
+            if accepted { 0 } else { 3 },
+            "{mode}"
+        );
+    }
+}
+
+/// Throughput to the stand-in (which decompresses and parses every document, so it bounds the
+/// figure): `cargo test --release --test output_elasticsearch throughput -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a check"]
+async fn throughput() {
+    for level in [1, 5] {
+        let es = EsStandin::start().await;
+        let s = setup(
+            &[es.url()],
+            &format!(
+                "compression_level = {level}\nflush_interval = \"1s\"\nbuffer_bytes = \"64MiB\""
+            ),
+        );
+        let (out, _) = start(&s, WAIT);
+        tokio::time::timeout(WAIT, out.ready().wait_for(|r| *r))
+            .await
+            .unwrap()
+            .unwrap();
+        let n = 200_000;
+        let started = std::time::Instant::now();
+        publish(&out, 0, n).await;
+        assert_eq!(out.close().await, 0);
+        let secs = started.elapsed().as_secs_f64();
+        let bytes: usize = es.bulk_requests().iter().map(|r| r.body.len()).sum();
+        let wire: usize = es.bulk_requests().iter().map(|r| r.raw_body.len()).sum();
+        println!(
+            "compression_level {level}: {n} documents ({:.1} MiB, {:.1} MiB on the wire, {} requests) in {secs:.2} s: {:.0} documents/s",
+            bytes as f64 / 1048576.0,
+            wire as f64 / 1048576.0,
+            es.bulk_requests().len(),
+            n as f64 / secs
+        );
+        assert_eq!(es.docs().len(), n);
+    }
+}
