@@ -5,11 +5,11 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// Counter names and their help text.
-const COUNTERS: [(&str, &str); 7] = [
+const COUNTERS: [(&str, &str); 13] = [
     (
         "apmgate_requests_total",
         "Requests answered, by listener, route, protocol and status.",
@@ -38,7 +38,74 @@ const COUNTERS: [(&str, &str); 7] = [
         "apmgate_connections_total",
         "Connections accepted, by listener and transport.",
     ),
+    (
+        "apmgate_output_documents_indexed_total",
+        "Documents Elasticsearch confirmed (created), by whether they went to a failure store.",
+    ),
+    (
+        "apmgate_output_documents_failed_total",
+        "Documents that will not be indexed, by reason (Elasticsearch's error.type, or why the output gave up).",
+    ),
+    (
+        "apmgate_output_documents_retried_total",
+        "Documents sent again, by reason.",
+    ),
+    (
+        "apmgate_output_documents_dead_lettered_total",
+        "Failed documents written to the dead-letter file.",
+    ),
+    (
+        "apmgate_output_bulk_requests_total",
+        "Bulk requests answered, by HTTP status (or network_error).",
+    ),
+    (
+        "apmgate_api_key_verifications_total",
+        "API keys verified by Elasticsearch, by result (valid, invalid, unavailable, cached).",
+    ),
 ];
+
+/// Gauges the output publishes, with their help text.
+const GAUGES: [(&str, &str); 5] = [
+    (
+        "apmgate_output_buffer_bytes",
+        "Bytes of accepted documents the output holds (queued, in flight or waiting for a retry).",
+    ),
+    (
+        "apmgate_output_buffer_capacity_bytes",
+        "The output buffer's bound in bytes.",
+    ),
+    (
+        "apmgate_output_requests_in_flight",
+        "Bulk requests in flight.",
+    ),
+    (
+        "apmgate_output_publish_ready",
+        "1 once the output's startup check passed.",
+    ),
+    (
+        "apmgate_output_buffer_documents",
+        "Accepted documents the output holds.",
+    ),
+];
+
+/// Histograms, with their help text.
+const HISTOGRAMS: [(&str, &str); 1] = [(
+    "apmgate_output_flush_duration_seconds",
+    "Time from sending a bulk request to its answer, in seconds.",
+)];
+
+/// Upper bounds of the histogram buckets, in seconds.
+const BUCKETS: [f64; 12] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// A histogram's buckets (cumulative at render time), sum and count.
+#[derive(Default, Clone)]
+struct Histogram {
+    buckets: [u64; BUCKETS.len()],
+    sum: f64,
+    count: u64,
+}
 
 /// A counter: its name and label pairs.
 type CounterKey = (&'static str, Vec<(&'static str, String)>);
@@ -49,6 +116,8 @@ pub struct Metrics {
     counters: Mutex<BTreeMap<CounterKey, u64>>,
     in_flight: AtomicI64,
     connections: AtomicI64,
+    gauges: Mutex<BTreeMap<&'static str, Arc<AtomicI64>>>,
+    histograms: Mutex<BTreeMap<&'static str, Histogram>>,
 }
 
 impl Metrics {
@@ -94,6 +163,44 @@ impl Metrics {
         Gauge(&self.connections)
     }
 
+    /// A gauge's cell, created at 0 on first use; whoever holds it sets it without a lock.
+    pub fn gauge(&self, name: &'static str) -> Arc<AtomicI64> {
+        match self.gauges.lock() {
+            Ok(mut g) => g.entry(name).or_default().clone(),
+            Err(_) => Arc::default(),
+        }
+    }
+
+    /// A gauge's value (for tests).
+    pub fn gauge_value(&self, name: &'static str) -> i64 {
+        self.gauges
+            .lock()
+            .ok()
+            .and_then(|g| g.get(name).map(|v| v.load(Ordering::Relaxed)))
+            .unwrap_or(0)
+    }
+
+    /// Records one observation in a histogram.
+    pub fn observe(&self, name: &'static str, seconds: f64) {
+        if let Ok(mut h) = self.histograms.lock() {
+            let h = h.entry(name).or_default();
+            if let Some(i) = BUCKETS.iter().position(|b| seconds <= *b) {
+                h.buckets[i] += 1;
+            }
+            h.sum += seconds;
+            h.count += 1;
+        }
+    }
+
+    /// How many observations a histogram has (for tests).
+    pub fn observations(&self, name: &'static str) -> u64 {
+        self.histograms
+            .lock()
+            .ok()
+            .and_then(|h| h.get(name).map(|h| h.count))
+            .unwrap_or(0)
+    }
+
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -125,6 +232,37 @@ impl Metrics {
             "# HELP apmgate_connections_open Open connections.\n# TYPE apmgate_connections_open gauge\napmgate_connections_open {}",
             self.connections.load(Ordering::Relaxed)
         );
+        let gauges = self.gauges.lock().map(|g| g.clone()).unwrap_or_default();
+        for (name, help) in GAUGES {
+            if let Some(v) = gauges.get(name) {
+                let _ = writeln!(
+                    out,
+                    "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {}",
+                    v.load(Ordering::Relaxed)
+                );
+            }
+        }
+        let histograms = self
+            .histograms
+            .lock()
+            .map(|h| h.clone())
+            .unwrap_or_default();
+        for (name, help) in HISTOGRAMS {
+            let Some(h) = histograms.get(name) else {
+                continue;
+            };
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+            let mut cumulative = 0;
+            for (bound, n) in BUCKETS.iter().zip(h.buckets) {
+                cumulative += n;
+                let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+            }
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{le=\"+Inf\"}} {}\n{name}_sum {}\n{name}_count {}",
+                h.count, h.sum, h.count
+            );
+        }
         out
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod cache;
 pub mod client_ip;
+pub mod elasticsearch;
 pub mod identity;
 pub mod policy_tests;
 pub mod ratelimit;

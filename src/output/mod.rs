@@ -6,6 +6,8 @@
 //! without bound and never accepts what it will drop. `close` flushes everything accepted.
 //! Outputs know documents and data streams, never HTTP.
 
+pub mod buffer;
+pub mod elasticsearch;
 pub mod file;
 
 use std::future::Future;

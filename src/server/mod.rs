@@ -22,9 +22,11 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::access::cache::VerificationCache;
+use crate::access::elasticsearch::EsKeyVerifier;
 use crate::access::ratelimit::RateLimiter;
 use crate::model::{APM_SERVER_VERSION, ModelConfig};
 use crate::output::Output;
+use crate::output::elasticsearch::EsOutput;
 use crate::output::file::FileOutput;
 use crate::policy::Policy;
 use crate::policy::compiled::OutputSettings;
@@ -81,9 +83,12 @@ pub struct Shared {
     /// The output.
     pub output: Arc<dyn Output>,
     /// Metrics.
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
     /// Whether the output is ready to publish (`publish_ready` of `GET /`).
     pub publish_ready: AtomicBool,
+    /// API keys verified by Elasticsearch (`[auth.elasticsearch_api_keys]` with
+    /// `[output.elasticsearch]`).
+    pub es_keys: Option<Arc<EsKeyVerifier>>,
 }
 
 /// Errors starting the server.
@@ -118,19 +123,30 @@ pub struct Server {
 impl Server {
     /// Binds every listener of the policy and opens its output.
     pub async fn build(policy: Policy) -> Result<Self, ServerError> {
+        let metrics = Arc::new(Metrics::default());
+        let mut ready = None;
         let output: Arc<dyn Output> = match &policy.output {
             OutputSettings::File(f) => Arc::new(
                 FileOutput::open(f, Duration::from_secs(1))
                     .await
                     .map_err(|e| ServerError::Output(e.to_string()))?,
             ),
-            OutputSettings::Elasticsearch(_) => {
-                return Err(ServerError::Output(
-                    "the Elasticsearch output is not available in this build yet; use [output.file]".into(),
-                ));
+            OutputSettings::Elasticsearch(es) => {
+                // The output drains within the longest shutdown timeout of the listeners,
+                // after they have drained (APM Server gives both the same timeout).
+                let drain = policy
+                    .listeners
+                    .iter()
+                    .map(|l| l.limits.shutdown_timeout)
+                    .max()
+                    .unwrap_or(Duration::from_secs(30));
+                let out = EsOutput::start(es, metrics.clone(), drain)
+                    .map_err(|e| ServerError::Output(e.to_string()))?;
+                ready = Some(out.ready());
+                Arc::new(out)
             }
         };
-        Self::build_with_output(policy, output).await
+        Self::assemble(policy, output, metrics, ready).await
     }
 
     /// Binds every listener of the policy, sending documents to `output` (for embedding the
@@ -139,14 +155,43 @@ impl Server {
         policy: Policy,
         output: Arc<dyn Output>,
     ) -> Result<Self, ServerError> {
+        Self::assemble(policy, output, Arc::new(Metrics::default()), None).await
+    }
+
+    /// Binds the listeners around an output; `ready` (when the output has a startup check)
+    /// drives `publish_ready`.
+    async fn assemble(
+        policy: Policy,
+        output: Arc<dyn Output>,
+        metrics: Arc<Metrics>,
+        ready: Option<watch::Receiver<bool>>,
+    ) -> Result<Self, ServerError> {
+        let es_keys = match (&policy.auth.elasticsearch_api_keys, &policy.output) {
+            (Some(keys), OutputSettings::Elasticsearch(es)) => Some(Arc::new(
+                EsKeyVerifier::new(es, keys, metrics.clone())
+                    .map_err(|e| ServerError::Output(e.to_string()))?,
+            )),
+            _ => None,
+        };
         let runtime = Arc::new(Runtime::new(policy));
         let (runtime_tx, runtime_rx) = watch::channel(runtime.clone());
         let shared = Arc::new(Shared {
             runtime: runtime_rx,
             output,
-            metrics: Metrics::default(),
-            publish_ready: AtomicBool::new(true),
+            metrics,
+            publish_ready: AtomicBool::new(ready.is_none()),
+            es_keys,
         });
+        if let Some(mut ready) = ready {
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                if ready.wait_for(|r| *r).await.is_ok() {
+                    shared
+                        .publish_ready
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+            });
+        }
         let mut listeners = Vec::new();
         for l in &runtime.policy.listeners {
             listeners.push(listener::BoundListener::bind(l.clone()).await?);

@@ -75,15 +75,27 @@ pub fn intake(result: &IntakeResult, verbose: bool, json_accepted: bool) -> Resp
     if status == 202 && !verbose {
         return empty(202);
     }
-    json(
+    let mut r = json(
         status,
         &IntakeBody {
             accepted: result.accepted,
             errors: &result.errors,
         },
         json_accepted,
-    )
+    );
+    // 503 here means the output's queue is full or the server is closing: both pass. (APM
+    // Server sends no Retry-After; clients that honour it back off instead of hammering.)
+    if status == 503 {
+        r.headers_mut().insert(
+            http::header::RETRY_AFTER,
+            HeaderValue::from_static(RETRY_AFTER_SECONDS),
+        );
+    }
+    r
 }
+
+/// `Retry-After` of an intake 503: about one flush of the output.
+pub const RETRY_AFTER_SECONDS: &str = "1";
 
 /// Adds the headers every response gets.
 fn finish(mut r: Response<Body>) -> Response<Body> {

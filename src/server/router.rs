@@ -240,7 +240,42 @@ where
         client_cert: conn.cert.as_ref(),
     };
     let verify = |hash: &str, key: &str| cached_verify(rt, hash, key);
-    let decision = access::decide(policy, &request, None, &verify);
+    let mut decision = access::decide(policy, &request, None, &verify);
+    if let Outcome::NeedsElasticsearch { id } = &decision.outcome {
+        // API keys verified by Elasticsearch: decide again with the identity it vouches for.
+        // When it cannot answer, the outcome stays and the branch below answers 503.
+        use crate::access::elasticsearch::Verdict;
+        use crate::access::identity::{AuthError, Identity};
+        match es_verdict(shared, parts).await {
+            Some(Verdict::Valid(privileges)) => {
+                let key = Identity {
+                    kind: IdentityKind::ElasticsearchApiKey,
+                    name: Some(id.clone()),
+                    roles: Vec::new().into(),
+                    privileges,
+                };
+                decision = access::decide(policy, &request, Some(key), &verify);
+            }
+            // `GET /` never refuses for want of credentials (as `access::decide`).
+            Some(Verdict::Invalid) if route == Some(RouteName::Root) => {
+                let nobody = Identity {
+                    kind: IdentityKind::Anonymous,
+                    name: None,
+                    roles: Vec::new().into(),
+                    privileges: Default::default(),
+                };
+                decision = access::decide(policy, &request, Some(nobody), &verify);
+            }
+            Some(Verdict::Invalid) => {
+                decision.outcome = Outcome::Deny {
+                    status: 401,
+                    body: json!({ "error": AuthError::Invalid.to_string() }),
+                    reason: access::DenyReason::Unauthenticated(AuthError::Invalid),
+                };
+            }
+            None => {}
+        }
+    }
     let mut response = match decision.outcome {
         Outcome::Deny {
             status,
@@ -267,7 +302,7 @@ where
             }
         }
         Outcome::NeedsElasticsearch { .. } => {
-            // Verification by Elasticsearch needs the Elasticsearch output (not in this build).
+            // Elasticsearch could not verify the key (or there is no Elasticsearch output).
             shared.metrics.add(
                 "apmgate_access_denied_total",
                 &[("reason", "elasticsearch_unavailable")],
@@ -373,6 +408,16 @@ fn add_cors(response: &mut Response<Body>, origin: Option<HeaderValue>) {
             HeaderValue::from_static("Etag"),
         );
     }
+}
+
+/// What Elasticsearch says of the request's API key; `None` when it cannot answer.
+async fn es_verdict(
+    shared: &Shared,
+    parts: &http::request::Parts,
+) -> Option<crate::access::elasticsearch::Verdict> {
+    let verifier = shared.es_keys.as_ref()?;
+    let token = header(&parts.headers, "authorization")?.strip_prefix("ApiKey ")?;
+    verifier.verify(token).await.ok()
 }
 
 fn cached_verify(rt: &Runtime, hash: &str, key: &str) -> bool {

@@ -3,6 +3,8 @@
 //! its certificates and its output file live.
 #![allow(dead_code)]
 
+pub mod es_standin;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
