@@ -1197,6 +1197,26 @@ impl<'a> Compiler<'a> {
         }
         let mut hosts = Vec::new();
         for h in es.hosts.iter() {
+            let authority = h
+                .split_once("://")
+                .map_or(h.as_str(), |(_, r)| r)
+                .split('/')
+                .next()
+                .unwrap_or("");
+            if authority.contains('@') {
+                // Never echo the value: it holds a password.
+                self.facts.redactions.push(self.text(h).span(0..h.len()));
+                self.push(
+                    Diagnostic::new(
+                        Code::InvalidUrl,
+                        "an Elasticsearch host URL carries credentials",
+                        h.span.clone(),
+                        "credentials in the URL (hidden)",
+                    )
+                    .with_help("write the host alone and authenticate with `api_key = \"env:NAME\"` or `username` and `password = \"env:NAME\"`"),
+                );
+                continue;
+            }
             match normalize_host(h) {
                 Ok(u) => hosts.push(u),
                 Err(msg) => self.push(
