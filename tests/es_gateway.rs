@@ -355,6 +355,9 @@ async fn what_is_sent_reads_back_through_es_compare() {
             "--ignore-v86-drift",
             "--receipt-time",
             "2018-08-01T10:00:00Z",
+            // No trusted proxy here, so the socket address (127.0.0.1) is the client's.
+            "--dynamic",
+            "host.ip",
             "--json",
         ])
         .output()
@@ -367,9 +370,9 @@ async fn what_is_sent_reads_back_through_es_compare() {
         String::from_utf8_lossy(&out.stderr)
     );
     let report: Value = serde_json::from_str(&stdout).expect("es-compare --json output");
-    // The transport is the output's: every bulk item read, each paired with its expected
-    // document, nothing rejected or left over. Field-level equality is the model's (its
-    // differences are listed by `es-compare` and tracked with the model).
+    // Every bulk item read, each paired with its expected document, nothing rejected or left
+    // over, and every document equal to APM Server's.
+    assert_eq!(report["ok"], true, "{stdout}");
     assert_eq!(report["bulk_items"], 5, "{stdout}");
     assert_eq!(report["actual_documents"], 5);
     assert_eq!(report["expected_documents"], 5);
