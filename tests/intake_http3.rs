@@ -135,19 +135,18 @@ async fn tcp_responses_advertise_http3() {
     gw.stop().await;
 }
 
-#[tokio::test]
-async fn aioquic_posts_ndjson_and_gets_202() {
-    let gw = Gateway::start(H3_LISTENER).await;
+/// POSTs a fixture with aioquic's HTTP/3 client (`tests/clients/h3_post.py`): the status and
+/// the body as JSON.
+async fn aioquic_post(gw: &Gateway, body_file: &str, headers: &[&str]) -> (String, Value) {
     let addr = gw.addr("all");
     let out = tokio::process::Command::new("python3")
         .arg("tests/clients/h3_post.py")
         .arg(addr.ip().to_string())
         .arg(addr.port().to_string())
         .arg("/intake/v2/events?verbose")
-        .arg("../shared/fixtures/intake/v2/errors.ndjson")
+        .arg(body_file)
         .arg(gw.path("certs/ca.crt"))
-        .arg("content-type=application/x-ndjson")
-        .arg("accept=application/json")
+        .args(headers)
         .output();
     let out = tokio::time::timeout(std::time::Duration::from_secs(60), out)
         .await
@@ -160,8 +159,45 @@ async fn aioquic_posts_ndjson_and_gets_202() {
         String::from_utf8_lossy(&out.stderr)
     );
     let mut lines = stdout.splitn(2, '\n');
-    assert_eq!(lines.next(), Some("202"), "{stdout}");
-    let body: Value = serde_json::from_str(lines.next().unwrap_or("").trim()).unwrap();
+    let status = lines.next().unwrap_or_default().to_string();
+    let body = serde_json::from_str(lines.next().unwrap_or("").trim())
+        .unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    (status, body)
+}
+
+#[tokio::test]
+async fn aioquic_posts_ndjson_and_gets_202() {
+    let gw = Gateway::start(H3_LISTENER).await;
+    let (status, body) = aioquic_post(
+        &gw,
+        "../shared/fixtures/intake/v2/errors.ndjson",
+        &[
+            "content-type=application/x-ndjson",
+            "accept=application/json",
+        ],
+    )
+    .await;
+    assert_eq!(status, "202", "{body}");
     assert_eq!(body, serde_json::json!({"accepted": 5}));
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn aioquic_reads_a_refusal() {
+    let gw = Gateway::start(H3_LISTENER).await;
+    let (status, body) = aioquic_post(
+        &gw,
+        "../shared/fixtures/intake/v2/invalid-event-type.ndjson",
+        &[
+            "content-type=application/x-ndjson",
+            "accept=application/json",
+        ],
+    )
+    .await;
+    assert_eq!(status, "400", "{body}");
+    let want: Value =
+        serde_json::from_slice(&fixture("responses/UnrecognizedEvent.approved.json")).unwrap();
+    assert_eq!(body["accepted"], want["accepted"], "{body}");
+    assert_eq!(body["errors"], want["errors"], "{body}");
     gw.stop().await;
 }

@@ -1,5 +1,5 @@
 //! APM Server's intake response approvals (`../shared/fixtures/responses`), replayed over real
-//! sockets with HTTP/1.1, HTTP/2 over TLS (ALPN) and h2c: status, headers that matter,
+//! sockets with HTTP/1.1, HTTP/2 over TLS (ALPN), h2c and HTTP/3: status, headers that matter,
 //! `accepted`, documents and messages.
 
 mod support;
@@ -10,6 +10,10 @@ use std::sync::Arc;
 use apmgate::output::{Output, OutputDocument, PublishError, PublishFuture};
 use serde_json::{Value, json};
 use support::{Gateway, Proto, STANDARD_LISTENERS, client, fixture};
+
+/// The protocols of `STANDARD_LISTENERS` on the `tls` listener, and those on `plain`.
+const TLS_PROTOCOLS: &str = "protocols = [\"http1\", \"http2\", \"http3\"]\n";
+const PLAIN_PROTOCOLS: &str = "protocols = [\"http1\", \"h2c\"]\n";
 
 fn approved(name: &str) -> Value {
     serde_json::from_slice(&fixture(&format!("responses/{name}.approved.json"))).unwrap()
@@ -29,7 +33,7 @@ fn zlib(data: &[u8]) -> Vec<u8> {
 
 struct Case {
     name: &'static str,
-    method: reqwest::Method,
+    method: http::Method,
     headers: Vec<(&'static str, &'static str)>,
     body: Vec<u8>,
     status: u16,
@@ -37,7 +41,7 @@ struct Case {
 
 fn cases() -> Vec<Case> {
     let errors = fixture("intake/v2/errors.ndjson");
-    let post = reqwest::Method::POST;
+    let post = http::Method::POST;
     vec![
         Case {
             name: "Success",
@@ -55,7 +59,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "Method",
-            method: reqwest::Method::GET,
+            method: http::Method::GET,
             headers: vec![],
             body: vec![],
             status: 400,
@@ -165,44 +169,40 @@ fn assert_matches(name: &str, got: &Value, want: &Value) {
     }
 }
 
-async fn send(gw: &Gateway, proto: Proto, path: &str, case: &Case) -> reqwest::Response {
-    let http = client(gw, proto);
-    let mut req = http
-        .request(
-            case.method.clone(),
-            gw.url(proto.listener(), proto.tls(), path),
-        )
-        .header("Accept", "application/json");
-    for (k, v) in &case.headers {
-        req = req.header(*k, *v);
-    }
-    if !case.body.is_empty() {
-        req = req.body(case.body.clone());
-    }
-    req.send().await.unwrap()
+async fn send(gw: &Gateway, proto: Proto, path: &str, case: &Case) -> support::Response {
+    let mut headers = vec![("Accept", "application/json")];
+    headers.extend_from_slice(&case.headers);
+    let body = (!case.body.is_empty()).then(|| case.body.clone());
+    support::request(gw, proto, case.method.clone(), path, &headers, body, None)
+        .await
+        .unwrap_or_else(|e| panic!("{} over {proto:?}: {e}", case.name))
 }
 
 #[tokio::test]
 async fn intake_approvals_over_every_protocol() {
     let gw = Gateway::start(STANDARD_LISTENERS).await;
-    for proto in Proto::ALL {
+    for proto in Proto::EVERY {
         for case in cases() {
             let resp = send(&gw, proto, "/intake/v2/events?verbose", &case).await;
             let what = format!("{} over {proto:?}", case.name);
-            assert_eq!(resp.version(), proto.version(), "{what}");
-            assert_eq!(resp.status().as_u16(), case.status, "{what}");
+            assert_eq!(resp.version, proto.version(), "{what}");
+            assert_eq!(resp.status, case.status, "{what}");
             assert_eq!(
-                resp.headers()["x-content-type-options"],
-                "nosniff",
+                resp.header("x-content-type-options"),
+                Some("nosniff"),
                 "{what}"
             );
-            assert_eq!(resp.headers()["content-type"], "application/json", "{what}");
+            assert_eq!(
+                resp.header("content-type"),
+                Some("application/json"),
+                "{what}"
+            );
             if case.status >= 400 && proto == Proto::H1 {
-                // HTTP/2 has no Connection header; the stream is simply ended.
-                assert_eq!(resp.headers()["connection"], "close", "{what}");
+                // HTTP/2 and HTTP/3 have no Connection header; the stream is simply ended (see
+                // runtime_access.rs, `response_framing_over`).
+                assert_eq!(resp.header("connection"), Some("close"), "{what}");
             }
-            let body: Value = resp.json().await.unwrap();
-            assert_matches(&what, &body, &approved(case.name));
+            assert_matches(&what, &resp.json(), &approved(case.name));
         }
     }
     gw.stop().await;
@@ -210,23 +210,27 @@ async fn intake_approvals_over_every_protocol() {
 
 #[tokio::test]
 async fn too_large_event_is_cut_at_max_event_size() {
-    let policy = STANDARD_LISTENERS.replace(
-        "protocols = [\"http1\", \"h2c\"]\n",
-        "protocols = [\"http1\", \"h2c\"]\nlimits = { max_event_size = 10 }\n",
-    );
+    let limits = "limits = { max_event_size = 10 }\n";
+    let policy = STANDARD_LISTENERS
+        .replace(PLAIN_PROTOCOLS, &format!("{PLAIN_PROTOCOLS}{limits}"))
+        .replace(TLS_PROTOCOLS, &format!("{TLS_PROTOCOLS}{limits}"));
+    assert_eq!(policy.matches(limits).count(), 2, "{policy}");
     let gw = Gateway::start(&policy).await;
-    for proto in [Proto::H1, Proto::H2c] {
+    for proto in Proto::EVERY {
         let case = Case {
             name: "TooLarge",
-            method: reqwest::Method::POST,
+            method: http::Method::POST,
             headers: vec![],
             body: fixture("intake/v2/errors.ndjson"),
             status: 400,
         };
         let resp = send(&gw, proto, "/intake/v2/events?verbose", &case).await;
-        assert_eq!(resp.status(), 400);
-        let body: Value = resp.json().await.unwrap();
-        assert_matches("TooLarge", &body, &approved("TooLarge"));
+        assert_eq!(resp.status, 400, "{proto:?}");
+        assert_matches(
+            &format!("TooLarge over {proto:?}"),
+            &resp.json(),
+            &approved("TooLarge"),
+        );
     }
     gw.stop().await;
 }
@@ -252,18 +256,21 @@ async fn output_refusals_are_503_with_apm_server_messages() {
         (PublishError::Closed, "Closing"),
     ] {
         let gw = Gateway::start_with(STANDARD_LISTENERS, Some(Arc::new(Refusing(err)))).await;
-        for proto in Proto::ALL {
+        for proto in Proto::EVERY {
             let case = Case {
                 name,
-                method: reqwest::Method::POST,
+                method: http::Method::POST,
                 headers: vec![],
                 body: fixture("intake/v2/errors.ndjson"),
                 status: 503,
             };
             let resp = send(&gw, proto, "/intake/v2/events", &case).await;
-            assert_eq!(resp.status(), 503, "{name} over {proto:?}");
-            let body: Value = resp.json().await.unwrap();
-            assert_matches(name, &body, &approved(name));
+            assert_eq!(resp.status, 503, "{name} over {proto:?}");
+            assert_matches(
+                &format!("{name} over {proto:?}"),
+                &resp.json(),
+                &approved(name),
+            );
         }
         gw.stop().await;
     }
@@ -276,49 +283,68 @@ async fn authorization_approvals_and_the_rum_switch() {
         "{STANDARD_LISTENERS}\n[auth.secret_token.t]\nsecret = \"1234\"\n"
     ))
     .await;
-    for proto in Proto::ALL {
-        let http = client(&gw, proto);
+    let want = |path: &str| {
+        serde_json::from_slice::<Value>(&fixture(&format!(
+            "responses/integration/{path}.approved.json"
+        )))
+        .unwrap()
+    };
+    for proto in Proto::EVERY {
+        let send = |method: http::Method,
+                    path: &'static str,
+                    headers: &'static [(&'static str, &'static str)]| {
+            let gw = &gw;
+            async move {
+                support::request(gw, proto, method, path, headers, None, None)
+                    .await
+                    .unwrap_or_else(|e| panic!("{proto:?} {path}: {e}"))
+            }
+        };
         // Unauthorized: no Authorization, no body, no verbose. APM Server's test sends no
         // Accept; reqwest always sends one, so ask for neither JSON nor `*/*`: text/plain.
-        let resp = http
-            .post(gw.url(proto.listener(), proto.tls(), "/intake/v2/events"))
-            .header("Accept", "text/plain")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 401);
-        assert_eq!(resp.headers()["content-type"], "text/plain; charset=utf-8");
-        let body: Value = serde_json::from_str(&resp.text().await.unwrap()).unwrap();
-        let want = fixture(
-            "responses/integration/backend/TestIntakeBackendHandler_AuthorizationMiddleware/Unauthorized.approved.json",
+        let resp = send(
+            http::Method::POST,
+            "/intake/v2/events",
+            &[("Accept", "text/plain")],
+        )
+        .await;
+        assert_eq!(resp.status, 401, "{proto:?}");
+        assert_eq!(
+            resp.header("content-type"),
+            Some("text/plain; charset=utf-8"),
+            "{proto:?}"
         );
-        assert_eq!(body, serde_json::from_slice::<Value>(&want).unwrap());
+        assert_eq!(
+            resp.json(),
+            want("backend/TestIntakeBackendHandler_AuthorizationMiddleware/Unauthorized"),
+            "{proto:?}"
+        );
         // Authorized GET: authentication passes, then the method check fails.
-        let resp = http
-            .get(gw.url(proto.listener(), proto.tls(), "/intake/v2/events"))
-            .header("Authorization", "Bearer 1234")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 400);
-        let body: Value = serde_json::from_str(&resp.text().await.unwrap()).unwrap();
-        let want = fixture(
-            "responses/integration/backend/TestIntakeBackendHandler_AuthorizationMiddleware/Authorized.approved.json",
+        let resp = send(
+            http::Method::GET,
+            "/intake/v2/events",
+            &[("Authorization", "Bearer 1234")],
+        )
+        .await;
+        assert_eq!(resp.status, 400, "{proto:?}");
+        assert_eq!(
+            resp.json(),
+            want("backend/TestIntakeBackendHandler_AuthorizationMiddleware/Authorized"),
+            "{proto:?}"
         );
-        assert_eq!(body, serde_json::from_slice::<Value>(&want).unwrap());
         // RUM disabled.
-        let resp = http
-            .post(gw.url(proto.listener(), proto.tls(), "/intake/v2/rum/events"))
-            .header("Authorization", "Bearer 1234")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 403);
-        let body: Value = serde_json::from_str(&resp.text().await.unwrap()).unwrap();
-        let want = fixture(
-            "responses/integration/rum/TestRUMHandler_KillSwitchMiddleware/OffRum.approved.json",
+        let resp = send(
+            http::Method::POST,
+            "/intake/v2/rum/events",
+            &[("Authorization", "Bearer 1234")],
+        )
+        .await;
+        assert_eq!(resp.status, 403, "{proto:?}");
+        assert_eq!(
+            resp.json(),
+            want("rum/TestRUMHandler_KillSwitchMiddleware/OffRum"),
+            "{proto:?}"
         );
-        assert_eq!(body, serde_json::from_slice::<Value>(&want).unwrap());
     }
     gw.stop().await;
 }

@@ -1,11 +1,11 @@
 //! Access control of `apmgate run`, over real sockets: secret tokens, API keys, roles and
 //! privileges, rules and allowlists, trusted proxies, anonymous access and its rate limits, RUM
-//! CORS, the metrics route and the counting of denials. Intake cases run over HTTP/1.1, HTTP/2
-//! over TLS (ALPN) and h2c.
+//! CORS, the metrics route and the counting of denials. The same cases run over HTTP/1.1, HTTP/2
+//! over TLS (ALPN), h2c and HTTP/3.
 
 mod support;
 
-use reqwest::header::HeaderMap;
+use http::HeaderMap;
 use serde_json::{Value, json};
 use support::{ApiKey, Gateway, Proto, STANDARD_LISTENERS, client, payload};
 
@@ -16,7 +16,7 @@ const EXPECTED: &str = "expected 'Authorization: Bearer secret_token' or 'Author
 /// A response, read whole.
 struct Answer {
     status: u16,
-    version: reqwest::Version,
+    version: http::Version,
     headers: HeaderMap,
     body: Value,
 }
@@ -42,39 +42,30 @@ impl Answer {
     }
 }
 
+/// One request over `proto` (on its standard listener), asking for JSON.
 async fn request(
     gw: &Gateway,
     proto: Proto,
-    method: reqwest::Method,
+    method: http::Method,
     path: &str,
     headers: &[(&str, &str)],
     body: Option<Vec<u8>>,
 ) -> Answer {
-    let http = client(gw, proto);
-    let mut req = http
-        .request(method, gw.url(proto.listener(), proto.tls(), path))
-        .header("Accept", "application/json");
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    if let Some(b) = body {
-        req = req.body(b);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    let version = resp.version();
-    let headers = resp.headers().clone();
-    let bytes = resp.bytes().await.unwrap();
-    let body = if bytes.is_empty() {
+    let mut all = vec![("Accept", "application/json")];
+    all.extend_from_slice(headers);
+    let resp = support::request(gw, proto, method.clone(), path, &all, body, None)
+        .await
+        .unwrap_or_else(|e| panic!("{proto:?} {method} {path}: {e}"));
+    let body = if resp.body.is_empty() {
         Value::Null
     } else {
-        serde_json::from_slice(&bytes)
-            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&bytes)))
+        serde_json::from_slice(&resp.body)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&resp.body)))
     };
     Answer {
-        status,
-        version,
-        headers,
+        status: resp.status,
+        version: resp.version,
+        headers: resp.headers,
         body,
     }
 }
@@ -86,11 +77,11 @@ async fn post(
     headers: &[(&str, &str)],
     body: Vec<u8>,
 ) -> Answer {
-    request(gw, proto, reqwest::Method::POST, path, headers, Some(body)).await
+    request(gw, proto, http::Method::POST, path, headers, Some(body)).await
 }
 
 async fn get(gw: &Gateway, proto: Proto, path: &str, headers: &[(&str, &str)]) -> Answer {
-    request(gw, proto, reqwest::Method::GET, path, headers, None).await
+    request(gw, proto, http::Method::GET, path, headers, None).await
 }
 
 fn with_token(extra: &str) -> String {
@@ -104,7 +95,7 @@ async fn secret_tokens_right_wrong_and_missing_over_every_protocol() {
     let missing = format!(
         "authentication failed: missing or improperly formatted Authorization header: {EXPECTED}"
     );
-    for proto in Proto::ALL {
+    for proto in Proto::EVERY {
         let intake = "/intake/v2/events?verbose";
         let ok = post(
             &gw,
@@ -182,7 +173,7 @@ async fn secret_tokens_right_wrong_and_missing_over_every_protocol() {
     let docs = support::output_documents(dir.path());
     assert_eq!(
         docs.len(),
-        9,
+        3 * Proto::EVERY.len(),
         "3 accepted events per protocol, nothing else"
     );
 }
@@ -226,7 +217,7 @@ async fn api_keys_declared_in_the_policy() {
     let gw = Gateway::start(&api_key_policy(&writer, &reader, &expired)).await;
     let wrong_secret = writer.header_with_secret("not-the-secret");
     let unknown = ApiKey::new("unknown-key-id");
-    for proto in Proto::ALL {
+    for proto in Proto::EVERY {
         let intake = "/intake/v2/events?verbose";
         let ok = post(
             &gw,
@@ -334,10 +325,13 @@ async fn api_keys_declared_in_the_policy() {
         gw.shared
             .metrics
             .get("apmgate_access_denied_total", &[("reason", "privilege")]),
-        3
+        Proto::EVERY.len() as u64
     );
     let dir = gw.stop().await;
-    assert_eq!(support::output_documents(dir.path()).len(), 6);
+    assert_eq!(
+        support::output_documents(dir.path()).len(),
+        2 * Proto::EVERY.len()
+    );
 }
 
 #[tokio::test]
@@ -348,7 +342,7 @@ async fn a_key_without_event_write_is_refused_per_batch_as_apm_server_does() {
         ApiKey::new("expired-key-id"),
     );
     let gw = Gateway::start(&api_key_policy(&writer, &reader, &expired)).await;
-    for proto in Proto::ALL {
+    for proto in Proto::EVERY {
         let auth = [("Authorization", reader.header.as_str())];
         let r = post(
             &gw,
@@ -405,7 +399,7 @@ async fn rules_first_match_default_deny_and_allowlists() {
     ))
     .await;
     let denied = json!({"error": "forbidden request: access denied by policy"});
-    for proto in Proto::ALL {
+    for proto in Proto::EVERY {
         let intake = "/intake/v2/events";
         let cases: [(&str, &str, &str, u16); 7] = [
             // The first matching rule decides, even though a later one would deny.
@@ -449,13 +443,14 @@ async fn rules_first_match_default_deny_and_allowlists() {
         assert_eq!((r.status, &r.body), (403, &denied));
     }
     let m = &gw.shared.metrics;
+    let protocols = Proto::EVERY.len() as u64;
     assert_eq!(
         m.get("apmgate_access_denied_total", &[("reason", "rule")]),
-        3
+        protocols
     );
     assert_eq!(
         m.get("apmgate_access_denied_total", &[("reason", "default_deny")]),
-        12
+        4 * protocols
     );
     gw.stop().await;
 }
@@ -463,7 +458,7 @@ async fn rules_first_match_default_deny_and_allowlists() {
 #[tokio::test]
 async fn forwarding_headers_from_an_untrusted_peer_do_not_reach_an_allowlist() {
     let gw = Gateway::start(&format!("{STANDARD_LISTENERS}{RULES}")).await;
-    for proto in Proto::ALL {
+    for proto in Proto::EVERY {
         for (name, value) in [
             ("X-Forwarded-For", "192.0.2.5"),
             ("X-Real-IP", "192.0.2.5"),
@@ -523,21 +518,29 @@ async fn trusted_proxies_decide_the_client_ip_of_backend_and_rum_events() {
             "2001:db8::1",
         ),
         ("direct", "X-Nothing", "-", "127.0.0.1"),
-        ("xff-h2", "X-Forwarded-For", "198.51.100.2", "198.51.100.2"),
+        (
+            "xff-single",
+            "X-Forwarded-For",
+            "198.51.100.2",
+            "198.51.100.2",
+        ),
     ];
-    for (i, (service, name, value, _)) in cases.iter().enumerate() {
-        let proto = Proto::ALL[i % 3];
-        let r = post(
-            &gw,
-            proto,
-            "/intake/v2/events",
-            &[(name, value)],
-            payload("python", service, 1),
-        )
-        .await;
-        assert_eq!(r.status, 202, "{service}: {}", r.body);
+    let service_over = |service: &str, proto: Proto| format!("{service}-{proto:?}").to_lowercase();
+    for proto in Proto::EVERY {
+        for (service, name, value, _) in cases {
+            let service = service_over(service, proto);
+            let r = post(
+                &gw,
+                proto,
+                "/intake/v2/events",
+                &[(name, value)],
+                payload("python", &service, 1),
+            )
+            .await;
+            assert_eq!(r.status, 202, "{service}: {}", r.body);
+        }
     }
-    for proto in Proto::ALL {
+    for proto in Proto::EVERY {
         let service = format!("rum-{proto:?}").to_lowercase();
         let r = post(
             &gw,
@@ -554,14 +557,17 @@ async fn trusted_proxies_decide_the_client_ip_of_backend_and_rum_events() {
     }
     let dir = gw.stop().await;
     let docs = support::output_documents(dir.path());
-    for (service, _, _, ip) in cases {
-        assert_eq!(
-            doc_of(&docs, service)["host"]["ip"],
-            json!([ip]),
-            "{service}"
-        );
+    for proto in Proto::EVERY {
+        for (service, _, _, ip) in cases {
+            let service = service_over(service, proto);
+            assert_eq!(
+                doc_of(&docs, &service)["host"]["ip"],
+                json!([ip]),
+                "{service}"
+            );
+        }
     }
-    for proto in Proto::ALL {
+    for proto in Proto::EVERY {
         let service = format!("rum-{proto:?}").to_lowercase();
         let doc = doc_of(&docs, &service);
         assert_eq!(doc["client"]["ip"], "192.0.2.77", "{doc}");
@@ -578,7 +584,7 @@ async fn trusted_proxies_decide_the_client_ip_of_backend_and_rum_events() {
 #[tokio::test]
 async fn untrusted_peers_cannot_choose_their_client_ip() {
     let gw = Gateway::start(&format!("{STANDARD_LISTENERS}\n[rum]\nenabled = true\n")).await;
-    for proto in Proto::ALL {
+    for proto in Proto::EVERY {
         let svc = format!("backend-{proto:?}").to_lowercase();
         let h = [
             ("X-Forwarded-For", "198.51.100.1"),
@@ -613,7 +619,7 @@ async fn untrusted_peers_cannot_choose_their_client_ip() {
     }
     let dir = gw.stop().await;
     let docs = support::output_documents(dir.path());
-    for proto in Proto::ALL {
+    for proto in Proto::EVERY {
         let svc = format!("backend-{proto:?}").to_lowercase();
         assert_eq!(doc_of(&docs, &svc)["host"]["ip"], json!(["127.0.0.1"]));
         let svc = format!("rum-{proto:?}").to_lowercase();
@@ -634,33 +640,29 @@ async fn without_capture_personal_data_no_client_ip_or_user_agent_is_recorded() 
         ("X-Forwarded-For", "198.51.100.1"),
         ("User-Agent", "Mozilla/5.0 (rum test)"),
     ];
-    assert_eq!(
-        post(
+    for proto in Proto::EVERY {
+        let r = post(
             &gw,
-            Proto::H1,
+            proto,
             "/intake/v2/events",
             &h,
-            payload("python", "backend", 1)
+            payload("python", "backend", 1),
         )
-        .await
-        .status,
-        202
-    );
-    assert_eq!(
-        post(
+        .await;
+        assert_eq!(r.status, 202, "{proto:?}: {}", r.body);
+        let r = post(
             &gw,
-            Proto::H2c,
+            proto,
             "/intake/v2/rum/events",
             &h,
-            payload("rum-js", "rum", 1)
+            payload("rum-js", "rum", 1),
         )
-        .await
-        .status,
-        202
-    );
+        .await;
+        assert_eq!(r.status, 202, "{proto:?}: {}", r.body);
+    }
     let dir = gw.stop().await;
     let docs = support::output_documents(dir.path());
-    assert_eq!(docs.len(), 2);
+    assert_eq!(docs.len(), 2 * Proto::EVERY.len());
     for (_, doc) in &docs {
         assert!(doc["@timestamp"].is_string(), "{doc}");
         for pointer in [
@@ -696,7 +698,7 @@ fn batch_error(reason: &str) -> Value {
 async fn anonymous_agents_and_services_are_checked_per_event() {
     let gw = Gateway::start(&anonymous_policy("")).await;
     let bearer = format!("Bearer {TOKEN}");
-    for proto in Proto::ALL {
+    for proto in Proto::EVERY {
         for route in [
             "/intake/v2/rum/events?verbose",
             "/intake/v3/rum/events?verbose",
@@ -714,7 +716,8 @@ async fn anonymous_agents_and_services_are_checked_per_event() {
                 r.body,
                 batch_error("unauthorized: anonymous access not permitted for agent \"python\"")
             );
-            assert_eq!(r.header("connection").is_some(), proto == Proto::H1);
+            // How the connection is closed after this refusal is protocol-specific: see
+            // `response_framing_over`.
 
             let r = post(&gw, proto, route, &[], payload("rum-js", "other", 2)).await;
             assert_eq!(r.status, 403, "{proto:?} {route}");
@@ -761,10 +764,100 @@ async fn anonymous_agents_and_services_are_checked_per_event() {
     gw.stop().await;
 }
 
+/// Connection-specific header fields: HTTP/2 (RFC 9113 section 8.2.2) and HTTP/3 (RFC 9114
+/// section 4.2) forbid them, and their receivers treat a message carrying one as malformed.
+const CONNECTION_SPECIFIC: [&str; 5] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// A request (method, path, headers, body) and the status it gets.
+type FramingCase<'a> = (
+    &'a str,
+    &'a str,
+    Vec<(&'a str, &'a str)>,
+    Option<Vec<u8>>,
+    u16,
+);
+
+/// Refusals and successes of every kind of route: over HTTP/1.1 a refusal closes the connection
+/// (`Connection: close`) and a success keeps it; over HTTP/2 and HTTP/3 no response carries a
+/// connection-specific field.
+async fn response_framing_over(protos: &[Proto]) {
+    let gw = Gateway::start(&anonymous_policy("")).await;
+    let bearer = format!("Bearer {TOKEN}");
+    for &proto in protos {
+        let cases: [FramingCase; 6] = [
+            // Anonymous, per batch.
+            (
+                "POST",
+                "/intake/v2/rum/events",
+                vec![],
+                Some(payload("python", "shop", 12)),
+                403,
+            ),
+            (
+                "POST",
+                "/intake/v2/events",
+                vec![("Authorization", "Bearer wrong")],
+                Some(payload("python", "svc", 1)),
+                401,
+            ),
+            ("GET", "/nowhere", vec![], None, 404),
+            (
+                "GET",
+                "/config/v1/agents",
+                vec![("Authorization", bearer.as_str())],
+                None,
+                400,
+            ),
+            (
+                "POST",
+                "/intake/v2/rum/events",
+                vec![],
+                Some(payload("rum-js", "shop", 1)),
+                202,
+            ),
+            ("GET", "/", vec![], None, 200),
+        ];
+        for (method, path, headers, body, status) in cases {
+            let what = format!("{proto:?} {method} {path}");
+            let method = http::Method::from_bytes(method.as_bytes()).unwrap();
+            let r = request(&gw, proto, method, path, &headers, body).await;
+            assert_eq!(r.status, status, "{what}: {}", r.body);
+            if proto == Proto::H1 {
+                assert_eq!(
+                    r.header("connection"),
+                    (status >= 400).then_some("close"),
+                    "{what}"
+                );
+            } else {
+                for name in CONNECTION_SPECIFIC {
+                    assert_eq!(r.header(name), None, "{what}: {name} in {:?}", r.headers);
+                }
+            }
+        }
+    }
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn refusals_close_http1_connections_and_http2_responses_carry_no_connection_fields() {
+    response_framing_over(&Proto::ALL).await;
+}
+
+#[tokio::test]
+async fn http3_responses_carry_no_connection_fields() {
+    response_framing_over(&[Proto::H3]).await;
+}
+
 #[tokio::test]
 async fn an_anonymous_violation_mid_stream_keeps_the_earlier_batches() {
     let gw = Gateway::start(&anonymous_policy("")).await;
-    for proto in Proto::ALL {
+    for proto in Proto::EVERY {
         let mut body = support::metadata_line("rum-js", "shop");
         for i in 0..10 {
             body.push_str(&support::transaction_line(i, None));
@@ -779,7 +872,10 @@ async fn an_anonymous_violation_mid_stream_keeps_the_earlier_batches() {
         );
     }
     let dir = gw.stop().await;
-    assert_eq!(support::output_documents(dir.path()).len(), 30);
+    assert_eq!(
+        support::output_documents(dir.path()).len(),
+        10 * Proto::EVERY.len()
+    );
 }
 
 #[tokio::test]
@@ -791,7 +887,7 @@ async fn anonymous_rate_limit_up_front_and_mid_stream() {
         anonymous_policy("[auth.anonymous.rate_limit]\nevent_limit = 4\nip_limit = 100\n")
     ))
     .await;
-    for (n, proto) in Proto::ALL.into_iter().enumerate() {
+    for (n, proto) in Proto::EVERY.into_iter().enumerate() {
         // Up front: every request takes a token; once the burst is spent, 429 before any body.
         let ip = format!("192.0.2.{}", 10 + n);
         let mut statuses = Vec::new();
@@ -852,108 +948,124 @@ async fn anonymous_rate_limit_up_front_and_mid_stream() {
         }
     }
     let m = &gw.shared.metrics;
+    let protocols = Proto::EVERY.len();
     assert_eq!(
         m.get("apmgate_rate_limited_total", &[("stage", "request")]),
-        3
+        protocols as u64
     );
     assert_eq!(
         m.get("apmgate_rate_limited_total", &[("stage", "batch")]),
-        3
+        protocols as u64
     );
     let dir = gw.stop().await;
     assert_eq!(
         support::output_documents(dir.path()).len(),
-        3 * (10 + 3 * 12)
+        protocols * (10 + 3 * 12)
     );
 }
 
 #[tokio::test]
 async fn a_batch_larger_than_the_burst_is_refused_at_once() {
-    // event_limit 1: a burst of 3; a batch of 10 can never be had.
-    let gw = Gateway::start(&anonymous_policy(
-        "[auth.anonymous.rate_limit]\nevent_limit = 1\n",
-    ))
-    .await;
-    let r = post(
-        &gw,
-        Proto::H1,
-        "/intake/v2/rum/events",
-        &[],
-        payload("rum-js", "shop", 10),
-    )
-    .await;
-    assert_eq!(r.status, 429);
-    assert_eq!(r.body, batch_error("rate limit exceeded"));
-    gw.stop().await;
+    // event_limit 1: a burst of 3; a batch of 10 can never be had. A gateway per protocol: the
+    // rate limit is the state under test.
+    for proto in Proto::EVERY {
+        let gw = Gateway::start(&anonymous_policy(
+            "[auth.anonymous.rate_limit]\nevent_limit = 1\n",
+        ))
+        .await;
+        let r = post(
+            &gw,
+            proto,
+            "/intake/v2/rum/events",
+            &[],
+            payload("rum-js", "shop", 10),
+        )
+        .await;
+        assert_eq!(r.status, 429, "{proto:?}: {}", r.body);
+        assert_eq!(r.body, batch_error("rate limit exceeded"), "{proto:?}");
+        gw.stop().await;
+    }
 }
 
 #[tokio::test]
 async fn spoofed_forwarding_headers_do_not_dodge_the_rate_limit() {
     // No trusted proxies: every request comes from 127.0.0.1, whatever it claims (APM Server's
-    // open issue #6424).
-    let gw = Gateway::start(&anonymous_policy(
-        "[auth.anonymous.rate_limit]\nevent_limit = 1\n",
-    ))
-    .await;
-    let mut sent = 0;
-    let refused = loop {
-        let ip = format!("198.51.100.{}", sent + 1);
-        let r = post(
-            &gw,
-            Proto::H1,
-            "/intake/v2/rum/events",
-            &[("X-Forwarded-For", &ip)],
-            Vec::new(),
-        )
+    // open issue #6424). A gateway per protocol: the rate limit is the state under test.
+    for proto in Proto::EVERY {
+        let gw = Gateway::start(&anonymous_policy(
+            "[auth.anonymous.rate_limit]\nevent_limit = 1\n",
+        ))
         .await;
-        sent += 1;
-        if r.status != 202 {
-            break r;
-        }
+        let mut sent = 0;
+        let refused = loop {
+            let ip = format!("198.51.100.{}", sent + 1);
+            let r = post(
+                &gw,
+                proto,
+                "/intake/v2/rum/events",
+                &[("X-Forwarded-For", &ip)],
+                Vec::new(),
+            )
+            .await;
+            sent += 1;
+            if r.status != 202 {
+                break r;
+            }
+            assert!(
+                sent < 20,
+                "{proto:?}: never rate limited: the forwarded addresses were believed"
+            );
+        };
+        assert_eq!(refused.status, 429, "{proto:?}: {}", refused.body);
         assert!(
-            sent < 20,
-            "never rate limited: the forwarded addresses were believed"
+            sent <= 5,
+            "{proto:?}: the burst of 3 is shared: refused after {sent}"
         );
-    };
-    assert_eq!(refused.status, 429);
-    assert!(sent <= 5, "the burst of 3 is shared: refused after {sent}");
-    gw.stop().await;
+        gw.stop().await;
+    }
 }
 
 #[tokio::test]
 async fn evicted_rate_limit_buckets_are_reused_not_refilled() {
-    // One bucket for all addresses (ip_limit 1): a new address inherits the spent bucket.
-    let gw = Gateway::start(&format!(
-        "[gateway]\ntrusted_proxies = [\"127.0.0.1\"]\n{}",
-        anonymous_policy("[auth.anonymous.rate_limit]\nevent_limit = 1\nip_limit = 1\n")
-    ))
-    .await;
-    let mut sent = 0;
-    loop {
+    // One bucket for all addresses (ip_limit 1): a new address inherits the spent bucket. A
+    // gateway per protocol: the rate limit is the state under test.
+    for proto in Proto::EVERY {
+        let gw = Gateway::start(&format!(
+            "[gateway]\ntrusted_proxies = [\"127.0.0.1\"]\n{}",
+            anonymous_policy("[auth.anonymous.rate_limit]\nevent_limit = 1\nip_limit = 1\n")
+        ))
+        .await;
+        let mut sent = 0;
+        loop {
+            let r = post(
+                &gw,
+                proto,
+                "/intake/v2/rum/events",
+                &[("X-Forwarded-For", "192.0.2.1")],
+                Vec::new(),
+            )
+            .await;
+            sent += 1;
+            if r.status == 429 {
+                break;
+            }
+            assert_eq!(r.status, 202, "{proto:?}: {}", r.body);
+            assert!(sent < 20, "{proto:?}: never rate limited");
+        }
         let r = post(
             &gw,
-            Proto::H1,
+            proto,
             "/intake/v2/rum/events",
-            &[("X-Forwarded-For", "192.0.2.1")],
+            &[("X-Forwarded-For", "192.0.2.2")],
             Vec::new(),
         )
         .await;
-        sent += 1;
-        if r.status == 429 {
-            break;
-        }
-        assert!(sent < 20);
+        assert_eq!(
+            r.status, 429,
+            "{proto:?}: a fresh address got a fresh bucket"
+        );
+        gw.stop().await;
     }
-    let r = post(
-        &gw,
-        Proto::H1,
-        "/intake/v2/rum/events",
-        &[("X-Forwarded-For", "192.0.2.2")],
-        Vec::new(),
-    )
-    .await;
-    assert_eq!(r.status, 429, "a fresh address got a fresh bucket");
-    gw.stop().await;
 }
 
 const CORS: &str = r#"
@@ -973,7 +1085,7 @@ Timing-Allow-Origin = "https://shop.example.com"
 async fn cors_on_rum_routes() {
     let gw = Gateway::start(&format!("{STANDARD_LISTENERS}{CORS}")).await;
     let good = "https://www.shop.example.com";
-    for proto in Proto::ALL {
+    for proto in Proto::EVERY {
         for route in [
             "/intake/v2/rum/events",
             "/intake/v3/rum/events",
@@ -984,7 +1096,7 @@ async fn cors_on_rum_routes() {
             let r = request(
                 &gw,
                 proto,
-                reqwest::Method::OPTIONS,
+                http::Method::OPTIONS,
                 route,
                 &[("Origin", good), ("Access-Control-Request-Method", "POST")],
                 None,
@@ -1026,7 +1138,7 @@ async fn cors_on_rum_routes() {
             let r = request(
                 &gw,
                 proto,
-                reqwest::Method::OPTIONS,
+                http::Method::OPTIONS,
                 route,
                 &[("Origin", "https://evil.example.com")],
                 None,
@@ -1127,7 +1239,7 @@ async fn cors_on_rum_routes() {
         gw.shared
             .metrics
             .get("apmgate_access_denied_total", &[("reason", "cors")]),
-        3 * 3 * 3
+        3 * 3 * Proto::EVERY.len() as u64
     );
     gw.stop().await;
 }
@@ -1135,18 +1247,20 @@ async fn cors_on_rum_routes() {
 #[tokio::test]
 async fn cors_default_allows_any_origin_and_none() {
     let gw = Gateway::start(&format!("{STANDARD_LISTENERS}\n[rum]\nenabled = true\n")).await;
-    for origin in [Some("https://anything.example"), None] {
-        let headers: Vec<(&str, &str)> = origin.iter().map(|o| ("Origin", *o)).collect();
-        let r = post(
-            &gw,
-            Proto::H1,
-            "/intake/v2/rum/events",
-            &headers,
-            payload("rum-js", "shop", 1),
-        )
-        .await;
-        assert_eq!(r.status, 202, "{origin:?}");
-        assert_eq!(r.header("access-control-allow-origin"), origin);
+    for proto in Proto::EVERY {
+        for origin in [Some("https://anything.example"), None] {
+            let headers: Vec<(&str, &str)> = origin.iter().map(|o| ("Origin", *o)).collect();
+            let r = post(
+                &gw,
+                proto,
+                "/intake/v2/rum/events",
+                &headers,
+                payload("rum-js", "shop", 1),
+            )
+            .await;
+            assert_eq!(r.status, 202, "{proto:?} {origin:?}");
+            assert_eq!(r.header("access-control-allow-origin"), origin, "{proto:?}");
+        }
     }
     gw.stop().await;
 }
@@ -1159,23 +1273,32 @@ async fn refusals_on_rum_routes_keep_the_allowed_origin_so_browsers_can_read_the
     )))
     .await;
     let good = "https://shop.example.com";
-    let r = post(
-        &gw,
-        Proto::H1,
-        "/intake/v2/rum/events",
-        &[("Origin", good)],
-        payload("rum-js", "shop", 1),
-    )
-    .await;
-    assert_eq!(r.status, 401);
-    assert_eq!(r.header("access-control-allow-origin"), Some(good));
+    for proto in Proto::EVERY {
+        let r = post(
+            &gw,
+            proto,
+            "/intake/v2/rum/events",
+            &[("Origin", good)],
+            payload("rum-js", "shop", 1),
+        )
+        .await;
+        assert_eq!(r.status, 401, "{proto:?}: {}", r.body);
+        assert_eq!(
+            r.header("access-control-allow-origin"),
+            Some(good),
+            "{proto:?}"
+        );
+    }
     gw.stop().await;
 }
 
 #[tokio::test]
 async fn rate_limited_rum_requests_keep_the_allowed_origin() {
-    let gw = Gateway::start(&with_token(
-        r#"
+    let good = "https://shop.example.com";
+    // A gateway per protocol: the rate limit is the state under test.
+    for proto in Proto::EVERY {
+        let gw = Gateway::start(&with_token(
+            r#"
 [rum]
 enabled = true
 allow_origins = ["https://shop.example.com"]
@@ -1186,28 +1309,32 @@ allow_agent = ["rum-js"]
 [auth.anonymous.rate_limit]
 event_limit = 1
 "#,
-    ))
-    .await;
-    let good = "https://shop.example.com";
-    let mut sent = 0;
-    let refused = loop {
-        let r = post(
-            &gw,
-            Proto::H1,
-            "/intake/v2/rum/events",
-            &[("Origin", good)],
-            Vec::new(),
-        )
+        ))
         .await;
-        sent += 1;
-        if r.status != 202 {
-            break r;
-        }
-        assert!(sent < 20);
-    };
-    assert_eq!(refused.status, 429);
-    assert_eq!(refused.header("access-control-allow-origin"), Some(good));
-    gw.stop().await;
+        let mut sent = 0;
+        let refused = loop {
+            let r = post(
+                &gw,
+                proto,
+                "/intake/v2/rum/events",
+                &[("Origin", good)],
+                Vec::new(),
+            )
+            .await;
+            sent += 1;
+            if r.status != 202 {
+                break r;
+            }
+            assert!(sent < 20, "{proto:?}: never rate limited");
+        };
+        assert_eq!(refused.status, 429, "{proto:?}: {}", refused.body);
+        assert_eq!(
+            refused.header("access-control-allow-origin"),
+            Some(good),
+            "{proto:?}"
+        );
+        gw.stop().await;
+    }
 }
 
 /// A plaintext listener with only the metrics route, beside the standard ones.
@@ -1260,7 +1387,12 @@ async fn metrics_route_needs_monitoring_read_and_counts_requests_and_denials() {
     let gw = Gateway::start(&format!("{STANDARD_LISTENERS}{METRICS_POLICY}")).await;
     let agent = [("Authorization", "Bearer agent-token")];
     // Known traffic: accepted events on every protocol, and one denial of each kind.
-    for (proto, n) in [(Proto::H1, 3), (Proto::H2Tls, 2), (Proto::H2c, 1)] {
+    for (proto, n) in [
+        (Proto::H1, 3),
+        (Proto::H2Tls, 2),
+        (Proto::H2c, 1),
+        (Proto::H3, 4),
+    ] {
         for _ in 0..n {
             let r = post(
                 &gw,
@@ -1354,6 +1486,7 @@ async fn metrics_route_needs_monitoring_read_and_counts_requests_and_denials() {
         ("plain", "intake", "http/1.1", 202, 3),
         ("tls", "intake", "h2", 202, 2),
         ("plain", "intake", "h2c", 202, 1),
+        ("tls", "intake", "h3", 202, 4),
         ("plain", "intake", "http/1.1", 400, 1),
         ("plain", "intake", "http/1.1", 401, 2),
         ("plain", "intake", "http/1.1", 403, 1),
@@ -1370,7 +1503,7 @@ async fn metrics_route_needs_monitoring_read_and_counts_requests_and_denials() {
     }
     assert_eq!(
         m(r#"apmgate_events_accepted_total{route="intake"}"#),
-        6 * 4 + 1
+        10 * 4 + 1
     );
     assert_eq!(m(r#"apmgate_events_rejected_total{reason="invalid"}"#), 1);
     assert_eq!(
@@ -1382,6 +1515,7 @@ async fn metrics_route_needs_monitoring_read_and_counts_requests_and_denials() {
     assert_eq!(m(r#"apmgate_access_denied_total{reason="privilege"}"#), 1);
     assert!(m(r#"apmgate_bytes_received_total{route="intake"}"#) > 0);
     assert!(m(r#"apmgate_connections_total{listener="tls",transport="tls"}"#) >= 1);
+    assert!(m(r#"apmgate_connections_total{listener="tls",transport="quic"}"#) >= 1);
     assert_eq!(m("apmgate_requests_in_flight"), 1, "the scrape itself");
     gw.stop().await;
 }

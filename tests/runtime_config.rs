@@ -1,13 +1,13 @@
-//! Central agent configuration from the policy, over real sockets (HTTP/1.1, HTTP/2 over TLS
-//! and h2c): GET with a query and POST with JSON, `service.name` required, the default
+//! Central agent configuration from the policy, over real sockets (HTTP/1.1, HTTP/2 over TLS,
+//! h2c and HTTP/3): GET with a query and POST with JSON, `service.name` required, the default
 //! environment, values as strings, `Etag` and `If-None-Match` / `?ifnonematch=` giving 304,
 //! `Cache-Control`, and what anonymous callers may read.
 
 mod support;
 
-use reqwest::header::HeaderMap;
+use http::HeaderMap;
 use serde_json::{Value, json};
-use support::{Gateway, Proto, STANDARD_LISTENERS, client};
+use support::{Gateway, Proto, STANDARD_LISTENERS};
 
 const TOKEN: &str = "config-test-token";
 
@@ -83,44 +83,41 @@ impl Answer {
     }
 }
 
+/// One request over `proto` (on its standard listener), asking for JSON; a body is sent as
+/// `application/json`.
 async fn call(
     gw: &Gateway,
     proto: Proto,
-    method: reqwest::Method,
+    method: http::Method,
     path: &str,
     headers: &[(&str, &str)],
     body: Option<Value>,
 ) -> Answer {
-    let mut req = client(gw, proto)
-        .request(method, gw.url(proto.listener(), proto.tls(), path))
-        .header("Accept", "application/json");
-    for (k, v) in headers {
-        req = req.header(*k, *v);
+    let mut all = vec![("Accept", "application/json")];
+    if body.is_some() {
+        all.push(("Content-Type", "application/json"));
     }
-    if let Some(b) = body {
-        req = req
-            .header("Content-Type", "application/json")
-            .body(b.to_string());
-    }
-    let resp = req.send().await.unwrap();
-    assert_eq!(resp.version(), proto.version());
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let bytes = resp.bytes().await.unwrap();
-    let body = if bytes.is_empty() {
+    all.extend_from_slice(headers);
+    let body = body.map(|b| b.to_string().into_bytes());
+    let resp = support::request(gw, proto, method.clone(), path, &all, body, None)
+        .await
+        .unwrap_or_else(|e| panic!("{proto:?} {method} {path}: {e}"));
+    assert_eq!(resp.version, proto.version());
+    let body = if resp.body.is_empty() {
         Value::Null
     } else {
-        serde_json::from_slice(&bytes).unwrap()
+        serde_json::from_slice(&resp.body)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&resp.body)))
     };
     Answer {
-        status,
-        headers,
+        status: resp.status,
+        headers: resp.headers,
         body,
     }
 }
 
 async fn get(gw: &Gateway, proto: Proto, path: &str, headers: &[(&str, &str)]) -> Answer {
-    call(gw, proto, reqwest::Method::GET, path, headers, None).await
+    call(gw, proto, http::Method::GET, path, headers, None).await
 }
 
 async fn post(
@@ -130,7 +127,7 @@ async fn post(
     headers: &[(&str, &str)],
     body: Value,
 ) -> Answer {
-    call(gw, proto, reqwest::Method::POST, path, headers, Some(body)).await
+    call(gw, proto, http::Method::POST, path, headers, Some(body)).await
 }
 
 const AGENTS: &str = "/config/v1/agents";
@@ -151,7 +148,7 @@ async fn get_with_a_query_and_post_with_json() {
         "stack_trace_limit": "50",
         "transaction_sample_rate": "0.2",
     });
-    for proto in Proto::ALL {
+    for proto in Proto::EVERY {
         for route in [AGENTS, RUM_AGENTS] {
             let what = format!("{proto:?} {route}");
             let r = get(
@@ -265,7 +262,7 @@ async fn service_name_is_required() {
     let gw = Gateway::start(&policy()).await;
     let auth = bearer();
     let auth = [("Authorization", auth.as_str())];
-    for proto in Proto::ALL {
+    for proto in Proto::EVERY {
         for route in [AGENTS, RUM_AGENTS] {
             let what = format!("{proto:?} {route}");
             for r in [
@@ -322,7 +319,7 @@ async fn service_name_is_required() {
 async fn etags_answer_304() {
     let gw = Gateway::start(&policy()).await;
     let auth = bearer();
-    for proto in Proto::ALL {
+    for proto in Proto::EVERY {
         let path = format!("{AGENTS}?service.name=checkout&service.environment=production");
         let first = get(&gw, proto, &path, &[("Authorization", &auth)]).await;
         assert_eq!(first.status, 200);
@@ -380,7 +377,7 @@ async fn etags_answer_304() {
 #[tokio::test]
 async fn anonymous_callers_get_only_the_sample_rate_of_entries_for_their_agents() {
     let gw = Gateway::start(&policy()).await;
-    for proto in Proto::ALL {
+    for proto in Proto::EVERY {
         for route in [AGENTS, RUM_AGENTS] {
             let what = format!("{proto:?} {route}");
             // An entry for rum-js: trimmed to the sample rate.
@@ -447,7 +444,7 @@ async fn anonymous_callers_get_only_the_sample_rate_of_entries_for_their_agents(
 #[tokio::test]
 async fn configuration_needs_config_agent_read_and_get_or_post() {
     let gw = Gateway::start(&policy()).await;
-    for proto in Proto::ALL {
+    for proto in Proto::EVERY {
         let r = get(
             &gw,
             proto,
@@ -481,7 +478,7 @@ async fn configuration_needs_config_agent_read_and_get_or_post() {
             Some("max-age=300, must-revalidate")
         );
 
-        for method in [reqwest::Method::PUT, reqwest::Method::DELETE] {
+        for method in [http::Method::PUT, http::Method::DELETE] {
             let path = format!("{AGENTS}?service.name=checkout");
             let r = call(
                 &gw,
@@ -509,12 +506,12 @@ async fn configuration_needs_config_agent_read_and_get_or_post() {
 #[tokio::test]
 async fn a_wrong_method_is_named_to_authenticated_callers() {
     let gw = Gateway::start(&policy()).await;
-    for proto in Proto::ALL {
+    for proto in Proto::EVERY {
         let path = format!("{AGENTS}?service.name=checkout");
         let r = call(
             &gw,
             proto,
-            reqwest::Method::PUT,
+            http::Method::PUT,
             &path,
             &[("Authorization", &bearer())],
             None,
@@ -529,7 +526,7 @@ async fn a_wrong_method_is_named_to_authenticated_callers() {
 #[tokio::test]
 async fn a_trimmed_answer_keeps_the_entry_etag() {
     let gw = Gateway::start(&policy()).await;
-    for proto in Proto::ALL {
+    for proto in Proto::EVERY {
         let path = format!("{AGENTS}?service.name=shop");
         let full = get(&gw, proto, &path, &[("Authorization", &bearer())]).await;
         let trimmed = get(&gw, proto, &path, &[]).await;
@@ -556,17 +553,20 @@ settings = {{ transaction_sample_rate = 0.3, log_level = "debug" }}
 "#
     ))
     .await;
-    let r = get(
-        &gw,
-        Proto::H1,
-        &format!("{AGENTS}?service.name=backend-only"),
-        &[],
-    )
-    .await;
-    assert_eq!(r.status, 200);
-    assert_eq!(
-        r.body,
-        json!({"log_level": "debug", "transaction_sample_rate": "0.3"})
-    );
+    for proto in Proto::EVERY {
+        let r = get(
+            &gw,
+            proto,
+            &format!("{AGENTS}?service.name=backend-only"),
+            &[],
+        )
+        .await;
+        assert_eq!(r.status, 200, "{proto:?}: {}", r.body);
+        assert_eq!(
+            r.body,
+            json!({"log_level": "debug", "transaction_sample_rate": "0.3"}),
+            "{proto:?}"
+        );
+    }
     gw.stop().await;
 }

@@ -1,6 +1,7 @@
 //! Listeners over real sockets: ALPN choosing h2 or http/1.1, listeners that serve only some
-//! protocols, mutual TLS (required and optional client auth, unknown CAs), the native-tls
-//! backend, TLS versions, the TLS handshake timeout, and Unix-socket listeners.
+//! protocols, mutual TLS (required and optional client auth, unknown CAs) over HTTP/1.1, h2 and
+//! HTTP/3, the native-tls backend, TLS versions, the TLS handshake timeout, and Unix-socket
+//! listeners.
 
 mod support;
 
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
 use serde_json::{Value, json};
-use support::{Gateway, Proto, STANDARD_LISTENERS, client, client_with_identity, payload};
+use support::{Gateway, Identity, Proto, STANDARD_LISTENERS, client, payload};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -259,7 +260,7 @@ async fn tls_versions_of_the_profile_are_enforced() {
 }
 
 /// A client certificate for `cn`, signed by the gateway's development CA.
-fn cert_signed_by_gateway_ca(gw: &Gateway, cn: &str) -> (Vec<u8>, Vec<u8>) {
+fn cert_signed_by_gateway_ca(gw: &Gateway, cn: &str) -> Identity {
     let ca_key =
         rcgen::KeyPair::from_pem(&String::from_utf8(read(&gw.path("certs/ca.key"))).unwrap())
             .unwrap();
@@ -275,23 +276,21 @@ fn cert_signed_by_gateway_ca(gw: &Gateway, cn: &str) -> (Vec<u8>, Vec<u8>) {
         .push(rcgen::DnType::CommonName, cn);
     params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
     let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
-    (cert.pem().into_bytes(), key.serialize_pem().into_bytes())
-}
-
-/// The development client certificate (CN=agent-1.agents.local).
-fn dev_client_cert(gw: &Gateway) -> (Vec<u8>, Vec<u8>) {
-    (
-        read(&gw.path("certs/client.crt")),
-        read(&gw.path("certs/client.key")),
-    )
+    Identity {
+        cert: cert.pem().into_bytes(),
+        key: key.serialize_pem().into_bytes(),
+    }
 }
 
 /// A client certificate with the same names as the development one, from another CA.
-fn foreign_client_cert() -> (Vec<u8>, Vec<u8>, tempfile::TempDir) {
+fn foreign_client_cert() -> Identity {
     let dir = tempfile::tempdir().unwrap();
     let certs =
         apmgate::devcerts::write(dir.path(), &apmgate::devcerts::Validity::default()).unwrap();
-    (read(&certs.client_cert), read(&certs.client_key), dir)
+    Identity {
+        cert: read(&certs.client_cert),
+        key: read(&certs.client_key),
+    }
 }
 
 fn mtls_policy(client_auth: &str, extra: &str) -> String {
@@ -300,7 +299,7 @@ fn mtls_policy(client_auth: &str, extra: &str) -> String {
 [[listener]]
 name = "mtls"
 bind = "127.0.0.1:0"
-protocols = ["http1", "http2"]
+protocols = ["http1", "http2", "http3"]
 tls = "mutual"
 
 [tls.mutual]
@@ -321,29 +320,20 @@ roles = ["agent"]
     )
 }
 
-/// The Proto values whose clients reach a TLS listener: h2 (ALPN) and HTTP/1.1 over TLS.
-fn tls_protos(
+/// The protocols that reach a TLS listener: h2 (ALPN), HTTP/1.1 over TLS and HTTP/3.
+const TLS_PROTOS: [Proto; 3] = [Proto::H2Tls, Proto::H1, Proto::H3];
+
+/// One request to the `mtls` listener, presenting `identity` if given.
+async fn mtls(
     gw: &Gateway,
-    identity: Option<&(Vec<u8>, Vec<u8>)>,
-) -> Vec<(reqwest::Version, reqwest::Client)> {
-    let h1 = |b: reqwest::ClientBuilder| b.http1_only();
-    let ca = reqwest::Certificate::from_pem(&read(&gw.path("certs/ca.crt"))).unwrap();
-    let base = || {
-        let b = reqwest::Client::builder()
-            .use_rustls_tls()
-            .add_root_certificate(ca.clone())
-            .no_proxy();
-        match identity {
-            Some((c, k)) => {
-                b.identity(reqwest::Identity::from_pem(&[&c[..], &k[..]].concat()).unwrap())
-            }
-            None => b,
-        }
-    };
-    vec![
-        (reqwest::Version::HTTP_2, base().build().unwrap()),
-        (reqwest::Version::HTTP_11, h1(base()).build().unwrap()),
-    ]
+    proto: Proto,
+    method: http::Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<Vec<u8>>,
+    identity: Option<&Identity>,
+) -> Result<support::Response, support::RequestError> {
+    support::request(gw, proto.on("mtls"), method, path, headers, body, identity).await
 }
 
 #[tokio::test]
@@ -366,65 +356,89 @@ effect = "allow"
 "#,
     ))
     .await;
-    let cert = dev_client_cert(&gw);
-    for (version, http) in tls_protos(&gw, Some(&cert)) {
-        let resp = http
-            .post(gw.url("mtls", true, "/intake/v2/events?verbose"))
-            .body(payload("python", "svc", 2))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.version(), version);
-        assert_eq!(resp.status(), 202, "{version:?}");
-        assert_eq!(resp.json::<Value>().await.unwrap(), json!({"accepted": 2}));
+    let cert = Identity::dev(&gw);
+    let accept = [("Accept", "application/json")];
+    for proto in TLS_PROTOS {
+        let post = http::Method::POST;
+        let intake = "/intake/v2/events?verbose";
+        let resp = mtls(
+            &gw,
+            proto,
+            post,
+            intake,
+            &accept,
+            Some(payload("python", "svc", 2)),
+            Some(&cert),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{proto:?}: {e}"));
+        assert_eq!(resp.version, proto.version());
+        assert_eq!(resp.status, 202, "{proto:?}");
+        assert_eq!(resp.json(), json!({"accepted": 2}), "{proto:?}");
         // An authenticated caller gets the server information.
-        let root: Value = http
-            .get(gw.url("mtls", true, "/"))
-            .header("Accept", "application/json")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        assert!(root["version"].is_string(), "{root}");
+        let root = mtls(
+            &gw,
+            proto,
+            http::Method::GET,
+            "/",
+            &accept,
+            None,
+            Some(&cert),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{proto:?}: {e}"))
+        .json();
+        assert!(root["version"].is_string(), "{proto:?}: {root}");
     }
     // Without a certificate the handshake fails.
-    for (version, http) in tls_protos(&gw, None) {
-        let r = http.get(gw.url("mtls", true, "/")).send().await;
-        assert!(
-            r.is_err(),
-            "{version:?}: served without a certificate: {r:?}"
-        );
+    for proto in TLS_PROTOS {
+        let r = mtls(&gw, proto, http::Method::GET, "/", &[], None, None).await;
+        assert!(r.is_err(), "{proto:?}: served without a certificate: {r:?}");
     }
     // A certificate from another CA is refused, even with the right names.
-    let (c, k, _dir) = foreign_client_cert();
-    for (version, http) in tls_protos(&gw, Some(&(c, k))) {
-        let r = http.get(gw.url("mtls", true, "/")).send().await;
+    let foreign = foreign_client_cert();
+    for proto in TLS_PROTOS {
+        let r = mtls(
+            &gw,
+            proto,
+            http::Method::GET,
+            "/",
+            &[],
+            None,
+            Some(&foreign),
+        )
+        .await;
         assert!(
             r.is_err(),
-            "{version:?}: served with a foreign certificate: {r:?}"
+            "{proto:?}: served with a foreign certificate: {r:?}"
         );
     }
     // A certificate from the right CA that no `[auth.client_cert]` entry names: no identity.
     let intruder = cert_signed_by_gateway_ca(&gw, "intruder.example.com");
-    for (version, http) in tls_protos(&gw, Some(&intruder)) {
-        let resp = http
-            .post(gw.url("mtls", true, "/intake/v2/events"))
-            .header("Accept", "application/json")
-            .body(payload("python", "svc", 1))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 401, "{version:?}");
-        let body: Value = resp.json().await.unwrap();
+    for proto in TLS_PROTOS {
+        let resp = mtls(
+            &gw,
+            proto,
+            http::Method::POST,
+            "/intake/v2/events",
+            &accept,
+            Some(payload("python", "svc", 1)),
+            Some(&intruder),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{proto:?}: {e}"));
+        assert_eq!(resp.status, 401, "{proto:?}");
         assert_eq!(
-            body["error"],
-            "authentication failed: missing or improperly formatted Authorization header: expected 'Authorization: Bearer secret_token' or 'Authorization: ApiKey base64(API key ID:API key)'"
+            resp.json()["error"],
+            "authentication failed: missing or improperly formatted Authorization header: expected 'Authorization: Bearer secret_token' or 'Authorization: ApiKey base64(API key ID:API key)'",
+            "{proto:?}"
         );
     }
     let dir = gw.stop().await;
-    assert_eq!(support::output_documents(dir.path()).len(), 4);
+    assert_eq!(
+        support::output_documents(dir.path()).len(),
+        2 * TLS_PROTOS.len()
+    );
 }
 
 #[tokio::test]
@@ -434,42 +448,66 @@ async fn mtls_optional_falls_back_to_other_authentication() {
         "\n[auth.secret_token.t]\nsecret = \"opt-token\"\n",
     ))
     .await;
-    let cert = dev_client_cert(&gw);
-    for (version, http) in tls_protos(&gw, Some(&cert)) {
-        let resp = http
-            .post(gw.url("mtls", true, "/intake/v2/events"))
-            .body(payload("python", "svc", 1))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 202, "{version:?} with a certificate");
+    let cert = Identity::dev(&gw);
+    let intake = "/intake/v2/events";
+    let post = || http::Method::POST;
+    for proto in TLS_PROTOS {
+        let resp = mtls(
+            &gw,
+            proto,
+            post(),
+            intake,
+            &[],
+            Some(payload("python", "svc", 1)),
+            Some(&cert),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{proto:?}: {e}"));
+        assert_eq!(resp.status, 202, "{proto:?} with a certificate");
     }
-    for (version, http) in tls_protos(&gw, None) {
-        let resp = http
-            .post(gw.url("mtls", true, "/intake/v2/events"))
-            .header("Accept", "application/json")
-            .body(payload("python", "svc", 1))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.version(), version);
-        assert_eq!(resp.status(), 401, "{version:?} with nothing");
-        let resp = http
-            .post(gw.url("mtls", true, "/intake/v2/events"))
-            .header("Authorization", "Bearer opt-token")
-            .body(payload("python", "svc", 1))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 202, "{version:?} with the token");
+    for proto in TLS_PROTOS {
+        let resp = mtls(
+            &gw,
+            proto,
+            post(),
+            intake,
+            &[("Accept", "application/json")],
+            Some(payload("python", "svc", 1)),
+            None,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{proto:?}: {e}"));
+        assert_eq!(resp.version, proto.version());
+        assert_eq!(resp.status, 401, "{proto:?} with nothing");
+        let resp = mtls(
+            &gw,
+            proto,
+            post(),
+            intake,
+            &[("Authorization", "Bearer opt-token")],
+            Some(payload("python", "svc", 1)),
+            None,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{proto:?}: {e}"));
+        assert_eq!(resp.status, 202, "{proto:?} with the token");
     }
     // A certificate that does not verify is refused, even though one is optional.
-    let (c, k, _dir) = foreign_client_cert();
-    for (version, http) in tls_protos(&gw, Some(&(c, k))) {
-        let r = http.get(gw.url("mtls", true, "/")).send().await;
+    let foreign = foreign_client_cert();
+    for proto in TLS_PROTOS {
+        let r = mtls(
+            &gw,
+            proto,
+            http::Method::GET,
+            "/",
+            &[],
+            None,
+            Some(&foreign),
+        )
+        .await;
         assert!(
             r.is_err(),
-            "{version:?}: served with a foreign certificate: {r:?}"
+            "{proto:?}: served with a foreign certificate: {r:?}"
         );
     }
     gw.stop().await;
@@ -482,33 +520,42 @@ async fn mtls_optional_certificate_beats_anonymous() {
         "\n[auth.anonymous]\nallow_agent = [\"python\"]\n",
     ))
     .await;
-    let cert = dev_client_cert(&gw);
-    for proto in [Proto::H2Tls, Proto::H1] {
+    let cert = Identity::dev(&gw);
+    for proto in TLS_PROTOS {
         // `GET /` shows the difference: only authenticated callers get the body.
-        let with_cert = client_with_identity(&gw, proto, &cert.0, &cert.1)
-            .get(gw.url("mtls", true, "/"))
-            .header("Accept", "application/json")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(with_cert.status(), 200);
-        let body: Value = with_cert.json().await.unwrap();
+        let accept = [("Accept", "application/json")];
+        let with_cert = mtls(
+            &gw,
+            proto,
+            http::Method::GET,
+            "/",
+            &accept,
+            None,
+            Some(&cert),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{proto:?}: {e}"));
+        assert_eq!(with_cert.status, 200, "{proto:?}");
+        let body = with_cert.json();
         assert!(body["version"].is_string(), "{proto:?}: {body}");
-        let anonymous = client(&gw, proto)
-            .get(gw.url("mtls", true, "/"))
-            .send()
+        let anonymous = mtls(&gw, proto, http::Method::GET, "/", &[], None, None)
             .await
-            .unwrap();
-        assert_eq!(anonymous.status(), 200);
-        assert!(anonymous.bytes().await.unwrap().is_empty(), "{proto:?}");
+            .unwrap_or_else(|e| panic!("{proto:?}: {e}"));
+        assert_eq!(anonymous.status, 200, "{proto:?}");
+        assert!(anonymous.body.is_empty(), "{proto:?}");
         // Anonymous intake works within the anonymous lists.
-        let r = client(&gw, proto)
-            .post(gw.url("mtls", true, "/intake/v2/events"))
-            .body(payload("python", "svc", 1))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 202, "{proto:?}");
+        let r = mtls(
+            &gw,
+            proto,
+            http::Method::POST,
+            "/intake/v2/events",
+            &[],
+            Some(payload("python", "svc", 1)),
+            None,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{proto:?}: {e}"));
+        assert_eq!(r.status, 202, "{proto:?}");
     }
     gw.stop().await;
 }

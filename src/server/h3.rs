@@ -193,7 +193,18 @@ async fn serve_connection(
                     let response =
                         super::router::handle(&shared, &conn, Request::from_parts(parts, body))
                             .await;
-                    let (parts, body) = response.into_parts();
+                    let (mut parts, body) = response.into_parts();
+                    // Connection-specific fields make an HTTP/3 message malformed (RFC 9114
+                    // section 4.2); hyper drops them for HTTP/2, h3 does not.
+                    for name in [
+                        "connection",
+                        "keep-alive",
+                        "proxy-connection",
+                        "transfer-encoding",
+                        "upgrade",
+                    ] {
+                        parts.headers.remove(name);
+                    }
                     let bytes = http_body_util::BodyExt::collect(body)
                         .await
                         .map(|c| c.to_bytes())

@@ -40,6 +40,28 @@ fn bind_err(l: &Listener, source: std::io::Error) -> ServerError {
 impl BoundListener {
     /// Binds the listener's address and loads its TLS profile.
     pub async fn bind(listener: Arc<Listener>) -> Result<Self, ServerError> {
+        // With port 0 the system picks the TCP port, and HTTP/3 then needs the same UDP port,
+        // which another socket may hold: pick again a few times before giving up.
+        let any_port = matches!(&listener.bind, Bind::Ip(a) if a.port() == 0);
+        let mut attempts = if any_port && listener.speaks(ast::Protocol::Http3) {
+            8
+        } else {
+            1
+        };
+        loop {
+            attempts -= 1;
+            match Self::bind_once(listener.clone()).await {
+                Err(ServerError::Bind { source, .. })
+                    if attempts > 0 && source.kind() == std::io::ErrorKind::AddrInUse =>
+                {
+                    continue;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn bind_once(listener: Arc<Listener>) -> Result<Self, ServerError> {
         let acceptor = match &listener.tls {
             Some(profile) => Some(tls::acceptor(&listener, profile)?),
             None => None,

@@ -1,7 +1,8 @@
 """POSTs a file over HTTP/3 with aioquic (a client nobody on this project wrote).
 
 usage: h3_post.py HOST PORT PATH BODYFILE CAFILE [HEADER=VALUE ...]
-Prints the status line and the body.
+Prints the status line and the body; if the connection ends first (say, because aioquic found
+the response malformed), prints the error code and reason and exits with status 1.
 """
 import asyncio
 import sys
@@ -11,6 +12,7 @@ from aioquic.asyncio.protocol import QuicConnectionProtocol
 from aioquic.h3.connection import H3_ALPN, H3Connection
 from aioquic.h3.events import DataReceived, HeadersReceived
 from aioquic.quic.configuration import QuicConfiguration
+from aioquic.quic.events import ConnectionTerminated
 
 
 class H3Client(QuicConnectionProtocol):
@@ -22,6 +24,15 @@ class H3Client(QuicConnectionProtocol):
         self.body = b""
 
     def quic_event_received(self, event):
+        if isinstance(event, ConnectionTerminated):
+            if self.done and not self.done.done():
+                self.done.set_exception(
+                    ConnectionError(
+                        f"connection terminated before the response ended: "
+                        f"error {event.error_code:#x}: {event.reason_phrase}"
+                    )
+                )
+            return
         for ev in self.http.handle_event(event):
             if isinstance(ev, HeadersReceived):
                 self.status = dict(ev.headers).get(b":status", b"?").decode()
@@ -52,7 +63,11 @@ async def main():
     with open(body_file, "rb") as f:
         body = f.read()
     async with connect(host, int(port), configuration=config, create_protocol=H3Client) as client:
-        await client.post(f"localhost:{port}", path, body, headers)
+        try:
+            await client.post(f"localhost:{port}", path, body, headers)
+        except ConnectionError as e:
+            print(e)
+            sys.exit(1)
         print(client.status)
         print(client.body.decode())
 

@@ -56,6 +56,7 @@ impl Gateway {
             .collect();
         assert!(errors.is_empty(), "test policy is invalid: {errors:#?}");
         let policy = c.policy.unwrap();
+        // (With port 0 and `http3`, the server itself picks again when the UDP port is taken.)
         let server = match output {
             Some(o) => Server::build_with_output(policy, o).await.unwrap(),
             None => Server::build(policy).await.unwrap(),
@@ -137,38 +138,83 @@ pub fn bulk_documents(path: &Path) -> Vec<(String, serde_json::Value)> {
 /// Which protocol a client speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Proto {
-    /// HTTP/1.1 over TCP.
+    /// HTTP/1.1 over TCP (plaintext on `plain`, over TLS on a TLS listener).
     H1,
     /// HTTP/2 over TLS, chosen by ALPN.
     H2Tls,
     /// HTTP/2 over TCP by prior knowledge.
     H2c,
+    /// HTTP/3 over QUIC (quinn + h3), TLS 1.3 with ALPN `h3`.
+    H3,
 }
 
 impl Proto {
+    /// The protocols reqwest speaks here, for tests that use `client` directly.
     pub const ALL: [Proto; 3] = [Proto::H1, Proto::H2Tls, Proto::H2c];
+
+    /// Every protocol the gateway serves, for tests that go through `request`.
+    pub const EVERY: [Proto; 4] = [Proto::H1, Proto::H2Tls, Proto::H2c, Proto::H3];
 
     /// The listener of `STANDARD_LISTENERS` this protocol uses.
     pub fn listener(self) -> &'static str {
         match self {
             Proto::H1 | Proto::H2c => "plain",
-            Proto::H2Tls => "tls",
+            Proto::H2Tls | Proto::H3 => "tls",
         }
     }
 
+    /// Whether this protocol reaches its standard listener over TLS.
     pub fn tls(self) -> bool {
-        self == Proto::H2Tls
+        matches!(self, Proto::H2Tls | Proto::H3)
     }
 
-    pub fn version(self) -> reqwest::Version {
+    /// The HTTP version of the responses.
+    pub fn version(self) -> http::Version {
         match self {
-            Proto::H1 => reqwest::Version::HTTP_11,
-            _ => reqwest::Version::HTTP_2,
+            Proto::H1 => http::Version::HTTP_11,
+            Proto::H2Tls | Proto::H2c => http::Version::HTTP_2,
+            Proto::H3 => http::Version::HTTP_3,
+        }
+    }
+
+    /// This protocol on another listener than its standard one.
+    pub fn on(self, listener: &str) -> Target<'_> {
+        Target {
+            proto: self,
+            listener,
+        }
+    }
+
+    /// The policy's name of this protocol.
+    fn policy_protocol(self) -> apmgate::policy::ast::Protocol {
+        use apmgate::policy::ast::Protocol;
+        match self {
+            Proto::H1 => Protocol::Http1,
+            Proto::H2Tls => Protocol::Http2,
+            Proto::H2c => Protocol::H2c,
+            Proto::H3 => Protocol::Http3,
         }
     }
 }
 
-/// Two listeners on ephemeral ports: `plain` (HTTP/1.1 and h2c) and `tls` (HTTP/1.1 and h2).
+/// Where a request goes: a protocol on a listener (a bare `Proto` means its standard listener).
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    pub proto: Proto,
+    pub listener: &'a str,
+}
+
+impl From<Proto> for Target<'static> {
+    fn from(proto: Proto) -> Self {
+        Target {
+            proto,
+            listener: proto.listener(),
+        }
+    }
+}
+
+/// Two listeners on ephemeral ports: `plain` (HTTP/1.1 and h2c) and `tls` (HTTP/1.1, h2 and
+/// HTTP/3 on the same port number, TCP and UDP).
 pub const STANDARD_LISTENERS: &str = r#"
 [[listener]]
 name = "plain"
@@ -178,7 +224,7 @@ protocols = ["http1", "h2c"]
 [[listener]]
 name = "tls"
 bind = "127.0.0.1:0"
-protocols = ["http1", "http2"]
+protocols = ["http1", "http2", "http3"]
 tls = "dev"
 
 [tls.dev]
@@ -186,22 +232,179 @@ certificate = "certs/server.crt"
 key = "certs/server.key"
 "#;
 
-/// A client for a protocol that trusts the gateway's development CA.
+/// A client for a protocol that trusts the gateway's development CA. reqwest speaks no HTTP/3
+/// here: tests that cover `Proto::H3` go through `request`.
 pub fn client(gw: &Gateway, proto: Proto) -> reqwest::Client {
+    reqwest_client(gw, proto, None)
+}
+
+fn reqwest_client(gw: &Gateway, proto: Proto, identity: Option<&Identity>) -> reqwest::Client {
     let ca =
         reqwest::Certificate::from_pem(&std::fs::read(gw.path("certs/ca.crt")).unwrap()).unwrap();
-    let b = reqwest::Client::builder()
+    let mut b = reqwest::Client::builder()
         .use_rustls_tls()
         .add_root_certificate(ca)
         .no_gzip()
         .no_proxy();
+    if let Some(id) = identity {
+        b = b.identity(reqwest::Identity::from_pem(&[&id.cert[..], &id.key[..]].concat()).unwrap());
+    }
     match proto {
         Proto::H1 => b.http1_only(),
         Proto::H2c => b.http2_prior_knowledge(),
         Proto::H2Tls => b,
+        Proto::H3 => panic!("reqwest speaks no HTTP/3 here: use support::request for Proto::H3"),
     }
     .build()
     .unwrap()
+}
+
+/// A client certificate and its private key (PEM), presented in the TLS handshake.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub cert: Vec<u8>,
+    pub key: Vec<u8>,
+}
+
+impl Identity {
+    /// The development client certificate (CN=agent-1.agents.local) of a gateway.
+    pub fn dev(gw: &Gateway) -> Identity {
+        Identity {
+            cert: std::fs::read(gw.path("certs/client.crt")).unwrap(),
+            key: std::fs::read(gw.path("certs/client.key")).unwrap(),
+        }
+    }
+}
+
+/// A response read whole, the same shape whatever the protocol it came over.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub version: http::Version,
+    pub headers: http::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// The first value of a header.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().expect("a visible ASCII header value"))
+    }
+
+    /// The body as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+}
+
+/// Why a request got no response (a refused handshake, a reset, a client-side refusal).
+pub type RequestError = Box<dyn std::error::Error + Send + Sync>;
+
+/// An upper bound on one exchange, so a gateway that never answers fails the test instead of
+/// hanging it.
+const EXCHANGE_BOUND: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Sends one request over any protocol, on a fresh connection, and reads the response whole:
+/// reqwest for HTTP/1.1, h2 and h2c, quinn + h3 for HTTP/3. `to` is a `Proto` (its standard
+/// listener) or `proto.on(listener)`; the scheme follows the listener's TLS profile. The same
+/// request goes out over every protocol: with a body, a `Content-Length`; without an `Accept`,
+/// `Accept: */*` (what reqwest sends). With `identity`, the client certificate is presented.
+pub async fn request<'a>(
+    gw: &Gateway,
+    to: impl Into<Target<'a>>,
+    method: http::Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<Vec<u8>>,
+    identity: Option<&Identity>,
+) -> Result<Response, RequestError> {
+    let Target { proto, listener } = to.into();
+    let tls = {
+        let rt = gw.shared.runtime.borrow();
+        let l = rt
+            .policy
+            .listeners
+            .iter()
+            .find(|l| l.name == listener)
+            .unwrap_or_else(|| panic!("no listener {listener}"));
+        assert!(
+            l.speaks(proto.policy_protocol()),
+            "listener {listener} does not speak {proto:?}"
+        );
+        l.tls.is_some()
+    };
+    let exchange = async {
+        if proto == Proto::H3 {
+            let mut all: Vec<(&str, String)> = headers
+                .iter()
+                .map(|(k, v)| (*k, (*v).to_string()))
+                .collect();
+            if !headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("accept"))
+            {
+                all.push(("accept", "*/*".to_string()));
+            }
+            if let Some(b) = &body {
+                if !headers
+                    .iter()
+                    .any(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+                {
+                    all.push(("content-length", b.len().to_string()));
+                }
+            }
+            let all: Vec<(&str, &str)> = all.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let r = h3_exchange(
+                gw,
+                listener,
+                method.as_str(),
+                path,
+                &all,
+                body.unwrap_or_default(),
+                identity,
+            )
+            .await?;
+            return Ok(Response {
+                status: r.status,
+                version: http::Version::HTTP_3,
+                headers: r.headers,
+                body: r.body,
+            });
+        }
+        assert!(
+            tls || proto != Proto::H2Tls,
+            "h2 over TLS on the plaintext listener {listener}"
+        );
+        assert!(
+            !tls || proto != Proto::H2c,
+            "h2c on the TLS listener {listener}"
+        );
+        let http = reqwest_client(gw, proto, identity);
+        let mut req = http.request(method, gw.url(listener, tls, path));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(b) = body {
+            req = req.body(b);
+        }
+        let resp = req.send().await?;
+        let status = resp.status().as_u16();
+        let version = resp.version();
+        let headers = resp.headers().clone();
+        let body = resp.bytes().await?.to_vec();
+        Ok(Response {
+            status,
+            version,
+            headers,
+            body,
+        })
+    };
+    tokio::time::timeout(EXCHANGE_BOUND, exchange)
+        .await
+        .map_err(|_| format!("{proto:?}: no response within {EXCHANGE_BOUND:?}"))?
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -248,22 +451,11 @@ pub fn client_with_identity(
     cert: &[u8],
     key: &[u8],
 ) -> reqwest::Client {
-    let ca =
-        reqwest::Certificate::from_pem(&std::fs::read(gw.path("certs/ca.crt")).unwrap()).unwrap();
-    let identity = reqwest::Identity::from_pem(&[cert, key].concat()).unwrap();
-    let b = reqwest::Client::builder()
-        .use_rustls_tls()
-        .add_root_certificate(ca)
-        .identity(identity)
-        .no_gzip()
-        .no_proxy();
-    match proto {
-        Proto::H1 => b.http1_only(),
-        Proto::H2c => b.http2_prior_knowledge(),
-        Proto::H2Tls => b,
-    }
-    .build()
-    .unwrap()
+    let identity = Identity {
+        cert: cert.to_vec(),
+        key: key.to_vec(),
+    };
+    reqwest_client(gw, proto, Some(&identity))
 }
 
 /// An API key as `apmgate keys new` makes it: the id, the secret, the Argon2id PHC hash the
@@ -471,7 +663,7 @@ pub struct H3Response {
 }
 
 /// Sends one request over HTTP/3 (quinn + h3) to a listener, trusting the dev CA; with
-/// `client_cert`, presents the dev client certificate.
+/// `client_cert`, presents the dev client certificate. Panics if no response comes.
 pub async fn h3_request(
     gw: &Gateway,
     listener: &str,
@@ -481,8 +673,28 @@ pub async fn h3_request(
     body: Vec<u8>,
     client_cert: bool,
 ) -> H3Response {
+    let identity = client_cert.then(|| Identity::dev(gw));
+    h3_exchange(gw, listener, method, path, headers, body, identity.as_ref())
+        .await
+        .unwrap_or_else(|e| panic!("HTTP/3 {method} {path}: {e}"))
+}
+
+/// One HTTP/3 request on a new QUIC connection (TLS 1.3, ALPN `h3`, trusting the dev CA,
+/// presenting `identity` if given). As RFC 9114 section 4.1 asks of clients, a request body
+/// the server stops reading does not discard the response it sent.
+pub async fn h3_exchange(
+    gw: &Gateway,
+    listener: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+    identity: Option<&Identity>,
+) -> Result<H3Response, RequestError> {
     use bytes::Buf;
     use rustls_pki_types::pem::PemObject;
+    // The client's own set-up panics: only what the server does may come back as an error, so
+    // that a test expecting a refusal cannot pass on a broken client.
     let mut roots = rustls::RootCertStore::empty();
     for c in rustls_pki_types::CertificateDer::pem_file_iter(gw.path("certs/ca.crt")).unwrap() {
         roots.add(c.unwrap()).unwrap();
@@ -492,52 +704,73 @@ pub async fn h3_request(
         .with_protocol_versions(&[&rustls::version::TLS13])
         .unwrap()
         .with_root_certificates(roots);
-    let mut tls = if client_cert {
-        let certs = rustls_pki_types::CertificateDer::pem_file_iter(gw.path("certs/client.crt"))
-            .unwrap()
-            .map(|c| c.unwrap())
-            .collect();
-        let key =
-            rustls_pki_types::PrivateKeyDer::from_pem_file(gw.path("certs/client.key")).unwrap();
-        builder.with_client_auth_cert(certs, key).unwrap()
-    } else {
-        builder.with_no_client_auth()
+    let mut tls = match identity {
+        Some(id) => {
+            let certs = rustls_pki_types::CertificateDer::pem_slice_iter(&id.cert)
+                .collect::<Result<Vec<_>, _>>()
+                .expect("a PEM client certificate");
+            let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(&id.key)
+                .expect("a PEM private key");
+            builder.with_client_auth_cert(certs, key).unwrap()
+        }
+        None => builder.with_no_client_auth(),
     };
     tls.alpn_protocols = vec![b"h3".to_vec()];
     let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
     let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
     endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(quic)));
-    let conn = endpoint
-        .connect(gw.addr(listener), "localhost")
-        .unwrap()
-        .await
-        .unwrap();
-    let (mut driver, mut send) = h3::client::new(h3_quinn::Connection::new(conn))
-        .await
-        .unwrap();
-    let drive = tokio::spawn(async move { std::future::poll_fn(|cx| driver.poll_close(cx)).await });
-    let mut req = http::Request::builder()
-        .method(method)
-        .uri(format!("https://localhost{path}"));
-    for (k, v) in headers {
-        req = req.header(*k, *v);
+    let addr = gw.addr(listener);
+    let result = async {
+        let conn = endpoint.connect(addr, "localhost").unwrap().await?;
+        let (mut driver, mut send) = h3::client::new(h3_quinn::Connection::new(conn)).await?;
+        let drive =
+            tokio::spawn(async move { std::future::poll_fn(|cx| driver.poll_close(cx)).await });
+        let mut req = http::Request::builder()
+            .method(method)
+            .uri(format!("https://localhost:{}{path}", addr.port()));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let exchange = async {
+            let req = req.body(()).expect("a well-formed request");
+            let mut stream = send.send_request(req).await?;
+            // The server may answer without reading the whole body (a refusal); its response
+            // counts, and a send error only matters if there is none.
+            let mut sent: Result<(), RequestError> = Ok(());
+            if !body.is_empty() {
+                sent = stream
+                    .send_data(bytes::Bytes::from(body))
+                    .await
+                    .map_err(Into::into);
+            }
+            if sent.is_ok() {
+                sent = stream.finish().await.map_err(Into::into);
+            }
+            let resp = match stream.recv_response().await {
+                Ok(r) => r,
+                Err(e) => {
+                    return Err(match sent {
+                        Err(s) => format!("{e} (after sending failed: {s})").into(),
+                        Ok(()) => e.into(),
+                    });
+                }
+            };
+            let mut out = Vec::new();
+            while let Some(mut chunk) = stream.recv_data().await? {
+                out.extend_from_slice(&chunk.copy_to_bytes(chunk.remaining()));
+            }
+            Ok::<_, RequestError>(H3Response {
+                status: resp.status().as_u16(),
+                headers: resp.headers().clone(),
+                body: out,
+            })
+        }
+        .await;
+        drop(send);
+        drive.abort();
+        exchange
     }
-    let mut stream = send.send_request(req.body(()).unwrap()).await.unwrap();
-    if !body.is_empty() {
-        stream.send_data(bytes::Bytes::from(body)).await.unwrap();
-    }
-    stream.finish().await.unwrap();
-    let resp = stream.recv_response().await.unwrap();
-    let mut out = Vec::new();
-    while let Some(mut chunk) = stream.recv_data().await.unwrap() {
-        out.extend_from_slice(&chunk.copy_to_bytes(chunk.remaining()));
-    }
-    drop(send);
-    drive.abort();
+    .await;
     endpoint.close(0u32.into(), b"done");
-    H3Response {
-        status: resp.status().as_u16(),
-        headers: resp.headers().clone(),
-        body: out,
-    }
+    result
 }
