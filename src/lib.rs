@@ -9,6 +9,7 @@ pub mod devcerts;
 pub mod intake;
 pub mod model;
 pub mod output;
+pub mod pem;
 pub mod policy;
 pub mod server;
 pub mod telemetry;

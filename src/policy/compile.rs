@@ -2373,7 +2373,7 @@ pub fn etag_of(settings: &BTreeMap<String, String>) -> String {
 
 fn datetime_to_system_time(dt: &toml::value::Datetime) -> Option<SystemTime> {
     let date = dt.date?;
-    let time = dt.time.unwrap_or(toml::value::Time {
+    let clock = dt.time.unwrap_or(toml::value::Time {
         hour: 0,
         minute: 0,
         second: None,
@@ -2385,28 +2385,17 @@ fn datetime_to_system_time(dt: &toml::value::Datetime) -> Option<SystemTime> {
         None if dt.time.is_none() => 0,
         None => return None,
     };
-    // Days from civil (Howard Hinnant's algorithm).
-    let (y, m, d) = (
-        i64::from(date.year),
-        i64::from(date.month),
-        i64::from(date.day),
-    );
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = days * 86_400
-        + i64::from(time.hour) * 3600
-        + i64::from(time.minute) * 60
-        + i64::from(time.second.unwrap_or(0))
+    let month = time::Month::try_from(date.month).ok()?;
+    let day = time::Date::from_calendar_date(i32::from(date.year), month, date.day).ok()?;
+    let secs = day.midnight().assume_utc().unix_timestamp()
+        + i64::from(clock.hour) * 3600
+        + i64::from(clock.minute) * 60
+        + i64::from(clock.second.unwrap_or(0))
         - offset_minutes * 60;
     let secs = u64::try_from(secs).ok()?;
     Some(
         SystemTime::UNIX_EPOCH
             + Duration::from_secs(secs)
-            + Duration::from_nanos(u64::from(time.nanosecond.unwrap_or(0))),
+            + Duration::from_nanos(u64::from(clock.nanosecond.unwrap_or(0))),
     )
 }

@@ -9,8 +9,7 @@ use std::sync::Arc;
 
 use rustls::crypto::CryptoProvider;
 use rustls::server::WebPkiClientVerifier;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::access::identity::PeerCertificate;
 use crate::policy::ast::{ClientAuth, Protocol, TlsBackend};
@@ -41,47 +40,18 @@ fn err(profile: &TlsProfile, reason: impl std::fmt::Display) -> TlsError {
 }
 
 fn load_key(profile: &TlsProfile) -> Result<PrivateKeyDer<'static>, TlsError> {
-    let pem = std::fs::read(&profile.key).map_err(|e| {
-        err(
-            profile,
-            format!("cannot read {}: {e}", profile.key.display()),
-        )
-    })?;
-    let text = String::from_utf8_lossy(&pem);
-    if text.contains("ENCRYPTED PRIVATE KEY") {
-        let pass = profile
-            .key_passphrase
-            .as_ref()
-            .and_then(|p| p.value.as_ref())
-            .ok_or_else(|| {
-                err(
-                    profile,
-                    "the key is encrypted and no passphrase was resolved",
-                )
-            })?;
-        let (_, doc) = pkcs8::Document::from_pem(&text).map_err(|e| err(profile, e))?;
-        let info = pkcs8::EncryptedPrivateKeyInfo::try_from(doc.as_bytes())
-            .map_err(|e| err(profile, e))?;
-        let plain = info
-            .decrypt(pass.expose())
-            .map_err(|_| err(profile, "the key cannot be decrypted with its passphrase"))?;
-        return Ok(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
-            plain.as_bytes().to_vec(),
-        )));
-    }
-    PrivateKeyDer::from_pem_slice(&pem)
-        .map_err(|e| err(profile, format!("{}: {e}", profile.key.display())))
+    let passphrase = profile
+        .key_passphrase
+        .as_ref()
+        .and_then(|p| p.value.as_ref());
+    crate::pem::read_private_key(&profile.key, passphrase).map_err(|e| err(profile, e))
 }
 
 fn load_certs(
     profile: &TlsProfile,
     path: &std::path::Path,
 ) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let pem = std::fs::read(path)
-        .map_err(|e| err(profile, format!("cannot read {}: {e}", path.display())))?;
-    CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| err(profile, format!("{}: {e}", path.display())))
+    crate::pem::read_certificates(path).map_err(|e| err(profile, e))
 }
 
 fn provider(profile: &TlsProfile) -> CryptoProvider {

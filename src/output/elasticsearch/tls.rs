@@ -15,8 +15,7 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use sha2::{Digest, Sha256};
 
 use crate::policy::ast::VerificationMode;
@@ -32,10 +31,7 @@ fn read(path: &std::path::Path) -> Result<Vec<u8>, ClientTlsError> {
 }
 
 fn certs_of(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, ClientTlsError> {
-    let pem = read(path)?;
-    CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| ClientTlsError(format!("{}: {e}", path.display())))
+    crate::pem::read_certificates(path).map_err(|e| ClientTlsError(e.to_string()))
 }
 
 /// The client key as PKCS#8 DER (decrypted with the passphrase when it is encrypted).
@@ -43,30 +39,10 @@ fn client_key(tls: &ClientTlsSettings) -> Result<Option<PrivateKeyDer<'static>>,
     let Some(path) = &tls.key else {
         return Ok(None);
     };
-    let pem = read(path)?;
-    let text = String::from_utf8_lossy(&pem);
-    if text.contains("ENCRYPTED PRIVATE KEY") {
-        let pass = tls
-            .key_passphrase
-            .as_ref()
-            .and_then(|p| p.value.as_ref())
-            .ok_or_else(|| {
-                ClientTlsError("the client key is encrypted and no passphrase was resolved".into())
-            })?;
-        let (_, doc) = pkcs8::Document::from_pem(&text)
-            .map_err(|e| ClientTlsError(format!("{}: {e}", path.display())))?;
-        let info = pkcs8::EncryptedPrivateKeyInfo::try_from(doc.as_bytes())
-            .map_err(|e| ClientTlsError(format!("{}: {e}", path.display())))?;
-        let plain = info.decrypt(pass.expose()).map_err(|_| {
-            ClientTlsError("the client key cannot be decrypted with its passphrase".into())
-        })?;
-        return Ok(Some(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
-            plain.as_bytes().to_vec(),
-        ))));
-    }
-    PrivateKeyDer::from_pem_slice(&pem)
+    let passphrase = tls.key_passphrase.as_ref().and_then(|p| p.value.as_ref());
+    crate::pem::read_private_key(path, passphrase)
         .map(Some)
-        .map_err(|e| ClientTlsError(format!("{}: {e}", path.display())))
+        .map_err(|e| ClientTlsError(e.to_string()))
 }
 
 /// The system roots plus the configured CAs.
