@@ -119,8 +119,28 @@ fn route_label(route: Option<RouteName>) -> &'static str {
     }
 }
 
-/// Handles one request. Generic over the body so every protocol shares it.
+/// Handles one request. Generic over the body so every protocol shares it. A panic while
+/// handling becomes a 500 here, the one place internal failures turn into responses.
 pub async fn handle<B>(shared: &Shared, conn: &ConnInfo, req: Request<B>) -> Response<Body>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    use futures_util::FutureExt;
+    let json = respond::wants_json(req.headers());
+    match std::panic::AssertUnwindSafe(serve(shared, conn, req))
+        .catch_unwind()
+        .await
+    {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::error!(listener = %conn.listener.name, "request handler panicked; answered 500");
+            respond::error(500, "internal server error", json)
+        }
+    }
+}
+
+async fn serve<B>(shared: &Shared, conn: &ConnInfo, req: Request<B>) -> Response<Body>
 where
     B: hyper::body::Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: std::error::Error + Send + Sync + 'static,
