@@ -926,73 +926,54 @@ impl Obj<'_> {
 }
 
 fn labels(o: &mut Obj<'_>, l: &Labels<'_>) {
-    if !l.strings.is_empty() {
-        let b = o.key("labels");
-        b.push(b'{');
-        let mut first = true;
-        for (i, (k, v)) in l.strings.iter().enumerate() {
-            let key = sanitize_label_key(k);
-            // A later label with the same sanitised key wins, as the last map write does.
-            if l.strings[i + 1..]
-                .iter()
-                .any(|(k2, _)| sanitize_label_key(k2) == key)
-            {
-                continue;
-            }
-            if !first {
-                b.push(b',');
-            }
-            first = false;
-            write_str(b, &key);
-            b.push(b':');
-            match v {
-                LabelValue::One(s) => write_str(b, s),
-                LabelValue::Many(vs) => {
-                    b.push(b'[');
-                    for (j, s) in vs.iter().enumerate() {
-                        if j > 0 {
-                            b.push(b',');
-                        }
-                        write_str(b, s);
-                    }
-                    b.push(b']');
-                }
-            }
-        }
-        b.push(b'}');
+    label_map(o, "labels", &l.strings, |b, v| match v {
+        LabelValue::One(s) => write_str(b, s),
+        LabelValue::Many(vs) => write_list(b, vs, |b, s| write_str(b, s)),
+    });
+    label_map(o, "numeric_labels", &l.numbers, |b, v| match v {
+        NumValue::One(f) => write_f64(b, *f),
+        NumValue::Many(fs) => write_list(b, fs, |b, f| write_f64(b, *f)),
+    });
+}
+
+/// A label object (`labels` or `numeric_labels`) with sanitised keys; when two keys sanitise to
+/// the same name, the later label wins, as the last map write does in APM Server.
+fn label_map<V>(
+    o: &mut Obj<'_>,
+    name: &str,
+    entries: &[(S<'_>, V)],
+    value: impl Fn(&mut Vec<u8>, &V),
+) {
+    if entries.is_empty() {
+        return;
     }
-    if !l.numbers.is_empty() {
-        let b = o.key("numeric_labels");
-        b.push(b'{');
-        let mut first = true;
-        for (i, (k, v)) in l.numbers.iter().enumerate() {
-            let key = sanitize_label_key(k);
-            if l.numbers[i + 1..]
-                .iter()
-                .any(|(k2, _)| sanitize_label_key(k2) == key)
-            {
-                continue;
-            }
-            if !first {
-                b.push(b',');
-            }
-            first = false;
-            write_str(b, &key);
-            b.push(b':');
-            match v {
-                NumValue::One(f) => write_f64(b, *f),
-                NumValue::Many(fs) => {
-                    b.push(b'[');
-                    for (j, f) in fs.iter().enumerate() {
-                        if j > 0 {
-                            b.push(b',');
-                        }
-                        write_f64(b, *f);
-                    }
-                    b.push(b']');
-                }
-            }
+    let keys: Vec<std::borrow::Cow<'_, str>> =
+        entries.iter().map(|(k, _)| sanitize_label_key(k)).collect();
+    let b = o.key(name);
+    b.push(b'{');
+    let mut first = true;
+    for (i, (_, v)) in entries.iter().enumerate() {
+        if keys[i + 1..].contains(&keys[i]) {
+            continue;
         }
-        b.push(b'}');
+        if !first {
+            b.push(b',');
+        }
+        first = false;
+        write_str(b, &keys[i]);
+        b.push(b':');
+        value(b, v);
     }
+    b.push(b'}');
+}
+
+fn write_list<T>(b: &mut Vec<u8>, items: &[T], item: impl Fn(&mut Vec<u8>, &T)) {
+    b.push(b'[');
+    for (j, x) in items.iter().enumerate() {
+        if j > 0 {
+            b.push(b',');
+        }
+        item(b, x);
+    }
+    b.push(b']');
 }
