@@ -170,3 +170,38 @@ fn serves_reloads_on_sighup_and_stops_cleanly() {
         );
     }
 }
+
+#[test]
+fn the_discard_output_accepts_events_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("policy.toml"),
+        format!(
+            "[gateway]\nmax_concurrent_decoders = 7\n{}\n[output.discard]\n",
+            policy("")
+        ),
+    )
+    .unwrap();
+    let mut run = Running::start(dir.path());
+    let decoders: serde_json::Value =
+        serde_json::from_str(&run.wait_for("intake requests decoded at once")).unwrap();
+    assert_eq!(decoders["max_concurrent_decoders"], 7, "{decoders}");
+    let bound: serde_json::Value = serde_json::from_str(&run.wait_for("\"bound\"")).unwrap();
+    let url = format!(
+        "http://{}/intake/v2/events?verbose",
+        bound["address"].as_str().unwrap()
+    );
+    let (status, body) = post(&url, EVENTS);
+    assert_eq!(status, 202);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).unwrap(),
+        serde_json::json!({"accepted": 4})
+    );
+    run.signal("TERM");
+    run.wait_for("stopped");
+    assert_eq!(run.child.wait().unwrap().code(), Some(0));
+    assert!(
+        !dir.path().join("data").exists(),
+        "the discard output writes no file"
+    );
+}

@@ -618,3 +618,79 @@ async fn batches_are_published_while_the_body_is_still_streaming() {
     let dir = gw.stop().await;
     assert_eq!(support::output_documents(dir.path()).len(), 13);
 }
+
+#[tokio::test]
+async fn max_concurrent_decoders_bounds_intake_requests_over_all_listeners() {
+    // One decoder slot for the whole gateway. A request on `slow` holds it while its body
+    // streams; a request on `fast` waits for the slot within its 500 ms read timeout and is
+    // answered 503 `request timed out`, as APM Server answers requests that wait too long for
+    // a decoder. Once the first request ends, the slot is free again.
+    let gw = Gateway::start(
+        r#"
+[gateway]
+max_concurrent_decoders = 1
+
+[[listener]]
+name = "slow"
+bind = "127.0.0.1:0"
+limits = { read_timeout = "60s" }
+
+[[listener]]
+name = "fast"
+bind = "127.0.0.1:0"
+limits = { read_timeout = "500ms" }
+"#,
+    )
+    .await;
+    let mut holder = TcpStream::connect(gw.addr("slow")).await.unwrap();
+    holder
+        .write_all(&chunked_head("/intake/v2/events?verbose"))
+        .await
+        .unwrap();
+    let mut first = support::metadata_line("python", "holder");
+    for i in 0..10 {
+        first.push_str(&support::transaction_line(i, None));
+    }
+    holder.write_all(&chunk(first.as_bytes())).await.unwrap();
+    // The holder is being decoded: its first batch reaches the output.
+    support::wait_until(BOUND, "the holder's first batch is written", || {
+        documents_written(&gw) == 10
+    })
+    .await;
+
+    let body = format!(
+        "{}{}",
+        support::metadata_line("python", "waiter"),
+        support::transaction_line(99, None)
+    );
+    let fast = gw.url("fast", false, "/intake/v2/events");
+    let waited = reqwest::Client::new()
+        .post(&fast)
+        .header("content-type", "application/x-ndjson")
+        .header("accept", "application/json")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(waited.status(), 503);
+    assert_eq!(
+        waited.json::<Value>().await.unwrap(),
+        json!({"error": "request timed out"})
+    );
+
+    holder.write_all(b"0\r\n\r\n").await.unwrap();
+    let resp = support::read_response(&mut holder).await.unwrap();
+    assert_eq!(resp.status, 202);
+    assert_eq!(resp.json(), json!({"accepted": 10}));
+
+    let after = reqwest::Client::new()
+        .post(&fast)
+        .header("content-type", "application/x-ndjson")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.status(), 202, "the slot is free again");
+    let dir = gw.stop().await;
+    assert_eq!(support::output_documents(dir.path()).len(), 11);
+}

@@ -67,7 +67,7 @@ pub fn run(args: &Args) -> Result<Outcome, UsageError> {
                     Ok(c) => match c.policy {
                         Some(p) => {
                             reloader.send_replace(Arc::new(Runtime::new(p)));
-                            tracing::info!(policy = %file.display(), "policy reloaded (listener addresses and TLS apply at the next start)");
+                            tracing::info!(policy = %file.display(), "policy reloaded (listener addresses, TLS, the output and max_concurrent_decoders apply at the next start)");
                         }
                         None => tracing::error!(policy = %file.display(), errors = c.errors(), "reload refused: the policy is invalid; keeping the running one (run `apmgate validate`)"),
                     },

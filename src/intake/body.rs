@@ -8,7 +8,12 @@
 use std::io;
 
 use async_compression::tokio::bufread::{GzipDecoder, ZlibDecoder};
-use tokio::io::{AsyncBufRead, AsyncRead, AsyncReadExt, BufReader};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, BufReader};
+
+/// Buffer between a decompressor and the line reader. Small on purpose: every stream in flight
+/// holds one (besides the decompressor's own 32 KiB window), so it sets memory per concurrent
+/// decoder; plain bodies need none, their frames are read in place.
+const DECOMPRESSED_BUFFER: usize = 8 * 1024;
 
 /// A body that cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -75,27 +80,38 @@ fn zlib_header_ok(b: [u8; 2]) -> bool {
 pub type DecodedBody = Box<dyn AsyncBufRead + Unpin + Send>;
 
 /// Wraps a raw body in the right decoder, checking the compression header first so a bad one
-/// is reported as APM Server reports it (`gzip: invalid header`).
+/// is reported as APM Server reports it (`gzip: invalid header`). The raw body is read in
+/// place (no copy): `raw` is already buffered (the request's frames).
 pub async fn decode<R>(
     mut raw: R,
     content_encoding: Option<&str>,
 ) -> Result<(DecodedBody, Encoding), BodyError>
 where
-    R: AsyncRead + Unpin + Send + 'static,
+    R: AsyncBufRead + Unpin + Send + 'static,
 {
+    // The first two bytes, without consuming them when they arrive together (the usual case).
     let mut head = [0u8; 2];
     let mut got = 0;
-    while got < 2 {
-        let n = raw
-            .read(&mut head[got..])
-            .await
-            .map_err(BodyError::from_io)?;
-        if n == 0 {
+    let mut split_head = false;
+    loop {
+        let chunk = raw.fill_buf().await.map_err(BodyError::from_io)?;
+        if chunk.is_empty() {
             break;
         }
-        got += n;
+        if got == 0 && chunk.len() >= 2 {
+            head.copy_from_slice(&chunk[..2]);
+            got = 2;
+            break;
+        }
+        // A one-byte frame: take it and look at the next.
+        head[got] = chunk[0];
+        got += 1;
+        raw.consume(1);
+        split_head = true;
+        if got == 2 {
+            break;
+        }
     }
-    let prefix = std::io::Cursor::new(head[..got].to_vec());
     let declared = content_encoding.map(|v| v.trim().to_ascii_lowercase());
     let encoding = match declared.as_deref() {
         Some("gzip") => {
@@ -120,25 +136,28 @@ where
         _ => Encoding::Identity,
     };
     if got == 0 {
-        return Ok((
-            Box::new(BufReader::new(tokio::io::empty())),
-            Encoding::Identity,
-        ));
+        return Ok((Box::new(tokio::io::empty()), Encoding::Identity));
     }
-    let stream = BufReader::with_capacity(16 * 1024, prefix.chain(raw));
-    let decoded: Box<dyn AsyncRead + Unpin + Send> = match encoding {
+    // Bytes consumed while sniffing (only when they came one per frame) go back in front.
+    let prefix = std::io::Cursor::new(if split_head {
+        head[..got].to_vec()
+    } else {
+        Vec::new()
+    });
+    let stream = prefix.chain(raw);
+    let decoded: DecodedBody = match encoding {
         Encoding::Identity => Box::new(stream),
         Encoding::Gzip => {
             let mut d = GzipDecoder::new(stream);
             d.multiple_members(true);
-            Box::new(d)
+            Box::new(BufReader::with_capacity(DECOMPRESSED_BUFFER, d))
         }
-        Encoding::Zlib => Box::new(ZlibDecoder::new(stream)),
+        Encoding::Zlib => Box::new(BufReader::with_capacity(
+            DECOMPRESSED_BUFFER,
+            ZlibDecoder::new(stream),
+        )),
     };
-    Ok((
-        Box::new(BufReader::with_capacity(64 * 1024, decoded)),
-        encoding,
-    ))
+    Ok((decoded, encoding))
 }
 
 #[cfg(test)]
@@ -146,8 +165,22 @@ mod tests {
     use super::*;
     use std::io::Write;
 
+    /// Reads a body delivered whole and delivered one byte per frame; both must agree.
     async fn read_all(body: &[u8], enc: Option<&str>, max: u64) -> Result<Vec<u8>, BodyError> {
-        let (r, _) = decode(std::io::Cursor::new(body.to_vec()), enc).await?;
+        let whole = read_framed(body, enc, max, body.len().max(1)).await;
+        let bytewise = read_framed(body, enc, max, 1).await;
+        assert_eq!(whole, bytewise, "one-byte frames change the result");
+        whole
+    }
+
+    async fn read_framed(
+        body: &[u8],
+        enc: Option<&str>,
+        max: u64,
+        frame: usize,
+    ) -> Result<Vec<u8>, BodyError> {
+        let raw = BufReader::with_capacity(frame, std::io::Cursor::new(body.to_vec()));
+        let (r, _) = decode(raw, enc).await?;
         let mut lines = crate::intake::lines::LineReader::new(r, 1 << 30, max);
         let mut out = Vec::new();
         let mut line = Vec::new();

@@ -9,6 +9,7 @@
 //! Intake knows nothing of HTTP: the server hands it a body reader and a content encoding.
 
 pub mod body;
+pub mod decoders;
 pub mod lines;
 
 use std::future::Future;

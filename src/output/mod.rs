@@ -7,6 +7,7 @@
 //! Outputs know documents and data streams, never HTTP.
 
 pub mod buffer;
+pub mod discard;
 pub mod elasticsearch;
 pub mod file;
 

@@ -76,6 +76,10 @@ pub struct Gateway {
     pub response_headers: Named<Sp<String>>,
     /// How long agents may cache central configuration (`Cache-Control: max-age`). Default `30s`.
     pub agent_config_max_age: Option<Sp<String>>,
+    /// Intake requests decoded at once, over all listeners (APM Server's
+    /// `max_concurrent_decoders`); more wait, within their `read_timeout`. Default: as APM
+    /// Server, 128 per GiB of memory (the cgroup limit, or the machine's) times 0.8, at most 2048.
+    pub max_concurrent_decoders: Option<Sp<u32>>,
 }
 
 /// A protocol a listener speaks.
@@ -465,7 +469,15 @@ pub struct Output {
     pub file: Option<FileOutput>,
     /// Sends documents to Elasticsearch.
     pub elasticsearch: Option<EsOutput>,
+    /// Drops every document (for measuring the intake, and dry runs); events are still counted
+    /// in the metrics as accepted.
+    pub discard: Option<Sp<DiscardOutput>>,
 }
+
+/// The discard output: no settings.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DiscardOutput {}
 
 /// File output.
 #[derive(Debug, Deserialize, JsonSchema)]

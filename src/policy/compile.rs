@@ -502,6 +502,22 @@ impl<'a> Compiler<'a> {
             response_headers: self.headers(&g.response_headers),
             agent_config_max_age: self
                 .positive_duration(&g.agent_config_max_age, Duration::from_secs(30)),
+            max_concurrent_decoders: match &g.max_concurrent_decoders {
+                Some(n) if n.value == 0 => {
+                    self.push(
+                        Diagnostic::new(
+                            Code::ValueOutOfRange,
+                            "`max_concurrent_decoders` must be at least 1",
+                            n.span.clone(),
+                            "zero",
+                        )
+                        .with_help("leave it out to size it from memory as APM Server does"),
+                    );
+                    None
+                }
+                Some(n) => Some(n.value),
+                None => None,
+            },
         }
     }
 
@@ -1167,8 +1183,24 @@ impl<'a> Compiler<'a> {
                 .with_help("declare one output: `[output.elasticsearch]` or `[output.file]`"),
             );
         }
+        if let Some(discard) = &o.discard {
+            if o.file.is_some() || o.elasticsearch.is_some() {
+                self.push(
+                    Diagnostic::new(
+                        Code::MultipleOutputs,
+                        "the discard output is declared beside another output",
+                        discard.span.clone(),
+                        "second output",
+                    )
+                    .with_help("declare one output: `[output.discard]` drops every event"),
+                );
+            }
+        }
         if let Some(es) = &o.elasticsearch {
             return OutputSettings::Elasticsearch(Box::new(self.es_output(es)));
+        }
+        if o.discard.is_some() {
+            return OutputSettings::Discard;
         }
         let f = o.file.as_ref();
         let path = f

@@ -62,6 +62,8 @@ pub struct GatewaySettings {
     pub response_headers: Vec<(String, String)>,
     /// `Cache-Control: max-age` of central configuration.
     pub agent_config_max_age: Duration,
+    /// Intake requests decoded at once; `None`: sized from memory when the server starts.
+    pub max_concurrent_decoders: Option<u32>,
 }
 
 /// A listener.
@@ -386,6 +388,8 @@ pub enum OutputSettings {
     File(FileOutputSettings),
     /// Elasticsearch.
     Elasticsearch(Box<EsOutputSettings>),
+    /// Drops every document.
+    Discard,
 }
 
 /// File output.

@@ -24,8 +24,10 @@ use tokio::sync::watch;
 use crate::access::cache::VerificationCache;
 use crate::access::elasticsearch::EsKeyVerifier;
 use crate::access::ratelimit::RateLimiter;
+use crate::intake::decoders::DecoderLimit;
 use crate::model::{APM_SERVER_VERSION, ModelConfig};
 use crate::output::Output;
+use crate::output::discard::DiscardOutput;
 use crate::output::elasticsearch::EsOutput;
 use crate::output::file::FileOutput;
 use crate::policy::Policy;
@@ -89,6 +91,8 @@ pub struct Shared {
     /// API keys verified by Elasticsearch (`[auth.elasticsearch_api_keys]` with
     /// `[output.elasticsearch]`).
     pub es_keys: Option<Arc<EsKeyVerifier>>,
+    /// Intake requests decoded at once (`max_concurrent_decoders`, fixed at start).
+    pub decoders: DecoderLimit,
 }
 
 /// Errors starting the server.
@@ -113,6 +117,27 @@ pub enum ServerError {
     Output(String),
 }
 
+/// The memory this process may use, in bytes: the cgroup limit (v2, then v1) when there is
+/// one, else the machine's memory (as APM Server sizes its decoders).
+fn memory_limit() -> u64 {
+    let read = |path: &str| std::fs::read_to_string(path).ok();
+    let cgroup = read("/sys/fs/cgroup/memory.max")
+        .or_else(|| read("/sys/fs/cgroup/memory/memory.limit_in_bytes"))
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let total = read("/proc/meminfo").and_then(|m| {
+        m.lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kib| kib * 1024)
+    });
+    match (cgroup, total) {
+        (Some(c), Some(t)) => c.min(t),
+        (Some(m), None) | (None, Some(m)) => m,
+        // Unknown: APM Server assumes 1 GiB.
+        (None, None) => 1 << 30,
+    }
+}
+
 /// A bound, not yet serving, gateway.
 pub struct Server {
     shared: Arc<Shared>,
@@ -131,6 +156,7 @@ impl Server {
                     .await
                     .map_err(|e| ServerError::Output(e.to_string()))?,
             ),
+            OutputSettings::Discard => Arc::new(DiscardOutput::new()),
             OutputSettings::Elasticsearch(es) => {
                 // The output drains within the longest shutdown timeout of the listeners,
                 // after they have drained (APM Server gives both the same timeout).
@@ -173,6 +199,14 @@ impl Server {
             )),
             _ => None,
         };
+        let decoders = DecoderLimit::new(match policy.gateway.max_concurrent_decoders {
+            Some(n) => n as usize,
+            None => DecoderLimit::auto_size(memory_limit()),
+        });
+        tracing::info!(
+            max_concurrent_decoders = decoders.size(),
+            "intake requests decoded at once"
+        );
         let runtime = Arc::new(Runtime::new(policy));
         let (runtime_tx, runtime_rx) = watch::channel(runtime.clone());
         let shared = Arc::new(Shared {
@@ -181,6 +215,7 @@ impl Server {
             metrics,
             publish_ready: AtomicBool::new(ready.is_none()),
             es_keys,
+            decoders,
         });
         if let Some(mut ready) = ready {
             let shared = shared.clone();

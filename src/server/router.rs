@@ -604,6 +604,8 @@ where
         .map_err(|e| std::io::Error::other(TransportError(e.to_string())));
     let reader = tokio_util::io::StreamReader::new(stream);
     let work = async {
+        // Waiting for a decoder slot counts against the read timeout, as in APM Server.
+        let _decoder = shared.decoders.acquire().await;
         let (decoded, _) =
             match body::decode(reader, header(&parts.headers, "content-encoding")).await {
                 Ok(d) => d,
