@@ -1,4 +1,4 @@
-//! An in-process Elasticsearch stand-in that speaks the real protocol on 127.0.0.1 (port 0):
+//! An Elasticsearch stand-in that speaks the real protocol on 127.0.0.1 (port 0):
 //! `GET /` (with `X-Elastic-Product: Elasticsearch`), `POST|PUT /_bulk` (gzip or plain; checks
 //! `require_data_stream=true`, the `create` action lines and the data stream names; answers
 //! per-item statuses in Elasticsearch's shape, with `filter_path` applied or not) and
@@ -70,12 +70,16 @@ struct Inner {
     /// Bulk requests being handled now, and the most ever at once.
     bulk_now: usize,
     bulk_max: usize,
+    /// With `count_only`: bulk requests and documents indexed.
+    bulk_requests: u64,
+    indexed: u64,
 }
 
 struct State {
     inner: Mutex<Inner>,
     changed: Notify,
     prefix: String,
+    count_only: bool,
 }
 
 impl State {
@@ -96,6 +100,11 @@ pub struct StandinOptions {
     /// Serve under this path prefix (e.g. `/es`).
     pub prefix: String,
     pub tls: Option<StandinTls>,
+    /// Address to listen on (default `127.0.0.1:0`).
+    pub bind: Option<SocketAddr>,
+    /// Count bulk requests and documents instead of recording them (for load runs, where
+    /// recording would grow without bound). Documents are still parsed and checked.
+    pub count_only: bool,
 }
 
 /// A running stand-in.
@@ -130,12 +139,16 @@ impl EsStandin {
             .unwrap();
             tokio_rustls::TlsAcceptor::from(Arc::new(config))
         });
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let bind = options
+            .bind
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+        let listener = TcpListener::bind(bind).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(State {
             inner: Mutex::new(Inner::default()),
             changed: Notify::new(),
             prefix: options.prefix,
+            count_only: options.count_only,
         });
         let (generation, _) = watch::channel(0);
         let s = Self {
@@ -230,6 +243,17 @@ impl EsStandin {
     }
 
     /// Every indexed document: (data stream, document).
+    /// Bulk requests received and documents indexed (recorded or counted).
+    pub fn counts(&self) -> (u64, u64) {
+        let i = self.state.lock();
+        let bulk = i.bulk_requests
+            + i.requests
+                .iter()
+                .filter(|r| r.path.ends_with("/_bulk"))
+                .count() as u64;
+        (bulk, i.indexed + i.docs.len() as u64)
+    }
+
     pub fn docs(&self) -> Vec<(String, Value)> {
         self.state.lock().docs.clone()
     }
@@ -382,7 +406,11 @@ async fn handle(
     let is_bulk = full_path.ends_with("/_bulk");
     let (latency, expect_auth) = {
         let mut i = state.lock();
-        i.requests.push(recorded);
+        if is_bulk && state.count_only {
+            i.bulk_requests += 1;
+        } else {
+            i.requests.push(recorded);
+        }
         if is_bulk {
             i.bulk_now += 1;
             i.bulk_max = i.bulk_max.max(i.bulk_now);
@@ -641,10 +669,13 @@ async fn bulk(state: &State, query: &str, body: &[u8], kill: &Notify) -> Respons
         );
         item.insert("_id".into(), json!(format!("doc-{seq}")));
         if (200..300).contains(&status) {
-            state
-                .lock()
-                .docs
-                .push((index.clone(), doc.unwrap_or_default()));
+            let mut i = state.lock();
+            if state.count_only {
+                i.indexed += 1;
+            } else {
+                i.docs.push((index.clone(), doc.unwrap_or_default()));
+            }
+            drop(i);
             item.insert("_version".into(), json!(1));
             item.insert("result".into(), json!("created"));
             item.insert(
