@@ -80,6 +80,8 @@ pub async fn serve(
     tracing::info!(listener = %listener.name, address = ?endpoint.local_addr().ok(), "listening for HTTP/3");
     loop {
         let incoming = tokio::select! {
+            // Closed connections are reaped as they end (see the request loop below).
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
             i = endpoint.accept() => i,
             _ = stop.changed() => break,
         };
@@ -159,6 +161,9 @@ async fn serve_connection(
     let mut requests = tokio::task::JoinSet::new();
     loop {
         let next = tokio::select! {
+            // Finished requests are reaped as they end: a JoinSet keeps every finished task
+            // until it is joined, which on a long-lived connection grew without bound.
+            Some(_) = requests.join_next(), if !requests.is_empty() => continue,
             r = h3.accept() => r,
             _ = drain.changed() => {
                 let _ = h3.shutdown(0).await;
