@@ -169,7 +169,16 @@ mod tests {
     async fn read_all(body: &[u8], enc: Option<&str>, max: u64) -> Result<Vec<u8>, BodyError> {
         let whole = read_framed(body, enc, max, body.len().max(1)).await;
         let bytewise = read_framed(body, enc, max, 1).await;
-        assert_eq!(whole, bytewise, "one-byte frames change the result");
+        match (&whole, &bytewise) {
+            // The decompressor words a corrupt stream differently depending on where it
+            // stopped; the kind of error must not change.
+            (Err(a), Err(b)) => assert_eq!(
+                std::mem::discriminant(a),
+                std::mem::discriminant(b),
+                "one-byte frames change the result: {a} / {b}"
+            ),
+            _ => assert_eq!(whole, bytewise, "one-byte frames change the result"),
+        }
         whole
     }
 
