@@ -107,13 +107,22 @@ struct Histogram {
     count: u64,
 }
 
-/// A counter: its name and label pairs.
-type CounterKey = (&'static str, Vec<(&'static str, String)>);
+/// The series of one counter: label pairs and value. A counter has few label sets, so a
+/// request finds its series by a scan, with no allocation once the series exists.
+type Series = Vec<(Vec<(&'static str, String)>, u64)>;
+
+fn same_labels(have: &[(&'static str, String)], want: &[(&'static str, &str)]) -> bool {
+    have.len() == want.len()
+        && have
+            .iter()
+            .zip(want)
+            .all(|((k, v), (wk, wv))| k == wk && v == wv)
+}
 
 /// The gateway's metrics.
 #[derive(Default)]
 pub struct Metrics {
-    counters: Mutex<BTreeMap<CounterKey, u64>>,
+    counters: Mutex<BTreeMap<&'static str, Series>>,
     in_flight: AtomicI64,
     connections: AtomicI64,
     gauges: Mutex<BTreeMap<&'static str, Arc<AtomicI64>>>,
@@ -126,28 +135,29 @@ impl Metrics {
         if n == 0 {
             return;
         }
-        let key = (
-            name,
-            labels.iter().map(|(k, v)| (*k, (*v).to_string())).collect(),
-        );
         if let Ok(mut c) = self.counters.lock() {
-            *c.entry(key).or_default() += n;
+            let series = c.entry(name).or_default();
+            match series.iter_mut().find(|(l, _)| same_labels(l, labels)) {
+                Some((_, value)) => *value += n,
+                None => series.push((
+                    labels.iter().map(|(k, v)| (*k, (*v).to_string())).collect(),
+                    n,
+                )),
+            }
         }
     }
 
     /// A counter's value (for tests and `explain`).
     pub fn get(&self, name: &'static str, labels: &[(&'static str, &str)]) -> u64 {
-        let key = (
-            name,
-            labels
-                .iter()
-                .map(|(k, v)| (*k, (*v).to_string()))
-                .collect::<Vec<_>>(),
-        );
         self.counters
             .lock()
             .ok()
-            .and_then(|c| c.get(&key).copied())
+            .and_then(|c| {
+                c.get(name)?
+                    .iter()
+                    .find(|(l, _)| same_labels(l, labels))
+                    .map(|(_, v)| *v)
+            })
             .unwrap_or(0)
     }
 
@@ -207,7 +217,9 @@ impl Metrics {
         let counters = self.counters.lock().map(|c| c.clone()).unwrap_or_default();
         for (name, help) in COUNTERS {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-            for ((n, labels), value) in counters.iter().filter(|((n, _), _)| *n == name) {
+            let mut series = counters.get(name).cloned().unwrap_or_default();
+            series.sort();
+            for (labels, value) in series {
                 let labels: Vec<String> = labels
                     .iter()
                     .map(|(k, v)| {
@@ -219,7 +231,7 @@ impl Metrics {
                         )
                     })
                     .collect();
-                let _ = writeln!(out, "{n}{{{}}} {value}", labels.join(","));
+                let _ = writeln!(out, "{name}{{{}}} {value}", labels.join(","));
             }
         }
         let _ = writeln!(
