@@ -383,7 +383,7 @@ fn bench_expr(c: &mut Criterion) {
     let first = policy.access.rules.iter().position(|r| r.when.eval(&view));
     assert_eq!(first, None, "the probe request must match no rule");
 
-    let headers: Vec<(String, String)> = Vec::new();
+    let headers = http::HeaderMap::new();
     let request = AccessRequest {
         listener: &listener,
         method: "POST",

@@ -60,7 +60,7 @@ impl Req<'_> {
             method: self.method,
             path: self.path,
             peer,
-            headers: &self.headers,
+            headers: &apmgate::access::header_map(&self.headers).expect("valid test headers"),
             client_cert: self.cert.as_ref(),
         };
         decide(p, &r, None, &verify_api_key)

@@ -71,29 +71,43 @@ pub struct AccessRequest<'a> {
     pub path: &'a str,
     /// Socket peer.
     pub peer: SocketAddr,
-    /// Headers (name, value); names compared case-insensitively.
-    pub headers: &'a [(String, String)],
+    /// The request's headers, as received (read in place, never copied).
+    pub headers: &'a http::HeaderMap,
     /// Client certificate, if one was presented and verified.
     pub client_cert: Option<&'a PeerCertificate>,
 }
 
 impl AccessRequest<'_> {
-    /// Every value of a header.
+    /// Every value of a header that is text (names are case-insensitive).
     pub fn header_values(&self, name: &str) -> Vec<&str> {
         self.headers
+            .get_all(name)
             .iter()
-            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .filter_map(|v| v.to_str().ok())
             .collect()
     }
 
-    /// The first value of a header.
+    /// The first value of a header that is text.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
+            .get_all(name)
             .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .find_map(|v| v.to_str().ok())
     }
+}
+
+/// A header map from (name, value) pairs, for requests described in text (policy tests,
+/// `apmgate explain`); a pair that is not valid HTTP is an error naming it.
+pub fn header_map(pairs: &[(String, String)]) -> Result<http::HeaderMap, String> {
+    let mut map = http::HeaderMap::with_capacity(pairs.len());
+    for (k, v) in pairs {
+        let name = http::HeaderName::try_from(k.as_str())
+            .map_err(|_| format!("`{k}` is not a valid header name"))?;
+        let value = http::HeaderValue::try_from(v.as_str())
+            .map_err(|_| format!("the value of header `{k}` is not valid in HTTP"))?;
+        map.append(name, value);
+    }
+    Ok(map)
 }
 
 /// Why a request is refused.

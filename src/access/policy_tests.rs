@@ -65,12 +65,18 @@ fn run_one(policy: &Policy, case: &PolicyTestCase) -> TestResult {
         subject: s.clone(),
         dns_sans: Vec::new(),
     });
+    let mut failures = Vec::new();
+    // The compiler checked the test's headers; a pair HTTP refuses still fails the test.
+    let headers = super::header_map(&case.headers).unwrap_or_else(|e| {
+        failures.push(e);
+        http::HeaderMap::new()
+    });
     let request = AccessRequest {
         listener,
         method: &case.method,
         path: case.path.split('?').next().unwrap_or(""),
         peer: SocketAddr::new(case.from, 0),
-        headers: &case.headers,
+        headers: &headers,
         client_cert: cert.as_ref(),
     };
     let assumed = match &case.identity {
@@ -78,7 +84,6 @@ fn run_one(policy: &Policy, case: &PolicyTestCase) -> TestResult {
         TestIdentity::Named(kind, name) => assumed_identity(policy, *kind, name),
         TestIdentity::Anonymous => anonymous_identity(policy),
     };
-    let mut failures = Vec::new();
     if case.identity == TestIdentity::Anonymous && assumed.is_none() {
         failures
             .push("the test assumes an anonymous caller, but anonymous access is off".to_string());

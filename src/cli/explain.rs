@@ -80,6 +80,7 @@ pub fn run(args: &Args) -> Result<CliOutcome, UsageError> {
         })?;
         headers.push((k.trim().to_string(), v.trim().to_string()));
     }
+    let header_map = apmgate::access::header_map(&headers).map_err(UsageError)?;
     let cert = args.client_cert_subject.as_ref().map(|s| PeerCertificate {
         subject: s.clone(),
         dns_sans: Vec::new(),
@@ -90,7 +91,7 @@ pub fn run(args: &Args) -> Result<CliOutcome, UsageError> {
         method: &args.method.to_ascii_uppercase(),
         path,
         peer: SocketAddr::new(args.from, 0),
-        headers: &headers,
+        headers: &header_map,
         client_cert: cert.as_ref(),
     };
     let decision = decide(policy, &request, None, &verify_api_key);

@@ -242,21 +242,12 @@ where
             .filter(|_| !origin.is_empty());
     }
 
-    let headers: Vec<(String, String)> = parts
-        .headers
-        .iter()
-        .filter_map(|(k, v)| {
-            v.to_str()
-                .ok()
-                .map(|v| (k.as_str().to_string(), v.to_string()))
-        })
-        .collect();
     let request = AccessRequest {
         listener: &conn.listener,
         method: parts.method.as_str(),
         path: parts.uri.path(),
         peer: conn.peer,
-        headers: &headers,
+        headers: &parts.headers,
         client_cert: conn.cert.as_ref(),
     };
     let verify = |hash: &str, key: &str| cached_verify(rt, hash, key);
