@@ -648,11 +648,20 @@ async fn bulk(state: &State, query: &str, body: &[u8], kill: &Notify) -> Respons
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string();
-        let doc: Result<Value, _> = serde_json::from_str(pair[1]);
+        // Counting, the document is checked (a JSON object) without building its tree.
+        let (doc, is_object) = if state.count_only {
+            let ok = pair[1].trim_start().starts_with('{')
+                && serde_json::from_str::<serde::de::IgnoredAny>(pair[1]).is_ok();
+            (None, ok)
+        } else {
+            let doc: Option<Value> = serde_json::from_str(pair[1]).ok();
+            let ok = doc.as_ref().is_some_and(Value::is_object);
+            (doc, ok)
+        };
         let injected = state.lock().faults.item_statuses.pop_front();
         let status = if !is_data_stream(&index) {
             404
-        } else if !doc.as_ref().is_ok_and(Value::is_object) {
+        } else if !is_object {
             400
         } else {
             injected.unwrap_or(201)
