@@ -1,13 +1,24 @@
 #!/usr/bin/env python3
-"""Summarises one benches/load.sh run (a JSON-lines file) as Markdown tables."""
+"""Summarises benches/load.sh runs (JSON-lines files) as Markdown tables.
+
+Given several files (runs of the same command), each measurement keeps its best run (highest
+events/s), as BENCHMARKS.md does for every benchmark on this shared machine.
+"""
 import json
 import sys
 
-runs = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
 by = {}
-for r in runs:
-    by[(r["run"], r.get("protocol"))] = r
-parse = next(r for r in runs if r["run"] == "serde_json")["events_per_second"]
+for path in sys.argv[1:]:
+    for line in open(path):
+        if not line.strip():
+            continue
+        r = json.loads(line)
+        key = (r["run"], r.get("protocol"))
+        if key not in by or r["events_per_second"] > by[key]["events_per_second"]:
+            by[key] = r
+runs = list(by.values())
+parse = by[("serde_json", None)]["events_per_second"]
+print(f"Runs: {len(sys.argv) - 1}, best of each kept.\n")
 names = {"h1": "HTTP/1.1", "h2c": "h2c", "h2": "HTTP/2 (TLS)", "h3": "HTTP/3"}
 
 

@@ -29,6 +29,29 @@ pub struct BoundListener {
     quic: Option<quinn::Endpoint>,
 }
 
+/// The accept queue's length: the system's `somaxconn`, as Go's listeners (and so APM Server)
+/// use, so that a burst of agents connecting at once is queued rather than dropped and retried
+/// seconds later. (tokio's `TcpListener::bind` uses 1024.)
+fn accept_backlog() -> u32 {
+    std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|v| v.trim().parse::<u32>().ok())
+        .unwrap_or(4096)
+        .clamp(128, 65_535)
+}
+
+/// A TCP listener on `addr` with `SO_REUSEADDR` (as tokio's `bind`) and the system's backlog.
+fn tcp_listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(accept_backlog())
+}
+
 fn bind_err(l: &Listener, source: std::io::Error) -> ServerError {
     ServerError::Bind {
         listener: l.name.clone(),
@@ -74,16 +97,26 @@ impl BoundListener {
             None
         } else {
             Some(match &listener.bind {
-                Bind::Ip(addr) => Socket::Tcp(
-                    TcpListener::bind(addr)
+                Bind::Ip(addr) => {
+                    Socket::Tcp(tcp_listen(*addr).map_err(|e| bind_err(&listener, e))?)
+                }
+                Bind::Host(host, port) => {
+                    let mut last = std::io::Error::other("the host name resolves to no address");
+                    let mut bound = None;
+                    for addr in tokio::net::lookup_host((host.as_str(), *port))
                         .await
-                        .map_err(|e| bind_err(&listener, e))?,
-                ),
-                Bind::Host(host, port) => Socket::Tcp(
-                    TcpListener::bind((host.as_str(), *port))
-                        .await
-                        .map_err(|e| bind_err(&listener, e))?,
-                ),
+                        .map_err(|e| bind_err(&listener, e))?
+                    {
+                        match tcp_listen(addr) {
+                            Ok(l) => {
+                                bound = Some(l);
+                                break;
+                            }
+                            Err(e) => last = e,
+                        }
+                    }
+                    Socket::Tcp(bound.ok_or_else(|| bind_err(&listener, last))?)
+                }
                 Bind::Unix(path) => {
                     clear_stale_socket(path).map_err(|e| bind_err(&listener, e))?;
                     Socket::Unix(UnixListener::bind(path).map_err(|e| bind_err(&listener, e))?)
