@@ -100,8 +100,9 @@ fn classify(buf: &mut Vec<u8>) -> Line {
     }
 }
 
+/// The first newline (SIMD search: this runs over every byte of every body).
 fn memchr(haystack: &[u8]) -> Option<usize> {
-    haystack.iter().position(|b| *b == b'\n')
+    memchr::memchr(b'\n', haystack)
 }
 
 #[cfg(test)]
