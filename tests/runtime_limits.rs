@@ -694,3 +694,141 @@ limits = { read_timeout = "500ms" }
     let dir = gw.stop().await;
     assert_eq!(support::output_documents(dir.path()).len(), 11);
 }
+
+/// One HTTP/3-only listener with `limits`.
+fn quic_listener(limits: &str) -> String {
+    format!(
+        r#"
+[[listener]]
+name = "quic"
+bind = "127.0.0.1:0"
+protocols = ["http3"]
+tls = "dev"
+limits = {{ {limits} }}
+
+[tls.dev]
+certificate = "certs/server.crt"
+key = "certs/server.key"
+"#
+    )
+}
+
+#[tokio::test]
+async fn an_idle_http3_connection_is_closed_after_the_idle_timeout() {
+    let gw = Gateway::start(&quic_listener("idle_timeout = \"300ms\"")).await;
+    let (_endpoint, conn) = support::quic_connect(&gw, "quic").await;
+    let conn = conn.expect("the QUIC handshake succeeds");
+    let idle_since = Instant::now();
+    let reason = tokio::time::timeout(BOUND, conn.closed())
+        .await
+        .expect("the idle QUIC connection is closed");
+    // The peers agreed on the gateway's idle timeout (the client asked for quinn's 30 s).
+    assert!(
+        matches!(reason, quinn::ConnectionError::TimedOut),
+        "{reason:?}"
+    );
+    assert!(idle_since.elapsed() >= Duration::from_millis(300));
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn max_connections_refuses_further_http3_connections_until_one_closes() {
+    let gw = Gateway::start(&quic_listener("max_connections = 1")).await;
+    let (first_endpoint, first) = support::quic_connect(&gw, "quic").await;
+    let first = first.expect("the first connection is accepted");
+
+    // QUIC has no accept queue to hold a connection in: over the limit it is refused at once
+    // (CONNECTION_REFUSED), and the agent retries as after any refused connection.
+    let (_e, second) = support::quic_connect(&gw, "quic").await;
+    match second {
+        Err(quinn::ConnectionError::ConnectionClosed(close)) => assert_eq!(
+            close.error_code,
+            quinn::TransportErrorCode::CONNECTION_REFUSED,
+            "{close:?}"
+        ),
+        other => panic!("the second connection was not refused: {other:?}"),
+    }
+
+    // Once the first closes, a new connection is accepted (the gateway learns of the close
+    // from the peer's CONNECTION_CLOSE, so the next attempt may come first and be refused).
+    first.close(0u32.into(), b"done");
+    first_endpoint.wait_idle().await;
+    let deadline = Instant::now() + BOUND;
+    loop {
+        let (_e, again) = support::quic_connect(&gw, "quic").await;
+        match again {
+            Ok(_) => break,
+            Err(e) => assert!(
+                Instant::now() < deadline,
+                "never accepted after the first closed: {e:?}"
+            ),
+        }
+    }
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn graceful_shutdown_lets_in_flight_http3_requests_finish() {
+    use bytes::Buf;
+    let gw = Gateway::start(&quic_listener("")).await;
+    let port = gw.addr("quic").port();
+    let h3_connection = |conn: quinn::Connection| async move {
+        let (mut driver, send) = h3::client::new(h3_quinn::Connection::new(conn))
+            .await
+            .unwrap();
+        let driving =
+            tokio::spawn(async move { std::future::poll_fn(|cx| driver.poll_close(cx)).await });
+        (driving, send)
+    };
+    // An idle HTTP/3 connection: draining sends it GOAWAY and closes it.
+    let (_idle_endpoint, idle) = support::quic_connect(&gw, "quic").await;
+    let (idle_driver, _idle_send) = h3_connection(idle.unwrap()).await;
+
+    // A request in flight that has sent part of its body.
+    let (_endpoint, conn) = support::quic_connect(&gw, "quic").await;
+    let (_driver, mut send) = h3_connection(conn.unwrap()).await;
+    let req = http::Request::post(format!("https://localhost:{port}/intake/v2/events?verbose"))
+        .header("content-type", "application/x-ndjson")
+        .header("accept", "application/json")
+        .body(())
+        .unwrap();
+    let mut stream = send.send_request(req).await.unwrap();
+    let mut first = support::metadata_line("python", "in-flight-h3");
+    first.push_str(&support::transaction_line(0, None));
+    stream.send_data(Bytes::from(first)).await.unwrap();
+    support::wait_until(BOUND, "the request is in flight", || {
+        gauge(&gw, "apmgate_requests_in_flight") == 1
+    })
+    .await;
+
+    let stopping = tokio::spawn(gw.stop());
+    tokio::time::timeout(BOUND, idle_driver)
+        .await
+        .expect("draining closes the idle HTTP/3 connection")
+        .unwrap();
+
+    // The request finishes its body after the shutdown began, and is accepted.
+    let rest: String = (1..12)
+        .map(|i| support::transaction_line(i, None))
+        .collect();
+    stream.send_data(Bytes::from(rest)).await.unwrap();
+    stream.finish().await.unwrap();
+    let resp = tokio::time::timeout(BOUND, stream.recv_response())
+        .await
+        .expect("the HTTP/3 request is answered")
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    let mut body = Vec::new();
+    while let Some(mut chunk) = stream.recv_data().await.unwrap() {
+        body.extend_from_slice(&chunk.copy_to_bytes(chunk.remaining()));
+    }
+    assert_eq!(
+        serde_json::from_slice::<Value>(&body).unwrap(),
+        json!({"accepted": 12})
+    );
+    let dir = tokio::time::timeout(BOUND, stopping)
+        .await
+        .expect("the gateway stops once drained")
+        .unwrap();
+    assert_eq!(support::output_documents(dir.path()).len(), 12);
+}

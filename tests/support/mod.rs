@@ -776,3 +776,36 @@ pub async fn h3_exchange(
     endpoint.close(0u32.into(), b"done");
     result
 }
+
+/// A QUIC connection (TLS 1.3, ALPN `h3`, trusting the dev CA) to a listener, without HTTP/3
+/// on top: for tests of the connection itself (idle timeout, connection limit). The endpoint
+/// must outlive the connection.
+pub async fn quic_connect(
+    gw: &Gateway,
+    listener: &str,
+) -> (
+    quinn::Endpoint,
+    Result<quinn::Connection, quinn::ConnectionError>,
+) {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pki_types::CertificateDer::pem_file_iter(gw.path("certs/ca.crt")).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS13])
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    tls.alpn_protocols = vec![b"h3".to_vec()];
+    let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(quic)));
+    let conn = endpoint
+        .connect(gw.addr(listener), "localhost")
+        .unwrap()
+        .await;
+    (endpoint, conn)
+}
