@@ -314,6 +314,8 @@ async fn run_agents(
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     Ok(serde_json::json!({
         "protocol": format!("{:?}", args.protocol).to_lowercase(),
+        "payload": args.payload.display().to_string(),
+        "events_per_request": events_per_request,
         "gzip": args.gzip,
         "agents": args.agents,
         "seconds": elapsed,
@@ -399,6 +401,7 @@ fn parse_command(args: &ParseArgs) -> Result<(), BoxError> {
         "{}",
         serde_json::to_string_pretty(&serde_json::json!({
             "threads": 1,
+            "payload": args.payload.display().to_string(),
             "seconds": elapsed,
             "events_per_second": (passes * events_per_pass) as f64 / elapsed,
             "ndjson_mb_per_second": (passes * bytes_per_pass as u64) as f64 / elapsed / 1e6,
