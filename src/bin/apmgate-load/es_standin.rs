@@ -387,7 +387,7 @@ async fn handle(
             .read_to_end(&mut out)
             .is_err()
         {
-            return respond(400, es_error(400, "parse_exception", "invalid gzip body"));
+            return bad_request("parse_exception", "invalid gzip body");
         }
         out
     } else {
@@ -440,17 +440,20 @@ async fn handle(
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    let unauthenticated = || {
+        respond(
+            401,
+            es_error(
+                401,
+                "security_exception",
+                "missing authentication credentials",
+            ),
+        )
+    };
     let response = match (parts.method.as_str(), path) {
         ("GET" | "HEAD", "/") => {
             if expect_auth.is_some() && auth != expect_auth {
-                respond(
-                    401,
-                    es_error(
-                        401,
-                        "security_exception",
-                        "missing authentication credentials",
-                    ),
-                )
+                unauthenticated()
             } else {
                 let fail = {
                     let mut i = state.lock();
@@ -482,14 +485,7 @@ async fn handle(
         ("GET" | "POST", "/_security/user/_has_privileges") => has_privileges(state, auth, &body),
         ("POST" | "PUT", "/_bulk") => {
             if expect_auth.is_some() && auth != expect_auth {
-                respond(
-                    401,
-                    es_error(
-                        401,
-                        "security_exception",
-                        "missing authentication credentials",
-                    ),
-                )
+                unauthenticated()
             } else {
                 bulk(state, &query, &body, kill).await
             }
@@ -539,19 +535,20 @@ fn has_privileges(state: &State, auth: Option<String>, body: &[u8]) -> Response<
     )
 }
 
+/// A 400 in Elasticsearch's shape.
+fn bad_request(error_type: &str, reason: &str) -> Response<Full<Bytes>> {
+    respond(400, es_error(400, error_type, reason))
+}
+
 async fn bulk(state: &State, query: &str, body: &[u8], kill: &Notify) -> Response<Full<Bytes>> {
     let params: HashMap<&str, &str> = query
         .split('&')
         .filter_map(|kv| kv.split_once('='))
         .collect();
     if params.get("require_data_stream") != Some(&"true") {
-        return respond(
-            400,
-            es_error(
-                400,
-                "illegal_argument_exception",
-                "stand-in: require_data_stream=true is required",
-            ),
+        return bad_request(
+            "illegal_argument_exception",
+            "stand-in: require_data_stream=true is required",
         );
     }
     let (whole, drop_before, drop_after, ignore_filter) = {
@@ -587,13 +584,9 @@ async fn bulk(state: &State, query: &str, body: &[u8], kill: &Notify) -> Respons
     let text = String::from_utf8_lossy(body);
     let lines: Vec<&str> = text.split('\n').filter(|l| !l.is_empty()).collect();
     if lines.len() % 2 != 0 {
-        return respond(
-            400,
-            es_error(
-                400,
-                "illegal_argument_exception",
-                "The bulk request must be terminated by a newline [\\n]",
-            ),
+        return bad_request(
+            "illegal_argument_exception",
+            "The bulk request must be terminated by a newline [\\n]",
         );
     }
     let mut items = Vec::new();
@@ -602,13 +595,9 @@ async fn bulk(state: &State, query: &str, body: &[u8], kill: &Notify) -> Respons
         let action: Value = match serde_json::from_str(pair[0]) {
             Ok(v) => v,
             Err(_) => {
-                return respond(
-                    400,
-                    es_error(
-                        400,
-                        "x_content_parse_exception",
-                        &format!("malformed action/metadata line [{}]", n * 2 + 1),
-                    ),
+                return bad_request(
+                    "x_content_parse_exception",
+                    &format!("malformed action/metadata line [{}]", n * 2 + 1),
                 );
             }
         };
@@ -618,28 +607,20 @@ async fn bulk(state: &State, query: &str, body: &[u8], kill: &Notify) -> Respons
             .and_then(|o| o.get("create"))
             .and_then(Value::as_object);
         let Some(create) = create else {
-            return respond(
-                400,
-                es_error(
-                    400,
-                    "illegal_argument_exception",
-                    &format!(
-                        "stand-in: action line [{}] is not a create action",
-                        n * 2 + 1
-                    ),
+            return bad_request(
+                "illegal_argument_exception",
+                &format!(
+                    "stand-in: action line [{}] is not a create action",
+                    n * 2 + 1
                 ),
             );
         };
         if create.keys().any(|k| k != "_index") {
-            return respond(
-                400,
-                es_error(
-                    400,
-                    "illegal_argument_exception",
-                    &format!(
-                        "Action/metadata line [{}] contains an unknown parameter",
-                        n * 2 + 1
-                    ),
+            return bad_request(
+                "illegal_argument_exception",
+                &format!(
+                    "Action/metadata line [{}] contains an unknown parameter",
+                    n * 2 + 1
                 ),
             );
         }
