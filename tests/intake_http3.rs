@@ -6,17 +6,10 @@ mod support;
 use serde_json::Value;
 use support::{Gateway, fixture, h3_request};
 
-const H3_LISTENER: &str = r#"
-[[listener]]
-name = "all"
-bind = "127.0.0.1:0"
-protocols = ["http1", "http2", "http3"]
-tls = "dev"
-
-[tls.dev]
-certificate = "certs/server.crt"
-key = "certs/server.key"
-"#;
+/// One listener speaking all three protocols on one port.
+fn h3_listener() -> String {
+    support::tls_listener("all", r#"["http1", "http2", "http3"]"#, "")
+}
 
 /// A case: approval name, method, headers, body, status.
 type Case = (
@@ -33,7 +26,7 @@ fn approved(name: &str) -> Value {
 
 #[tokio::test]
 async fn intake_approvals_over_http3() {
-    let gw = Gateway::start(H3_LISTENER).await;
+    let gw = Gateway::start(&h3_listener()).await;
     let errors = fixture("intake/v2/errors.ndjson");
     let cases: Vec<Case> = vec![
         ("Success", "POST", vec![], errors.clone(), 202),
@@ -116,7 +109,7 @@ async fn intake_approvals_over_http3() {
 
 #[tokio::test]
 async fn tcp_responses_advertise_http3() {
-    let gw = Gateway::start(H3_LISTENER).await;
+    let gw = Gateway::start(&h3_listener()).await;
     let port = gw.addr("all").port();
     let http = support::client(&gw, support::Proto::H2Tls);
     let resp = http.get(gw.url("all", true, "/")).send().await.unwrap();
@@ -167,7 +160,7 @@ async fn aioquic_post(gw: &Gateway, body_file: &str, headers: &[&str]) -> (Strin
 
 #[tokio::test]
 async fn aioquic_posts_ndjson_and_gets_202() {
-    let gw = Gateway::start(H3_LISTENER).await;
+    let gw = Gateway::start(&h3_listener()).await;
     let (status, body) = aioquic_post(
         &gw,
         "../shared/fixtures/intake/v2/errors.ndjson",
@@ -184,7 +177,7 @@ async fn aioquic_posts_ndjson_and_gets_202() {
 
 #[tokio::test]
 async fn aioquic_reads_a_refusal() {
-    let gw = Gateway::start(H3_LISTENER).await;
+    let gw = Gateway::start(&h3_listener()).await;
     let (status, body) = aioquic_post(
         &gw,
         "../shared/fixtures/intake/v2/invalid-event-type.ndjson",

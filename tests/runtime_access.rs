@@ -231,48 +231,27 @@ async fn api_keys_declared_in_the_policy() {
         assert_eq!(ok.body, json!({"accepted": 2}));
 
         // The right id with a wrong secret, right after the right secret was verified (and
-        // cached): the cache is keyed on the whole credential, not the id.
-        let r = post(
-            &gw,
-            proto,
-            intake,
-            &[("Authorization", &wrong_secret)],
-            payload("python", "svc", 1),
-        )
-        .await;
-        assert_eq!(
-            (r.status, r.error()),
-            (401, "authentication failed"),
-            "{proto:?}"
-        );
-
-        let r = post(
-            &gw,
-            proto,
-            intake,
-            &[("Authorization", &unknown.header)],
-            payload("python", "svc", 1),
-        )
-        .await;
-        assert_eq!(
-            (r.status, r.error()),
-            (401, "authentication failed"),
-            "{proto:?}"
-        );
-
-        let r = post(
-            &gw,
-            proto,
-            intake,
-            &[("Authorization", &expired.header)],
-            payload("python", "svc", 1),
-        )
-        .await;
-        assert_eq!(
-            (r.status, r.error()),
-            (401, "authentication failed"),
-            "{proto:?}: expired"
-        );
+        // cached): the cache is keyed on the whole credential, not the id. Then an unknown
+        // key and an expired one.
+        for (credential, what) in [
+            (wrong_secret.as_str(), "wrong secret"),
+            (unknown.header.as_str(), "unknown"),
+            (expired.header.as_str(), "expired"),
+        ] {
+            let r = post(
+                &gw,
+                proto,
+                intake,
+                &[("Authorization", credential)],
+                payload("python", "svc", 1),
+            )
+            .await;
+            assert_eq!(
+                (r.status, r.error()),
+                (401, "authentication failed"),
+                "{proto:?}: {what}"
+            );
+        }
 
         // A key without event:write is authenticated but may not ingest.
         let r = post(

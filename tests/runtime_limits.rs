@@ -697,20 +697,7 @@ limits = { read_timeout = "500ms" }
 
 /// One HTTP/3-only listener with `limits`.
 fn quic_listener(limits: &str) -> String {
-    format!(
-        r#"
-[[listener]]
-name = "quic"
-bind = "127.0.0.1:0"
-protocols = ["http3"]
-tls = "dev"
-limits = {{ {limits} }}
-
-[tls.dev]
-certificate = "certs/server.crt"
-key = "certs/server.key"
-"#
-    )
+    support::tls_listener("quic", r#"["http3"]"#, limits)
 }
 
 #[tokio::test]

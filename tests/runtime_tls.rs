@@ -105,21 +105,9 @@ async fn alpn_chooses_h2_or_http1() {
     gw.stop().await;
 }
 
-const HTTP1_ONLY_TLS: &str = r#"
-[[listener]]
-name = "tls"
-bind = "127.0.0.1:0"
-protocols = ["http1"]
-tls = "dev"
-
-[tls.dev]
-certificate = "certs/server.crt"
-key = "certs/server.key"
-"#;
-
 #[tokio::test]
 async fn a_tls_listener_without_http2_serves_http1_only() {
-    let gw = Gateway::start(HTTP1_ONLY_TLS).await;
+    let gw = Gateway::start(&support::tls_listener("tls", r#"["http1"]"#, "")).await;
     // A client offering h2 and http/1.1 gets HTTP/1.1.
     let resp = tls_client(&gw, "default")
         .post(gw.url("tls", true, "/intake/v2/events"))
@@ -183,21 +171,9 @@ async fn an_h2c_only_listener_refuses_http1() {
     gw.stop().await;
 }
 
-const HTTP2_ONLY_TLS: &str = r#"
-[[listener]]
-name = "tls"
-bind = "127.0.0.1:0"
-protocols = ["http2"]
-tls = "dev"
-
-[tls.dev]
-certificate = "certs/server.crt"
-key = "certs/server.key"
-"#;
-
 #[tokio::test]
 async fn an_http2_only_tls_listener_refuses_http1_clients_that_offer_alpn() {
-    let gw = Gateway::start(HTTP2_ONLY_TLS).await;
+    let gw = Gateway::start(&support::tls_listener("tls", r#"["http2"]"#, "")).await;
     let ok = tls_client(&gw, "default")
         .get(gw.url("tls", true, "/"))
         .send()
@@ -217,7 +193,7 @@ async fn an_http2_only_tls_listener_refuses_http1_clients_that_offer_alpn() {
 
 #[tokio::test]
 async fn an_http2_only_tls_listener_refuses_http1_without_alpn() {
-    let gw = Gateway::start(HTTP2_ONLY_TLS).await;
+    let gw = Gateway::start(&support::tls_listener("tls", r#"["http2"]"#, "")).await;
     let cfg = rustls_config(&gw, &[], rustls::ALL_VERSIONS);
     let answer = match tls_connect(&gw, "tls", cfg).await {
         Err(_) => None,
@@ -239,7 +215,8 @@ async fn an_http2_only_tls_listener_refuses_http1_without_alpn() {
 #[tokio::test]
 async fn tls_versions_of_the_profile_are_enforced() {
     let gw = Gateway::start(&format!(
-        "{HTTP1_ONLY_TLS}supported_protocols = [\"TLSv1.3\"]\n"
+        "{}supported_protocols = [\"TLSv1.3\"]\n",
+        support::tls_listener("tls", r#"["http1"]"#, "")
     ))
     .await;
     let tls12 = rustls_config(&gw, &[b"http/1.1"], &[&rustls::version::TLS12]);
@@ -594,9 +571,10 @@ backend = "native-tls"
 
 #[tokio::test]
 async fn a_silent_client_is_disconnected_after_the_tls_handshake_timeout() {
-    let gw = Gateway::start(&HTTP1_ONLY_TLS.replace(
-        "tls = \"dev\"\n",
-        "tls = \"dev\"\nlimits = { tls_handshake_timeout = \"300ms\" }\n",
+    let gw = Gateway::start(&support::tls_listener(
+        "tls",
+        r#"["http1"]"#,
+        "tls_handshake_timeout = \"300ms\"",
     ))
     .await;
     let started = Instant::now();

@@ -234,6 +234,15 @@ certificate = "certs/server.crt"
 key = "certs/server.key"
 "#;
 
+/// One listener `name` on an ephemeral port speaking `protocols` (a TOML array) over TLS with the
+/// development certificates, with `limits` (the body of an inline table, may be empty). The
+/// text ends inside `[tls.dev]`, so profile settings can be appended.
+pub fn tls_listener(name: &str, protocols: &str, limits: &str) -> String {
+    format!(
+        "[[listener]]\nname = \"{name}\"\nbind = \"127.0.0.1:0\"\nprotocols = {protocols}\ntls = \"dev\"\nlimits = {{ {limits} }}\n\n[tls.dev]\ncertificate = \"certs/server.crt\"\nkey = \"certs/server.key\"\n"
+    )
+}
+
 /// A client for a protocol that trusts the gateway's development CA. reqwest speaks no HTTP/3
 /// here: tests that cover `Proto::H3` go through `request`.
 pub fn client(gw: &Gateway, proto: Proto) -> reqwest::Client {
