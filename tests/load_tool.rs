@@ -44,7 +44,8 @@ async fn agents(url: &str, protocol: &str, extra: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-/// A background `apmgate-load` server; returns it and the addresses it printed on stderr.
+/// A background `apmgate-load` server; returns it and the first `lines` lines it printed on
+/// stderr (where it says what it listens on).
 async fn spawn_server(args: &[&str], lines: usize) -> (tokio::process::Child, Vec<String>) {
     let mut child = load_tool()
         .args(args)
@@ -54,21 +55,28 @@ async fn spawn_server(args: &[&str], lines: usize) -> (tokio::process::Child, Ve
         .spawn()
         .unwrap();
     let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut addrs = Vec::new();
-    while addrs.len() < lines {
+    let mut printed = Vec::new();
+    while printed.len() < lines {
         let line = stderr
             .next_line()
             .await
             .unwrap()
             .expect("the server prints its address");
-        addrs.push(
-            line.split(' ')
-                .find(|w| w.contains(':'))
-                .unwrap()
-                .to_string(),
-        );
+        printed.push(line);
     }
-    (child, addrs)
+    (child, printed)
+}
+
+/// The address on the printed line that mentions `what` (servers start in any order).
+fn address(printed: &[String], what: &str) -> String {
+    let line = printed
+        .iter()
+        .find(|l| l.contains(what))
+        .unwrap_or_else(|| panic!("no line mentions {what}: {printed:?}"));
+    line.split(' ')
+        .find(|w| w.contains(':'))
+        .unwrap()
+        .to_string()
 }
 
 /// Stops a background server with SIGTERM and returns the JSON it prints.
@@ -179,7 +187,11 @@ async fn the_ceiling_reads_and_discards_every_body_over_every_protocol() {
     )
     .await;
     let port = |a: &str| a.rsplit(':').next().unwrap().to_string();
-    let (plain, tls, quic) = (&addrs[0], port(&addrs[1]), port(&addrs[2]));
+    let (plain, tls, quic) = (
+        &address(&addrs, "(plain)"),
+        port(&address(&addrs, "(tls)")),
+        port(&address(&addrs, "(quic)")),
+    );
     let mut requests = 0;
     for (protocol, url) in [
         ("h1", format!("http://{plain}/intake/v2/events")),
@@ -218,7 +230,7 @@ async fn parse_reports_a_rate_and_the_standin_counts_what_the_gateway_indexed() 
     let gw = Gateway::start(&format!(
         "{}\n[auth.secret_token.load]\nsecret = \"{TOKEN}\"\n[output.elasticsearch]\nhosts = [\"{}\"]\n",
         support::STANDARD_LISTENERS,
-        addrs[0]
+        address(&addrs, "stand-in")
     ))
     .await;
     let report = agents(&gw.url("plain", false, "/intake/v2/events"), "h1", &[]).await;

@@ -70,7 +70,8 @@ pub async fn serve_tcp(
     counters: Arc<Counters>,
 ) -> Result<(), BoxError> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
-    eprintln!("ceiling listening on {} (tcp)", listener.local_addr()?);
+    let kind = if tls.is_some() { "tls" } else { "plain" };
+    eprintln!("ceiling listening on {} ({kind})", listener.local_addr()?);
     let acceptor = tls.map(|t| tokio_rustls::TlsAcceptor::from(Arc::new(t)));
     loop {
         let (tcp, _) = listener.accept().await?;
