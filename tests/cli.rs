@@ -259,6 +259,97 @@ fn secrets_never_appear_in_reports() {
     assert!(!out.contains(secret) && !err.contains(secret), "{out}");
 }
 
+/// Issue 12, item 4: a file that does not parse never reaches the compiler that knows which
+/// values are secrets; the report masks them all the same, in every command and format.
+#[test]
+fn issue_12_secrets_are_masked_when_the_file_does_not_parse() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "SUPERSECRET-0123456789abcdefghijklmnop";
+    let password = "es-password-hunter2";
+    let cases = [
+        // A syntax error next to the secret.
+        format!(
+            "[[listener]]\nname = \"a\"\nbind = \"127.0.0.1:8200\"\n[auth.secret_token.ci]\nsecret = \"{secret}\"\nroles = [\"agent\"\n"
+        ),
+        // The secret written twice (the second copy is where the error points).
+        format!(
+            "[[listener]]\nname = \"a\"\nbind = \"127.0.0.1:8200\"\n[auth.secret_token.ci]\nsecret = \"{secret}\"\nsecret = '{secret}'\n"
+        ),
+        // An unterminated secret, a password in an inline table, credentials in a host URL.
+        format!(
+            "[[listener]]\nname = \"a\"\nbind = \"127.0.0.1:8200\"\n[output.elasticsearch]\nhosts = [\"https://elastic:{password}@es:9200\"]\nauth = {{ username = \"elastic\", password = \"{password}\" }}\n[auth.secret_token.ci]\nsecret = \"{secret}\n"
+        ),
+    ];
+    for (i, text) in cases.iter().enumerate() {
+        let p = write(dir.path(), &format!("broken-{i}.toml"), text);
+        for format in ["human", "json", "github"] {
+            let (code, out, err) = run(apmgate().args(["validate", "--format", format]).arg(&p));
+            assert_eq!(code, 1, "case {i}: {out}{err}");
+            assert!(out.contains("E100"), "case {i} {format}: {out}");
+            for s in [secret, password] {
+                assert!(
+                    !out.contains(s) && !err.contains(s),
+                    "case {i}: the {format} report shows a secret:\n{out}{err}"
+                );
+            }
+        }
+        for command in ["run", "test"] {
+            let (code, out, err) = run(apmgate().arg(command).arg(&p));
+            assert_eq!(code, 1, "{command} case {i}: {out}{err}");
+            assert!(
+                (out.contains("E100") || err.contains("E100"))
+                    && !out.contains(secret)
+                    && !err.contains(secret)
+                    && !err.contains(password),
+                "{command} case {i}:\n{out}{err}"
+            );
+        }
+    }
+}
+
+/// Issue 12, item 1: nesting (parentheses and runs of `not`) is bounded before anything
+/// recursive reads a rule, so no rule of any size aborts `validate`.
+#[test]
+fn issue_12_deeply_nested_rules_are_refused_not_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let rule = |when: &str| {
+        format!(
+            "[[listener]]\nname = \"a\"\nbind = \"127.0.0.1:8200\"\n[[access.rule]]\nname = \"deep\"\nwhen = '{when}'\neffect = \"allow\"\n"
+        )
+    };
+    for depth in [33, 600, 3_000, 100_000] {
+        let when = format!("{}true{}", "(".repeat(depth), ")".repeat(depth));
+        let p = write(dir.path(), "deep.toml", &rule(&when));
+        let (code, out, err) = run(apmgate().args(["validate", "--format", "json"]).arg(&p));
+        assert_eq!(code, 1, "{depth} levels: {err}");
+        assert!(out.contains("\"E215\""), "{depth} levels: {out}");
+    }
+    let at_limit = format!("{}route == intake{}", "(".repeat(32), ")".repeat(32));
+    let p = write(dir.path(), "limit.toml", &rule(&at_limit));
+    let (code, out, err) = run(apmgate().arg("validate").arg(&p));
+    assert_eq!(code, 0, "32 levels are allowed: {out}{err}");
+    // Parentheses inside a string are not nesting.
+    let quoted = format!("agent matches \"{}\"", "(".repeat(100));
+    let p = write(dir.path(), "quoted.toml", &rule(&quoted));
+    let (code, out, err) = run(apmgate().arg("validate").arg(&p));
+    assert_eq!(code, 0, "{out}{err}");
+    // Each `not` of a run is a level of the tree, as each parenthesis is.
+    for (nots, valid) in [(32, true), (33, false), (20_000, false), (200_000, false)] {
+        let when = format!("{}route == intake", "not ".repeat(nots));
+        let p = write(dir.path(), "nots.toml", &rule(&when));
+        let (code, out, err) = run(apmgate().args(["validate", "--format", "json"]).arg(&p));
+        assert_eq!(code, if valid { 0 } else { 1 }, "{nots} nots: {err}");
+        assert_eq!(out.contains("\"E215\""), !valid, "{nots} nots: {out}");
+    }
+    let mixed = format!("{}route == intake{}", "not (".repeat(17), ")".repeat(17));
+    let p = write(dir.path(), "mixed.toml", &rule(&mixed));
+    let (code, out, _) = run(apmgate().args(["validate", "--format", "json"]).arg(&p));
+    assert!(
+        code == 1 && out.contains("\"E215\""),
+        "17 x `not (` is 34 levels: {out}"
+    );
+}
+
 #[test]
 fn explain_walks_the_rules_and_shows_the_answer() {
     let (_dir, path) = example_dir("production.toml");

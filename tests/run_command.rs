@@ -205,3 +205,68 @@ fn the_discard_output_accepts_events_and_writes_nothing() {
         "the discard output writes no file"
     );
 }
+
+/// Issue 12, item 1: a rule nested deep enough to overflow a tokio worker's stack once aborted
+/// the process on SIGHUP and lost what it had answered 202. Now the reload is refused with E215,
+/// the gateway keeps serving with the policy it had, and everything accepted is written.
+#[test]
+fn issue_12_a_deeply_nested_rule_is_refused_on_reload_and_nothing_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("policy.toml");
+    std::fs::write(&path, policy("")).unwrap();
+    let mut run = Running::start(dir.path());
+    let bound: serde_json::Value = serde_json::from_str(&run.wait_for("\"bound\"")).unwrap();
+    let url = format!(
+        "http://{}/intake/v2/events?verbose",
+        bound["address"].as_str().unwrap()
+    );
+    assert_eq!(post(&url, EVENTS).0, 202);
+
+    for when in [
+        format!("{}true{}", "(".repeat(600), ")".repeat(600)),
+        format!("{}true{}", "(".repeat(100_000), ")".repeat(100_000)),
+        format!("{}true", "not ".repeat(20_000)),
+    ] {
+        std::fs::write(
+            &path,
+            policy(&format!(
+                "[[access.rule]]\nname = \"deep\"\nwhen = '{when}'\neffect = \"deny\"\n"
+            )),
+        )
+        .unwrap();
+        run.signal("HUP");
+        let refused = run.wait_for("reload refused");
+        assert!(refused.contains("\"errors\":1"), "{refused}");
+        assert_eq!(
+            post(&url, EVENTS).0,
+            202,
+            "still serving with the old policy"
+        );
+    }
+    // A rule within the bound applies as usual.
+    std::fs::write(
+        &path,
+        policy(&format!(
+            "[[access.rule]]\nname = \"nots\"\nwhen = '{}route == intake'\neffect = \"deny\"\n",
+            "not ".repeat(30)
+        )),
+    )
+    .unwrap();
+    run.signal("HUP");
+    run.wait_for("policy reloaded");
+    assert_eq!(
+        post(&url, EVENTS).0,
+        403,
+        "not^30 (route == intake) is route == intake"
+    );
+
+    run.signal("TERM");
+    run.wait_for("stopped");
+    assert_eq!(run.child.wait().unwrap().code(), Some(0));
+    let written = std::fs::read_to_string(dir.path().join("data/apmgate-events.ndjson")).unwrap();
+    assert_eq!(
+        written.lines().count(),
+        4 * 8,
+        "four accepted requests of 4 events"
+    );
+}

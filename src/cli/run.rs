@@ -4,10 +4,9 @@
 //! one is reported and the running policy stays.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use apmgate::policy::diagnostics::render_human;
-use apmgate::server::{Runtime, Server};
+use apmgate::server::Server;
 use apmgate::telemetry::{LogFormat, init_logging};
 
 use super::{Outcome, UsageError, compile, use_color};
@@ -63,13 +62,24 @@ pub fn run(args: &Args) -> Result<Outcome, UsageError> {
         tokio::spawn(async move {
             let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
             while hup.recv().await.is_some() {
-                match apmgate::policy::compile_file(&file, apmgate::policy::CompileOptions::default()) {
+                let path = file.clone();
+                let compiled = tokio::task::spawn_blocking(move || {
+                    apmgate::policy::compile_file(&path, apmgate::policy::CompileOptions::default())
+                })
+                .await
+                .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+                match compiled {
                     Ok(c) => match c.policy {
                         Some(p) => {
-                            reloader.send_replace(Arc::new(Runtime::new(p)));
+                            reloader.reload(p);
                             tracing::info!(policy = %file.display(), "policy reloaded (listener addresses, TLS, the output and max_concurrent_decoders apply at the next start)");
                         }
-                        None => tracing::error!(policy = %file.display(), errors = c.errors(), "reload refused: the policy is invalid; keeping the running one (run `apmgate validate`)"),
+                        None => {
+                            for d in c.diagnostics.iter().filter(|d| d.severity == apmgate::policy::Severity::Error) {
+                                tracing::error!(policy = %file.display(), code = %d.code, "{}", d.message);
+                            }
+                            tracing::error!(policy = %file.display(), errors = c.errors(), "reload refused: the policy is invalid; keeping the running one (run `apmgate validate`)");
+                        }
                     },
                     Err(e) => tracing::error!(policy = %file.display(), error = %e, "reload refused: cannot read the policy"),
                 }

@@ -66,6 +66,7 @@ codes! {
     ValueOutOfRange = "E212", Error, "value out of range";
     InvalidHeader = "E213", Error, "invalid HTTP header name or value";
     InvalidUrl = "E214", Error, "invalid Elasticsearch host URL";
+    ExpressionTooDeep = "E215", Error, "rule expression nested too deeply";
     UndefinedReference = "E301", Error, "undefined reference";
     RoleCycle = "E302", Error, "roles include each other in a cycle";
     UnknownRuleField = "E303", Error, "unknown field in rule expression";

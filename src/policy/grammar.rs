@@ -32,6 +32,8 @@ pub struct ValueError {
     pub label: String,
     /// Help, if any.
     pub help: Option<String>,
+    /// A more specific code than the one the caller reports value errors under.
+    pub code: Option<Code>,
 }
 
 impl ValueError {
@@ -45,11 +47,17 @@ impl ValueError {
             message: message.into(),
             label: label.into(),
             help: None,
+            code: None,
         }
     }
 
     pub(crate) fn help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
+        self
+    }
+
+    pub(crate) fn code(mut self, code: Code) -> Self {
+        self.code = Some(code);
         self
     }
 }
@@ -91,6 +99,7 @@ impl ValueText {
 
     /// A diagnostic for a value error.
     pub fn diagnostic(&self, code: Code, error: ValueError) -> Diagnostic {
+        let code = error.code.unwrap_or(code);
         let d = Diagnostic::new(code, error.message, self.span(error.span), error.label);
         match error.help {
             Some(h) => d.with_help(h),
@@ -571,14 +580,93 @@ pub enum RawOp {
     Matches,
 }
 
+/// How deeply a rule expression may nest: parentheses, and `not`s in front of a term.
+///
+/// pest parses a parenthesis by recursion, and the lowering, the compiler and the evaluator
+/// walk the tree recursively too: this bound keeps every one of them a few kilobytes of stack
+/// away from the start, whatever the policy holds. Real rules nest two or three levels.
+pub const MAX_RULE_NESTING: usize = 32;
+
 /// Parses an access-rule expression.
 pub fn parse_rule_expr(text: &str) -> Result<RawExpr, ValueError> {
+    if let Some(at) = too_deep(text) {
+        return Err(ValueError::new(
+            at..at + 1,
+            format!("rule expression nests more than {MAX_RULE_NESTING} levels deep"),
+            "too deep",
+        )
+        .help("flatten the expression: `and` and `or` take any number of terms, `not not a` is `a`, and `not (a or b)` is `not a and not b`")
+        .code(Code::ExpressionTooDeep));
+    }
     let help = "conditions are `FIELD == VALUE`, `FIELD != VALUE`, `FIELD in NAME`, `FIELD in [A, B]` or \
                 `FIELD matches \"GLOB\"`, joined with `and`, `or`, `not` and parentheses";
     let mut pairs = PolicyGrammar::parse(Rule::rule_expr, text)
         .map_err(|e| pest_error(text, e, "rule expression").help(help))?;
     let root = pairs.next().and_then(|p| p.into_inner().next());
     Ok(root.map_or(RawExpr::Bool(true), lower_expr))
+}
+
+/// The offset of the first `(` or `not` that nests deeper than [`MAX_RULE_NESTING`], outside
+/// string literals.
+///
+/// A lexical pass, so that it runs before (and protects) the recursive parser. Depth grows by
+/// one for each parenthesis and each `not` (`!`) of a run in front of a term, as the tree
+/// does; parentheses occur nowhere else in the grammar but in string literals, which it skips
+/// as the grammar reads them (`\` escapes the next character). A value spelled `not` counts
+/// too: overcounting by one is harmless.
+fn too_deep(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-';
+    // Depth where the current parenthesised level starts, for each open level.
+    let mut levels: Vec<usize> = Vec::new();
+    let mut base = 0usize;
+    let mut run = 0usize;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'"' {
+            i += 1;
+            while i < bytes.len() && bytes[i] != b'"' {
+                i += if bytes[i] == b'\\' { 2 } else { 1 };
+            }
+            run = 0;
+        } else if b == b'(' {
+            if base + run + 1 > MAX_RULE_NESTING {
+                return Some(i);
+            }
+            levels.push(base);
+            base += run + 1;
+            run = 0;
+        } else if b == b')' {
+            base = levels.pop().unwrap_or(0);
+            run = 0;
+        } else if b == b'!' && bytes.get(i + 1) != Some(&b'=') {
+            run += 1;
+            if base + run > MAX_RULE_NESTING {
+                return Some(i);
+            }
+        } else if ident(b) {
+            let start = i;
+            while i < bytes.len() && ident(bytes[i]) {
+                i += 1;
+            }
+            let at_word_start =
+                start == 0 || !(ident(bytes[start - 1]) || bytes[start - 1] == b'.');
+            if at_word_start && text[start..i].eq_ignore_ascii_case("not") {
+                run += 1;
+                if base + run > MAX_RULE_NESTING {
+                    return Some(start);
+                }
+            } else {
+                run = 0;
+            }
+            continue;
+        } else if !b.is_ascii_whitespace() {
+            run = 0;
+        }
+        i += 1;
+    }
+    None
 }
 
 fn span_of(p: &Pair<Rule>) -> Range<usize> {

@@ -166,21 +166,101 @@ pub fn compile(source: &SourceFile, options: CompileOptions) -> Compilation {
     finish(diags, Some(policy), &compiler.facts.redactions)
 }
 
+/// The stack of the thread [`compile_file`] compiles on. Every recursive step of the compiler
+/// is bounded (rule nesting by [`grammar::MAX_RULE_NESTING`], TOML nesting by the TOML parser),
+/// so this is a margin of several hundred times what the deepest policy needs.
+const COMPILE_STACK: usize = 16 * 1024 * 1024;
+
 /// Reads and compiles a policy file.
+///
+/// The compilation runs on a thread of its own with [`COMPILE_STACK`] bytes of stack, whoever
+/// calls: a running gateway reloads from a tokio worker, whose stack is small, and the text is
+/// whatever the file holds. A panic in the compiler (a bug) comes back as an error instead of
+/// ending the caller, so a reload keeps the running policy.
 pub fn compile_file(path: &Path, options: CompileOptions) -> std::io::Result<Compilation> {
     let text = std::fs::read_to_string(path)?;
-    Ok(compile(
-        &SourceFile::new(path.display().to_string(), Arc::<str>::from(text)),
-        options,
-    ))
+    let source = SourceFile::new(path.display().to_string(), Arc::<str>::from(text));
+    let compiler = std::thread::Builder::new()
+        .name("policy-compile".into())
+        .stack_size(COMPILE_STACK)
+        .spawn(move || compile(&source, options))?;
+    compiler.join().map_err(|_| {
+        std::io::Error::other("the policy compiler failed (a bug in apmgate: please report it)")
+    })
 }
 
-fn redact(source: &SourceFile, spans: &[std::ops::Range<usize>]) -> SourceFile {
+/// Keys whose values are secrets wherever they appear (`auth.secret_token.*.secret`, TLS
+/// `key_passphrase`, the Elasticsearch `password` and `api_key`, `Authorization` headers).
+const SECRET_KEYS: &str = "secret|password|key_passphrase|passphrase|api_key|authorization";
+
+/// Spans of inline secret values found by reading the text as lines of `key = value`, with no
+/// TOML parser: what masks secrets in the report of a file that does not parse (a syntax error
+/// next to a secret, a `secret` key written twice), where the compiler never gets to say which
+/// values are secrets. References (`env:`, `file:`) stay readable; a value whose closing quote
+/// this reading cannot find is masked to the end of its line.
+fn lexical_secret_spans(text: &str) -> Vec<std::ops::Range<usize>> {
+    static KEY: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    static USERINFO: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let key = KEY.get_or_init(|| {
+        regex::Regex::new(&format!(
+            r#"(?im)(?:^|[\s{{,.])["']?(?:{SECRET_KEYS})["']?[ \t]*=[ \t]*"#
+        ))
+        .expect("a valid pattern")
+    });
+    let userinfo =
+        USERINFO.get_or_init(|| regex::Regex::new(r#"://([^\s"'/@]+)@"#).expect("a valid pattern"));
+    let bytes = text.as_bytes();
+    let mut spans = Vec::new();
+    for m in key.find_iter(text) {
+        let start = m.end();
+        let rest = &text[start..];
+        let line_end = rest.find('\n').map_or(text.len(), |i| start + i);
+        let span = if let Some(quote) = [r#"""""#, "'''"].into_iter().find(|q| rest.starts_with(q))
+        {
+            let body = start + 3;
+            let end = text[body..].find(quote).map_or(text.len(), |i| body + i);
+            body..end
+        } else if rest.starts_with(['"', '\'']) {
+            let quote = bytes[start];
+            let body = start + 1;
+            let mut i = body;
+            while i < line_end && bytes[i] != quote {
+                // Basic strings escape with a backslash; literal strings do not.
+                i += if quote == b'"' && bytes[i] == b'\\' {
+                    2
+                } else {
+                    1
+                };
+            }
+            body..i.min(line_end)
+        } else {
+            let end = rest[..line_end - start]
+                .find([',', '}', '#'])
+                .map_or(line_end, |i| start + i);
+            start..end
+        };
+        let value = &text[span.clone()];
+        if !(value.starts_with("env:") || value.starts_with("file:")) {
+            spans.push(span);
+        }
+    }
+    spans.extend(
+        userinfo
+            .captures_iter(text)
+            .filter_map(|c| c.get(1))
+            .map(|m| m.range()),
+    );
+    spans
+}
+
+fn redact(source: &SourceFile, compiled: &[std::ops::Range<usize>]) -> SourceFile {
+    let mut spans = lexical_secret_spans(&source.text);
+    spans.extend_from_slice(compiled);
     if spans.is_empty() {
         return source.clone();
     }
     let mut bytes = source.text.as_bytes().to_vec();
-    for span in spans {
+    for span in &spans {
         let end = span.end.min(bytes.len());
         for b in &mut bytes[span.start.min(end)..end] {
             // Replacing every byte (continuation bytes of a multi-byte character included) with
