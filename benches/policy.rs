@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use apmgate::access::identity::Identity;
-use apmgate::access::{AccessRequest, Outcome, decide};
+use apmgate::access::{AccessRequest, Outcome, Refusal, decide};
 use apmgate::policy::compiled::IdentityKind;
 use apmgate::policy::expr::RequestView;
 use apmgate::policy::types::{AddressRange, IpSet};
@@ -392,10 +392,12 @@ fn bench_expr(c: &mut Criterion) {
         headers: &headers,
         client_cert: None,
     };
-    let decision = decide(&policy, &request, Some(identity.clone()), &|_, _| false);
+    let decision = decide(&policy, &request, Some(identity.clone()), &|_, _| {
+        Some(false)
+    });
     assert_eq!(decision.rules_tried, RULES, "decide must try every rule");
     assert!(
-        matches!(decision.outcome, Outcome::Deny { status: 403, .. }),
+        matches!(decision.outcome, Outcome::Deny(Refusal::DeniedByRule(None))),
         "default deny"
     );
 
@@ -415,7 +417,7 @@ fn bench_expr(c: &mut Criterion) {
                 black_box(&policy),
                 black_box(&request),
                 Some(identity.clone()),
-                &|_, _| false,
+                &|_, _| Some(false),
             )
         })
     });

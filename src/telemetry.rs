@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Counter names and their help text.
-const COUNTERS: [(&str, &str); 13] = [
+const COUNTERS: [(&str, &str); 14] = [
     (
         "apmgate_requests_total",
         "Requests answered, by listener, route, protocol and status.",
@@ -61,6 +61,10 @@ const COUNTERS: [(&str, &str); 13] = [
     (
         "apmgate_api_key_verifications_total",
         "API keys verified by Elasticsearch, by result (valid, invalid, unavailable, cached).",
+    ),
+    (
+        "apmgate_api_key_hashes_total",
+        "Declared API keys checked against their Argon2 hash, by result (valid, invalid, or busy: refused at once because every verifier was taken).",
     ),
 ];
 

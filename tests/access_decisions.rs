@@ -4,9 +4,10 @@
 use std::net::SocketAddr;
 
 use apmgate::access::identity::{PeerCertificate, verify_api_key};
-use apmgate::access::{AccessRequest, DenyReason, Outcome, RUM_DISABLED, decide};
+use apmgate::access::{AccessRequest, Outcome, Refusal, decide};
 use apmgate::policy::compiled::IdentityKind;
 use apmgate::policy::{CompileOptions, Policy, SourceFile, compile};
+use apmgate::server::respond::{self, RUM_DISABLED};
 use serde_json::json;
 
 fn policy(text: &str) -> Policy {
@@ -63,20 +64,21 @@ impl Req<'_> {
             headers: &apmgate::access::header_map(&self.headers).expect("valid test headers"),
             client_cert: self.cert.as_ref(),
         };
-        decide(p, &r, None, &verify_api_key)
+        decide(p, &r, None, &|hash, key| Some(verify_api_key(hash, key)))
     }
 }
 
 fn status(d: &apmgate::access::Decision) -> u16 {
     match &d.outcome {
-        Outcome::Allow { status, .. } | Outcome::Deny { status, .. } => *status,
+        Outcome::Allow { .. } => respond::allowed_status(d.route),
+        Outcome::Deny(refusal) => respond::refusal_answer(refusal).0,
         Outcome::NeedsElasticsearch { .. } => 0,
     }
 }
 
 fn body(d: &apmgate::access::Decision) -> serde_json::Value {
     match &d.outcome {
-        Outcome::Deny { body, .. } => body.clone(),
+        Outcome::Deny(refusal) => respond::refusal_answer(refusal).1,
         other => panic!("not a denial: {other:?}"),
     }
 }
@@ -91,10 +93,10 @@ fn without_auth_everyone_may_do_everything() {
     assert_eq!(d.identity.unwrap().kind, IdentityKind::None);
     assert_eq!(status(&req("GET", "/metrics").decide(&p)), 200);
     let d = req("GET", "/").decide(&p);
+    assert_eq!(status(&d), 200);
     assert_eq!(
         d.outcome,
         Outcome::Allow {
-            status: 200,
             full_root_body: true,
             events_refused: None,
         }
@@ -150,10 +152,10 @@ fn secret_tokens_follow_apm_server_messages() {
     );
     // GET / never refuses for want of credentials; it withholds its body.
     let root = req("GET", "/").decide(&p);
+    assert_eq!(status(&root), 200);
     assert_eq!(
         root.outcome,
         Outcome::Allow {
-            status: 200,
             full_root_body: false,
             events_refused: None,
         }
@@ -161,10 +163,10 @@ fn secret_tokens_follow_apm_server_messages() {
     let root = req("HEAD", "/")
         .header("Authorization", "Bearer 0123456789abcdef0123456789abcdef")
         .decide(&p);
+    assert_eq!(status(&root), 200);
     assert_eq!(
         root.outcome,
         Outcome::Allow {
-            status: 200,
             full_root_body: true,
             events_refused: None,
         }
@@ -266,13 +268,10 @@ effect = "allow"
     outside.from = "192.0.2.66:1";
     let d = outside.decide(&p);
     assert_eq!(status(&d), 403);
+    assert_eq!(d.outcome, Outcome::Deny(Refusal::DeniedByRule(None)));
     assert_eq!(
-        d.outcome,
-        Outcome::Deny {
-            reason: DenyReason::DefaultDeny,
-            status: 403,
-            body: json!({"error": "forbidden request: access denied by policy"})
-        }
+        body(&d),
+        json!({"error": "forbidden request: access denied by policy"})
     );
     assert_eq!(
         d.trace(&p)

@@ -244,7 +244,7 @@ async fn api_keys_are_verified_by_elasticsearch() {
     let first = asks(&es);
     assert_eq!(first.len(), 1, "one question for one credential");
     let q = &first[0];
-    assert_eq!(q.method, "GET");
+    assert_eq!(q.method, "POST", "a body goes with POST (issue 12)");
     assert_eq!(
         String::from_utf8_lossy(&q.body),
         r#"{"application":[{"application":"apm","privileges":["config_agent:read","event:write","sourcemap:write"],"resources":["-"]}]}"#

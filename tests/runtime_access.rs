@@ -1579,3 +1579,154 @@ effect = "deny"
     assert_eq!(r.status(), 404, "the ops listener does not serve `/`");
     gw.stop().await;
 }
+
+/// Issue 12, item 8: a reload with the same limits keeps every address's bucket and the API
+/// key verifications; new limits start afresh.
+#[tokio::test]
+async fn issue_12_reload_keeps_rate_limit_buckets_and_key_verifications() {
+    let key = ApiKey::new("reload-key-id");
+    let keys = format!(
+        "[role.writer]\nprivileges = [\"event:write\"]\n[auth.api_key.writer]\nid = \"{}\"\nhash = \"{}\"\nroles = [\"writer\"]\n",
+        key.id, key.hash
+    );
+    let limits = |event_limit: u32| {
+        format!(
+            "[gateway]\ntrusted_proxies = [\"127.0.0.1\"]\n{}\n{keys}",
+            anonymous_policy(&format!(
+                "[auth.anonymous.rate_limit]\nevent_limit = {event_limit}\nip_limit = 10\n"
+            ))
+        )
+    };
+    let gw = Gateway::start(&limits(1)).await;
+    async fn anonymous(gw: &Gateway) -> u16 {
+        let from = [("X-Forwarded-For", "192.0.2.1")];
+        post(gw, Proto::H1, "/intake/v2/rum/events", &from, Vec::new())
+            .await
+            .status
+    }
+    let hashes = |result: &str| {
+        gw.shared
+            .metrics
+            .get("apmgate_api_key_hashes_total", &[("result", result)])
+    };
+    let with_key = [("Authorization", key.header.as_str())];
+    let keyed = post(&gw, Proto::H1, "/intake/v2/events", &with_key, Vec::new()).await;
+    assert_eq!(keyed.status, 202, "{}", keyed.body);
+    assert_eq!(hashes("valid"), 1);
+
+    // Spend the address's bucket (a token comes back each second), then reload at once.
+    let mut sent = 0;
+    while anonymous(&gw).await == 202 {
+        sent += 1;
+        assert!(sent < 20, "never rate limited");
+    }
+    // The same limits (and another unrelated change): nothing refills, nothing is hashed again.
+    gw.reload(&format!(
+        "{}\n[[access.rule]]\nname = \"noop\"\nwhen = 'route == metrics'\neffect = \"allow\"\n",
+        limits(1)
+    ));
+    assert_eq!(
+        anonymous(&gw).await,
+        429,
+        "a reload refilled a spent bucket"
+    );
+    let keyed = post(&gw, Proto::H1, "/intake/v2/events", &with_key, Vec::new()).await;
+    assert_eq!(keyed.status, 202, "{}", keyed.body);
+    assert_eq!(hashes("valid"), 1, "the verification survived the reload");
+
+    // Other limits: the buckets are new.
+    gw.reload(&limits(2));
+    assert_eq!(anonymous(&gw).await, 202, "new limits, new buckets");
+    gw.stop().await;
+}
+
+/// Issue 12, item 2: anyone who knows a declared key id can ask for Argon2 work. Hashing runs
+/// on a fixed number of threads with a short queue; beyond it, requests are refused at once with
+/// 503 and `Retry-After`, and a failed credential is remembered, so a repeat costs nothing.
+#[tokio::test]
+async fn issue_12_guessing_secrets_for_a_known_key_id_is_bounded() {
+    let key = ApiKey::new("attacked-key-id");
+    let gw = Gateway::start(&format!(
+        "{STANDARD_LISTENERS}\n[role.writer]\nprivileges = [\"event:write\"]\n[auth.api_key.writer]\nid = \"{}\"\nhash = \"{}\"\nroles = [\"writer\"]\n",
+        key.id, key.hash
+    ))
+    .await;
+    let hashes = |result: &str| {
+        gw.shared
+            .metrics
+            .get("apmgate_api_key_hashes_total", &[("result", result)])
+    };
+    let http = reqwest::Client::new();
+    let url = gw.url("plain", false, "/intake/v2/events");
+    let guesses: Vec<_> = (0..200)
+        .map(|i| {
+            let http = http.clone();
+            let url = url.clone();
+            let credential = key.header_with_secret(&format!("guess-{i}"));
+            tokio::spawn(async move {
+                let r = http
+                    .post(url)
+                    .header("Authorization", credential)
+                    .header("Accept", "application/json")
+                    .send()
+                    .await
+                    .unwrap();
+                let retry_after = r.headers().get("retry-after").cloned();
+                (r.status().as_u16(), retry_after, r.text().await.unwrap())
+            })
+        })
+        .collect();
+    let mut busy = 0;
+    for g in guesses {
+        let (status, retry_after, body) = g.await.unwrap();
+        match status {
+            401 => {}
+            503 => {
+                busy += 1;
+                assert_eq!(retry_after.as_ref().map(|v| v.to_str().unwrap()), Some("1"));
+                assert!(body.contains("service unavailable"), "{body}");
+            }
+            other => panic!("a guess got {other}: {body}"),
+        }
+    }
+    assert_eq!(hashes("busy"), busy, "every 503 is a refusal without work");
+    assert_eq!(hashes("invalid") + busy, 200);
+    assert!(
+        hashes("invalid") <= 200 - busy,
+        "only the guesses that got a verifier were hashed"
+    );
+    assert!(
+        busy > 0,
+        "200 guesses at once exceed the verifiers and their queue"
+    );
+
+    // A repeated guess is answered from the failures remembered: no second hash.
+    let repeat = key.header_with_secret("guess-0");
+    let before = hashes("invalid") + hashes("busy");
+    let mut statuses = Vec::new();
+    for _ in 0..2 {
+        let r = http
+            .post(&url)
+            .header("Authorization", &repeat)
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+    }
+    assert_eq!(statuses, [401, 401]);
+    assert!(
+        hashes("invalid") + hashes("busy") <= before + 1,
+        "hashed at most once more"
+    );
+    // The right secret still works once the storm has passed.
+    let ok = post(
+        &gw,
+        Proto::H1,
+        "/intake/v2/events",
+        &[("Authorization", &key.header)],
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(ok.status, 202, "{}", ok.body);
+    gw.stop().await;
+}

@@ -819,3 +819,128 @@ async fn graceful_shutdown_lets_in_flight_http3_requests_finish() {
         .unwrap();
     assert_eq!(support::output_documents(dir.path()).len(), 12);
 }
+
+/// Issue 12, item 3: the configuration routes need no credential and never read their body
+/// against a clock, so `Content-Length: 10` and silence held a connection forever (20 such
+/// starved a `max_connections = 20` listener). Now every route's whole request, body
+/// included, is bounded by `read_timeout`, over HTTP/1.1, HTTP/2 and HTTP/3.
+#[tokio::test]
+async fn issue_12_every_route_bounds_its_whole_request_by_the_read_timeout() {
+    let limits = "read_timeout = \"500ms\", idle_timeout = \"1h\"";
+    let gw = Gateway::start(&format!(
+        "{}\n[[listener]]\nname = \"quic\"\nbind = \"127.0.0.1:0\"\nprotocols = [\"http3\"]\ntls = \"dev\"\nlimits = {{ {limits} }}\n",
+        listeners(limits)
+    ))
+    .await;
+    let timed_out = json!({"error": "request timed out"});
+
+    // HTTP/1.1: a body announced and never sent, on the configuration route and on the
+    // intake; the answer comes, and the connection closes.
+    for path in ["/config/v1/agents?service.name=x", "/intake/v2/events"] {
+        let mut s = TcpStream::connect(gw.addr("plain")).await.unwrap();
+        s.write_all(
+            format!(
+                "POST {path} HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\nContent-Type: application/x-ndjson\r\nContent-Length: 10\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+        let resp = tokio::time::timeout(BOUND, support::read_response(&mut s))
+            .await
+            .unwrap_or_else(|_| panic!("{path}: no answer"))
+            .unwrap();
+        assert_eq!(
+            (resp.status, resp.json()),
+            (503, timed_out.clone()),
+            "{path}"
+        );
+        assert_eq!(resp.header("connection"), Some("close"), "{path}");
+        tokio::time::timeout(BOUND, support::await_close(&mut s))
+            .await
+            .unwrap_or_else(|_| panic!("{path}: the connection stays open"));
+    }
+
+    // A route that answers without reading the body: the unread body is not waited for.
+    for path in ["/", "/nowhere"] {
+        let mut s = TcpStream::connect(gw.addr("plain")).await.unwrap();
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+        let resp = tokio::time::timeout(BOUND, support::read_response(&mut s))
+            .await
+            .unwrap_or_else(|_| panic!("{path}: no answer"))
+            .unwrap();
+        assert!(matches!(resp.status, 200 | 404), "{path}: {}", resp.status);
+        tokio::time::timeout(BOUND, support::await_close(&mut s))
+            .await
+            .unwrap_or_else(|_| panic!("{path}: the connection waits for a body nobody reads"));
+    }
+
+    // A body trickled a byte at a time is no way around it.
+    let mut s = TcpStream::connect(gw.addr("plain")).await.unwrap();
+    s.write_all(b"POST /config/v1/agents HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\nContent-Length: 100\r\n\r\n{")
+        .await
+        .unwrap();
+    let (mut rd, mut wr) = s.into_split();
+    let trickle = tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            ticks.tick().await;
+            if wr.write_all(b" ").await.is_err() {
+                break;
+            }
+        }
+    });
+    let resp = tokio::time::timeout(BOUND, support::read_response(&mut rd))
+        .await
+        .expect("a trickling body is cut off")
+        .unwrap();
+    assert_eq!((resp.status, resp.json()), (503, timed_out.clone()));
+    trickle.abort();
+
+    // HTTP/2 (h2c): a request stream that sends part of its body and stops.
+    let (mut sender, _conn) = h2c_connect(gw.addr("plain")).await;
+    let (tx, answer) = h2c_post(&mut sender, gw.addr("plain"), "/config/v1/agents");
+    tx.send(Bytes::from_static(b"{\"service\":")).unwrap();
+    let (status, body) = tokio::time::timeout(BOUND, answer)
+        .await
+        .expect("answered within the bound")
+        .unwrap();
+    assert_eq!((status, body), (503, timed_out.clone()));
+    drop(tx);
+
+    // HTTP/3: the same.
+    let port = gw.addr("quic").port();
+    let (_endpoint, conn) = support::quic_connect(&gw, "quic").await;
+    let (mut driver, mut send) = h3::client::new(h3_quinn::Connection::new(conn.unwrap()))
+        .await
+        .unwrap();
+    let _driving =
+        tokio::spawn(async move { std::future::poll_fn(|cx| driver.poll_close(cx)).await });
+    let req = http::Request::post(format!("https://localhost:{port}/config/v1/agents"))
+        .header("accept", "application/json")
+        .header("content-length", "100")
+        .body(())
+        .unwrap();
+    let mut stream = send.send_request(req).await.unwrap();
+    stream
+        .send_data(Bytes::from_static(b"{\"service\":"))
+        .await
+        .unwrap();
+    let resp = tokio::time::timeout(BOUND, stream.recv_response())
+        .await
+        .expect("answered within the bound")
+        .unwrap();
+    assert_eq!(resp.status(), 503);
+    let mut body = Vec::new();
+    while let Some(chunk) = stream.recv_data().await.unwrap() {
+        use bytes::Buf;
+        body.extend_from_slice(chunk.chunk());
+    }
+    assert_eq!(serde_json::from_slice::<Value>(&body).unwrap(), timed_out);
+    gw.stop().await;
+}

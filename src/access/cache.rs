@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 
 /// Cached verification results.
 pub struct VerificationCache<T: Clone> {
+    capacity: u64,
     ttl: Duration,
     entries: Mutex<LruCache<[u8; 32], (T, Instant)>>,
 }
@@ -24,9 +25,15 @@ impl<T: Clone> VerificationCache<T> {
         let cap = NonZeroUsize::new(usize::try_from(capacity).unwrap_or(usize::MAX).max(1))
             .unwrap_or(NonZeroUsize::MIN);
         Self {
+            capacity,
             ttl,
             entries: Mutex::new(LruCache::new(cap)),
         }
+    }
+
+    /// The settings it was made with: `(capacity, ttl)`.
+    pub fn settings(&self) -> (u64, Duration) {
+        (self.capacity, self.ttl)
     }
 
     /// The cache key of a credential.

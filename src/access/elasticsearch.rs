@@ -1,7 +1,8 @@
-//! API keys verified by Elasticsearch, exactly as APM Server does it:
-//! `GET /_security/user/_has_privileges` sent with the caller's own credential, asking for the
-//! `apm` application's `event:write`, `config_agent:read` and `sourcemap:write` on resource
-//! `-` (all three at once, so one answer serves every route).
+//! API keys verified by Elasticsearch as APM Server does it: `_security/user/_has_privileges`
+//! sent with the caller's own credential, asking for the `apm` application's `event:write`,
+//! `config_agent:read` and `sourcemap:write` on resource `-` (all three at once, so one answer
+//! serves every route). APM Server sends it as GET with a body; this sends POST, which
+//! Elasticsearch takes alike and which proxies and strict servers do not mishandle.
 //!
 //! A key is valid when Elasticsearch grants any of the three; the route's privilege is then
 //! checked by the access decision like any other identity's (403 `unauthorized: API Key not
@@ -116,7 +117,7 @@ impl EsKeyVerifier {
             HeaderValue::from_static("application/json"),
         )];
         let send = self.transport.send(
-            Method::GET,
+            Method::POST,
             "/_security/user/_has_privileges",
             Bytes::from_static(HAS_PRIVILEGES_BODY.as_bytes()),
             &headers as &[(HeaderName, HeaderValue)],

@@ -3,7 +3,6 @@
 
 use std::time::SystemTime;
 
-use argon2::password_hash::{PasswordHash, PasswordVerifier};
 use base64::Engine as _;
 use subtle::ConstantTimeEq;
 
@@ -125,24 +124,28 @@ pub enum Authentication {
         /// Key id.
         id: String,
     },
+    /// A declared API key whose secret could not be checked now (every verifier busy).
+    Unverified,
 }
 
-/// Verifies an API key secret against its Argon2 PHC hash.
+/// Verifies an API key secret against its Argon2 PHC hash, on the calling thread (the tools;
+/// the gateway verifies on [`super::argon2_pool::Argon2Pool`]).
 pub fn verify_api_key(hash: &str, key: &str) -> bool {
-    PasswordHash::new(hash).is_ok_and(|h| {
-        argon2::Argon2::default()
-            .verify_password(key.as_bytes(), &h)
-            .is_ok()
-    })
+    super::argon2_pool::verify_with_memory(hash, key, &mut Vec::new())
 }
 
-/// Authenticates a request. `verify` checks an API key secret against a hash (the runtime
-/// passes a cached verifier; `explain` the plain one).
+/// Whether a declared key has not expired.
+pub fn is_live(key: &crate::policy::compiled::ApiKeyEntry) -> bool {
+    key.expires.is_none_or(|e| e > SystemTime::now())
+}
+
+/// Authenticates a request. `verify` checks an API key secret against a hash, `None` when it
+/// cannot now (the runtime answers from its cache; `explain` hashes).
 pub fn authenticate(
     policy: &Policy,
     credential: &Credential<'_>,
     cert: Option<&PeerCertificate>,
-    verify: &dyn Fn(&str, &str) -> bool,
+    verify: &dyn Fn(&str, &str) -> Option<bool>,
 ) -> Result<Authentication, AuthError> {
     let auth = &policy.auth;
     if !auth.is_configured() {
@@ -179,16 +182,18 @@ pub fn authenticate(
         }
         Credential::ApiKey { id, key, .. } => {
             if let Some(k) = auth.api_keys.iter().find(|k| &k.id == id) {
-                let live = k.expires.is_none_or(|e| e > SystemTime::now());
-                return if live && verify(&k.hash, key) {
-                    Ok(Authentication::Identified(Identity {
+                if !is_live(k) {
+                    return Err(AuthError::Invalid);
+                }
+                return match verify(&k.hash, key) {
+                    Some(true) => Ok(Authentication::Identified(Identity {
                         kind: IdentityKind::ApiKey,
                         name: Some(k.name.clone()),
                         roles: k.roles.clone(),
                         privileges: k.privileges,
-                    }))
-                } else {
-                    Err(AuthError::Invalid)
+                    })),
+                    Some(false) => Err(AuthError::Invalid),
+                    None => Ok(Authentication::Unverified),
                 };
             }
             if auth.elasticsearch_api_keys.is_some() {

@@ -5,17 +5,18 @@
 //! added: route, client IP, authentication, access rules (first match), privilege, RUM switch,
 //! method. Rules restrict; only roles grant privileges.
 
+pub mod argon2_pool;
 pub mod cache;
 pub mod client_ip;
 pub mod elasticsearch;
+pub mod gate;
 pub mod identity;
-pub mod policy_tests;
 pub mod ratelimit;
+pub mod refusal;
+pub mod verified;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-
-use serde_json::json;
 
 use crate::policy::Policy;
 use crate::policy::ast::{Effect, RouteName};
@@ -24,10 +25,9 @@ use crate::policy::expr::RequestView;
 use crate::policy::types::Privilege;
 
 use client_ip::ClientIp;
-use identity::{AuthError, Authentication, Identity, PeerCertificate};
-
-/// APM Server's message when RUM is disabled.
-pub const RUM_DISABLED: &str = "forbidden request: RUM endpoint is disabled. Configure the `apm-server.rum` section in apm-server.yml to enable ingestion of RUM events. If you are not using the RUM agent, you can safely ignore this error.";
+use identity::{Authentication, Identity, PeerCertificate};
+pub use refusal::{BatchRefusal, Refusal};
+pub use verified::{Verifiers, decide_verified};
 
 /// The route group of a request path, if it is an APM route.
 pub fn route_for_path(path: &str) -> Option<RouteName> {
@@ -110,63 +110,20 @@ pub fn header_map(pairs: &[(String, String)]) -> Result<http::HeaderMap, String>
     Ok(map)
 }
 
-/// Why a request is refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DenyReason {
-    /// Not an APM route, or not served on this listener.
-    NotFound,
-    /// Authentication failed.
-    Unauthenticated(AuthError),
-    /// A rule denied it.
-    Rule(Arc<str>),
-    /// No rule matched and the default is `deny`.
-    DefaultDeny,
-    /// The identity lacks the route's privilege.
-    MissingPrivilege(Privilege),
-    /// RUM is disabled.
-    RumDisabled,
-    /// The method is not allowed on the route.
-    Method,
-}
-
-impl DenyReason {
-    /// Short label for metrics and logs.
-    pub fn label(&self) -> &'static str {
-        match self {
-            DenyReason::NotFound => "not_found",
-            DenyReason::Unauthenticated(_) => "unauthenticated",
-            DenyReason::Rule(_) => "rule",
-            DenyReason::DefaultDeny => "default_deny",
-            DenyReason::MissingPrivilege(_) => "privilege",
-            DenyReason::RumDisabled => "rum_disabled",
-            DenyReason::Method => "method",
-        }
-    }
-}
-
-/// The outcome: an HTTP status and, for refusals, APM Server's body.
+/// The outcome of a decision.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     /// Passed on to the route's handler.
     Allow {
-        /// The status the handler answers on success.
-        status: u16,
         /// Whether `GET /` answers with its body (authenticated, or no auth configured).
         full_root_body: bool,
         /// On intake routes, a privilege the caller lacks: as APM Server, it is checked per
-        /// batch, so an empty stream is accepted and any event refuses the stream with 403
-        /// (`BatchRefusal::message`).
+        /// batch, so an empty stream is accepted and any event refuses the stream
+        /// (`gate::RefusingGate`).
         events_refused: Option<BatchRefusal>,
     },
-    /// Answered by the access layer.
-    Deny {
-        /// Why.
-        reason: DenyReason,
-        /// Status.
-        status: u16,
-        /// Body (JSON).
-        body: serde_json::Value,
-    },
+    /// Refused here.
+    Deny(Refusal),
     /// Elasticsearch must verify the API key before the rest can be decided.
     NeedsElasticsearch {
         /// Key id.
@@ -193,10 +150,6 @@ pub struct Decision {
     pub outcome: Outcome,
 }
 
-fn error_body(message: &str) -> serde_json::Value {
-    json!({ "error": message })
-}
-
 impl Decision {
     /// The rules tried, in order, with whether each matched (only the last can have).
     pub fn trace<'p>(
@@ -216,12 +169,13 @@ impl Decision {
 }
 
 /// Decides a request. `assumed` replaces authentication (policy tests that name an identity);
-/// `verify` checks API key hashes.
+/// `verify` checks an API key secret against its hash, `None` when it cannot now (the runtime
+/// answers from its cache, filled by [`decide_verified`]; the tools hash).
 pub fn decide(
     policy: &Policy,
     request: &AccessRequest<'_>,
     assumed: Option<Identity>,
-    verify: &dyn Fn(&str, &str) -> bool,
+    verify: &dyn Fn(&str, &str) -> Option<bool>,
 ) -> Decision {
     let client_ip = client_ip::client_ip(
         request.peer,
@@ -236,11 +190,7 @@ pub fn decide(
         rules_tried: 0,
         deciding_rule: None,
         effect: None,
-        outcome: Outcome::Deny {
-            reason: DenyReason::NotFound,
-            status: 404,
-            body: error_body("404 page not found"),
-        },
+        outcome: Outcome::Deny(Refusal::NotFound),
     };
     let Some(route) = route else { return decision };
     let is_root = route == RouteName::Root;
@@ -260,7 +210,7 @@ pub fn decide(
             return decision;
         }
         // `GET /` never refuses for want of credentials: it answers without its body.
-        Err(_) if is_root => (
+        Err(_) | Ok(Authentication::Unverified) if is_root => (
             Identity {
                 kind: IdentityKind::Anonymous,
                 name: None,
@@ -269,12 +219,12 @@ pub fn decide(
             },
             false,
         ),
+        Ok(Authentication::Unverified) => {
+            decision.outcome = Outcome::Deny(Refusal::VerificationBusy);
+            return decision;
+        }
         Err(e) => {
-            decision.outcome = Outcome::Deny {
-                status: 401,
-                body: error_body(&e.to_string()),
-                reason: DenyReason::Unauthenticated(e),
-            };
+            decision.outcome = Outcome::Deny(Refusal::Unauthenticated(e));
             return decision;
         }
     };
@@ -306,15 +256,7 @@ pub fn decide(
     let kind = identity.kind;
     decision.identity = Some(identity);
     if effect == Effect::Deny {
-        let reason = match &decision.deciding_rule {
-            Some(name) => DenyReason::Rule(name.clone()),
-            None => DenyReason::DefaultDeny,
-        };
-        decision.outcome = Outcome::Deny {
-            reason,
-            status: 403,
-            body: error_body("forbidden request: access denied by policy"),
-        };
+        decision.outcome = Outcome::Deny(Refusal::DeniedByRule(decision.deciding_rule.clone()));
         return decision;
     }
     let who = match kind {
@@ -327,89 +269,41 @@ pub fn decide(
     let intake = matches!(route, RouteName::Intake | RouteName::RumIntake);
     let mut events_refused = None;
     if let Some(privilege) = required_privilege(route) {
-        if !privileges.contains(privilege) && intake {
-            events_refused = Some(BatchRefusal { privilege, who });
-        } else if !privileges.contains(privilege) {
-            decision.outcome = Outcome::Deny {
-                reason: DenyReason::MissingPrivilege(privilege),
-                status: 403,
-                body: error_body(&format!(
-                    "unauthorized: {who} not permitted action \"{privilege}\""
-                )),
-            };
-            return decision;
+        if !privileges.contains(privilege) {
+            let refusal = BatchRefusal { privilege, who };
+            if intake {
+                events_refused = Some(refusal);
+            } else {
+                decision.outcome = Outcome::Deny(Refusal::MissingPrivilege(refusal));
+                return decision;
+            }
         }
     }
     let rum_route = matches!(route, RouteName::RumIntake | RouteName::RumConfig);
     if rum_route && !policy.rum.enabled {
-        decision.outcome = Outcome::Deny {
-            reason: DenyReason::RumDisabled,
-            status: 403,
-            body: error_body(RUM_DISABLED),
-        };
+        decision.outcome = Outcome::Deny(Refusal::RumDisabled);
         return decision;
     }
     let method = request.method;
-    let (method_ok, method_status, method_body) = match route {
-        RouteName::Root => (
-            method == "GET" || method == "HEAD",
-            405,
-            error_body(
-                "method not supported: this is the server information endpoint; did you mean to send data to another endpoint instead?",
-            ),
-        ),
-        RouteName::Intake | RouteName::RumIntake => (
-            method == "POST",
-            400,
-            json!({"accepted": 0, "errors": [{"message": "only POST requests are supported"}]}),
-        ),
-        RouteName::Config | RouteName::RumConfig => (
-            method == "GET" || method == "POST",
-            405,
-            // APM Server names the method to authenticated callers only.
-            error_body(&if kind == IdentityKind::Anonymous {
-                "method not supported".to_string()
-            } else {
-                format!("method not supported: {method}")
-            }),
-        ),
-        RouteName::Metrics => (method == "GET", 405, error_body("method not supported")),
+    let method_ok = match route {
+        RouteName::Root => method == "GET" || method == "HEAD",
+        RouteName::Intake | RouteName::RumIntake => method == "POST",
+        RouteName::Config | RouteName::RumConfig => method == "GET" || method == "POST",
+        RouteName::Metrics => method == "GET",
     };
     if !method_ok {
-        decision.outcome = Outcome::Deny {
-            reason: DenyReason::Method,
-            status: method_status,
-            body: method_body,
-        };
+        decision.outcome = Outcome::Deny(Refusal::MethodNotAllowed {
+            route,
+            method: method.to_string(),
+            anonymous: kind == IdentityKind::Anonymous,
+        });
         return decision;
     }
-    let status = match route {
-        RouteName::Intake | RouteName::RumIntake => 202,
-        _ => 200,
-    };
     decision.outcome = Outcome::Allow {
-        status,
         full_root_body: authenticated || !policy.auth.is_configured(),
         events_refused,
     };
     decision
-}
-
-/// Why every batch of an intake stream will be refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BatchRefusal {
-    /// The privilege missing.
-    pub privilege: Privilege,
-    /// Who lacks it, in APM Server's words (`API Key`).
-    pub who: &'static str,
-}
-
-impl BatchRefusal {
-    /// The reason a batch is refused, as APM Server words it after its
-    /// `cannot handle stream: cannot process batch: unauthorized: ` prefix.
-    pub fn reason(&self) -> String {
-        format!("{} not permitted action \"{}\"", self.who, self.privilege)
-    }
 }
 
 /// The identity a policy test names, without its credential.

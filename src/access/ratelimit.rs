@@ -23,6 +23,8 @@ struct Bucket {
 
 /// The per-IP limiter.
 pub struct RateLimiter {
+    event_limit: u64,
+    ip_limit: u64,
     rate: f64,
     burst: f64,
     buckets: Mutex<LruCache<IpAddr, Bucket>>,
@@ -34,10 +36,17 @@ impl RateLimiter {
         let cap = NonZeroUsize::new(usize::try_from(ip_limit).unwrap_or(usize::MAX).max(1))
             .unwrap_or(NonZeroUsize::MIN);
         Self {
+            event_limit,
+            ip_limit,
             rate: event_limit as f64,
             burst: 3.0 * event_limit as f64,
             buckets: Mutex::new(LruCache::new(cap)),
         }
+    }
+
+    /// The settings it was made with: `(event_limit, ip_limit)`.
+    pub fn settings(&self) -> (u64, u64) {
+        (self.event_limit, self.ip_limit)
     }
 
     /// Reserves `n` tokens for `ip` and returns how long to wait before using them, or `None`

@@ -4,10 +4,14 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use apmgate::access::identity::{PeerCertificate, verify_api_key};
-use apmgate::access::{AccessRequest, Decision, Outcome, decide, required_privilege};
+use apmgate::access::{
+    AccessRequest, BatchRefusal, Decision, Outcome, Refusal, decide, required_privilege,
+};
+use apmgate::intake::IntakeResult;
 use apmgate::policy::Policy;
 use apmgate::policy::ast::Effect;
 use apmgate::policy::diagnostics::render_human;
+use apmgate::server::respond;
 use serde_json::json;
 
 use super::{Outcome as CliOutcome, ReportFormat, UsageError, compile, use_color};
@@ -94,7 +98,9 @@ pub fn run(args: &Args) -> Result<CliOutcome, UsageError> {
         headers: &header_map,
         client_cert: cert.as_ref(),
     };
-    let decision = decide(policy, &request, None, &verify_api_key);
+    let decision = decide(policy, &request, None, &|hash, key| {
+        Some(verify_api_key(hash, key))
+    });
     match args.format {
         ReportFormat::Json => println!(
             "{}",
@@ -103,6 +109,13 @@ pub fn run(args: &Args) -> Result<CliOutcome, UsageError> {
         _ => print!("{}", human(policy, &request, &decision)),
     }
     Ok(CliOutcome::Ok)
+}
+
+/// The answer to a stream of events from a caller without `event:write`.
+fn refused_batches(refusal: &BatchRefusal) -> (u16, serde_json::Value) {
+    respond::refusal_answer(&Refusal::Intake(IntakeResult::not_permitted(
+        &refusal.reason(),
+    )))
 }
 
 fn redact_header(h: &str) -> String {
@@ -212,17 +225,14 @@ fn human(policy: &Policy, request: &AccessRequest<'_>, d: &Decision) -> String {
             events_refused: Some(refusal),
             ..
         } => {
+            let (status, body) = refused_batches(refusal);
             out.push_str(&format!(
-                "decision:  deny (privilege): every batch of events is refused, as APM Server checks {} per batch\nanswer:    403 {{\"accepted\":0,\"errors\":[{{\"message\":\"cannot handle stream: cannot process batch: unauthorized: {}\"}}]}} (202 for an empty stream)\n",
+                "decision:  deny (privilege): every batch of events is refused, as APM Server checks {} per batch\nanswer:    {status} {body} (202 for an empty stream)\n",
                 refusal.privilege,
-                refusal.reason().replace('"', "\\\"")
             ));
         }
-        Outcome::Allow {
-            status,
-            full_root_body,
-            ..
-        } => {
+        Outcome::Allow { full_root_body, .. } => {
+            let status = respond::allowed_status(d.route);
             let note = match d.route {
                 Some(apmgate::policy::ast::RouteName::Root) if !full_root_body => {
                     " (server information withheld: caller not authenticated)"
@@ -235,14 +245,11 @@ fn human(policy: &Policy, request: &AccessRequest<'_>, d: &Decision) -> String {
             };
             out.push_str(&format!("decision:  allow\nanswer:    {status}{note}\n"));
         }
-        Outcome::Deny {
-            reason,
-            status,
-            body,
-        } => {
+        Outcome::Deny(refusal) => {
+            let (status, body) = respond::refusal_answer(refusal);
             out.push_str(&format!(
                 "decision:  deny ({})\nanswer:    {status} {body}\n",
-                reason.label()
+                refusal.label()
             ));
         }
         Outcome::NeedsElasticsearch { id } => {
@@ -259,25 +266,15 @@ fn to_json(policy: &Policy, request: &AccessRequest<'_>, d: &Decision) -> serde_
         Outcome::Allow {
             events_refused: Some(r),
             ..
-        } => (
-            "deny",
-            Some(403),
-            Some(
-                serde_json::json!({"accepted": 0, "errors": [{"message": format!("cannot handle stream: cannot process batch: unauthorized: {}", r.reason())}]}),
-            ),
-            Some("privilege"),
-        ),
-        Outcome::Allow { status, .. } => ("allow", Some(*status), None, None),
-        Outcome::Deny {
-            reason,
-            status,
-            body,
-        } => (
-            "deny",
-            Some(*status),
-            Some(body.clone()),
-            Some(reason.label()),
-        ),
+        } => {
+            let (status, body) = refused_batches(r);
+            ("deny", Some(status), Some(body), Some("privilege"))
+        }
+        Outcome::Allow { .. } => ("allow", Some(respond::allowed_status(d.route)), None, None),
+        Outcome::Deny(refusal) => {
+            let (status, body) = respond::refusal_answer(refusal);
+            ("deny", Some(status), Some(body), Some(refusal.label()))
+        }
         Outcome::NeedsElasticsearch { .. } => ("pending", None, None, Some("needs_elasticsearch")),
     };
     json!({

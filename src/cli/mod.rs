@@ -15,6 +15,7 @@ macro_rules! println {
 
 mod explain;
 mod keys;
+mod policy_tests;
 mod run;
 mod test;
 mod validate;

@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 
 use apmgate::access::Outcome;
-use apmgate::access::policy_tests::{TestResult, run as run_tests};
+use apmgate::server::respond;
+
+use super::policy_tests::{TestResult, run as run_tests};
 use apmgate::policy::diagnostics::render_human;
 use serde_json::json;
 
@@ -99,12 +101,11 @@ fn answer(r: &TestResult) -> String {
             events_refused: Some(r),
             ..
         } => format!("403: every batch refused: {} (privilege)", r.reason()),
-        Outcome::Allow { status, .. } => format!("{status} (allow)"),
-        Outcome::Deny {
-            status,
-            body,
-            reason,
-        } => format!("{status} {body} ({})", reason.label()),
+        Outcome::Allow { .. } => format!("{} (allow)", respond::allowed_status(r.decision.route)),
+        Outcome::Deny(refusal) => {
+            let (status, body) = respond::refusal_answer(refusal);
+            format!("{status} {body} ({})", refusal.label())
+        }
         Outcome::NeedsElasticsearch { .. } => "pending Elasticsearch verification".to_string(),
     }
 }

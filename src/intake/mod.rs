@@ -28,8 +28,8 @@ pub const BATCH_SIZE: usize = 10;
 /// Errors reported in a response (APM Server's `errorsSpace`).
 pub const MAX_REPORTED_ERRORS: usize = 5;
 
-/// Checks the runtime makes on each batch before it is published (anonymous access rules and
-/// rate limits). Implemented by the access layer.
+/// Checks made on each batch before it is published (per-batch permissions, anonymous access
+/// rules and rate limits). Implemented by `access::gate`.
 pub trait BatchGate: Send + Sync {
     /// Whether the caller may send this document; `Err` holds APM Server's reason, e.g.
     /// `anonymous access not permitted for agent "x"`.
@@ -62,29 +62,20 @@ pub struct IntakeError {
     pub document: Option<String>,
 }
 
-/// Why an event or the stream failed; decides the status.
+/// Why an event or the stream failed. Ordered by precedence: the worst one recorded is the
+/// stream's (`server::respond` says which status each is, as APM Server answers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Failure {
-    /// Bad line, bad encoding, too large: 400.
-    BadRequest,
-    /// Anonymous caller not allowed for an agent or service: 403.
-    Forbidden,
-    /// Rate limited: 429.
-    TooManyRequests,
-    /// Output full or closing: 503.
+    /// A line that does not decode or validate, is too large, or a body that does not
+    /// decompress.
+    Invalid,
+    /// An anonymous caller not allowed for an agent or service, or a caller without
+    /// `event:write`.
+    NotPermitted,
+    /// The anonymous rate limit.
+    RateLimited,
+    /// The output's queue is full, or the server is shutting down.
     Unavailable,
-}
-
-impl Failure {
-    /// The HTTP status.
-    pub fn status(self) -> u16 {
-        match self {
-            Failure::BadRequest => 400,
-            Failure::Forbidden => 403,
-            Failure::TooManyRequests => 429,
-            Failure::Unavailable => 503,
-        }
-    }
 }
 
 /// The outcome of a stream.
@@ -105,16 +96,36 @@ pub struct IntakeResult {
 }
 
 impl IntakeResult {
+    /// What a stream with events gets when the gate refuses every batch for `reason` (what
+    /// `explain` shows for a caller without `event:write`).
+    pub fn not_permitted(reason: &str) -> Self {
+        Self {
+            errors: vec![IntakeError {
+                message: not_permitted_message(reason),
+                document: None,
+            }],
+            failure: Some(Failure::NotPermitted),
+            ..Default::default()
+        }
+    }
+
+    /// A stream refused whole before any event, for `message`.
+    pub fn refused(message: String) -> Self {
+        Self {
+            errors: vec![IntakeError {
+                message,
+                document: None,
+            }],
+            failure: Some(Failure::Invalid),
+            ..Default::default()
+        }
+    }
+
     fn record(&mut self, failure: Failure, message: String, document: Option<String>) {
         if self.errors.len() < MAX_REPORTED_ERRORS {
             self.errors.push(IntakeError { message, document });
         }
         self.failure = self.failure.max(Some(failure));
-    }
-
-    /// The status APM Server would answer.
-    pub fn status(&self) -> u16 {
-        self.failure.map_or(202, Failure::status)
     }
 }
 
@@ -135,6 +146,11 @@ pub struct StreamContext<'a> {
 }
 
 const BATCH_PREFIX: &str = "cannot handle stream: cannot process batch: ";
+
+/// APM Server's error for a batch the caller may not send (`reason` from the gate).
+fn not_permitted_message(reason: &str) -> String {
+    format!("{BATCH_PREFIX}unauthorized: {reason}")
+}
 
 fn lossy(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -160,7 +176,7 @@ pub async fn process_stream<R: AsyncBufRead + Unpin>(
             Ok(Line::TooLarge) => {
                 result.too_large += 1;
                 result.record(
-                    Failure::BadRequest,
+                    Failure::Invalid,
                     "event exceeded the permitted size".into(),
                     Some(lossy(&line)),
                 );
@@ -171,13 +187,13 @@ pub async fn process_stream<R: AsyncBufRead + Unpin>(
                 Ok(m) => break m,
                 Err(e) => {
                     result.invalid += 1;
-                    result.record(Failure::BadRequest, e.message, Some(lossy(&line)));
+                    result.record(Failure::Invalid, e.message, Some(lossy(&line)));
                     result.bytes = lines.bytes_read();
                     return result;
                 }
             },
             Err(e) => {
-                result.record(Failure::BadRequest, e.message(), None);
+                result.record(Failure::Invalid, e.message(), None);
                 result.bytes = lines.bytes_read();
                 return result;
             }
@@ -200,7 +216,7 @@ pub async fn process_stream<R: AsyncBufRead + Unpin>(
                     }
                     Err(e) => {
                         result.invalid += 1;
-                        result.record(Failure::BadRequest, e.message, Some(lossy(&line)));
+                        result.record(Failure::Invalid, e.message, Some(lossy(&line)));
                     }
                 }
             }
@@ -208,13 +224,13 @@ pub async fn process_stream<R: AsyncBufRead + Unpin>(
                 batch_lines += 1;
                 result.too_large += 1;
                 result.record(
-                    Failure::BadRequest,
+                    Failure::Invalid,
                     "event exceeded the permitted size".into(),
                     Some(lossy(&line)),
                 );
             }
             Ok(Line::Empty) | Ok(Line::Eof) => {}
-            Err(e) => result.record(Failure::BadRequest, e.message(), None),
+            Err(e) => result.record(Failure::Invalid, e.message(), None),
         }
         if batch_lines >= BATCH_SIZE || (eof && batch_lines > 0) {
             batch_lines = 0;
@@ -242,15 +258,12 @@ async fn flush(
 ) -> Result<(), (Failure, String)> {
     for doc in &batch {
         if let Err(reason) = ctx.gate.authorize(doc) {
-            return Err((
-                Failure::Forbidden,
-                format!("{BATCH_PREFIX}unauthorized: {reason}"),
-            ));
+            return Err((Failure::NotPermitted, not_permitted_message(&reason)));
         }
     }
     if accepted > 0 && !ctx.gate.acquire(accepted).await {
         return Err((
-            Failure::TooManyRequests,
+            Failure::RateLimited,
             format!("{BATCH_PREFIX}rate limit exceeded"),
         ));
     }

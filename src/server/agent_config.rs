@@ -14,6 +14,7 @@ use http::{Method, Response};
 
 use super::Runtime;
 use super::respond::{self, Body};
+use crate::access::Refusal;
 use crate::policy::compiled::AgentConfigEntry;
 
 fn query_param(query: &str, name: &str) -> Option<String> {
@@ -56,13 +57,6 @@ fn with_cache_control(mut r: Response<Body>, value: &str) -> Response<Body> {
     r
 }
 
-fn error(status: u16, message: &str, json: bool) -> Response<Body> {
-    with_cache_control(
-        respond::error(status, message, json),
-        "max-age=300, must-revalidate",
-    )
-}
-
 /// The best entry for a service and environment: an exact environment match, else an entry
 /// for any environment.
 fn find<'p>(
@@ -91,7 +85,7 @@ pub fn handle(
     body: Option<&[u8]>,
     anonymous: bool,
     json: bool,
-) -> Response<Body> {
+) -> Result<Response<Body>, Refusal> {
     let policy = &rt.policy;
     let query = parts.uri.query().unwrap_or("");
     let (service, mut environment) = if parts.method == Method::POST {
@@ -110,12 +104,7 @@ pub fn handle(
         )
     };
     let Some(service) = service.filter(|s| !s.is_empty()) else {
-        let message = if anonymous {
-            "invalid query"
-        } else {
-            "service.name is required"
-        };
-        return error(400, message, json);
+        return Err(Refusal::ConfigQueryMissingService { anonymous });
     };
     if environment.as_deref().is_none_or(str::is_empty) {
         environment = policy.gateway.default_service_environment.clone();
@@ -124,11 +113,7 @@ pub fn handle(
     let mut etag = "-".to_string();
     if let Some(anon) = policy.auth.anonymous.as_ref().filter(|_| anonymous) {
         if !anon.allow_service.is_empty() && !anon.allow_service.contains(&service) {
-            return error(
-                403,
-                &format!("unauthorized: anonymous access not permitted for service \"{service}\""),
-                json,
-            );
+            return Err(Refusal::ConfigServiceNotAllowed { service });
         }
         if let Some(entry) = find(&policy.agent_configs, &service, environment.as_deref()) {
             let for_them = entry.agent_name.as_deref().is_none_or(|a| {
@@ -173,7 +158,7 @@ pub fn handle(
         http::header::ACCESS_CONTROL_EXPOSE_HEADERS,
         HeaderValue::from_static("Etag"),
     );
-    with_cache_control(r, &cache)
+    Ok(with_cache_control(r, &cache))
 }
 
 #[cfg(test)]

@@ -11,8 +11,11 @@ pub mod h3;
 pub mod listener;
 pub mod respond;
 pub mod router;
+pub mod runtime;
 pub mod timeout;
 pub mod tls;
+
+pub use runtime::{Reloader, Runtime, Shared};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,11 +24,9 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::access::cache::VerificationCache;
+use crate::access::argon2_pool::Argon2Pool;
 use crate::access::elasticsearch::EsKeyVerifier;
-use crate::access::ratelimit::RateLimiter;
 use crate::intake::decoders::DecoderLimit;
-use crate::model::{APM_SERVER_VERSION, ModelConfig};
 use crate::output::Output;
 use crate::output::discard::DiscardOutput;
 use crate::output::elasticsearch::EsOutput;
@@ -33,67 +34,6 @@ use crate::output::file::FileOutput;
 use crate::policy::Policy;
 use crate::policy::compiled::OutputSettings;
 use crate::telemetry::Metrics;
-
-/// Everything derived from one compiled policy. Immutable; replaced whole on reload.
-pub struct Runtime {
-    /// The policy.
-    pub policy: Arc<Policy>,
-    /// Model settings.
-    pub model: ModelConfig,
-    /// Anonymous rate limiter.
-    pub rate_limiter: Option<RateLimiter>,
-    /// API key verifications (keyed on a hash of the whole credential).
-    pub key_cache: VerificationCache<bool>,
-}
-
-impl Runtime {
-    /// Derives the runtime state of a policy.
-    pub fn new(policy: Policy) -> Self {
-        let model = ModelConfig {
-            namespace: policy.gateway.namespace.clone(),
-            default_service_environment: policy.gateway.default_service_environment.clone(),
-            capture_personal_data: policy.gateway.capture_personal_data,
-            library_pattern: Some(policy.rum.library_pattern.clone()),
-            exclude_from_grouping: Some(policy.rum.exclude_from_grouping.clone()),
-            observer_version: APM_SERVER_VERSION,
-        };
-        let rate_limiter = policy
-            .auth
-            .anonymous
-            .as_ref()
-            .map(|a| RateLimiter::new(a.event_limit, a.ip_limit));
-        let (size, ttl) = policy
-            .auth
-            .elasticsearch_api_keys
-            .as_ref()
-            .map_or((10_000, Duration::from_secs(60)), |e| {
-                (e.cache_size, e.cache_ttl)
-            });
-        Self {
-            policy: Arc::new(policy),
-            model,
-            rate_limiter,
-            key_cache: VerificationCache::new(size, ttl),
-        }
-    }
-}
-
-/// State shared by every listener and request.
-pub struct Shared {
-    /// The current runtime.
-    pub runtime: watch::Receiver<Arc<Runtime>>,
-    /// The output.
-    pub output: Arc<dyn Output>,
-    /// Metrics.
-    pub metrics: Arc<Metrics>,
-    /// Whether the output is ready to publish (`publish_ready` of `GET /`).
-    pub publish_ready: AtomicBool,
-    /// API keys verified by Elasticsearch (`[auth.elasticsearch_api_keys]` with
-    /// `[output.elasticsearch]`).
-    pub es_keys: Option<Arc<EsKeyVerifier>>,
-    /// Intake requests decoded at once (`max_concurrent_decoders`, fixed at start).
-    pub decoders: DecoderLimit,
-}
 
 /// Errors starting the server.
 #[derive(Debug, thiserror::Error)]
@@ -215,6 +155,9 @@ impl Server {
             metrics,
             publish_ready: AtomicBool::new(ready.is_none()),
             es_keys,
+            argon2: Argon2Pool::start().map_err(|e| {
+                ServerError::Output(format!("cannot start the API key verifiers: {e}"))
+            })?,
             decoders,
         });
         if let Some(mut ready) = ready {
@@ -254,12 +197,12 @@ impl Server {
     /// Swaps in a new policy for requests that start from now on. The listeners themselves
     /// (addresses, TLS) are not rebound.
     pub fn reload(&self, policy: Policy) {
-        self.runtime_tx.send_replace(Arc::new(Runtime::new(policy)));
+        self.reloader().reload(policy);
     }
 
     /// A handle that can swap policies while the server runs.
-    pub fn reloader(&self) -> watch::Sender<Arc<Runtime>> {
-        self.runtime_tx.clone()
+    pub fn reloader(&self) -> Reloader {
+        Reloader::new(self.runtime_tx.clone())
     }
 
     /// Serves until `shutdown` resolves, then drains connections and flushes the output.

@@ -1,17 +1,30 @@
 //! Responses, built in one place, the way APM Server writes them.
 //!
-//! Every response carries `X-Content-Type-Options: nosniff`. JSON bodies are pretty-printed
-//! (2-space indent) as `application/json` when the request's `Accept` contains `*/*` or
-//! `application/json`, and written compact as `text/plain; charset=utf-8` otherwise. Failures
-//! (status >= 400) carry `Connection: close` so the connection is not reused.
+//! [`refusal`] is the one function that turns a reason to refuse ([`Refusal`], chosen by
+//! access, the handlers and the intake) into a status, APM Server's body and the headers that
+//! go with it; [`refusal_answer`] is its status and body alone, what `explain` and
+//! `apmgate test` show. Every response carries `X-Content-Type-Options: nosniff`. JSON bodies
+//! are pretty-printed (2-space indent) as `application/json` when the request's `Accept`
+//! contains `*/*` or `application/json`, and written compact as `text/plain; charset=utf-8`
+//! otherwise. Failures (status >= 400) carry `Connection: close` so the connection is not
+//! reused.
 
 use bytes::Bytes;
-use http::header::{CONNECTION, CONTENT_TYPE, HeaderName, HeaderValue};
+use http::header::{CACHE_CONTROL, CONNECTION, CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
 use http::{HeaderMap, Response, StatusCode};
 use http_body_util::Full;
 use serde::Serialize;
+use serde_json::json;
 
-use crate::intake::{IntakeError, IntakeResult};
+use crate::access::Refusal;
+use crate::intake::{Failure, IntakeError, IntakeResult};
+use crate::policy::ast::RouteName;
+
+/// APM Server's message when RUM is disabled.
+pub const RUM_DISABLED: &str = "forbidden request: RUM endpoint is disabled. Configure the `apm-server.rum` section in apm-server.yml to enable ingestion of RUM events. If you are not using the RUM agent, you can safely ignore this error.";
+
+/// `Cache-Control` of every refusal on the configuration routes (APM Server's).
+pub const CONFIG_ERROR_CACHE_CONTROL: &str = "max-age=300, must-revalidate";
 
 /// The body type of every response.
 pub type Body = Full<Bytes>;
@@ -53,15 +66,6 @@ pub fn json<T: Serialize>(status: u16, value: &T, json_accepted: bool) -> Respon
     finish(r)
 }
 
-/// `{"error": message}`.
-pub fn error(status: u16, message: &str, json_accepted: bool) -> Response<Body> {
-    json(
-        status,
-        &serde_json::json!({ "error": message }),
-        json_accepted,
-    )
-}
-
 #[derive(Serialize)]
 struct IntakeBody<'a> {
     accepted: usize,
@@ -69,33 +73,149 @@ struct IntakeBody<'a> {
     errors: &'a [IntakeError],
 }
 
-/// The intake answer: 202 without a body unless `verbose`; failures always with the result.
-pub fn intake(result: &IntakeResult, verbose: bool, json_accepted: bool) -> Response<Body> {
-    let status = result.status();
-    if status == 202 && !verbose {
+/// The answer to an intake stream the intake accepted whole: 202 without a body unless
+/// `verbose`. (A stream with failures is a [`Refusal::Intake`].)
+pub fn accepted(result: &IntakeResult, verbose: bool, json_accepted: bool) -> Response<Body> {
+    if !verbose {
         return empty(202);
     }
-    let mut r = json(
-        status,
+    json(
+        202,
         &IntakeBody {
             accepted: result.accepted,
             errors: &result.errors,
         },
         json_accepted,
-    );
-    // 503 here means the output's queue is full or the server is closing: both pass. (APM
-    // Server sends no Retry-After; clients that honour it back off instead of hammering.)
-    if status == 503 {
-        r.headers_mut().insert(
-            http::header::RETRY_AFTER,
-            HeaderValue::from_static(RETRY_AFTER_SECONDS),
+    )
+}
+
+/// The status of an allowed request that its handler answers without trouble.
+pub fn allowed_status(route: Option<RouteName>) -> u16 {
+    match route {
+        Some(RouteName::Intake | RouteName::RumIntake) => 202,
+        _ => 200,
+    }
+}
+
+/// The status of an intake failure (the worst one of the stream).
+fn intake_status(failure: Option<Failure>) -> u16 {
+    match failure {
+        None => 202,
+        Some(Failure::Invalid) => 400,
+        Some(Failure::NotPermitted) => 403,
+        Some(Failure::RateLimited) => 429,
+        Some(Failure::Unavailable) => 503,
+    }
+}
+
+/// The status and APM Server's body of a refusal.
+pub fn refusal_answer(refusal: &Refusal) -> (u16, serde_json::Value) {
+    let error = |message: &str| json!({ "error": message });
+    match refusal {
+        Refusal::NotFound => (404, error("404 page not found")),
+        Refusal::MethodNotAllowed {
+            route,
+            method,
+            anonymous,
+        } => match route {
+            RouteName::Root => (
+                405,
+                error(
+                    "method not supported: this is the server information endpoint; did you mean to send data to another endpoint instead?",
+                ),
+            ),
+            RouteName::Intake | RouteName::RumIntake => (
+                400,
+                json!({"accepted": 0, "errors": [{"message": "only POST requests are supported"}]}),
+            ),
+            // APM Server names the method to authenticated callers only.
+            RouteName::Config | RouteName::RumConfig if *anonymous => {
+                (405, error("method not supported"))
+            }
+            RouteName::Config | RouteName::RumConfig => {
+                (405, error(&format!("method not supported: {method}")))
+            }
+            RouteName::Metrics => (405, error("method not supported")),
+        },
+        Refusal::Unauthenticated(e) => (401, error(&e.to_string())),
+        Refusal::DeniedByRule(_) => (403, error("forbidden request: access denied by policy")),
+        Refusal::MissingPrivilege(missing) => {
+            (403, error(&format!("unauthorized: {}", missing.reason())))
+        }
+        Refusal::RumDisabled => (403, error(RUM_DISABLED)),
+        Refusal::OriginNotAllowed { origin } => (
+            403,
+            error(&format!(
+                "forbidden request: origin: '{origin}' is not allowed"
+            )),
+        ),
+        Refusal::RateLimited => (429, error("too many requests: rate limit exceeded")),
+        Refusal::ElasticsearchUnavailable | Refusal::VerificationBusy => {
+            (503, error("service unavailable"))
+        }
+        Refusal::Timeout => (503, error("request timed out")),
+        Refusal::Intake(result) => {
+            let body = serde_json::to_value(IntakeBody {
+                accepted: result.accepted,
+                errors: &result.errors,
+            })
+            .unwrap_or_default();
+            (intake_status(result.failure), body)
+        }
+        Refusal::ConfigQueryMissingService { anonymous: true } => (400, error("invalid query")),
+        Refusal::ConfigQueryMissingService { anonymous: false } => {
+            (400, error("service.name is required"))
+        }
+        Refusal::ConfigServiceNotAllowed { service } => (
+            403,
+            error(&format!(
+                "unauthorized: anonymous access not permitted for service \"{service}\""
+            )),
+        ),
+        Refusal::Internal => (500, error("internal server error")),
+    }
+}
+
+/// The response to a refusal on `route`: its status and body, `Cache-Control` on the
+/// configuration routes, `Retry-After` where waiting helps (a full output queue, busy
+/// verifiers), and `Connection: close` (every failure).
+pub fn refusal(refusal: &Refusal, route: Option<RouteName>, json_accepted: bool) -> Response<Body> {
+    let (status, body) = refusal_answer(refusal);
+    let mut r = json(status, &body, json_accepted);
+    let h = r.headers_mut();
+    if matches!(route, Some(RouteName::Config | RouteName::RumConfig)) {
+        h.insert(
+            CACHE_CONTROL,
+            HeaderValue::from_static(CONFIG_ERROR_CACHE_CONTROL),
         );
+    }
+    // APM Server sends no Retry-After; clients that honour it back off instead of hammering.
+    let wait = match refusal {
+        Refusal::Intake(result) => result.failure == Some(Failure::Unavailable),
+        Refusal::VerificationBusy => true,
+        _ => false,
+    };
+    if wait {
+        h.insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
     }
     r
 }
 
-/// `Retry-After` of an intake 503: about one flush of the output.
+/// `Retry-After` of a 503 that passes: about one flush of the output.
 pub const RETRY_AFTER_SECONDS: &str = "1";
+
+/// The CORS headers of an allowed origin on a RUM route.
+pub fn add_cors(response: &mut Response<Body>, origin: Option<HeaderValue>) {
+    if let Some(origin) = origin {
+        let h = response.headers_mut();
+        h.insert(http::header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        h.insert(http::header::VARY, HeaderValue::from_static("Origin"));
+        h.insert(
+            http::header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static("Etag"),
+        );
+    }
+}
 
 /// Adds the headers every response gets.
 fn finish(mut r: Response<Body>) -> Response<Body> {

@@ -19,10 +19,11 @@ use serde_json::json;
 
 use super::respond::{self, Body};
 use super::{Runtime, Shared};
-use crate::access::identity::{PeerCertificate, verify_api_key};
-use crate::access::{self, AccessRequest, Outcome};
+use crate::access::gate::{self, Gate};
+use crate::access::identity::PeerCertificate;
+use crate::access::{self, AccessRequest, Outcome, Refusal};
 use crate::intake::body::{self, TransportError};
-use crate::intake::{self, BatchGate, OpenGate, StreamContext};
+use crate::intake::{self, StreamContext};
 use crate::model::{self, RequestMeta};
 use crate::policy::ast::RouteName;
 use crate::policy::compiled::{IdentityKind, Listener};
@@ -135,7 +136,7 @@ where
         Ok(response) => response,
         Err(_) => {
             tracing::error!(listener = %conn.listener.name, "request handler panicked; answered 500");
-            respond::error(500, "internal server error", json)
+            respond::refusal(&Refusal::Internal, None, json)
         }
     }
 }
@@ -203,6 +204,39 @@ fn origin_allowed(origins: &[Glob], origin: &str) -> bool {
     origins.iter().any(|g| g.matches(origin))
 }
 
+/// What CORS says of a request on a RUM route (it comes before authentication, as in APM
+/// Server).
+enum Cors {
+    /// Not a RUM route.
+    None,
+    /// A preflight: answered at once, with the origin when it is allowed.
+    Preflight(Option<String>),
+    /// An allowed origin, echoed on the answer.
+    Allowed(Option<HeaderValue>),
+    /// An origin the policy does not allow.
+    Refused(String),
+}
+
+fn cors(rt: &Runtime, route: Option<RouteName>, parts: &http::request::Parts) -> Cors {
+    if !matches!(route, Some(RouteName::RumIntake | RouteName::RumConfig)) {
+        return Cors::None;
+    }
+    let origin = header(&parts.headers, "origin").unwrap_or("");
+    let allowed = origin_allowed(&rt.policy.rum.allow_origins, origin);
+    if parts.method == Method::OPTIONS {
+        return Cors::Preflight(allowed.then(|| origin.to_string()));
+    }
+    if !allowed {
+        return Cors::Refused(origin.to_string());
+    }
+    Cors::Allowed(
+        HeaderValue::try_from(origin)
+            .ok()
+            .filter(|_| !origin.is_empty()),
+    )
+}
+
+/// Route -> decide -> handler; a refusal from any of them is rendered by `respond`.
 async fn dispatch<B>(
     shared: &Shared,
     rt: &Runtime,
@@ -215,33 +249,50 @@ where
     B: hyper::body::Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
-    let policy = &rt.policy;
     let json = respond::wants_json(&parts.headers);
-    let rum_route = matches!(route, Some(RouteName::RumIntake | RouteName::RumConfig));
-
-    // CORS comes before authentication on RUM routes, as in APM Server.
-    let mut cors_origin: Option<HeaderValue> = None;
-    if rum_route {
-        let origin = header(&parts.headers, "origin").unwrap_or("");
-        let allowed = origin_allowed(&policy.rum.allow_origins, origin);
-        if parts.method == Method::OPTIONS {
-            return preflight(rt, allowed.then_some(origin));
+    let cors_origin = match cors(rt, route, parts) {
+        Cors::Preflight(origin) => return preflight(rt, origin.as_deref()),
+        Cors::Refused(origin) => {
+            let refusal = Refusal::OriginNotAllowed { origin };
+            count_refusal(shared, &refusal);
+            return respond::refusal(&refusal, route, json);
         }
-        if !allowed {
-            shared
-                .metrics
-                .add("apmgate_access_denied_total", &[("reason", "cors")], 1);
-            return respond::error(
-                403,
-                &format!("forbidden request: origin: '{origin}' is not allowed"),
-                json,
-            );
+        Cors::Allowed(origin) => origin,
+        Cors::None => None,
+    };
+    // The whole request, its body included, must arrive within the read timeout, on every
+    // route (the intake measures its own stream against the same bound).
+    let answer = tokio::time::timeout(
+        conn.listener.limits.read_timeout,
+        decide_and_handle(shared, rt, conn, parts, body, route, json),
+    )
+    .await
+    .unwrap_or(Err(Refusal::Timeout));
+    let mut response = match answer {
+        Ok(response) => response,
+        Err(refusal) => {
+            count_refusal(shared, &refusal);
+            respond::refusal(&refusal, route, json)
         }
-        cors_origin = HeaderValue::try_from(origin)
-            .ok()
-            .filter(|_| !origin.is_empty());
-    }
+    };
+    respond::add_cors(&mut response, cors_origin);
+    response
+}
 
+async fn decide_and_handle<B>(
+    shared: &Shared,
+    rt: &Runtime,
+    conn: &ConnInfo,
+    parts: &http::request::Parts,
+    body: B,
+    route: Option<RouteName>,
+    json: bool,
+) -> Result<Response<Body>, Refusal>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let policy = &rt.policy;
     let request = AccessRequest {
         listener: &conn.listener,
         method: parts.method.as_str(),
@@ -250,203 +301,103 @@ where
         headers: &parts.headers,
         client_cert: conn.cert.as_ref(),
     };
-    let verify = |hash: &str, key: &str| cached_verify(rt, hash, key);
-    let mut decision = access::decide(policy, &request, None, &verify);
-    if let Outcome::NeedsElasticsearch { id } = &decision.outcome {
-        // API keys verified by Elasticsearch: decide again with the identity it vouches for.
-        // When it cannot answer, the outcome stays and the branch below answers 503.
-        use crate::access::elasticsearch::Verdict;
-        use crate::access::identity::{AuthError, Identity};
-        match es_verdict(shared, parts).await {
-            Some(Verdict::Valid(privileges)) => {
-                let key = Identity {
-                    kind: IdentityKind::ElasticsearchApiKey,
-                    name: Some(id.clone()),
-                    roles: Vec::new().into(),
-                    privileges,
-                };
-                decision = access::decide(policy, &request, Some(key), &verify);
-            }
-            // `GET /` never refuses for want of credentials (as `access::decide`).
-            Some(Verdict::Invalid) if route == Some(RouteName::Root) => {
-                let nobody = Identity {
-                    kind: IdentityKind::Anonymous,
-                    name: None,
-                    roles: Vec::new().into(),
-                    privileges: Default::default(),
-                };
-                decision = access::decide(policy, &request, Some(nobody), &verify);
-            }
-            Some(Verdict::Invalid) => {
-                decision.outcome = Outcome::Deny {
-                    status: 401,
-                    body: json!({ "error": AuthError::Invalid.to_string() }),
-                    reason: access::DenyReason::Unauthenticated(AuthError::Invalid),
-                };
-            }
-            None => {}
-        }
-    }
-    let mut response = match decision.outcome {
-        Outcome::Deny {
-            status,
-            body,
-            reason,
-        } => {
-            shared.metrics.add(
-                "apmgate_access_denied_total",
-                &[("reason", reason.label())],
-                1,
-            );
-            if let access::DenyReason::Rule(rule) = &reason {
-                tracing::info!(listener = %conn.listener.name, client_ip = %decision.client_ip.ip, rule = %rule, path = %parts.uri.path(), "request denied by access rule");
-            }
-            if matches!(route, Some(RouteName::Config | RouteName::RumConfig)) {
-                let mut r = respond::json(status, &body, json);
-                r.headers_mut().insert(
-                    http::header::CACHE_CONTROL,
-                    HeaderValue::from_static("max-age=300, must-revalidate"),
-                );
-                r
-            } else {
-                respond::json(status, &body, json)
-            }
-        }
-        Outcome::NeedsElasticsearch { .. } => {
-            // Elasticsearch could not verify the key (or there is no Elasticsearch output).
-            shared.metrics.add(
-                "apmgate_access_denied_total",
-                &[("reason", "elasticsearch_unavailable")],
-                1,
-            );
-            respond::error(503, "service unavailable", json)
-        }
+    let verifiers = access::Verifiers {
+        key_cache: &rt.key_cache,
+        argon2: &shared.argon2,
+        elasticsearch: shared.es_keys.as_deref(),
+        metrics: &shared.metrics,
+    };
+    let decision = access::decide_verified(policy, &request, &verifiers).await;
+    let (full_root_body, events_refused) = match decision.outcome {
         Outcome::Allow {
             full_root_body,
             events_refused,
-            ..
-        } => {
-            let identity = decision.identity.as_ref();
-            let anonymous = identity.is_some_and(|i| i.kind == IdentityKind::Anonymous);
+        } => (full_root_body, events_refused),
+        Outcome::Deny(refusal) => {
+            if let Refusal::DeniedByRule(Some(rule)) = &refusal {
+                tracing::info!(listener = %conn.listener.name, client_ip = %decision.client_ip.ip, rule = %rule, path = %parts.uri.path(), "request denied by access rule");
+            }
+            return Err(refusal);
+        }
+        Outcome::NeedsElasticsearch { .. } => return Err(Refusal::ElasticsearchUnavailable),
+    };
+    let anonymous = decision
+        .identity
+        .as_ref()
+        .is_some_and(|i| i.kind == IdentityKind::Anonymous);
+    match route {
+        Some(RouteName::Root) => Ok(root(shared, parts, full_root_body, json)),
+        Some(RouteName::Intake | RouteName::RumIntake) => {
             // The anonymous rate limit takes one token up front.
-            if anonymous && matches!(route, Some(RouteName::Intake | RouteName::RumIntake)) {
-                if let Some(rl) = &rt.rate_limiter {
-                    if !rl.allow(decision.client_ip.ip) {
-                        shared.metrics.add(
-                            "apmgate_rate_limited_total",
-                            &[("stage", "request")],
-                            1,
-                        );
-                        let mut r =
-                            respond::error(429, "too many requests: rate limit exceeded", json);
-                        add_cors(&mut r, cors_origin);
-                        return r;
-                    }
-                }
+            let limiter = rt.rate_limiter.as_deref().filter(|_| anonymous);
+            if limiter.is_some_and(|rl| !rl.allow(decision.client_ip.ip)) {
+                return Err(Refusal::RateLimited);
             }
-            match route {
-                Some(RouteName::Root) => root(shared, parts, full_root_body, json),
-                Some(RouteName::Intake | RouteName::RumIntake) => {
-                    let gate = AnonymousGate {
-                        rt,
-                        ip: decision.client_ip.ip,
-                    };
-                    let refusing = events_refused.map(RefusingGate);
-                    let gate: &dyn BatchGate = match &refusing {
-                        Some(r) => r,
-                        None if anonymous => &gate,
-                        None => &OpenGate,
-                    };
-                    let meta = RequestMeta {
-                        receipt_time: SystemTime::now(),
-                        rum: route == Some(RouteName::RumIntake),
-                        client_ip: Some(decision.client_ip.ip),
-                        client_port: decision.client_ip.port,
-                        nat_ip: decision.client_ip.nat,
-                        user_agent: header(&parts.headers, "user-agent"),
-                    };
-                    let response = intake_route(
-                        shared,
-                        rt,
-                        conn,
-                        parts,
-                        body,
-                        meta,
-                        gate,
-                        json,
-                        route_label(route),
-                    )
-                    .await;
-                    if refusing.is_some() && response.status() == http::StatusCode::FORBIDDEN {
-                        shared.metrics.add(
-                            "apmgate_access_denied_total",
-                            &[("reason", "privilege")],
-                            1,
-                        );
-                    }
-                    response
-                }
-                Some(RouteName::Config | RouteName::RumConfig) => {
-                    let body = collect_small(body, 64 * 1024).await;
-                    super::agent_config::handle(rt, parts, body.as_deref(), anonymous, json)
-                }
-                Some(RouteName::Metrics) => {
-                    let mut r = Response::new(http_body_util::Full::new(Bytes::from(
-                        shared.metrics.render(),
-                    )));
-                    r.headers_mut().insert(
-                        http::header::CONTENT_TYPE,
-                        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-                    );
-                    r
-                }
-                None => respond::error(404, "404 page not found", json),
-            }
+            let gate = gate::gate_for(
+                events_refused,
+                policy.auth.anonymous.as_ref().filter(|_| anonymous),
+                limiter,
+                decision.client_ip.ip,
+            );
+            let meta = RequestMeta {
+                receipt_time: SystemTime::now(),
+                rum: route == Some(RouteName::RumIntake),
+                client_ip: Some(decision.client_ip.ip),
+                client_port: decision.client_ip.port,
+                nat_ip: decision.client_ip.nat,
+                user_agent: header(&parts.headers, "user-agent"),
+            };
+            intake_route(
+                shared,
+                rt,
+                conn,
+                parts,
+                body,
+                meta,
+                &gate,
+                json,
+                route_label(route),
+            )
+            .await
         }
-    };
-    add_cors(&mut response, cors_origin);
-    response
-}
-
-/// The CORS headers of an allowed origin on a RUM route.
-fn add_cors(response: &mut Response<Body>, origin: Option<HeaderValue>) {
-    if let Some(origin) = origin {
-        let h = response.headers_mut();
-        h.insert(http::header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-        h.insert(http::header::VARY, HeaderValue::from_static("Origin"));
-        h.insert(
-            http::header::ACCESS_CONTROL_EXPOSE_HEADERS,
-            HeaderValue::from_static("Etag"),
-        );
+        Some(RouteName::Config | RouteName::RumConfig) => {
+            let body = collect_small(body, MAX_CONFIG_BODY).await;
+            super::agent_config::handle(rt, parts, body.as_deref(), anonymous, json)
+        }
+        Some(RouteName::Metrics) => {
+            let mut r = Response::new(http_body_util::Full::new(Bytes::from(
+                shared.metrics.render(),
+            )));
+            r.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            Ok(r)
+        }
+        None => Err(Refusal::NotFound),
     }
 }
 
-/// What Elasticsearch says of the request's API key; `None` when it cannot answer.
-async fn es_verdict(
-    shared: &Shared,
-    parts: &http::request::Parts,
-) -> Option<crate::access::elasticsearch::Verdict> {
-    let verifier = shared.es_keys.as_ref()?;
-    let token = header(&parts.headers, "authorization")?.strip_prefix("ApiKey ")?;
-    verifier.verify(token).await.ok()
-}
+/// The largest configuration request body read (a JSON object naming a service).
+const MAX_CONFIG_BODY: usize = 64 * 1024;
 
-fn cached_verify(rt: &Runtime, hash: &str, key: &str) -> bool {
-    let cache_key =
-        crate::access::cache::VerificationCache::<bool>::key(&format!("{hash}\u{0}{key}"));
-    if let Some(hit) = rt.key_cache.get(&cache_key) {
-        return hit;
-    }
-    // Argon2 costs milliseconds by design: on the multi-threaded runtime, let the other tasks
-    // of this worker move elsewhere while it runs.
-    let ok = match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
-            tokio::task::block_in_place(|| verify_api_key(hash, key))
+/// Counts a refusal under its reason.
+fn count_refusal(shared: &Shared, refusal: &Refusal) {
+    match refusal {
+        Refusal::RateLimited => {
+            shared
+                .metrics
+                .add("apmgate_rate_limited_total", &[("stage", "request")], 1)
         }
-        _ => verify_api_key(hash, key),
-    };
-    rt.key_cache.put(cache_key, ok);
-    ok
+        // What the intake refused is counted by the intake route; timeouts and bugs are not
+        // access decisions.
+        Refusal::Intake(_) | Refusal::Timeout | Refusal::Internal => {}
+        _ => shared.metrics.add(
+            "apmgate_access_denied_total",
+            &[("reason", refusal.label())],
+            1,
+        ),
+    }
 }
 
 fn preflight(rt: &Runtime, origin: Option<&str>) -> Response<Body> {
@@ -501,61 +452,6 @@ fn root(shared: &Shared, parts: &http::request::Parts, full: bool, json: bool) -
     r
 }
 
-/// A caller without `event:write`: every batch is refused, as APM Server authorizes per batch.
-struct RefusingGate(access::BatchRefusal);
-
-impl BatchGate for RefusingGate {
-    fn authorize(&self, _: &model::Document) -> Result<(), String> {
-        Err(self.0.reason())
-    }
-
-    fn acquire(
-        &self,
-        _: usize,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + '_>> {
-        Box::pin(std::future::ready(true))
-    }
-}
-
-/// Anonymous callers: allow_agent / allow_service per event, and the per-IP rate limit.
-struct AnonymousGate<'a> {
-    rt: &'a Runtime,
-    ip: std::net::IpAddr,
-}
-
-impl BatchGate for AnonymousGate<'_> {
-    fn authorize(&self, document: &model::Document) -> Result<(), String> {
-        let Some(anon) = &self.rt.policy.auth.anonymous else {
-            return Ok(());
-        };
-        let agent = document.agent_name.as_deref().unwrap_or("");
-        if !anon.allow_agent.is_empty() && !anon.allow_agent.iter().any(|a| a == agent) {
-            return Err(format!(
-                "anonymous access not permitted for agent \"{agent}\""
-            ));
-        }
-        let service = document.service_name.as_deref().unwrap_or("");
-        if !anon.allow_service.is_empty() && !anon.allow_service.iter().any(|s| s == service) {
-            return Err(format!(
-                "anonymous access not permitted for service \"{service}\""
-            ));
-        }
-        Ok(())
-    }
-
-    fn acquire(
-        &self,
-        events: usize,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + '_>> {
-        Box::pin(async move {
-            match &self.rt.rate_limiter {
-                Some(rl) => rl.acquire(self.ip, events).await,
-                None => true,
-            }
-        })
-    }
-}
-
 #[allow(clippy::too_many_arguments)]
 async fn intake_route<B>(
     shared: &Shared,
@@ -564,10 +460,10 @@ async fn intake_route<B>(
     parts: &http::request::Parts,
     body: B,
     meta: RequestMeta<'_>,
-    gate: &dyn BatchGate,
+    gate: &Gate<'_>,
     json: bool,
     route: &'static str,
-) -> Response<Body>
+) -> Result<Response<Body>, Refusal>
 where
     B: hyper::body::Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: std::error::Error + Send + Sync + 'static,
@@ -578,15 +474,9 @@ where
     });
     if let Some(ct) = header(&parts.headers, "content-type") {
         if !ct.contains("application/x-ndjson") {
-            let result = intake::IntakeResult {
-                errors: vec![intake::IntakeError {
-                    message: format!("invalid content type: '{ct}'"),
-                    document: None,
-                }],
-                failure: Some(intake::Failure::BadRequest),
-                ..Default::default()
-            };
-            return respond::intake(&result, verbose, json);
+            return Err(Refusal::Intake(intake::IntakeResult::refused(format!(
+                "invalid content type: '{ct}'"
+            ))));
         }
     }
     let limits = &conn.listener.limits;
@@ -594,62 +484,52 @@ where
         .try_filter_map(|frame| std::future::ready(Ok(frame.into_data().ok())))
         .map_err(|e| std::io::Error::other(TransportError(e.to_string())));
     let reader = tokio_util::io::StreamReader::new(stream);
-    let work = async {
-        // Waiting for a decoder slot counts against the read timeout, as in APM Server.
-        let _decoder = shared.decoders.acquire().await;
-        let (decoded, _) =
-            match body::decode(reader, header(&parts.headers, "content-encoding")).await {
-                Ok(d) => d,
-                Err(e) => {
-                    return intake::IntakeResult {
-                        errors: vec![intake::IntakeError {
-                            message: e.message(),
-                            document: None,
-                        }],
-                        failure: Some(intake::Failure::BadRequest),
-                        ..Default::default()
-                    };
-                }
+    // Waiting for a decoder slot counts against the read timeout, as in APM Server (the
+    // router bounds the whole request by it).
+    let _decoder = shared.decoders.acquire().await;
+    let result = match body::decode(reader, header(&parts.headers, "content-encoding")).await {
+        Ok((decoded, _)) => {
+            let ctx = StreamContext {
+                max_event_size: usize::try_from(limits.max_event_size).unwrap_or(usize::MAX),
+                max_body_size: limits.max_body_size,
+                request: meta,
+                model: &rt.model,
+                gate: gate.as_batch_gate(),
+                output: shared.output.as_ref(),
             };
-        let ctx = StreamContext {
-            max_event_size: usize::try_from(limits.max_event_size).unwrap_or(usize::MAX),
-            max_body_size: limits.max_body_size,
-            request: meta,
-            model: &rt.model,
-            gate,
-            output: shared.output.as_ref(),
-        };
-        intake::process_stream(decoded, &ctx).await
-    };
-    let result = match tokio::time::timeout(limits.read_timeout, work).await {
-        Ok(r) => r,
-        Err(_) => return respond::error(503, "request timed out", json),
+            intake::process_stream(decoded, &ctx).await
+        }
+        Err(e) => intake::IntakeResult::refused(e.message()),
     };
     let labels = [("route", route)];
-    shared.metrics.add(
+    let metrics = &shared.metrics;
+    metrics.add(
         "apmgate_events_accepted_total",
         &labels,
         result.accepted as u64,
     );
-    shared.metrics.add(
+    metrics.add(
         "apmgate_events_rejected_total",
         &[("reason", "invalid")],
         result.invalid as u64,
     );
-    shared.metrics.add(
+    metrics.add(
         "apmgate_events_rejected_total",
         &[("reason", "too_large")],
         result.too_large as u64,
     );
-    shared
-        .metrics
-        .add("apmgate_bytes_received_total", &labels, result.bytes);
-    if result.failure == Some(intake::Failure::TooManyRequests) {
-        shared
-            .metrics
-            .add("apmgate_rate_limited_total", &[("stage", "batch")], 1);
+    metrics.add("apmgate_bytes_received_total", &labels, result.bytes);
+    match result.failure {
+        None => return Ok(respond::accepted(&result, verbose, json)),
+        Some(intake::Failure::RateLimited) => {
+            metrics.add("apmgate_rate_limited_total", &[("stage", "batch")], 1)
+        }
+        Some(intake::Failure::NotPermitted) if gate.refuses_all() => {
+            metrics.add("apmgate_access_denied_total", &[("reason", "privilege")], 1)
+        }
+        Some(_) => {}
     }
-    respond::intake(&result, verbose, json)
+    Err(Refusal::Intake(result))
 }
 
 async fn collect_small<B>(body: B, limit: usize) -> Option<Vec<u8>>

@@ -29,6 +29,7 @@ pub struct Gateway {
     pub dir: tempfile::TempDir,
     pub addrs: Vec<(String, SocketAddr)>,
     pub shared: Arc<Shared>,
+    reloader: apmgate::server::Reloader,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -65,6 +66,7 @@ impl Gateway {
         };
         let addrs = server.local_addrs();
         let shared = server.shared();
+        let reloader = server.reloader();
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(async move {
             server
@@ -78,9 +80,25 @@ impl Gateway {
             dir,
             addrs,
             shared,
+            reloader,
             stop: Some(tx),
             task: Some(task),
         }
+    }
+
+    /// Reloads the running gateway with `policy` (written as its `policy.toml` and compiled
+    /// with environment checks, as SIGHUP does).
+    pub fn reload(&self, policy: &str) {
+        let path = self.dir.path().join("policy.toml");
+        std::fs::write(&path, policy).unwrap();
+        let c = compile_file(&path, CompileOptions::default()).unwrap();
+        assert_eq!(
+            c.errors(),
+            0,
+            "reloaded policy is invalid: {:#?}",
+            c.diagnostics
+        );
+        self.reloader.reload(c.policy.unwrap());
     }
 
     /// Address of a listener.

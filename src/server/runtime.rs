@@ -1,0 +1,125 @@
+//! What requests read: the [`Runtime`] derived from the policy in force (swapped whole on
+//! reload, behind a `watch` channel) and the [`Shared`] state fixed at start.
+//!
+//! A reload builds the next runtime from the previous one ([`Runtime::next`]): protection state
+//! whose settings did not change (the anonymous rate-limit buckets, the API key verification
+//! cache) carries over, so a SIGHUP neither refills a drained address's bucket nor makes every
+//! key pay for its hash again.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::access::argon2_pool::Argon2Pool;
+use crate::access::cache::VerificationCache;
+use crate::access::elasticsearch::EsKeyVerifier;
+use crate::access::ratelimit::RateLimiter;
+use crate::intake::decoders::DecoderLimit;
+use crate::model::{APM_SERVER_VERSION, ModelConfig};
+use crate::output::Output;
+use crate::policy::Policy;
+use crate::telemetry::Metrics;
+
+/// Capacity and lifetime of the declared-key verification cache when the policy has no
+/// `[auth.elasticsearch_api_keys]` to say otherwise.
+const DEFAULT_KEY_CACHE: (u64, Duration) = (10_000, Duration::from_secs(60));
+
+/// Everything derived from one compiled policy. Immutable; replaced whole on reload.
+pub struct Runtime {
+    /// The policy.
+    pub policy: Arc<Policy>,
+    /// Model settings.
+    pub model: ModelConfig,
+    /// Anonymous rate limiter.
+    pub rate_limiter: Option<Arc<RateLimiter>>,
+    /// API key verifications (keyed on a hash of the whole credential).
+    pub key_cache: Arc<VerificationCache<bool>>,
+}
+
+impl Runtime {
+    /// Derives the runtime state of a policy.
+    pub fn new(policy: Policy) -> Self {
+        Self::derive(policy, None)
+    }
+
+    /// Derives the runtime state of a reloaded policy, keeping the rate-limit buckets and the
+    /// verification cache of `previous` where their settings are unchanged.
+    pub fn next(previous: &Runtime, policy: Policy) -> Self {
+        Self::derive(policy, Some(previous))
+    }
+
+    fn derive(policy: Policy, previous: Option<&Runtime>) -> Self {
+        let model = ModelConfig {
+            namespace: policy.gateway.namespace.clone(),
+            default_service_environment: policy.gateway.default_service_environment.clone(),
+            capture_personal_data: policy.gateway.capture_personal_data,
+            library_pattern: Some(policy.rum.library_pattern.clone()),
+            exclude_from_grouping: Some(policy.rum.exclude_from_grouping.clone()),
+            observer_version: APM_SERVER_VERSION,
+        };
+        let rate_limiter = policy.auth.anonymous.as_ref().map(|a| {
+            previous
+                .and_then(|p| p.rate_limiter.as_ref())
+                .filter(|rl| rl.settings() == (a.event_limit, a.ip_limit))
+                .cloned()
+                .unwrap_or_else(|| Arc::new(RateLimiter::new(a.event_limit, a.ip_limit)))
+        });
+        let (size, ttl) = policy
+            .auth
+            .elasticsearch_api_keys
+            .as_ref()
+            .map_or(DEFAULT_KEY_CACHE, |e| (e.cache_size, e.cache_ttl));
+        // Entries are keyed on the key's hash and secret together: a key whose hash changed, or
+        // that left the policy, can never be answered from an old entry.
+        let key_cache = previous
+            .map(|p| &p.key_cache)
+            .filter(|c| c.settings() == (size, ttl))
+            .cloned()
+            .unwrap_or_else(|| Arc::new(VerificationCache::new(size, ttl)));
+        Self {
+            policy: Arc::new(policy),
+            model,
+            rate_limiter,
+            key_cache,
+        }
+    }
+}
+
+/// State shared by every listener and request, fixed at start.
+pub struct Shared {
+    /// The current runtime.
+    pub runtime: watch::Receiver<Arc<Runtime>>,
+    /// The output.
+    pub output: Arc<dyn Output>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Whether the output is ready to publish (`publish_ready` of `GET /`).
+    pub publish_ready: AtomicBool,
+    /// API keys verified by Elasticsearch (`[auth.elasticsearch_api_keys]` with
+    /// `[output.elasticsearch]`).
+    pub es_keys: Option<Arc<EsKeyVerifier>>,
+    /// The threads that verify declared API keys.
+    pub argon2: Argon2Pool,
+    /// Intake requests decoded at once (`max_concurrent_decoders`, fixed at start).
+    pub decoders: DecoderLimit,
+}
+
+/// Swaps policies into a running server.
+#[derive(Clone)]
+pub struct Reloader {
+    runtime: watch::Sender<Arc<Runtime>>,
+}
+
+impl Reloader {
+    pub(super) fn new(runtime: watch::Sender<Arc<Runtime>>) -> Self {
+        Self { runtime }
+    }
+
+    /// Makes `policy` the one new requests read, carrying over what [`Runtime::next`] keeps.
+    pub fn reload(&self, policy: Policy) {
+        self.runtime
+            .send_modify(|current| *current = Arc::new(Runtime::next(current, policy)));
+    }
+}
