@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod devcerts;
+pub mod elasticsearch;
 pub mod intake;
 pub mod model;
 pub mod output;

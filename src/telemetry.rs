@@ -3,100 +3,168 @@
 //! Metrics are counters and gauges with small, fixed label sets; nothing here ever records a
 //! secret, a header value or a document.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
-/// Counter names and their help text.
-const COUNTERS: [(&str, &str); 14] = [
-    (
-        "apmgate_requests_total",
-        "Requests answered, by listener, route, protocol and status.",
-    ),
-    (
-        "apmgate_events_accepted_total",
-        "Events accepted into the output, by route.",
-    ),
-    (
-        "apmgate_events_rejected_total",
-        "Events rejected, by reason.",
-    ),
-    (
-        "apmgate_access_denied_total",
-        "Requests refused by access control, by reason.",
-    ),
-    (
-        "apmgate_rate_limited_total",
-        "Requests or batches refused by the anonymous rate limit.",
-    ),
-    (
-        "apmgate_bytes_received_total",
-        "Decompressed intake bytes read, by route.",
-    ),
-    (
-        "apmgate_connections_total",
-        "Connections accepted, by listener and transport.",
-    ),
-    (
-        "apmgate_output_documents_indexed_total",
-        "Documents Elasticsearch confirmed (created), by whether they went to a failure store.",
-    ),
-    (
-        "apmgate_output_documents_failed_total",
-        "Documents that will not be indexed, by reason (Elasticsearch's error.type, or why the output gave up).",
-    ),
-    (
-        "apmgate_output_documents_retried_total",
-        "Documents sent again, by reason.",
-    ),
-    (
-        "apmgate_output_documents_dead_lettered_total",
-        "Failed documents written to the dead-letter file.",
-    ),
-    (
-        "apmgate_output_bulk_requests_total",
-        "Bulk requests answered, by HTTP status (or network_error).",
-    ),
-    (
-        "apmgate_api_key_verifications_total",
-        "API keys verified by Elasticsearch, by result (valid, invalid, unavailable, cached).",
-    ),
-    (
-        "apmgate_api_key_hashes_total",
-        "Declared API keys checked against their Argon2 hash, by result (valid, invalid, or busy: refused at once because every verifier was taken).",
-    ),
-];
+/// The counters, so that a misspelt name cannot compile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counter {
+    /// `apmgate_requests_total`
+    RequestsTotal,
+    /// `apmgate_events_accepted_total`
+    EventsAcceptedTotal,
+    /// `apmgate_events_rejected_total`
+    EventsRejectedTotal,
+    /// `apmgate_access_denied_total`
+    AccessDeniedTotal,
+    /// `apmgate_rate_limited_total`
+    RateLimitedTotal,
+    /// `apmgate_bytes_received_total`
+    BytesReceivedTotal,
+    /// `apmgate_connections_total`
+    ConnectionsTotal,
+    /// `apmgate_output_documents_indexed_total`
+    OutputDocumentsIndexedTotal,
+    /// `apmgate_output_documents_failed_total`
+    OutputDocumentsFailedTotal,
+    /// `apmgate_output_documents_retried_total`
+    OutputDocumentsRetriedTotal,
+    /// `apmgate_output_documents_dead_lettered_total`
+    OutputDocumentsDeadLetteredTotal,
+    /// `apmgate_output_bulk_requests_total`
+    OutputBulkRequestsTotal,
+    /// `apmgate_api_key_verifications_total`
+    ApiKeyVerificationsTotal,
+    /// `apmgate_api_key_hashes_total`
+    ApiKeyHashesTotal,
+}
 
-/// Gauges the output publishes, with their help text.
-const GAUGES: [(&str, &str); 5] = [
-    (
-        "apmgate_output_buffer_bytes",
-        "Bytes of accepted documents the output holds (queued, in flight or waiting for a retry).",
-    ),
-    (
-        "apmgate_output_buffer_capacity_bytes",
-        "The output buffer's bound in bytes.",
-    ),
-    (
-        "apmgate_output_requests_in_flight",
-        "Bulk requests in flight.",
-    ),
-    (
-        "apmgate_output_publish_ready",
-        "1 once the output's startup check passed.",
-    ),
-    (
-        "apmgate_output_buffer_documents",
-        "Accepted documents the output holds.",
-    ),
-];
+impl Counter {
+    /// Every counter, in the order they are rendered.
+    pub const ALL: [Counter; 14] = [
+        Counter::RequestsTotal,
+        Counter::EventsAcceptedTotal,
+        Counter::EventsRejectedTotal,
+        Counter::AccessDeniedTotal,
+        Counter::RateLimitedTotal,
+        Counter::BytesReceivedTotal,
+        Counter::ConnectionsTotal,
+        Counter::OutputDocumentsIndexedTotal,
+        Counter::OutputDocumentsFailedTotal,
+        Counter::OutputDocumentsRetriedTotal,
+        Counter::OutputDocumentsDeadLetteredTotal,
+        Counter::OutputBulkRequestsTotal,
+        Counter::ApiKeyVerificationsTotal,
+        Counter::ApiKeyHashesTotal,
+    ];
 
-/// Histograms, with their help text.
-const HISTOGRAMS: [(&str, &str); 1] = [(
-    "apmgate_output_flush_duration_seconds",
-    "Time from sending a bulk request to its answer, in seconds.",
-)];
+    /// The Prometheus name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Counter::RequestsTotal => "apmgate_requests_total",
+            Counter::EventsAcceptedTotal => "apmgate_events_accepted_total",
+            Counter::EventsRejectedTotal => "apmgate_events_rejected_total",
+            Counter::AccessDeniedTotal => "apmgate_access_denied_total",
+            Counter::RateLimitedTotal => "apmgate_rate_limited_total",
+            Counter::BytesReceivedTotal => "apmgate_bytes_received_total",
+            Counter::ConnectionsTotal => "apmgate_connections_total",
+            Counter::OutputDocumentsIndexedTotal => "apmgate_output_documents_indexed_total",
+            Counter::OutputDocumentsFailedTotal => "apmgate_output_documents_failed_total",
+            Counter::OutputDocumentsRetriedTotal => "apmgate_output_documents_retried_total",
+            Counter::OutputDocumentsDeadLetteredTotal => {
+                "apmgate_output_documents_dead_lettered_total"
+            }
+            Counter::OutputBulkRequestsTotal => "apmgate_output_bulk_requests_total",
+            Counter::ApiKeyVerificationsTotal => "apmgate_api_key_verifications_total",
+            Counter::ApiKeyHashesTotal => "apmgate_api_key_hashes_total",
+        }
+    }
+
+    fn help(self) -> &'static str {
+        match self {
+            Counter::RequestsTotal => "Requests answered, by listener, route, protocol and status.",
+            Counter::EventsAcceptedTotal => "Events accepted into the output, by route.",
+            Counter::EventsRejectedTotal => "Events rejected, by reason.",
+            Counter::AccessDeniedTotal => "Requests refused by access control, by reason.",
+            Counter::RateLimitedTotal => "Requests or batches refused by the anonymous rate limit.",
+            Counter::BytesReceivedTotal => "Decompressed intake bytes read, by route.",
+            Counter::ConnectionsTotal => "Connections accepted, by listener and transport.",
+            Counter::OutputDocumentsIndexedTotal => {
+                "Documents Elasticsearch confirmed (created), by whether they went to a failure store."
+            }
+            Counter::OutputDocumentsFailedTotal => {
+                "Documents that will not be indexed, by reason (Elasticsearch's error.type, or why the output gave up)."
+            }
+            Counter::OutputDocumentsRetriedTotal => "Documents sent again, by reason.",
+            Counter::OutputDocumentsDeadLetteredTotal => {
+                "Failed documents written to the dead-letter file."
+            }
+            Counter::OutputBulkRequestsTotal => {
+                "Bulk requests answered, by HTTP status (or network_error)."
+            }
+            Counter::ApiKeyVerificationsTotal => {
+                "API keys verified by Elasticsearch, by result (valid, invalid, unavailable, cached)."
+            }
+            Counter::ApiKeyHashesTotal => {
+                "Declared API keys checked against their Argon2 hash, by result (valid, invalid, or busy: refused at once because every verifier was taken)."
+            }
+        }
+    }
+}
+
+/// The gauges the output publishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum OutputGauge {
+    /// `apmgate_output_buffer_bytes`
+    BufferBytes,
+    /// `apmgate_output_buffer_capacity_bytes`
+    BufferCapacityBytes,
+    /// `apmgate_output_requests_in_flight`
+    RequestsInFlight,
+    /// `apmgate_output_publish_ready`
+    PublishReady,
+    /// `apmgate_output_buffer_documents`
+    BufferDocuments,
+}
+
+impl OutputGauge {
+    /// Every output gauge, in the order they are rendered.
+    pub const ALL: [OutputGauge; 5] = [
+        OutputGauge::BufferBytes,
+        OutputGauge::BufferCapacityBytes,
+        OutputGauge::RequestsInFlight,
+        OutputGauge::PublishReady,
+        OutputGauge::BufferDocuments,
+    ];
+
+    /// The Prometheus name.
+    pub fn name(self) -> &'static str {
+        match self {
+            OutputGauge::BufferBytes => "apmgate_output_buffer_bytes",
+            OutputGauge::BufferCapacityBytes => "apmgate_output_buffer_capacity_bytes",
+            OutputGauge::RequestsInFlight => "apmgate_output_requests_in_flight",
+            OutputGauge::PublishReady => "apmgate_output_publish_ready",
+            OutputGauge::BufferDocuments => "apmgate_output_buffer_documents",
+        }
+    }
+
+    fn help(self) -> &'static str {
+        match self {
+            OutputGauge::BufferBytes => {
+                "Bytes of accepted documents the output holds (queued, in flight or waiting for a retry)."
+            }
+            OutputGauge::BufferCapacityBytes => "The output buffer's bound in bytes.",
+            OutputGauge::RequestsInFlight => "Bulk requests in flight.",
+            OutputGauge::PublishReady => "1 once the output's startup check passed.",
+            OutputGauge::BufferDocuments => "Accepted documents the output holds.",
+        }
+    }
+}
+
+/// The output's flush-duration histogram.
+pub const FLUSH_DURATION: &str = "apmgate_output_flush_duration_seconds";
+const FLUSH_DURATION_HELP: &str = "Time from sending a bulk request to its answer, in seconds.";
 
 /// Upper bounds of the histogram buckets, in seconds.
 const BUCKETS: [f64; 12] = [
@@ -111,58 +179,123 @@ struct Histogram {
     count: u64,
 }
 
-/// The series of one counter: label pairs and value. A counter has few label sets, so a
-/// request finds its series by a scan, with no allocation once the series exists.
-type Series = Vec<(Vec<(&'static str, String)>, u64)>;
-
-fn same_labels(have: &[(&'static str, String)], want: &[(&'static str, &str)]) -> bool {
-    have.len() == want.len()
-        && have
-            .iter()
-            .zip(want)
-            .all(|((k, v), (wk, wv))| k == wk && v == wv)
+/// One series of a counter: its label pairs and its value.
+struct Series {
+    labels: Box<[(&'static str, Box<str>)]>,
+    value: AtomicU64,
 }
 
-/// The gateway's metrics.
+impl Series {
+    fn is(&self, want: &[(&'static str, &str)]) -> bool {
+        self.labels.len() == want.len()
+            && self
+                .labels
+                .iter()
+                .zip(want)
+                .all(|((k, v), (wk, wv))| k == wk && &**v == *wv)
+    }
+}
+
+/// The series of one counter. A counter has few label sets: a request finds its series by a
+/// scan under a read lock (shared by every request) and adds to it atomically; only a label
+/// set seen for the first time takes the write lock.
 #[derive(Default)]
-pub struct Metrics {
-    counters: Mutex<BTreeMap<&'static str, Series>>,
-    in_flight: AtomicI64,
-    connections: AtomicI64,
-    gauges: Mutex<BTreeMap<&'static str, Arc<AtomicI64>>>,
-    histograms: Mutex<BTreeMap<&'static str, Histogram>>,
-}
+struct CounterCell(RwLock<Vec<Series>>);
 
-impl Metrics {
-    /// Adds to a counter.
-    pub fn add(&self, name: &'static str, labels: &[(&'static str, &str)], n: u64) {
-        if n == 0 {
-            return;
+impl CounterCell {
+    fn add(&self, labels: &[(&'static str, &str)], n: u64) {
+        if let Ok(series) = self.0.read() {
+            if let Some(s) = series.iter().find(|s| s.is(labels)) {
+                s.value.fetch_add(n, Ordering::Relaxed);
+                return;
+            }
         }
-        if let Ok(mut c) = self.counters.lock() {
-            let series = c.entry(name).or_default();
-            match series.iter_mut().find(|(l, _)| same_labels(l, labels)) {
-                Some((_, value)) => *value += n,
-                None => series.push((
-                    labels.iter().map(|(k, v)| (*k, (*v).to_string())).collect(),
-                    n,
-                )),
+        if let Ok(mut series) = self.0.write() {
+            match series.iter().find(|s| s.is(labels)) {
+                Some(s) => {
+                    s.value.fetch_add(n, Ordering::Relaxed);
+                }
+                None => series.push(Series {
+                    labels: labels.iter().map(|(k, v)| (*k, Box::from(*v))).collect(),
+                    value: AtomicU64::new(n),
+                }),
             }
         }
     }
 
-    /// A counter's value (for tests and `explain`).
-    pub fn get(&self, name: &'static str, labels: &[(&'static str, &str)]) -> u64 {
-        self.counters
-            .lock()
+    fn get(&self, labels: &[(&'static str, &str)]) -> u64 {
+        self.0
+            .read()
             .ok()
-            .and_then(|c| {
-                c.get(name)?
+            .and_then(|series| {
+                series
                     .iter()
-                    .find(|(l, _)| same_labels(l, labels))
-                    .map(|(_, v)| *v)
+                    .find(|s| s.is(labels))
+                    .map(|s| s.value.load(Ordering::Relaxed))
             })
             .unwrap_or(0)
+    }
+
+    /// The series, sorted by labels, as rendered.
+    fn snapshot(&self) -> Vec<(Vec<(&'static str, String)>, u64)> {
+        let mut out: Vec<_> = self
+            .0
+            .read()
+            .map(|series| {
+                series
+                    .iter()
+                    .map(|s| {
+                        (
+                            s.labels.iter().map(|(k, v)| (*k, v.to_string())).collect(),
+                            s.value.load(Ordering::Relaxed),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.sort();
+        out
+    }
+}
+
+/// The gateway's metrics.
+pub struct Metrics {
+    counters: [CounterCell; Counter::ALL.len()],
+    in_flight: AtomicI64,
+    connections: AtomicI64,
+    gauges: [Arc<AtomicI64>; OutputGauge::ALL.len()],
+    /// Which output gauges were ever asked for (only those are rendered).
+    gauges_used: Mutex<Vec<OutputGauge>>,
+    flush_durations: Mutex<Option<Histogram>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            counters: std::array::from_fn(|_| CounterCell::default()),
+            in_flight: AtomicI64::new(0),
+            connections: AtomicI64::new(0),
+            gauges: std::array::from_fn(|_| Arc::default()),
+            gauges_used: Mutex::new(Vec::new()),
+            flush_durations: Mutex::new(None),
+        }
+    }
+}
+
+impl Metrics {
+    /// Adds to a counter.
+    pub fn add(&self, counter: Counter, labels: &[(&'static str, &str)], n: u64) {
+        if n > 0 {
+            self.counters[counter as usize].add(labels, n);
+        }
+    }
+
+    /// A counter's value, by its Prometheus name (for tests and `explain`).
+    pub fn get(&self, name: &str, labels: &[(&'static str, &str)]) -> u64 {
+        Counter::ALL
+            .iter()
+            .find(|c| c.name() == name)
+            .map_or(0, |c| self.counters[*c as usize].get(labels))
     }
 
     /// Tracks a request in flight until the guard drops.
@@ -177,27 +310,29 @@ impl Metrics {
         Gauge(&self.connections)
     }
 
-    /// A gauge's cell, created at 0 on first use; whoever holds it sets it without a lock.
-    pub fn gauge(&self, name: &'static str) -> Arc<AtomicI64> {
-        match self.gauges.lock() {
-            Ok(mut g) => g.entry(name).or_default().clone(),
-            Err(_) => Arc::default(),
+    /// A gauge's cell, at 0 until set; whoever holds it sets it without a lock.
+    pub fn gauge(&self, gauge: OutputGauge) -> Arc<AtomicI64> {
+        if let Ok(mut used) = self.gauges_used.lock() {
+            if !used.contains(&gauge) {
+                used.push(gauge);
+                used.sort();
+            }
         }
+        self.gauges[gauge as usize].clone()
     }
 
-    /// A gauge's value (for tests).
-    pub fn gauge_value(&self, name: &'static str) -> i64 {
-        self.gauges
-            .lock()
-            .ok()
-            .and_then(|g| g.get(name).map(|v| v.load(Ordering::Relaxed)))
-            .unwrap_or(0)
+    /// A gauge's value, by its Prometheus name (for tests).
+    pub fn gauge_value(&self, name: &str) -> i64 {
+        OutputGauge::ALL
+            .iter()
+            .find(|g| g.name() == name)
+            .map_or(0, |g| self.gauges[*g as usize].load(Ordering::Relaxed))
     }
 
-    /// Records one observation in a histogram.
-    pub fn observe(&self, name: &'static str, seconds: f64) {
-        if let Ok(mut h) = self.histograms.lock() {
-            let h = h.entry(name).or_default();
+    /// Records one flush duration.
+    pub fn observe_flush(&self, seconds: f64) {
+        if let Ok(mut h) = self.flush_durations.lock() {
+            let h = h.get_or_insert_with(Histogram::default);
             if let Some(i) = BUCKETS.iter().position(|b| seconds <= *b) {
                 h.buckets[i] += 1;
             }
@@ -206,24 +341,25 @@ impl Metrics {
         }
     }
 
-    /// How many observations a histogram has (for tests).
-    pub fn observations(&self, name: &'static str) -> u64 {
-        self.histograms
+    /// How many observations a histogram has, by its Prometheus name (for tests).
+    pub fn observations(&self, name: &str) -> u64 {
+        if name != FLUSH_DURATION {
+            return 0;
+        }
+        self.flush_durations
             .lock()
             .ok()
-            .and_then(|h| h.get(name).map(|h| h.count))
+            .and_then(|h| h.as_ref().map(|h| h.count))
             .unwrap_or(0)
     }
 
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let counters = self.counters.lock().map(|c| c.clone()).unwrap_or_default();
-        for (name, help) in COUNTERS {
+        for counter in Counter::ALL {
+            let (name, help) = (counter.name(), counter.help());
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-            let mut series = counters.get(name).cloned().unwrap_or_default();
-            series.sort();
-            for (labels, value) in series {
+            for (labels, value) in self.counters[counter as usize].snapshot() {
                 let labels: Vec<String> = labels
                     .iter()
                     .map(|(k, v)| {
@@ -248,26 +384,26 @@ impl Metrics {
             "# HELP apmgate_connections_open Open connections.\n# TYPE apmgate_connections_open gauge\napmgate_connections_open {}",
             self.connections.load(Ordering::Relaxed)
         );
-        let gauges = self.gauges.lock().map(|g| g.clone()).unwrap_or_default();
-        for (name, help) in GAUGES {
-            if let Some(v) = gauges.get(name) {
-                let _ = writeln!(
-                    out,
-                    "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {}",
-                    v.load(Ordering::Relaxed)
-                );
-            }
-        }
-        let histograms = self
-            .histograms
+        let used = self
+            .gauges_used
             .lock()
-            .map(|h| h.clone())
+            .map(|u| u.clone())
             .unwrap_or_default();
-        for (name, help) in HISTOGRAMS {
-            let Some(h) = histograms.get(name) else {
-                continue;
-            };
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        for gauge in used {
+            let (name, help) = (gauge.name(), gauge.help());
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {}",
+                self.gauges[gauge as usize].load(Ordering::Relaxed)
+            );
+        }
+        let flushes = self.flush_durations.lock().ok().and_then(|h| h.clone());
+        if let Some(h) = flushes {
+            let name = FLUSH_DURATION;
+            let _ = writeln!(
+                out,
+                "# HELP {name} {FLUSH_DURATION_HELP}\n# TYPE {name} histogram"
+            );
             let mut cumulative = 0;
             for (bound, n) in BUCKETS.iter().zip(h.buckets) {
                 cumulative += n;

@@ -25,10 +25,10 @@ use serde_json::Value;
 use tokio::sync::OnceCell;
 
 use super::cache::VerificationCache;
-use crate::output::elasticsearch::transport::{Credentials, Transport, TransportError};
+use crate::elasticsearch::transport::{Credentials, Transport, TransportError};
 use crate::policy::compiled::{EsApiKeySettings, EsOutputSettings};
 use crate::policy::types::{Privilege, PrivilegeSet};
-use crate::telemetry::Metrics;
+use crate::telemetry::{Counter, Metrics};
 
 /// The request body APM Server sends.
 pub const HAS_PRIVILEGES_BODY: &str = r#"{"application":[{"application":"apm","privileges":["config_agent:read","event:write","sourcemap:write"],"resources":["-"]}]}"#;
@@ -101,11 +101,8 @@ impl EsKeyVerifier {
     }
 
     fn count(&self, result: &str) {
-        self.metrics.add(
-            "apmgate_api_key_verifications_total",
-            &[("result", result)],
-            1,
-        );
+        self.metrics
+            .add(Counter::ApiKeyVerificationsTotal, &[("result", result)], 1);
     }
 
     async fn ask(&self, token: &str) -> Result<Verdict, Unavailable> {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use crate::policy::Policy;
 use crate::policy::ast::RouteName;
 use crate::policy::compiled::IdentityKind;
-use crate::telemetry::Metrics;
+use crate::telemetry::{Counter, Metrics};
 
 use super::argon2_pool::Argon2Pool;
 use super::cache::VerificationCache;
@@ -63,7 +63,7 @@ pub async fn decide_verified(
                 };
                 verifiers
                     .metrics
-                    .add("apmgate_api_key_hashes_total", &[("result", result)], 1);
+                    .add(Counter::ApiKeyHashesTotal, &[("result", result)], 1);
                 if let Ok(valid) = verdict {
                     verifiers.key_cache.put(slot, valid);
                 }

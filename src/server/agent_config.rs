@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 use http::header::{CACHE_CONTROL, ETAG, HeaderValue};
 use http::{Method, Response};
 
-use super::Runtime;
 use super::respond::{self, Body};
+use super::runtime::Runtime;
 use crate::access::Refusal;
 use crate::policy::compiled::AgentConfigEntry;
 

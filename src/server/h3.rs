@@ -17,9 +17,10 @@ use http::Request;
 use http_body::Frame;
 use tokio::sync::{Semaphore, watch};
 
-use super::Shared;
 use super::router::{ConnInfo, Protocol};
+use super::runtime::Shared;
 use crate::policy::compiled::Listener;
+use crate::telemetry::Counter;
 
 /// H3_NO_ERROR: the application error code of a clean close.
 const H3_NO_ERROR: u32 = 0x100;
@@ -113,7 +114,7 @@ pub async fn serve(
                 Err(_) => return,
             };
             shared.metrics.add(
-                "apmgate_connections_total",
+                Counter::ConnectionsTotal,
                 &[("listener", &listener.name), ("transport", "quic")],
                 1,
             );

@@ -9,12 +9,14 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{Semaphore, watch};
 
+use super::error::ServerError;
 use super::router::{ConnInfo, Protocol};
+use super::runtime::Shared;
 use super::tls::{self, Acceptor};
-use super::{ServerError, Shared};
 use crate::policy::ast;
 use crate::policy::compiled::Listener;
 use crate::policy::types::Bind;
+use crate::telemetry::Counter;
 
 enum Socket {
     Tcp(TcpListener),
@@ -239,7 +241,7 @@ impl BoundListener {
                 "tcp"
             };
             shared.metrics.add(
-                "apmgate_connections_total",
+                Counter::ConnectionsTotal,
                 &[("listener", &self.listener.name), ("transport", transport)],
                 1,
             );

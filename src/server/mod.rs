@@ -7,6 +7,7 @@
 //! whole; every request reads the current one once and uses it throughout.
 
 pub mod agent_config;
+pub mod error;
 pub mod h3;
 pub mod listener;
 pub mod respond;
@@ -15,6 +16,7 @@ pub mod runtime;
 pub mod timeout;
 pub mod tls;
 
+pub use error::ServerError;
 pub use runtime::{Reloader, Runtime, Shared};
 
 use std::net::SocketAddr;
@@ -34,28 +36,6 @@ use crate::output::file::FileOutput;
 use crate::policy::Policy;
 use crate::policy::compiled::OutputSettings;
 use crate::telemetry::Metrics;
-
-/// Errors starting the server.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ServerError {
-    /// A listener cannot be bound.
-    #[error("listener `{listener}`: cannot bind {addr}: {source}")]
-    Bind {
-        /// Listener.
-        listener: String,
-        /// Address.
-        addr: String,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// TLS cannot be set up.
-    #[error(transparent)]
-    Tls(#[from] tls::TlsError),
-    /// The output cannot be opened.
-    #[error("{0}")]
-    Output(String),
-}
 
 /// The memory this process may use, in bytes: the cgroup limit (v2, then v1) when there is
 /// one, else the machine's memory (as APM Server sizes its decoders).

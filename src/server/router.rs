@@ -18,7 +18,7 @@ use http_body_util::{BodyExt, BodyStream};
 use serde_json::json;
 
 use super::respond::{self, Body};
-use super::{Runtime, Shared};
+use super::runtime::{Runtime, Shared};
 use crate::access::gate::{self, Gate};
 use crate::access::identity::PeerCertificate;
 use crate::access::{self, AccessRequest, Outcome, Refusal};
@@ -28,6 +28,7 @@ use crate::model::{self, RequestMeta};
 use crate::policy::ast::RouteName;
 use crate::policy::compiled::{IdentityKind, Listener};
 use crate::policy::types::Glob;
+use crate::telemetry::Counter;
 
 /// The protocol a request arrived over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,7 +166,7 @@ where
             .insert(http::header::ALT_SVC, alt_svc.clone());
     }
     shared.metrics.add(
-        "apmgate_requests_total",
+        Counter::RequestsTotal,
         &[
             ("listener", &conn.listener.name),
             ("route", route_label(route)),
@@ -387,13 +388,13 @@ fn count_refusal(shared: &Shared, refusal: &Refusal) {
         Refusal::RateLimited => {
             shared
                 .metrics
-                .add("apmgate_rate_limited_total", &[("stage", "request")], 1)
+                .add(Counter::RateLimitedTotal, &[("stage", "request")], 1)
         }
         // What the intake refused is counted by the intake route; timeouts and bugs are not
         // access decisions.
         Refusal::Intake(_) | Refusal::Timeout | Refusal::Internal => {}
         _ => shared.metrics.add(
-            "apmgate_access_denied_total",
+            Counter::AccessDeniedTotal,
             &[("reason", refusal.label())],
             1,
         ),
@@ -504,28 +505,28 @@ where
     let labels = [("route", route)];
     let metrics = &shared.metrics;
     metrics.add(
-        "apmgate_events_accepted_total",
+        Counter::EventsAcceptedTotal,
         &labels,
         result.accepted as u64,
     );
     metrics.add(
-        "apmgate_events_rejected_total",
+        Counter::EventsRejectedTotal,
         &[("reason", "invalid")],
         result.invalid as u64,
     );
     metrics.add(
-        "apmgate_events_rejected_total",
+        Counter::EventsRejectedTotal,
         &[("reason", "too_large")],
         result.too_large as u64,
     );
-    metrics.add("apmgate_bytes_received_total", &labels, result.bytes);
+    metrics.add(Counter::BytesReceivedTotal, &labels, result.bytes);
     match result.failure {
         None => return Ok(respond::accepted(&result, verbose, json)),
         Some(intake::Failure::RateLimited) => {
-            metrics.add("apmgate_rate_limited_total", &[("stage", "batch")], 1)
+            metrics.add(Counter::RateLimitedTotal, &[("stage", "batch")], 1)
         }
         Some(intake::Failure::NotPermitted) if gate.refuses_all() => {
-            metrics.add("apmgate_access_denied_total", &[("reason", "privilege")], 1)
+            metrics.add(Counter::AccessDeniedTotal, &[("reason", "privilege")], 1)
         }
         Some(_) => {}
     }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 
 use crate::output::OutputDocument;
-use crate::telemetry::Metrics;
+use crate::telemetry::{Counter, Metrics};
 
 /// One log line per reason at most this often; the lines in between are counted.
 const LOG_EVERY: Duration = Duration::from_secs(10);
@@ -68,7 +68,7 @@ impl Failures {
         }
         let n = docs.len() as u64;
         self.metrics.add(
-            "apmgate_output_documents_failed_total",
+            Counter::OutputDocumentsFailedTotal,
             &[("reason", &why.error_type)],
             n,
         );
@@ -121,7 +121,7 @@ impl Failures {
         match written {
             Ok(()) => {
                 self.metrics
-                    .add("apmgate_output_documents_dead_lettered_total", &[], n);
+                    .add(Counter::OutputDocumentsDeadLetteredTotal, &[], n);
                 n
             }
             Err(e) => {

@@ -28,8 +28,6 @@
 
 pub mod bulk;
 pub mod failures;
-pub mod tls;
-pub mod transport;
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -38,33 +36,23 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::Method;
 use http::header::{HeaderName, HeaderValue};
-use rand::Rng as _;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::buffer::{Buffer, BufferStats, Entry, MemoryBuffer, Ticket};
 use super::{Output, OutputDocument, PublishFuture};
+use crate::elasticsearch::backoff;
+use crate::elasticsearch::transport::{Credentials, SendError, Transport, TransportError};
 use crate::policy::compiled::EsOutputSettings;
-use crate::telemetry::Metrics;
+use crate::telemetry::{Counter, Metrics, OutputGauge};
 use bulk::ItemOutcome;
 use failures::{FailReason, Failures};
-use transport::{Credentials, SendError, Transport, TransportError};
 
 /// Bodies up to this size are compressed on the calling task.
 const INLINE_COMPRESSION_BYTES: u64 = 64 * 1024;
 
 /// After the drain timeout, how long documents still held may take to be dead-lettered.
 const DEAD_LETTER_GRACE: Duration = Duration::from_secs(10);
-
-/// Exponential backoff with jitter: `init × 2^(attempt-1)`, capped at `max`, then a random
-/// point in its upper half (so retries of many requests spread out).
-pub fn backoff(init: Duration, max: Duration, attempt: u32) -> Duration {
-    let exp = attempt.saturating_sub(1).min(30);
-    let base = init.saturating_mul(1u32 << exp).min(max);
-    let half = base / 2;
-    let jitter = rand::thread_rng().gen_range(0..=half.as_micros().min(u64::MAX as u128) as u64);
-    half + Duration::from_micros(jitter)
-}
 
 /// A document on its way, with the 429 retries it has had.
 struct Item {
@@ -129,13 +117,13 @@ impl EsOutput {
         let transport = Transport::new(settings, Credentials::Own, max_requests)?;
         let (retry_tx, retry_rx) = mpsc::unbounded_channel();
         let gauges = Gauges {
-            buffer_bytes: metrics.gauge("apmgate_output_buffer_bytes"),
-            buffer_docs: metrics.gauge("apmgate_output_buffer_documents"),
-            in_flight: metrics.gauge("apmgate_output_requests_in_flight"),
-            ready: metrics.gauge("apmgate_output_publish_ready"),
+            buffer_bytes: metrics.gauge(OutputGauge::BufferBytes),
+            buffer_docs: metrics.gauge(OutputGauge::BufferDocuments),
+            in_flight: metrics.gauge(OutputGauge::RequestsInFlight),
+            ready: metrics.gauge(OutputGauge::PublishReady),
         };
         metrics
-            .gauge("apmgate_output_buffer_capacity_bytes")
+            .gauge(OutputGauge::BufferCapacityBytes)
             .store(buffer.stats().capacity as i64, Ordering::Relaxed);
         let inner = Arc::new(Inner {
             failures: Failures::new(metrics.clone(), settings.dead_letter_path.clone()),
@@ -491,16 +479,11 @@ async fn send_bulk(inner: Arc<Inner>, items: Vec<Item>, permit: OwnedSemaphorePe
         let retry_reason;
         match r {
             Ok(resp) => {
-                inner.metrics.observe(
-                    "apmgate_output_flush_duration_seconds",
-                    started.elapsed().as_secs_f64(),
-                );
+                inner.metrics.observe_flush(started.elapsed().as_secs_f64());
                 let status = resp.status.to_string();
-                inner.metrics.add(
-                    "apmgate_output_bulk_requests_total",
-                    &[("status", &status)],
-                    1,
-                );
+                inner
+                    .metrics
+                    .add(Counter::OutputBulkRequestsTotal, &[("status", &status)], 1);
                 if (200..300).contains(&resp.status) {
                     break Sent::Answered(resp.body);
                 }
@@ -519,7 +502,7 @@ async fn send_bulk(inner: Arc<Inner>, items: Vec<Item>, permit: OwnedSemaphorePe
             }
             Err(e @ SendError::Connect { .. }) => {
                 inner.metrics.add(
-                    "apmgate_output_bulk_requests_total",
+                    Counter::OutputBulkRequestsTotal,
                     &[("status", "network_error")],
                     1,
                 );
@@ -531,7 +514,7 @@ async fn send_bulk(inner: Arc<Inner>, items: Vec<Item>, permit: OwnedSemaphorePe
             }
             Err(e @ SendError::Sent { .. }) => {
                 inner.metrics.add(
-                    "apmgate_output_bulk_requests_total",
+                    Counter::OutputBulkRequestsTotal,
                     &[("status", "network_error")],
                     1,
                 );
@@ -549,7 +532,7 @@ async fn send_bulk(inner: Arc<Inner>, items: Vec<Item>, permit: OwnedSemaphorePe
         }
         if !retry_reason.is_empty() {
             inner.metrics.add(
-                "apmgate_output_documents_retried_total",
+                Counter::OutputDocumentsRetriedTotal,
                 &[("reason", &retry_reason)],
                 n,
             );
@@ -620,12 +603,12 @@ async fn settle(inner: &Arc<Inner>, items: Vec<Item>, outcomes: Vec<ItemOutcome>
         }
     }
     inner.metrics.add(
-        "apmgate_output_documents_indexed_total",
+        Counter::OutputDocumentsIndexedTotal,
         &[("failure_store", "false")],
         indexed,
     );
     inner.metrics.add(
-        "apmgate_output_documents_indexed_total",
+        Counter::OutputDocumentsIndexedTotal,
         &[("failure_store", "true")],
         failure_store,
     );
@@ -637,7 +620,7 @@ async fn settle(inner: &Arc<Inner>, items: Vec<Item>, outcomes: Vec<ItemOutcome>
         return;
     }
     inner.metrics.add(
-        "apmgate_output_documents_retried_total",
+        Counter::OutputDocumentsRetriedTotal,
         &[("reason", "too_many_requests")],
         retry.len() as u64,
     );
