@@ -203,6 +203,9 @@ impl BoundListener {
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
             .http1()
+            // A client that sends its request and shuts down its side still gets its answer
+            // (as from APM Server); the read and idle timeouts still bound the connection.
+            .half_close(true)
             .timer(TokioTimer::new())
             .header_read_timeout(limits.idle_timeout.min(limits.read_timeout))
             .max_buf_size(
