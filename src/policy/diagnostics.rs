@@ -9,7 +9,7 @@ use std::fmt;
 use std::ops::Range;
 use std::sync::Arc;
 
-use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceCode};
+use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, SourceCode};
 use serde::Serialize;
 
 /// Where documentation of every code lives; a diagnostic's `url` points at its entry.
@@ -234,14 +234,55 @@ impl SourceFile {
         }
     }
 
-    /// 1-based line and column (in characters) of a byte offset.
+    /// 1-based line and column (in characters) of a byte offset. Reads the text from the
+    /// start: to place many offsets, use a [`LineIndex`].
     pub fn line_col(&self, offset: usize) -> (usize, usize) {
-        let offset = offset.min(self.text.len());
-        let before = &self.text[..floor_char_boundary(&self.text, offset)];
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        let column = before[line_start..].chars().count() + 1;
-        (line, column)
+        LineIndex::new(&self.text).line_col(&self.text, offset)
+    }
+}
+
+/// Where the lines of a text start, found once so that placing each of many diagnostics costs
+/// a binary search, not a read of the text up to it (6,000 diagnostics were quadratic).
+pub struct LineIndex {
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    /// Lines end at `\n` (the JSON and GitHub formats count lines so).
+    pub fn new(text: &str) -> Self {
+        let starts = std::iter::once(0)
+            .chain(memchr::memchr_iter(b'\n', text.as_bytes()).map(|i| i + 1))
+            .collect();
+        Self { starts }
+    }
+
+    /// Lines end at `\r\n`, `\r` or `\n`: where miette's snippets break lines.
+    fn miette(text: &str) -> Self {
+        let bytes = text.as_bytes();
+        let mut starts = vec![0];
+        let mut i = 0;
+        while let Some(at) = memchr::memchr2(b'\r', b'\n', &bytes[i..]) {
+            let mut end = i + at;
+            if bytes[end] == b'\r' && bytes.get(end + 1) == Some(&b'\n') {
+                end += 1;
+            }
+            starts.push(end + 1);
+            i = end + 1;
+        }
+        Self { starts }
+    }
+
+    /// 0-based line holding byte `offset`.
+    fn line(&self, offset: usize) -> usize {
+        self.starts.partition_point(|&s| s <= offset) - 1
+    }
+
+    /// 1-based line and column (in characters) of a byte offset in `text` (the text indexed).
+    pub fn line_col(&self, text: &str, offset: usize) -> (usize, usize) {
+        let offset = floor_char_boundary(text, offset.min(text.len()));
+        let line = self.line(offset);
+        let column = text[self.starts[line]..offset].chars().count() + 1;
+        (line + 1, column)
     }
 }
 
@@ -252,10 +293,49 @@ fn floor_char_boundary(s: &str, mut i: usize) -> usize {
     i
 }
 
+/// A policy's text as miette reads it for snippets: miette's own reader scans the text from
+/// its start for every snippet; this one starts one line before the snippet's context (the
+/// lines found once) and hands that part to miette's reader. The line before is where miette
+/// decides the end of an empty span, so the snippets are the same (a unit test compares them).
+struct SnippetSource<'a> {
+    name: &'a str,
+    text: &'a str,
+    lines: LineIndex,
+}
+
+impl SourceCode for SnippetSource<'_> {
+    fn read_span<'a>(
+        &'a self,
+        span: &miette::SourceSpan,
+        context_lines_before: usize,
+        context_lines_after: usize,
+    ) -> Result<Box<dyn miette::SpanContents<'a> + 'a>, miette::MietteError> {
+        let first = self
+            .lines
+            .line(span.offset().min(self.text.len()))
+            .saturating_sub(context_lines_before + 1);
+        let start = self.lines.starts[first];
+        let window = &self.text.as_bytes()[start..];
+        let inner = window.read_span(
+            &(span.offset() - start, span.len()).into(),
+            context_lines_before,
+            context_lines_after,
+        )?;
+        Ok(Box::new(miette::MietteSpanContents::new_named(
+            self.name.to_string(),
+            inner.data(),
+            (inner.span().offset() + start, inner.span().len()).into(),
+            inner.line() + first,
+            inner.column(),
+            inner.line_count() + first,
+        )))
+    }
+}
+
 /// A diagnostic attached to its source, as miette wants it.
 struct Report<'a> {
     diagnostic: &'a Diagnostic,
-    source: NamedSource<Arc<str>>,
+    source: &'a SnippetSource<'a>,
 }
 
 impl fmt::Debug for Report<'_> {
@@ -292,10 +372,10 @@ impl miette::Diagnostic for Report<'_> {
         Some(Box::new(self.diagnostic.code.url()))
     }
     fn source_code(&self) -> Option<&dyn SourceCode> {
-        Some(&self.source)
+        Some(self.source)
     }
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
-        let len = self.source.inner().len();
+        let len = self.source.text.len();
         Some(Box::new(self.diagnostic.labels.iter().enumerate().map(
             move |(i, l)| {
                 let start = l.span.start.min(len);
@@ -336,11 +416,16 @@ pub fn render_human(source: &SourceFile, diagnostics: &[Diagnostic], color: bool
     let handler = GraphicalReportHandler::new_themed(theme)
         .with_links(false)
         .with_width(100);
+    let snippets = SnippetSource {
+        name: &source.name,
+        text: &source.text,
+        lines: LineIndex::miette(&source.text),
+    };
     let mut out = String::new();
     for diagnostic in diagnostics {
         let report = Report {
             diagnostic,
-            source: NamedSource::new(source.name.clone(), source.text.clone()),
+            source: &snippets,
         };
         // Rendering into a String cannot fail.
         let _ = handler.render_report(&mut out, &report);
@@ -379,11 +464,12 @@ pub fn to_json<'a>(
     source: &'a SourceFile,
     diagnostics: &'a [Diagnostic],
 ) -> Vec<JsonDiagnostic<'a>> {
+    let lines = LineIndex::new(&source.text);
     diagnostics
         .iter()
         .map(|d| {
             let span = d.labels.first().map_or(0..0, |l| l.span.clone());
-            let (line, column) = source.line_col(span.start);
+            let (line, column) = lines.line_col(&source.text, span.start);
             JsonDiagnostic {
                 code: d.code.as_str(),
                 severity: d.severity,
@@ -406,11 +492,12 @@ pub fn to_json<'a>(
 
 /// GitHub Actions annotations (`::error file=...,line=...::message`).
 pub fn render_github(source: &SourceFile, diagnostics: &[Diagnostic]) -> String {
+    let lines = LineIndex::new(&source.text);
     let mut out = String::new();
     for d in diagnostics {
         let span = d.labels.first().map_or(0..0, |l| l.span.clone());
-        let (line, col) = source.line_col(span.start);
-        let (end_line, end_col) = source.line_col(span.end);
+        let (line, col) = lines.line_col(&source.text, span.start);
+        let (end_line, end_col) = lines.line_col(&source.text, span.end);
         let kind = match d.severity {
             Severity::Error => "error",
             Severity::Warning => "warning",
@@ -438,4 +525,88 @@ fn escape_data(s: &str) -> String {
 
 fn escape_property(s: &str) -> String {
     escape_data(s).replace(':', "%3A").replace(',', "%2C")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// miette's snippet of `span` read from the whole text by its own reader.
+    fn miette_snippet(text: &str, span: Range<usize>, before: usize, after: usize) -> String {
+        let source = miette::NamedSource::new("p.toml", text.to_string());
+        let c = source.read_span(&span.into(), before, after).unwrap();
+        format!(
+            "{:?} {:?} {} {} {} {:?}",
+            c.data(),
+            c.span(),
+            c.line(),
+            c.column(),
+            c.line_count(),
+            c.name()
+        )
+    }
+
+    fn windowed_snippet(text: &str, span: Range<usize>, before: usize, after: usize) -> String {
+        let source = SnippetSource {
+            name: "p.toml",
+            text,
+            lines: LineIndex::miette(text),
+        };
+        let c = source.read_span(&span.into(), before, after).unwrap();
+        format!(
+            "{:?} {:?} {} {} {} {:?}",
+            c.data(),
+            c.span(),
+            c.line(),
+            c.column(),
+            c.line_count(),
+            c.name()
+        )
+    }
+
+    #[test]
+    fn snippets_read_from_a_line_before_equal_miettes_own() {
+        let texts = [
+            "a = 1\nb = 2\nc = 3\nd = 4\ne = 5\n",
+            "a = 1\r\nb = 2\r\nc = 3\r\n\r\nd = 4",
+            "a = 1\rb = 2\rc = \"é\"\r\nd = 4\n\ne\n",
+            "x",
+            "\n\n\n",
+        ];
+        for text in texts {
+            for start in 0..=text.len() {
+                if !text.is_char_boundary(start) {
+                    continue;
+                }
+                for len in [0, 1, 3] {
+                    let end = (start + len).min(text.len());
+                    for (before, after) in [(0, 0), (1, 1), (2, 3)] {
+                        assert_eq!(
+                            windowed_snippet(text, start..end, before, after),
+                            miette_snippet(text, start..end, before, after),
+                            "{text:?} {start}..{end} context {before}/{after}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_line_index_places_offsets_as_a_scan_from_the_start_would() {
+        let text = "a\nbé\n\ncd\n";
+        let lines = LineIndex::new(text);
+        for offset in 0..=text.len() + 2 {
+            let clamped = floor_char_boundary(text, offset.min(text.len()));
+            let before = &text[..clamped];
+            let line = before.matches('\n').count() + 1;
+            let start = before.rfind('\n').map_or(0, |i| i + 1);
+            let column = before[start..].chars().count() + 1;
+            assert_eq!(
+                lines.line_col(text, offset),
+                (line, column),
+                "offset {offset}"
+            );
+        }
+    }
 }
