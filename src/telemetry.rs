@@ -113,9 +113,13 @@ impl Counter {
     }
 }
 
-/// The gauges the output publishes.
+/// The gauges: each has one cell, set by whoever owns the value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum OutputGauge {
+pub enum Gauge {
+    /// `apmgate_intake_memory_bytes`
+    IntakeMemoryBytes,
+    /// `apmgate_intake_memory_capacity_bytes`
+    IntakeMemoryCapacityBytes,
     /// `apmgate_output_buffer_bytes`
     BufferBytes,
     /// `apmgate_output_buffer_capacity_bytes`
@@ -128,36 +132,44 @@ pub enum OutputGauge {
     BufferDocuments,
 }
 
-impl OutputGauge {
-    /// Every output gauge, in the order they are rendered.
-    pub const ALL: [OutputGauge; 5] = [
-        OutputGauge::BufferBytes,
-        OutputGauge::BufferCapacityBytes,
-        OutputGauge::RequestsInFlight,
-        OutputGauge::PublishReady,
-        OutputGauge::BufferDocuments,
+impl Gauge {
+    /// Every gauge, in the order they are rendered.
+    pub const ALL: [Gauge; 7] = [
+        Gauge::IntakeMemoryBytes,
+        Gauge::IntakeMemoryCapacityBytes,
+        Gauge::BufferBytes,
+        Gauge::BufferCapacityBytes,
+        Gauge::RequestsInFlight,
+        Gauge::PublishReady,
+        Gauge::BufferDocuments,
     ];
 
     /// The Prometheus name.
     pub fn name(self) -> &'static str {
         match self {
-            OutputGauge::BufferBytes => "apmgate_output_buffer_bytes",
-            OutputGauge::BufferCapacityBytes => "apmgate_output_buffer_capacity_bytes",
-            OutputGauge::RequestsInFlight => "apmgate_output_requests_in_flight",
-            OutputGauge::PublishReady => "apmgate_output_publish_ready",
-            OutputGauge::BufferDocuments => "apmgate_output_buffer_documents",
+            Gauge::IntakeMemoryBytes => "apmgate_intake_memory_bytes",
+            Gauge::IntakeMemoryCapacityBytes => "apmgate_intake_memory_capacity_bytes",
+            Gauge::BufferBytes => "apmgate_output_buffer_bytes",
+            Gauge::BufferCapacityBytes => "apmgate_output_buffer_capacity_bytes",
+            Gauge::RequestsInFlight => "apmgate_output_requests_in_flight",
+            Gauge::PublishReady => "apmgate_output_publish_ready",
+            Gauge::BufferDocuments => "apmgate_output_buffer_documents",
         }
     }
 
     fn help(self) -> &'static str {
         match self {
-            OutputGauge::BufferBytes => {
+            Gauge::IntakeMemoryBytes => {
+                "Bytes the requests being decoded hold of the intake's memory budget."
+            }
+            Gauge::IntakeMemoryCapacityBytes => "The intake's memory budget (max_intake_memory).",
+            Gauge::BufferBytes => {
                 "Bytes of accepted documents the output holds (queued, in flight or waiting for a retry)."
             }
-            OutputGauge::BufferCapacityBytes => "The output buffer's bound in bytes.",
-            OutputGauge::RequestsInFlight => "Bulk requests in flight.",
-            OutputGauge::PublishReady => "1 once the output's startup check passed.",
-            OutputGauge::BufferDocuments => "Accepted documents the output holds.",
+            Gauge::BufferCapacityBytes => "The output buffer's bound in bytes.",
+            Gauge::RequestsInFlight => "Bulk requests in flight.",
+            Gauge::PublishReady => "1 once the output's startup check passed.",
+            Gauge::BufferDocuments => "Accepted documents the output holds.",
         }
     }
 }
@@ -263,9 +275,9 @@ pub struct Metrics {
     counters: [CounterCell; Counter::ALL.len()],
     in_flight: AtomicI64,
     connections: AtomicI64,
-    gauges: [Arc<AtomicI64>; OutputGauge::ALL.len()],
+    gauges: [Arc<AtomicI64>; Gauge::ALL.len()],
     /// Which output gauges were ever asked for (only those are rendered).
-    gauges_used: Mutex<Vec<OutputGauge>>,
+    gauges_used: Mutex<Vec<Gauge>>,
     flush_durations: Mutex<Option<Histogram>>,
 }
 
@@ -299,19 +311,19 @@ impl Metrics {
     }
 
     /// Tracks a request in flight until the guard drops.
-    pub fn request(&self) -> Gauge<'_> {
+    pub fn request(&self) -> InFlight<'_> {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
-        Gauge(&self.in_flight)
+        InFlight(&self.in_flight)
     }
 
     /// Tracks an open connection until the guard drops.
-    pub fn connection(&self) -> Gauge<'_> {
+    pub fn connection(&self) -> InFlight<'_> {
         self.connections.fetch_add(1, Ordering::Relaxed);
-        Gauge(&self.connections)
+        InFlight(&self.connections)
     }
 
     /// A gauge's cell, at 0 until set; whoever holds it sets it without a lock.
-    pub fn gauge(&self, gauge: OutputGauge) -> Arc<AtomicI64> {
+    pub fn gauge(&self, gauge: Gauge) -> Arc<AtomicI64> {
         if let Ok(mut used) = self.gauges_used.lock() {
             if !used.contains(&gauge) {
                 used.push(gauge);
@@ -323,7 +335,7 @@ impl Metrics {
 
     /// A gauge's value, by its Prometheus name (for tests).
     pub fn gauge_value(&self, name: &str) -> i64 {
-        OutputGauge::ALL
+        Gauge::ALL
             .iter()
             .find(|g| g.name() == name)
             .map_or(0, |g| self.gauges[*g as usize].load(Ordering::Relaxed))
@@ -420,9 +432,9 @@ impl Metrics {
 }
 
 /// Decrements its gauge when dropped.
-pub struct Gauge<'a>(&'a AtomicI64);
+pub struct InFlight<'a>(&'a AtomicI64);
 
-impl Drop for Gauge<'_> {
+impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
     }

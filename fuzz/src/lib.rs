@@ -15,6 +15,7 @@ use std::time::{Duration, SystemTime};
 
 use apmgate::intake::body::{self, BodyError};
 use apmgate::intake::lines::{Line, LineReader};
+use apmgate::intake::memory::IntakeMemory;
 use apmgate::intake::{Failure, OpenGate, StreamContext};
 use apmgate::model::{ModelConfig, RequestMeta};
 use apmgate::output::{Output, OutputDocument, PublishFuture};
@@ -179,6 +180,7 @@ fn intake(data: &[u8], rum: bool) {
         model: model_config(),
         gate: &OpenGate,
         output: &output,
+        memory: &IntakeMemory::unbounded(),
     };
     let result = block_on(apmgate::intake::process_stream(data, &ctx));
     assert!(result.errors.len() <= apmgate::intake::MAX_REPORTED_ERRORS);
@@ -370,6 +372,7 @@ fn gateway() -> &'static Gateway {
             argon2: apmgate::access::argon2_pool::Argon2Pool::start()
                 .expect("the Argon2 verification threads start"),
             decoders: apmgate::intake::decoders::DecoderLimit::new(4),
+            intake_memory: IntakeMemory::unbounded(),
         });
         Gateway {
             policy,

@@ -27,7 +27,15 @@ pub enum BodyError {
     /// The transport failed (client went away, read timeout).
     #[error("data read error: {0}")]
     Read(String),
+    /// The intake's memory budget (`max_intake_memory`) could not hold what the request needs
+    /// next.
+    #[error("{MEMORY_BUDGET_SPENT}")]
+    MemoryBudget,
 }
+
+/// What a request refused for the intake's memory budget is told (with 503 and `Retry-After`).
+pub const MEMORY_BUDGET_SPENT: &str =
+    "cannot handle stream: the intake's memory budget is spent (max_intake_memory), retry later";
 
 impl BodyError {
     /// The message reported to the client.

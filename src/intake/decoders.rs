@@ -1,9 +1,8 @@
 //! The bound on intake requests decoded at once (APM Server's `max_concurrent_decoders`).
 //!
-//! Each request being decoded holds a decompressor (a 32 KiB window for gzip), a small read
-//! buffer, its current line and a batch of at most 10 documents. The bound makes the memory of
-//! the intake a product of limits, whatever the number of connections: a request waits for a
-//! slot before its body is read, within its `read_timeout`.
+//! A request waits for a slot before its body is read, within its `read_timeout`. What the
+//! requests holding slots keep in memory is bounded by the intake's memory budget
+//! ([`super::memory`]).
 
 use std::sync::Arc;
 

@@ -44,6 +44,18 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
 
     /// Reads the next line into `buf` (cleared first).
     pub async fn next(&mut self, buf: &mut Vec<u8>) -> Result<Line, BodyError> {
+        self.next_within(buf, |_| true).await
+    }
+
+    /// Reads the next line into `buf` (cleared first), asking `room` before `buf` grows: it is
+    /// given the capacity the buffer is about to have, and a `false` ends the read with
+    /// [`BodyError::MemoryBudget`] (the intake's memory budget is spent). The buffer grows by
+    /// doubling, up to the line limit.
+    pub async fn next_within(
+        &mut self,
+        buf: &mut Vec<u8>,
+        mut room: impl FnMut(usize) -> bool,
+    ) -> Result<Line, BodyError> {
         buf.clear();
         let mut too_large = false;
         let mut saw_any = false;
@@ -64,13 +76,18 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
                 None => (chunk.len(), false),
             };
             if !too_large {
-                let room = self.limit - buf.len();
-                if take > room {
-                    buf.extend_from_slice(&chunk[..room]);
-                    too_large = true;
-                } else {
-                    buf.extend_from_slice(&chunk[..take]);
+                let left = self.limit - buf.len();
+                let add = take.min(left);
+                let need = buf.len() + add;
+                if need > buf.capacity() {
+                    let capacity = need.next_power_of_two().clamp(need, self.limit.max(need));
+                    if !room(capacity) {
+                        return Err(BodyError::MemoryBudget);
+                    }
+                    buf.reserve_exact(capacity - buf.len());
                 }
+                buf.extend_from_slice(&chunk[..add]);
+                too_large = take > left;
             }
             let consumed = if done { take + 1 } else { take };
             self.reader.consume(consumed);
@@ -143,5 +160,32 @@ mod tests {
     async fn a_line_of_exactly_the_limit_fits() {
         let got = all(b"0123456789\n", 10).await;
         assert_eq!(got[0], (Line::Complete, "0123456789".into()));
+    }
+
+    #[tokio::test]
+    async fn the_line_buffer_asks_before_it_grows_and_doubles_up_to_the_limit() {
+        let input = vec![b'x'; 5000];
+        let mut lines = LineReader::new(&input[..], 4500, u64::MAX);
+        let mut buf = Vec::new();
+        let mut asked = Vec::new();
+        let read = lines
+            .next_within(&mut buf, |capacity| {
+                asked.push(capacity);
+                true
+            })
+            .await
+            .unwrap();
+        assert_eq!(read, Line::TooLarge);
+        assert_eq!(buf.len(), 4500);
+        assert_eq!(
+            asked.last(),
+            Some(&4500),
+            "never more than the limit: {asked:?}"
+        );
+        assert!(asked.windows(2).all(|w| w[1] > w[0]), "{asked:?}");
+
+        let mut lines = LineReader::new(&input[..], 4500, u64::MAX);
+        let refused = lines.next_within(&mut Vec::new(), |_| false).await;
+        assert_eq!(refused, Err(BodyError::MemoryBudget));
     }
 }

@@ -1,7 +1,8 @@
 //! Intake: an APM event stream (NDJSON, maybe compressed) turned into accepted batches.
 //!
-//! The body is read as a stream, never buffered whole: memory per request is bounded by
-//! `max_event_size` times a batch of 10 lines. Framing follows APM Server: the first line is
+//! The body is read as a stream, never buffered whole; what a request holds (its line, the
+//! metadata, the batch waiting to be published) is reserved from the intake's memory budget
+//! before it is taken (`memory`), so the intake's memory has one bound. Framing follows APM Server: the first line is
 //! metadata, later lines are events identified by their first key, a line longer than
 //! `max_event_size` is reported with its first `max_event_size` bytes and skipped while the
 //! stream goes on, at most 5 errors are reported, and the status is the highest one recorded.
@@ -11,6 +12,7 @@
 pub mod body;
 pub mod decoders;
 pub mod lines;
+pub mod memory;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -21,7 +23,9 @@ use tokio::io::AsyncBufRead;
 use crate::model::{self, Document, Metadata, ModelConfig, RequestMeta};
 use crate::output::{Output, OutputDocument, PublishError};
 
+use body::BodyError;
 use lines::{Line, LineReader};
+use memory::{DOCUMENT_OVERHEAD, IntakeMemory};
 
 /// Lines decoded before a batch is checked and published (APM Server's `batchSize`).
 pub const BATCH_SIZE: usize = 10;
@@ -121,6 +125,19 @@ impl IntakeResult {
         }
     }
 
+    /// A stream refused whole before any event because the gateway cannot take it now (503
+    /// with `Retry-After`).
+    pub fn unavailable(message: &str) -> Self {
+        Self {
+            errors: vec![IntakeError {
+                message: message.to_string(),
+                document: None,
+            }],
+            failure: Some(Failure::Unavailable),
+            ..Default::default()
+        }
+    }
+
     fn record(&mut self, failure: Failure, message: String, document: Option<String>) {
         if self.errors.len() < MAX_REPORTED_ERRORS {
             self.errors.push(IntakeError { message, document });
@@ -143,6 +160,8 @@ pub struct StreamContext<'a> {
     pub gate: &'a dyn BatchGate,
     /// Where batches go.
     pub output: &'a dyn Output,
+    /// The budget the stream's line, metadata and batch are reserved from.
+    pub memory: &'a IntakeMemory,
 }
 
 const BATCH_PREFIX: &str = "cannot handle stream: cannot process batch: ";
@@ -156,18 +175,30 @@ fn lossy(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// The first line's capacity (most events fit).
+const LINE_CAPACITY: usize = 4096;
+
 /// Reads a whole (decompressed) event stream and publishes its batches.
 pub async fn process_stream<R: AsyncBufRead + Unpin>(
     reader: R,
     ctx: &StreamContext<'_>,
 ) -> IntakeResult {
     let mut result = IntakeResult::default();
+    let Some(mut held) = ctx.memory.reserve(LINE_CAPACITY) else {
+        result.record(Failure::Unavailable, body::MEMORY_BUDGET_SPENT.into(), None);
+        return result;
+    };
     let mut lines = LineReader::new(reader, ctx.max_event_size, ctx.max_body_size);
-    let mut line = Vec::with_capacity(4096);
+    let mut line = Vec::with_capacity(LINE_CAPACITY);
+    held.force(line.capacity());
 
     // Metadata first.
     let metadata: Metadata = loop {
-        match lines.next(&mut line).await {
+        let read = lines
+            .next_within(&mut line, |capacity| held.resize(capacity))
+            .await;
+        held.force(line.capacity());
+        match read {
             Ok(Line::Eof) => {
                 result.bytes = lines.bytes_read();
                 return result;
@@ -193,25 +224,41 @@ pub async fn process_stream<R: AsyncBufRead + Unpin>(
                 }
             },
             Err(e) => {
-                result.record(Failure::Invalid, e.message(), None);
+                result.record(read_failure(&e), e.message(), None);
                 result.bytes = lines.bytes_read();
                 return result;
             }
         }
     };
+    // The decoded metadata holds about as much as its line did, for the whole stream.
+    let metadata_bytes = line.len();
 
     let mut batch: Vec<Document> = Vec::new();
+    let mut batch_bytes = 0usize;
     let mut batch_accepted = 0usize;
     let mut batch_lines = 0usize;
     loop {
-        let read = lines.next(&mut line).await;
+        let besides_line = metadata_bytes + batch_bytes;
+        let read = lines
+            .next_within(&mut line, |capacity| held.resize(besides_line + capacity))
+            .await;
+        held.force(besides_line + line.capacity());
         let eof = matches!(read, Ok(Line::Eof) | Err(_));
         match read {
             Ok(Line::Complete) => {
                 batch_lines += 1;
+                // The document is reserved before it is made: its line, the metadata merged
+                // into it, and what encoding adds.
+                let estimate = line.len() + metadata_bytes + DOCUMENT_OVERHEAD;
+                if !held.resize(besides_line + line.capacity() + estimate) {
+                    result.record(Failure::Unavailable, body::MEMORY_BUDGET_SPENT.into(), None);
+                    result.bytes = lines.bytes_read();
+                    return result;
+                }
                 match model::decode_event(&line, &metadata, &ctx.request, ctx.model) {
                     Ok(decoded) => {
                         batch_accepted += decoded.accepted;
+                        batch_bytes += decoded.documents.iter().map(held_by).sum::<usize>();
                         batch.extend(decoded.documents);
                     }
                     Err(e) => {
@@ -219,6 +266,7 @@ pub async fn process_stream<R: AsyncBufRead + Unpin>(
                         result.record(Failure::Invalid, e.message, Some(lossy(&line)));
                     }
                 }
+                held.force(metadata_bytes + batch_bytes + line.capacity());
             }
             Ok(Line::TooLarge) => {
                 batch_lines += 1;
@@ -230,13 +278,15 @@ pub async fn process_stream<R: AsyncBufRead + Unpin>(
                 );
             }
             Ok(Line::Empty) | Ok(Line::Eof) => {}
-            Err(e) => result.record(Failure::Invalid, e.message(), None),
+            Err(e) => result.record(read_failure(&e), e.message(), None),
         }
         if batch_lines >= BATCH_SIZE || (eof && batch_lines > 0) {
             batch_lines = 0;
-            if let Err((failure, message)) =
-                flush(std::mem::take(&mut batch), batch_accepted, ctx).await
-            {
+            let published = flush(std::mem::take(&mut batch), batch_accepted, ctx).await;
+            // Published documents are the output's to hold (its own bound).
+            batch_bytes = 0;
+            held.force(metadata_bytes + line.capacity());
+            if let Err((failure, message)) = published {
                 result.record(failure, message, None);
                 result.bytes = lines.bytes_read();
                 return result;
@@ -249,6 +299,19 @@ pub async fn process_stream<R: AsyncBufRead + Unpin>(
             return result;
         }
     }
+}
+
+/// What a body that could not be read fails the stream with.
+fn read_failure(e: &BodyError) -> Failure {
+    match e {
+        BodyError::MemoryBudget => Failure::Unavailable,
+        BodyError::Decode(_) | BodyError::TooLarge(_) | BodyError::Read(_) => Failure::Invalid,
+    }
+}
+
+/// Bytes a document holds.
+fn held_by(d: &Document) -> usize {
+    d.body.capacity() + d.data_stream.capacity()
 }
 
 async fn flush(

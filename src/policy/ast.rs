@@ -80,6 +80,11 @@ pub struct Gateway {
     /// `max_concurrent_decoders`); more wait, within their `read_timeout`. Default: as APM
     /// Server, 128 per GiB of memory (the cgroup limit, or the machine's) times 0.8, at most 2048.
     pub max_concurrent_decoders: Option<Sp<u32>>,
+    /// The intake's memory budget: bytes all requests being decoded may hold at once (their
+    /// current lines, metadata, batches waiting to be published and decompressors); a request
+    /// that would pass it is answered 503 with `Retry-After`. Default: an eighth of the memory
+    /// (the cgroup limit, or the machine's), between 32 MiB and 1 GiB.
+    pub max_intake_memory: Option<Sp<SizeValue>>,
 }
 
 /// A protocol a listener speaks.

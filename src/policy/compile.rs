@@ -518,6 +518,11 @@ impl<'a> Compiler<'a> {
                 Some(n) => Some(n.value),
                 None => None,
             },
+            max_intake_memory: g
+                .max_intake_memory
+                .as_ref()
+                .map(|_| self.positive_size(&g.max_intake_memory, 0))
+                .filter(|&n| n > 0),
         }
     }
 

@@ -64,6 +64,8 @@ pub struct GatewaySettings {
     pub agent_config_max_age: Duration,
     /// Intake requests decoded at once; `None`: sized from memory when the server starts.
     pub max_concurrent_decoders: Option<u32>,
+    /// The intake's memory budget in bytes; `None`: sized from memory when the server starts.
+    pub max_intake_memory: Option<u64>,
 }
 
 /// A listener.

@@ -21,7 +21,7 @@ pub use runtime::{Reloader, Runtime, Shared};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -29,13 +29,14 @@ use tokio::sync::watch;
 use crate::access::argon2_pool::Argon2Pool;
 use crate::access::elasticsearch::EsKeyVerifier;
 use crate::intake::decoders::DecoderLimit;
+use crate::intake::memory::IntakeMemory;
 use crate::output::Output;
 use crate::output::discard::DiscardOutput;
 use crate::output::elasticsearch::EsOutput;
 use crate::output::file::FileOutput;
 use crate::policy::Policy;
 use crate::policy::compiled::OutputSettings;
-use crate::telemetry::Metrics;
+use crate::telemetry::{Gauge, Metrics};
 
 /// The memory this process may use, in bytes: the cgroup limit (v2, then v1) when there is
 /// one, else the machine's memory (as APM Server sizes its decoders).
@@ -123,9 +124,21 @@ impl Server {
             Some(n) => n as usize,
             None => DecoderLimit::auto_size(memory_limit()),
         });
+        let intake_memory = IntakeMemory::new(
+            policy
+                .gateway
+                .max_intake_memory
+                .unwrap_or_else(|| IntakeMemory::auto_size(memory_limit())),
+            metrics.gauge(Gauge::IntakeMemoryBytes),
+        );
+        metrics.gauge(Gauge::IntakeMemoryCapacityBytes).store(
+            i64::try_from(intake_memory.capacity()).unwrap_or(i64::MAX),
+            Ordering::Relaxed,
+        );
         tracing::info!(
             max_concurrent_decoders = decoders.size(),
-            "intake requests decoded at once"
+            max_intake_memory = intake_memory.capacity(),
+            "intake requests decoded at once, and the bytes they may hold"
         );
         let runtime = Arc::new(Runtime::new(policy));
         let (runtime_tx, runtime_rx) = watch::channel(runtime.clone());
@@ -139,6 +152,7 @@ impl Server {
                 ServerError::Output(format!("cannot start the API key verifiers: {e}"))
             })?,
             decoders,
+            intake_memory,
         });
         if let Some(mut ready) = ready {
             let shared = shared.clone();

@@ -23,6 +23,7 @@ use crate::access::gate::{self, Gate};
 use crate::access::identity::PeerCertificate;
 use crate::access::{self, AccessRequest, Outcome, Refusal};
 use crate::intake::body::{self, TransportError};
+use crate::intake::memory::DECOMPRESSOR_BYTES;
 use crate::intake::{self, StreamContext};
 use crate::model::{self, RequestMeta};
 use crate::policy::ast::RouteName;
@@ -488,8 +489,17 @@ where
     // Waiting for a decoder slot counts against the read timeout, as in APM Server (the
     // router bounds the whole request by it).
     let _decoder = shared.decoders.acquire().await;
+    // A decompressor is reserved before the body's first bytes say whether one is needed.
+    let Some(mut decompressor) = shared.intake_memory.reserve(DECOMPRESSOR_BYTES) else {
+        return Err(Refusal::Intake(intake::IntakeResult::unavailable(
+            body::MEMORY_BUDGET_SPENT,
+        )));
+    };
     let result = match body::decode(reader, header(&parts.headers, "content-encoding")).await {
-        Ok((decoded, _)) => {
+        Ok((decoded, encoding)) => {
+            if encoding == body::Encoding::Identity {
+                decompressor.resize(0);
+            }
             let ctx = StreamContext {
                 max_event_size: usize::try_from(limits.max_event_size).unwrap_or(usize::MAX),
                 max_body_size: limits.max_body_size,
@@ -497,11 +507,13 @@ where
                 model: &rt.model,
                 gate: gate.as_batch_gate(),
                 output: shared.output.as_ref(),
+                memory: &shared.intake_memory,
             };
             intake::process_stream(decoded, &ctx).await
         }
         Err(e) => intake::IntakeResult::refused(e.message()),
     };
+    drop(decompressor);
     let labels = [("route", route)];
     let metrics = &shared.metrics;
     metrics.add(

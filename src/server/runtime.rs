@@ -17,6 +17,7 @@ use crate::access::cache::VerificationCache;
 use crate::access::elasticsearch::EsKeyVerifier;
 use crate::access::ratelimit::RateLimiter;
 use crate::intake::decoders::DecoderLimit;
+use crate::intake::memory::IntakeMemory;
 use crate::model::{APM_SERVER_VERSION, ModelConfig};
 use crate::output::Output;
 use crate::policy::Policy;
@@ -104,6 +105,8 @@ pub struct Shared {
     pub argon2: Argon2Pool,
     /// Intake requests decoded at once (`max_concurrent_decoders`, fixed at start).
     pub decoders: DecoderLimit,
+    /// The intake's memory budget (`max_intake_memory`, fixed at start).
+    pub intake_memory: IntakeMemory,
 }
 
 /// Swaps policies into a running server.

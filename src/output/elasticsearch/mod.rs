@@ -44,7 +44,7 @@ use super::{Output, OutputDocument, PublishFuture};
 use crate::elasticsearch::backoff;
 use crate::elasticsearch::transport::{Credentials, SendError, Transport, TransportError};
 use crate::policy::compiled::EsOutputSettings;
-use crate::telemetry::{Counter, Metrics, OutputGauge};
+use crate::telemetry::{Counter, Gauge, Metrics};
 use bulk::ItemOutcome;
 use failures::{FailReason, Failures};
 
@@ -117,13 +117,13 @@ impl EsOutput {
         let transport = Transport::new(settings, Credentials::Own, max_requests)?;
         let (retry_tx, retry_rx) = mpsc::unbounded_channel();
         let gauges = Gauges {
-            buffer_bytes: metrics.gauge(OutputGauge::BufferBytes),
-            buffer_docs: metrics.gauge(OutputGauge::BufferDocuments),
-            in_flight: metrics.gauge(OutputGauge::RequestsInFlight),
-            ready: metrics.gauge(OutputGauge::PublishReady),
+            buffer_bytes: metrics.gauge(Gauge::BufferBytes),
+            buffer_docs: metrics.gauge(Gauge::BufferDocuments),
+            in_flight: metrics.gauge(Gauge::RequestsInFlight),
+            ready: metrics.gauge(Gauge::PublishReady),
         };
         metrics
-            .gauge(OutputGauge::BufferCapacityBytes)
+            .gauge(Gauge::BufferCapacityBytes)
             .store(buffer.stats().capacity as i64, Ordering::Relaxed);
         let inner = Arc::new(Inner {
             failures: Failures::new(metrics.clone(), settings.dead_letter_path.clone()),
