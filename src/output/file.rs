@@ -119,9 +119,12 @@ struct Writer {
     failed: u64,
 }
 
+/// The writer's batch buffer starts at this size (a batch of agent events fits).
+const BATCH_BUFFER_BYTES: usize = 64 * 1024;
+
 impl Writer {
     async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
-        let mut buf = Vec::with_capacity(64 * 1024);
+        let mut buf = Vec::with_capacity(BATCH_BUFFER_BYTES);
         while let Some(cmd) = rx.recv().await {
             match cmd {
                 Command::Batch(batch) => {

@@ -23,24 +23,33 @@ pub struct OutputDocument {
     pub body: Vec<u8>,
 }
 
+/// The `create` action before the quoted data stream name.
+const ACTION_HEAD: &[u8] = b"{\"create\":{\"_index\":";
+/// The `create` action after it, with its newline.
+const ACTION_TAIL: &[u8] = b"}}\n";
+/// What `_bulk` adds to a document and its data stream name: the action around the name, the
+/// name's two quotes and the document's newline (26 bytes).
+const BULK_FRAMING: usize = ACTION_HEAD.len() + 2 + ACTION_TAIL.len() + 1;
+
 impl OutputDocument {
     /// Appends the `_bulk` lines of this document: the `create` action, then the document.
     pub fn write_bulk(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(b"{\"create\":{\"_index\":");
+        out.extend_from_slice(ACTION_HEAD);
         // Data stream names are plain ASCII (the model sanitises them); JSON-quote anyway.
         out.extend_from_slice(
             serde_json::to_string(&self.data_stream)
                 .unwrap_or_default()
                 .as_bytes(),
         );
-        out.extend_from_slice(b"}}\n");
+        out.extend_from_slice(ACTION_TAIL);
         out.extend_from_slice(&self.body);
         out.push(b'\n');
     }
 
-    /// Bytes this document takes in a bulk body.
+    /// Bytes this document takes in a bulk body (data stream names need no JSON escaping: the
+    /// model sanitises them).
     pub fn bulk_len(&self) -> usize {
-        self.body.len() + self.data_stream.len() + 28
+        self.body.len() + self.data_stream.len() + BULK_FRAMING
     }
 }
 
@@ -67,4 +76,21 @@ pub trait Output: Send + Sync + 'static {
     /// Refuses new batches and flushes everything accepted; returns how many documents could
     /// not be written (0 unless the output is broken).
     fn close(&self) -> Pin<Box<dyn Future<Output = u64> + Send + '_>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bulk_len_is_what_write_bulk_writes() {
+        let doc = OutputDocument {
+            data_stream: "traces-apm-default".into(),
+            body: br#"{"a":1}"#.to_vec(),
+        };
+        let mut out = Vec::new();
+        doc.write_bulk(&mut out);
+        assert_eq!(doc.bulk_len(), out.len());
+        assert_eq!(BULK_FRAMING, 26);
+    }
 }
