@@ -8,9 +8,9 @@ mod support;
 use std::collections::HashMap;
 use std::time::Duration;
 
+use es_standin::EsStandin;
 use serde_json::Value;
 use support::Gateway;
-use support::es_standin::EsStandin;
 
 const WAIT: Duration = Duration::from_secs(30);
 

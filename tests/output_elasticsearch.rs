@@ -14,8 +14,8 @@ use apmgate::output::{Output, OutputDocument, PublishError};
 use apmgate::policy::compiled::{EsOutputSettings, OutputSettings};
 use apmgate::policy::{CompileOptions, compile_file};
 use apmgate::telemetry::Metrics;
+use es_standin::{EsStandin, StandinOptions, StandinTls};
 use serde_json::Value;
-use support::es_standin::{EsStandin, StandinOptions, StandinTls};
 
 /// Generous upper bound for conditions that normally hold within milliseconds.
 const WAIT: Duration = Duration::from_secs(30);

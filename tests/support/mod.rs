@@ -3,10 +3,6 @@
 //! its certificates and its output file live.
 #![allow(dead_code)]
 
-/// The Elasticsearch stand-in, shared with `apmgate-load es-standin`.
-#[path = "../../src/bin/apmgate-load/es_standin.rs"]
-pub mod es_standin;
-
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -5,7 +5,11 @@
 //! `/_security/user/_has_privileges`. It records every request and every indexed document, and
 //! injects faults on command: per-item status mixes, whole-request statuses, latency, dropped
 //! connections (before or after indexing), and being down (listener closed) for a while.
-#![allow(dead_code)]
+//!
+//! Shared by apmgate's tests (a dev-dependency of `tests/support`) and `apmgate-load
+//! es-standin` (load runs, counting instead of recording). Only for loopback: it trusts every
+//! caller, unwraps on setup errors and keeps what it records in memory.
+#![forbid(unsafe_code)]
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
