@@ -432,6 +432,128 @@ pub async fn request<'a>(
         .map_err(|_| format!("{proto:?}: no response within {EXCHANGE_BOUND:?}"))?
 }
 
+/// A response read whole with its body as JSON (`Null` when empty): what the runtime tests
+/// compare.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub version: http::Version,
+    pub headers: http::HeaderMap,
+    pub body: serde_json::Value,
+}
+
+impl Answer {
+    /// The first value of a header.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(|v| v.to_str().unwrap())
+    }
+
+    /// The message of an `{"error": ...}` body.
+    pub fn error(&self) -> &str {
+        self.body["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error message in {}", self.body))
+    }
+
+    /// The messages of an intake result body.
+    pub fn messages(&self) -> Vec<&str> {
+        self.body["errors"]
+            .as_array()
+            .map(|a| a.iter().map(|e| e["message"].as_str().unwrap()).collect())
+            .unwrap_or_default()
+    }
+
+    /// The Etag without its quotes (asserting that it is quoted).
+    pub fn etag(&self) -> String {
+        let raw = self.header("etag").expect("an Etag header");
+        assert!(
+            raw.len() >= 3 && raw.starts_with('"') && raw.ends_with('"'),
+            "Etag {raw:?} is not quoted"
+        );
+        raw.trim_matches('"').to_string()
+    }
+}
+
+/// The body of a `call`: bytes sent as they are, or JSON sent as `application/json`.
+pub enum Body {
+    Bytes(Vec<u8>),
+    Json(serde_json::Value),
+}
+
+impl From<Vec<u8>> for Body {
+    fn from(b: Vec<u8>) -> Body {
+        Body::Bytes(b)
+    }
+}
+
+impl From<serde_json::Value> for Body {
+    fn from(v: serde_json::Value) -> Body {
+        Body::Json(v)
+    }
+}
+
+/// One request over `proto` (on its standard listener) asking for JSON (`Accept:
+/// application/json`, then `headers`), read whole into an `Answer`. Panics when no response
+/// comes, or when it comes over another HTTP version than `proto`'s.
+pub async fn call(
+    gw: &Gateway,
+    proto: Proto,
+    method: http::Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<Body>,
+) -> Answer {
+    let mut all = vec![("Accept", "application/json")];
+    let body = body.map(|b| match b {
+        Body::Bytes(b) => b,
+        Body::Json(v) => {
+            all.push(("Content-Type", "application/json"));
+            v.to_string().into_bytes()
+        }
+    });
+    all.extend_from_slice(headers);
+    let resp = request(gw, proto, method.clone(), path, &all, body, None)
+        .await
+        .unwrap_or_else(|e| panic!("{proto:?} {method} {path}: {e}"));
+    assert_eq!(resp.version, proto.version());
+    let body = if resp.body.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_slice(&resp.body)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&resp.body)))
+    };
+    Answer {
+        status: resp.status,
+        version: resp.version,
+        headers: resp.headers,
+        body,
+    }
+}
+
+/// `call` with GET.
+pub async fn get(gw: &Gateway, proto: Proto, path: &str, headers: &[(&str, &str)]) -> Answer {
+    call(gw, proto, http::Method::GET, path, headers, None).await
+}
+
+/// `call` with POST.
+pub async fn post(
+    gw: &Gateway,
+    proto: Proto,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Body>,
+) -> Answer {
+    call(
+        gw,
+        proto,
+        http::Method::POST,
+        path,
+        headers,
+        Some(body.into()),
+    )
+    .await
+}
+
 // ---------------------------------------------------------------------------------------------
 // Helpers for the runtime tests (`tests/runtime_*.rs`).
 
