@@ -682,6 +682,71 @@ pub async fn wait_until(limit: std::time::Duration, what: &str, mut cond: impl F
     }
 }
 
+/// Tokio's clock, paused and moved only by the test, for checking that something happens no
+/// earlier (or no later) than a configured time on the clock of the code under test, which runs
+/// on the test's runtime, without waiting for that time to pass.
+///
+/// `tokio::time::pause` alone does not do: tokio then moves the clock to the next timer
+/// whenever every task waits, and a task waiting on a socket counts as waiting, so a timer
+/// could fire while loopback bytes are on their way. While the clock is held, a task that is
+/// always ready keeps the runtime from ever parking, so the clock moves only in `run`, 1 ms at
+/// a time, each step after every ready task and every socket has had its turns. Dropping it
+/// gives the runtime back the real clock. Only on a current-thread runtime (`#[tokio::test]`).
+pub struct HeldClock {
+    spinner: tokio::task::JoinHandle<()>,
+}
+
+impl HeldClock {
+    /// Runs of the scheduler (each one polls the sockets) between two steps of the clock.
+    const TURNS: usize = 64;
+
+    /// Pauses the clock and keeps it still.
+    pub fn hold() -> HeldClock {
+        tokio::time::pause();
+        let spinner = tokio::spawn(async {
+            loop {
+                tokio::task::yield_now().await;
+            }
+        });
+        HeldClock { spinner }
+    }
+
+    /// Drives `fut` to completion, moving the clock 1 ms whenever `fut` is still pending after
+    /// `TURNS` runs of the scheduler; returns its output and the time it took on this clock.
+    /// Panics, naming `what`, once `limit` has passed on this clock.
+    pub async fn run<F: std::future::Future>(
+        &self,
+        limit: std::time::Duration,
+        what: &str,
+        fut: F,
+    ) -> (F::Output, std::time::Duration) {
+        use std::task::Poll;
+        let started = tokio::time::Instant::now();
+        let mut fut = std::pin::pin!(fut);
+        loop {
+            for _ in 0..Self::TURNS {
+                let polled = std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await;
+                if let Poll::Ready(out) = polled {
+                    return (out, started.elapsed());
+                }
+                tokio::task::yield_now().await;
+            }
+            assert!(
+                started.elapsed() < limit,
+                "{what}: not within {limit:?} on the held clock"
+            );
+            tokio::time::advance(std::time::Duration::from_millis(1)).await;
+        }
+    }
+}
+
+impl Drop for HeldClock {
+    fn drop(&mut self) {
+        self.spinner.abort();
+        tokio::time::resume();
+    }
+}
+
 /// A gauge of the gateway's metrics (`apmgate_requests_in_flight`, `apmgate_connections_open`).
 pub fn gauge(gw: &Gateway, name: &str) -> i64 {
     gw.shared
