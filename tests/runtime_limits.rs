@@ -13,18 +13,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde_json::{Value, json};
 use support::{Gateway, HeldClock, Proto, client, gauge, payload};
-
-/// One request over `proto` on its standard listener.
-async fn send(
-    gw: &Gateway,
-    proto: Proto,
-    method: http::Method,
-    headers: &[(&str, &str)],
-    path: &str,
-    body: Option<Vec<u8>>,
-) -> Result<support::Response, support::RequestError> {
-    support::request(gw, proto, method, path, headers, body, None).await
-}
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -152,7 +140,7 @@ async fn oversized_headers_are_refused() {
     let just_over = "a".repeat(17 * 1024);
     let get = || http::Method::GET;
     for proto in Proto::EVERY {
-        let r = send(&gw, proto, get(), &[("X-Big", &huge)], "/", None).await;
+        let r = support::request(&gw, proto, get(), "/", &[("X-Big", &huge)], None, None).await;
         match r {
             Ok(resp) => assert_eq!(resp.status, 431, "{proto:?}"),
             Err(e) => eprintln!("{proto:?}: refused with a connection error: {e}"),
@@ -162,12 +150,12 @@ async fn oversized_headers_are_refused() {
         // which the h3 client would honour by refusing to send; it sends its first request
         // before reading them (the test runtime is single-threaded and the h3 driver task has
         // not run yet), so the 431 is the gateway's.
-        let resp = send(&gw, proto, get(), &[("X-Big", &just_over)], "/", None)
+        let resp = support::request(&gw, proto, get(), "/", &[("X-Big", &just_over)], None, None)
             .await
             .unwrap_or_else(|e| panic!("{proto:?}: {e}"));
         assert_eq!(resp.status, 431, "{proto:?}");
         // A header within the limit is fine, on a fresh connection.
-        let r = send(&gw, proto, get(), &[("X-Big", &fine)], "/", None)
+        let r = support::request(&gw, proto, get(), "/", &[("X-Big", &fine)], None, None)
             .await
             .unwrap_or_else(|e| panic!("{proto:?}: {e}"));
         assert_eq!(r.status, 200, "{proto:?}");
@@ -251,9 +239,17 @@ async fn a_gzip_bomb_stops_at_max_body_size() {
         for encoding in [Some("gzip"), None] {
             let mut headers = vec![("Accept", "application/json")];
             headers.extend(encoding.map(|e| ("Content-Encoding", e)));
-            let resp = send(&gw, proto, post(), &headers, intake, Some(bomb.clone()))
-                .await
-                .unwrap_or_else(|e| panic!("{proto:?} {encoding:?}: {e}"));
+            let resp = support::request(
+                &gw,
+                proto,
+                post(),
+                intake,
+                &headers,
+                Some(bomb.clone()),
+                None,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{proto:?} {encoding:?}: {e}"));
             assert_eq!(resp.status, 400, "{proto:?} {encoding:?}");
             let body = resp.json();
             assert_eq!(body["accepted"], 0);
@@ -265,13 +261,14 @@ async fn a_gzip_bomb_stops_at_max_body_size() {
         }
         // Below the cap, compressed bodies are fine.
         let body = gzip(&payload("python", "svc", 50));
-        let resp = send(
+        let resp = support::request(
             &gw,
             proto,
             post(),
-            &[("Content-Encoding", "gzip")],
             intake,
+            &[("Content-Encoding", "gzip")],
             Some(body),
+            None,
         )
         .await
         .unwrap_or_else(|e| panic!("{proto:?}: {e}"));
@@ -295,13 +292,14 @@ async fn an_oversized_line_is_skipped_and_the_stream_goes_on() {
         body.push_str(&big);
         body.push('\n');
         body.push_str(&support::transaction_line(3, None));
-        let resp = send(
+        let resp = support::request(
             &gw,
             proto,
             http::Method::POST,
-            &[("Accept", "application/json")],
             "/intake/v2/events",
+            &[("Accept", "application/json")],
             Some(body.into_bytes()),
+            None,
         )
         .await
         .unwrap_or_else(|e| panic!("{proto:?}: {e}"));
