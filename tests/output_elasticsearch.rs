@@ -569,17 +569,11 @@ async fn hosts_are_used_round_robin_and_a_dead_host_is_skipped() {
     );
     let (out, _) = start(&s, WAIT);
     publish(&out, 0, 40).await;
-    support::wait_until(WAIT, "the two hosts hold 40 documents", || {
-        a.docs().len() + b.docs().len() >= 40
-    })
-    .await;
+    EsStandin::wait_docs_across(&[&a, &b], WAIT, |n| n >= 40).await;
     assert!(!a.bulk_requests().is_empty() && !b.bulk_requests().is_empty());
     b.stop();
     publish(&out, 40, 40).await;
-    support::wait_until(WAIT, "the two hosts hold 80 documents", || {
-        a.docs().len() + b.docs().len() >= 80
-    })
-    .await;
+    EsStandin::wait_docs_across(&[&a, &b], WAIT, |n| n >= 80).await;
     assert_eq!(out.close().await, 0);
     let mut ids: Vec<String> = a
         .docs()

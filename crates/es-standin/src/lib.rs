@@ -310,6 +310,49 @@ impl EsStandin {
         }
     }
 
+    /// Waits until `cond` holds over the number of documents indexed by all of `hosts`
+    /// together (a client spreading its bulk requests over several hosts), or panics after
+    /// `timeout`. Woken by each host as it indexes, like `wait_docs`.
+    pub async fn wait_docs_across(
+        hosts: &[&EsStandin],
+        timeout: Duration,
+        cond: impl Fn(usize) -> bool,
+    ) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let total = || {
+            hosts
+                .iter()
+                .map(|h| h.state.lock().docs.len())
+                .sum::<usize>()
+        };
+        loop {
+            let mut changed: Vec<_> = hosts
+                .iter()
+                .map(|h| Box::pin(h.state.changed.notified()))
+                .collect();
+            for c in &mut changed {
+                c.as_mut().enable();
+            }
+            if cond(total()) {
+                return;
+            }
+            let any = std::future::poll_fn(|cx| {
+                if changed.iter_mut().any(|c| c.as_mut().poll(cx).is_ready()) {
+                    std::task::Poll::Ready(())
+                } else {
+                    std::task::Poll::Pending
+                }
+            });
+            if tokio::time::timeout_at(deadline, any).await.is_err() {
+                panic!(
+                    "stand-ins: condition not reached within {timeout:?} ({} documents on {} hosts)",
+                    total(),
+                    hosts.len()
+                );
+            }
+        }
+    }
+
     /// Closes the listener and every connection (connections are then refused), and listens
     /// again on the same port after `d`.
     pub async fn down_for(&self, d: Duration) {
