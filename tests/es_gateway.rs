@@ -8,9 +8,9 @@ mod support;
 use std::collections::HashMap;
 use std::time::Duration;
 
+use es_standin::EsStandin;
 use serde_json::Value;
 use support::Gateway;
-use support::es_standin::EsStandin;
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -125,13 +125,13 @@ async fn accepted_events_are_indexed_once_and_publish_ready_follows_the_cluster(
     assert!(es.bulk_requests().is_empty());
     es.faults(|f| f.root_failures = 0);
     es.wait_docs(WAIT, |d| d.len() == 25).await;
-    tokio::time::timeout(WAIT, async {
-        while root(&gw).await["publish_ready"] != true {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+    support::wait_until(WAIT, "publish_ready becomes true", || {
+        gw.shared
+            .publish_ready
+            .load(std::sync::atomic::Ordering::Relaxed)
     })
-    .await
-    .expect("publish_ready becomes true");
+    .await;
+    assert_eq!(root(&gw).await["publish_ready"], true);
     assert_eq!(send(&gw, events(25..40), None).await.status(), 202);
     es.wait_docs(WAIT, |d| d.len() == 40).await;
     gw.stop().await;

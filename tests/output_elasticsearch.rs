@@ -14,8 +14,8 @@ use apmgate::output::{Output, OutputDocument, PublishError};
 use apmgate::policy::compiled::{EsOutputSettings, OutputSettings};
 use apmgate::policy::{CompileOptions, compile_file};
 use apmgate::telemetry::Metrics;
+use es_standin::{EsStandin, StandinOptions, StandinTls};
 use serde_json::Value;
-use support::es_standin::{EsStandin, StandinOptions, StandinTls};
 
 /// Generous upper bound for conditions that normally hold within milliseconds.
 const WAIT: Duration = Duration::from_secs(30);
@@ -486,9 +486,13 @@ async fn shutdown_flushes_everything_accepted() {
     es.wait_requests(WAIT, |r| !r.is_empty()).await;
     publish(&out, 0, 25).await;
     assert!(es.bulk_requests().is_empty(), "waiting for flush_interval");
-    let started = std::time::Instant::now();
-    assert_eq!(out.close().await, 0);
+    // On the output's clock, held by the test: closing must not wait for the interval (1m).
+    let clock = support::HeldClock::hold();
+    let started = tokio::time::Instant::now();
+    let (unsent, _) = clock.run(WAIT, "close flushes", out.close()).await;
+    assert_eq!(unsent, 0);
     assert!(started.elapsed() < Duration::from_secs(30));
+    drop(clock);
     assert_accounted(&es, &s, 0..25, false);
     assert!(s.dead_letters().is_empty());
     assert_eq!(
@@ -565,23 +569,11 @@ async fn hosts_are_used_round_robin_and_a_dead_host_is_skipped() {
     );
     let (out, _) = start(&s, WAIT);
     publish(&out, 0, 40).await;
-    let both = |n: usize| {
-        let (a, b) = (&a, &b);
-        async move {
-            tokio::time::timeout(WAIT, async {
-                while a.docs().len() + b.docs().len() < n {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-            })
-            .await
-            .unwrap()
-        }
-    };
-    both(40).await;
+    EsStandin::wait_docs_across(&[&a, &b], WAIT, |n| n >= 40).await;
     assert!(!a.bulk_requests().is_empty() && !b.bulk_requests().is_empty());
     b.stop();
     publish(&out, 40, 40).await;
-    both(80).await;
+    EsStandin::wait_docs_across(&[&a, &b], WAIT, |n| n >= 80).await;
     assert_eq!(out.close().await, 0);
     let mut ids: Vec<String> = a
         .docs()

@@ -5,84 +5,12 @@
 
 mod support;
 
-use http::HeaderMap;
 use serde_json::{Value, json};
-use support::{ApiKey, Gateway, Proto, STANDARD_LISTENERS, client, payload};
+use support::{ApiKey, Gateway, Proto, STANDARD_LISTENERS, call, client, get, payload, post};
 
 const TOKEN: &str = "s3cr3t-t0ken";
 
 const EXPECTED: &str = "expected 'Authorization: Bearer secret_token' or 'Authorization: ApiKey base64(API key ID:API key)'";
-
-/// A response, read whole.
-struct Answer {
-    status: u16,
-    version: http::Version,
-    headers: HeaderMap,
-    body: Value,
-}
-
-impl Answer {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).map(|v| v.to_str().unwrap())
-    }
-
-    /// The message of an `{"error": ...}` body.
-    fn error(&self) -> &str {
-        self.body["error"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no error message in {}", self.body))
-    }
-
-    /// The messages of an intake result body.
-    fn messages(&self) -> Vec<&str> {
-        self.body["errors"]
-            .as_array()
-            .map(|a| a.iter().map(|e| e["message"].as_str().unwrap()).collect())
-            .unwrap_or_default()
-    }
-}
-
-/// One request over `proto` (on its standard listener), asking for JSON.
-async fn request(
-    gw: &Gateway,
-    proto: Proto,
-    method: http::Method,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: Option<Vec<u8>>,
-) -> Answer {
-    let mut all = vec![("Accept", "application/json")];
-    all.extend_from_slice(headers);
-    let resp = support::request(gw, proto, method.clone(), path, &all, body, None)
-        .await
-        .unwrap_or_else(|e| panic!("{proto:?} {method} {path}: {e}"));
-    let body = if resp.body.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&resp.body)
-            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&resp.body)))
-    };
-    Answer {
-        status: resp.status,
-        version: resp.version,
-        headers: resp.headers,
-        body,
-    }
-}
-
-async fn post(
-    gw: &Gateway,
-    proto: Proto,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: Vec<u8>,
-) -> Answer {
-    request(gw, proto, http::Method::POST, path, headers, Some(body)).await
-}
-
-async fn get(gw: &Gateway, proto: Proto, path: &str, headers: &[(&str, &str)]) -> Answer {
-    request(gw, proto, http::Method::GET, path, headers, None).await
-}
 
 fn with_token(extra: &str) -> String {
     format!("{STANDARD_LISTENERS}\n[auth.secret_token.agents]\nsecret = \"{TOKEN}\"\n{extra}")
@@ -805,7 +733,7 @@ async fn response_framing_over(protos: &[Proto]) {
         for (method, path, headers, body, status) in cases {
             let what = format!("{proto:?} {method} {path}");
             let method = http::Method::from_bytes(method.as_bytes()).unwrap();
-            let r = request(&gw, proto, method, path, &headers, body).await;
+            let r = call(&gw, proto, method, path, &headers, body.map(Into::into)).await;
             assert_eq!(r.status, status, "{what}: {}", r.body);
             if proto == Proto::H1 {
                 assert_eq!(
@@ -1072,7 +1000,7 @@ async fn cors_on_rum_routes() {
         ] {
             let what = format!("{proto:?} {route}");
             // Preflight: answered before anything else, 200 and empty.
-            let r = request(
+            let r = call(
                 &gw,
                 proto,
                 http::Method::OPTIONS,
@@ -1114,7 +1042,7 @@ async fn cors_on_rum_routes() {
             );
 
             // A preflight from elsewhere: still 200, without the allowed origin.
-            let r = request(
+            let r = call(
                 &gw,
                 proto,
                 http::Method::OPTIONS,

@@ -5,9 +5,8 @@
 
 mod support;
 
-use http::HeaderMap;
 use serde_json::{Value, json};
-use support::{Gateway, Proto, STANDARD_LISTENERS};
+use support::{Gateway, Proto, STANDARD_LISTENERS, call, get, post};
 
 const TOKEN: &str = "config-test-token";
 
@@ -59,75 +58,6 @@ agent_name = "python"
 settings = {{ transaction_sample_rate = 0.3, log_level = "debug" }}
 "#
     )
-}
-
-struct Answer {
-    status: u16,
-    headers: HeaderMap,
-    body: Value,
-}
-
-impl Answer {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).map(|v| v.to_str().unwrap())
-    }
-
-    /// The Etag without its quotes (asserting that it is quoted).
-    fn etag(&self) -> String {
-        let raw = self.header("etag").expect("an Etag header");
-        assert!(
-            raw.len() >= 3 && raw.starts_with('"') && raw.ends_with('"'),
-            "Etag {raw:?} is not quoted"
-        );
-        raw.trim_matches('"').to_string()
-    }
-}
-
-/// One request over `proto` (on its standard listener), asking for JSON; a body is sent as
-/// `application/json`.
-async fn call(
-    gw: &Gateway,
-    proto: Proto,
-    method: http::Method,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: Option<Value>,
-) -> Answer {
-    let mut all = vec![("Accept", "application/json")];
-    if body.is_some() {
-        all.push(("Content-Type", "application/json"));
-    }
-    all.extend_from_slice(headers);
-    let body = body.map(|b| b.to_string().into_bytes());
-    let resp = support::request(gw, proto, method.clone(), path, &all, body, None)
-        .await
-        .unwrap_or_else(|e| panic!("{proto:?} {method} {path}: {e}"));
-    assert_eq!(resp.version, proto.version());
-    let body = if resp.body.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&resp.body)
-            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&resp.body)))
-    };
-    Answer {
-        status: resp.status,
-        headers: resp.headers,
-        body,
-    }
-}
-
-async fn get(gw: &Gateway, proto: Proto, path: &str, headers: &[(&str, &str)]) -> Answer {
-    call(gw, proto, http::Method::GET, path, headers, None).await
-}
-
-async fn post(
-    gw: &Gateway,
-    proto: Proto,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: Value,
-) -> Answer {
-    call(gw, proto, http::Method::POST, path, headers, Some(body)).await
 }
 
 const AGENTS: &str = "/config/v1/agents";

@@ -8,26 +8,15 @@ use std::convert::Infallible;
 use std::io::Write;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::{Value, json};
-use support::{Gateway, Proto, client, gauge, payload};
-
-/// One request over `proto` on its standard listener.
-async fn send(
-    gw: &Gateway,
-    proto: Proto,
-    method: http::Method,
-    headers: &[(&str, &str)],
-    path: &str,
-    body: Option<Vec<u8>>,
-) -> Result<support::Response, support::RequestError> {
-    support::request(gw, proto, method, path, headers, body, None).await
-}
+use support::{Gateway, HeldClock, Proto, client, gauge, payload};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 /// A generous upper bound for anything the gateway should do promptly.
 const BOUND: Duration = Duration::from_secs(10);
@@ -151,7 +140,7 @@ async fn oversized_headers_are_refused() {
     let just_over = "a".repeat(17 * 1024);
     let get = || http::Method::GET;
     for proto in Proto::EVERY {
-        let r = send(&gw, proto, get(), &[("X-Big", &huge)], "/", None).await;
+        let r = support::request(&gw, proto, get(), "/", &[("X-Big", &huge)], None, None).await;
         match r {
             Ok(resp) => assert_eq!(resp.status, 431, "{proto:?}"),
             Err(e) => eprintln!("{proto:?}: refused with a connection error: {e}"),
@@ -161,12 +150,12 @@ async fn oversized_headers_are_refused() {
         // which the h3 client would honour by refusing to send; it sends its first request
         // before reading them (the test runtime is single-threaded and the h3 driver task has
         // not run yet), so the 431 is the gateway's.
-        let resp = send(&gw, proto, get(), &[("X-Big", &just_over)], "/", None)
+        let resp = support::request(&gw, proto, get(), "/", &[("X-Big", &just_over)], None, None)
             .await
             .unwrap_or_else(|e| panic!("{proto:?}: {e}"));
         assert_eq!(resp.status, 431, "{proto:?}");
         // A header within the limit is fine, on a fresh connection.
-        let r = send(&gw, proto, get(), &[("X-Big", &fine)], "/", None)
+        let r = support::request(&gw, proto, get(), "/", &[("X-Big", &fine)], None, None)
             .await
             .unwrap_or_else(|e| panic!("{proto:?}: {e}"));
         assert_eq!(r.status, 200, "{proto:?}");
@@ -250,9 +239,17 @@ async fn a_gzip_bomb_stops_at_max_body_size() {
         for encoding in [Some("gzip"), None] {
             let mut headers = vec![("Accept", "application/json")];
             headers.extend(encoding.map(|e| ("Content-Encoding", e)));
-            let resp = send(&gw, proto, post(), &headers, intake, Some(bomb.clone()))
-                .await
-                .unwrap_or_else(|e| panic!("{proto:?} {encoding:?}: {e}"));
+            let resp = support::request(
+                &gw,
+                proto,
+                post(),
+                intake,
+                &headers,
+                Some(bomb.clone()),
+                None,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{proto:?} {encoding:?}: {e}"));
             assert_eq!(resp.status, 400, "{proto:?} {encoding:?}");
             let body = resp.json();
             assert_eq!(body["accepted"], 0);
@@ -264,13 +261,14 @@ async fn a_gzip_bomb_stops_at_max_body_size() {
         }
         // Below the cap, compressed bodies are fine.
         let body = gzip(&payload("python", "svc", 50));
-        let resp = send(
+        let resp = support::request(
             &gw,
             proto,
             post(),
-            &[("Content-Encoding", "gzip")],
             intake,
+            &[("Content-Encoding", "gzip")],
             Some(body),
+            None,
         )
         .await
         .unwrap_or_else(|e| panic!("{proto:?}: {e}"));
@@ -294,13 +292,14 @@ async fn an_oversized_line_is_skipped_and_the_stream_goes_on() {
         body.push_str(&big);
         body.push('\n');
         body.push_str(&support::transaction_line(3, None));
-        let resp = send(
+        let resp = support::request(
             &gw,
             proto,
             http::Method::POST,
-            &[("Accept", "application/json")],
             "/intake/v2/events",
+            &[("Accept", "application/json")],
             Some(body.into_bytes()),
+            None,
         )
         .await
         .unwrap_or_else(|e| panic!("{proto:?}: {e}"));
@@ -328,6 +327,9 @@ async fn an_oversized_line_is_skipped_and_the_stream_goes_on() {
 async fn a_stalled_body_is_answered_503_after_the_read_timeout() {
     let gw = Gateway::start(&listeners("read_timeout = \"500ms\"")).await;
     let metadata = support::metadata_line("python", "stalled");
+    // The gateway's clock: the timeout fires when the test moves it, not when a machine
+    // this busy gets round to it.
+    let clock = HeldClock::hold();
 
     // HTTP/1.1, chunked: the metadata line, then nothing.
     let started = Instant::now();
@@ -336,10 +338,14 @@ async fn a_stalled_body_is_answered_503_after_the_read_timeout() {
         .await
         .unwrap();
     s.write_all(&chunk(metadata.as_bytes())).await.unwrap();
-    let resp = tokio::time::timeout(BOUND, support::read_response(&mut s))
-        .await
-        .expect("answered within the bound")
-        .unwrap();
+    let (resp, _) = clock
+        .run(
+            BOUND,
+            "answered within the bound",
+            support::read_response(&mut s),
+        )
+        .await;
+    let resp = resp.unwrap();
     assert!(started.elapsed() >= Duration::from_millis(500));
     assert_eq!(resp.status, 503);
     assert_eq!(resp.json(), json!({"error": "request timed out"}));
@@ -349,13 +355,12 @@ async fn a_stalled_body_is_answered_503_after_the_read_timeout() {
     let (mut sender, _conn) = h2c_connect(gw.addr("plain")).await;
     let (tx, answer) = h2c_post(&mut sender, gw.addr("plain"), "/intake/v2/events");
     tx.send(Bytes::from(metadata.clone())).unwrap();
-    let (status, body) = tokio::time::timeout(BOUND, answer)
-        .await
-        .expect("answered within the bound")
-        .unwrap();
+    let (answer, _) = clock.run(BOUND, "answered within the bound", answer).await;
+    let (status, body) = answer.unwrap();
     assert_eq!(status, 503);
     assert_eq!(body, json!({"error": "request timed out"}));
     drop(tx);
+    drop(clock);
     gw.stop().await;
 }
 
@@ -375,17 +380,25 @@ async fn a_stalled_header_block_is_dropped_after_the_read_timeout() {
 #[tokio::test]
 async fn an_idle_http1_connection_is_closed_after_the_idle_timeout() {
     let gw = Gateway::start(&listeners("idle_timeout = \"300ms\"")).await;
+    // The gateway's clock stands still until the test moves it: the connection is idle from
+    // the instant the answer is read.
+    let clock = HeldClock::hold();
     let mut s = TcpStream::connect(gw.addr("plain")).await.unwrap();
     s.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .await
         .unwrap();
     assert_eq!(support::read_response(&mut s).await.unwrap().status, 200);
     let idle_since = Instant::now();
-    let rest = tokio::time::timeout(BOUND, support::await_close(&mut s))
-        .await
-        .expect("the idle connection is closed");
+    let (rest, _) = clock
+        .run(
+            BOUND,
+            "the idle connection is closed",
+            support::await_close(&mut s),
+        )
+        .await;
     assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
     assert!(idle_since.elapsed() >= Duration::from_millis(300));
+    drop(clock);
     gw.stop().await;
 }
 
@@ -574,11 +587,13 @@ async fn the_shutdown_timeout_bounds_the_drain() {
         gauge(&gw, "apmgate_requests_in_flight") == 1
     })
     .await;
-    // The request never finishes (read_timeout is 30 s); the drain gives up after 300 ms.
+    // The request never finishes (read_timeout is 30 s); the drain gives up after 300 ms on
+    // the gateway's clock, which moves only as the test moves it.
+    let clock = HeldClock::hold();
     let started = Instant::now();
-    tokio::time::timeout(BOUND, gw.stop())
-        .await
-        .expect("the drain ends at the shutdown timeout");
+    clock
+        .run(BOUND, "the drain ends at the shutdown timeout", gw.stop())
+        .await;
     assert!(started.elapsed() >= Duration::from_millis(300));
 }
 
@@ -703,18 +718,21 @@ fn quic_listener(limits: &str) -> String {
 #[tokio::test]
 async fn an_idle_http3_connection_is_closed_after_the_idle_timeout() {
     let gw = Gateway::start(&quic_listener("idle_timeout = \"300ms\"")).await;
+    // quinn reads tokio's clock: both peers' idle timers stand still until the test moves it.
+    let clock = HeldClock::hold();
     let (_endpoint, conn) = support::quic_connect(&gw, "quic").await;
     let conn = conn.expect("the QUIC handshake succeeds");
     let idle_since = Instant::now();
-    let reason = tokio::time::timeout(BOUND, conn.closed())
-        .await
-        .expect("the idle QUIC connection is closed");
+    let (reason, _) = clock
+        .run(BOUND, "the idle QUIC connection is closed", conn.closed())
+        .await;
     // The peers agreed on the gateway's idle timeout (the client asked for quinn's 30 s).
     assert!(
         matches!(reason, quinn::ConnectionError::TimedOut),
         "{reason:?}"
     );
     assert!(idle_since.elapsed() >= Duration::from_millis(300));
+    drop(clock);
     gw.stop().await;
 }
 

@@ -7,14 +7,15 @@ mod support;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
 use serde_json::{Value, json};
-use support::{Gateway, Identity, Proto, STANDARD_LISTENERS, client, payload};
+use support::{Gateway, HeldClock, Identity, Proto, STANDARD_LISTENERS, client, payload};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 /// A generous upper bound for anything the gateway should do promptly.
 const BOUND: Duration = Duration::from_secs(10);
@@ -577,17 +578,24 @@ async fn a_silent_client_is_disconnected_after_the_tls_handshake_timeout() {
         "tls_handshake_timeout = \"300ms\"",
     ))
     .await;
+    // The gateway's clock moves only as the test moves it.
+    let clock = HeldClock::hold();
     let started = Instant::now();
     let mut tcp = TcpStream::connect(gw.addr("tls")).await.unwrap();
-    let sent = tokio::time::timeout(BOUND, support::await_close(&mut tcp))
-        .await
-        .expect("the gateway closes a silent connection");
+    let (sent, _) = clock
+        .run(
+            BOUND,
+            "the gateway closes a silent connection",
+            support::await_close(&mut tcp),
+        )
+        .await;
     assert!(sent.is_empty(), "nothing is sent to a silent client");
     assert!(
         started.elapsed() >= Duration::from_millis(300),
         "closed before the handshake timeout: {:?}",
         started.elapsed()
     );
+    drop(clock);
     // A client that completes the handshake in time is served.
     let cfg = rustls_config(&gw, &[b"http/1.1"], rustls::ALL_VERSIONS);
     let mut tls = tls_connect(&gw, "tls", cfg).await.unwrap();

@@ -3,10 +3,6 @@
 //! its certificates and its output file live.
 #![allow(dead_code)]
 
-/// The Elasticsearch stand-in, shared with `apmgate-load es-standin`.
-#[path = "../../src/bin/apmgate-load/es_standin.rs"]
-pub mod es_standin;
-
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -436,6 +432,128 @@ pub async fn request<'a>(
         .map_err(|_| format!("{proto:?}: no response within {EXCHANGE_BOUND:?}"))?
 }
 
+/// A response read whole with its body as JSON (`Null` when empty): what the runtime tests
+/// compare.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub version: http::Version,
+    pub headers: http::HeaderMap,
+    pub body: serde_json::Value,
+}
+
+impl Answer {
+    /// The first value of a header.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(|v| v.to_str().unwrap())
+    }
+
+    /// The message of an `{"error": ...}` body.
+    pub fn error(&self) -> &str {
+        self.body["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error message in {}", self.body))
+    }
+
+    /// The messages of an intake result body.
+    pub fn messages(&self) -> Vec<&str> {
+        self.body["errors"]
+            .as_array()
+            .map(|a| a.iter().map(|e| e["message"].as_str().unwrap()).collect())
+            .unwrap_or_default()
+    }
+
+    /// The Etag without its quotes (asserting that it is quoted).
+    pub fn etag(&self) -> String {
+        let raw = self.header("etag").expect("an Etag header");
+        assert!(
+            raw.len() >= 3 && raw.starts_with('"') && raw.ends_with('"'),
+            "Etag {raw:?} is not quoted"
+        );
+        raw.trim_matches('"').to_string()
+    }
+}
+
+/// The body of a `call`: bytes sent as they are, or JSON sent as `application/json`.
+pub enum Body {
+    Bytes(Vec<u8>),
+    Json(serde_json::Value),
+}
+
+impl From<Vec<u8>> for Body {
+    fn from(b: Vec<u8>) -> Body {
+        Body::Bytes(b)
+    }
+}
+
+impl From<serde_json::Value> for Body {
+    fn from(v: serde_json::Value) -> Body {
+        Body::Json(v)
+    }
+}
+
+/// One request over `proto` (on its standard listener) asking for JSON (`Accept:
+/// application/json`, then `headers`), read whole into an `Answer`. Panics when no response
+/// comes, or when it comes over another HTTP version than `proto`'s.
+pub async fn call(
+    gw: &Gateway,
+    proto: Proto,
+    method: http::Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<Body>,
+) -> Answer {
+    let mut all = vec![("Accept", "application/json")];
+    let body = body.map(|b| match b {
+        Body::Bytes(b) => b,
+        Body::Json(v) => {
+            all.push(("Content-Type", "application/json"));
+            v.to_string().into_bytes()
+        }
+    });
+    all.extend_from_slice(headers);
+    let resp = request(gw, proto, method.clone(), path, &all, body, None)
+        .await
+        .unwrap_or_else(|e| panic!("{proto:?} {method} {path}: {e}"));
+    assert_eq!(resp.version, proto.version());
+    let body = if resp.body.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_slice(&resp.body)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&resp.body)))
+    };
+    Answer {
+        status: resp.status,
+        version: resp.version,
+        headers: resp.headers,
+        body,
+    }
+}
+
+/// `call` with GET.
+pub async fn get(gw: &Gateway, proto: Proto, path: &str, headers: &[(&str, &str)]) -> Answer {
+    call(gw, proto, http::Method::GET, path, headers, None).await
+}
+
+/// `call` with POST.
+pub async fn post(
+    gw: &Gateway,
+    proto: Proto,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Body>,
+) -> Answer {
+    call(
+        gw,
+        proto,
+        http::Method::POST,
+        path,
+        headers,
+        Some(body.into()),
+    )
+    .await
+}
+
 // ---------------------------------------------------------------------------------------------
 // Helpers for the runtime tests (`tests/runtime_*.rs`).
 
@@ -561,6 +679,71 @@ pub async fn wait_until(limit: std::time::Duration, what: &str, mut cond: impl F
             "timed out waiting until {what}"
         );
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// Tokio's clock, paused and moved only by the test, for checking that something happens no
+/// earlier (or no later) than a configured time on the clock of the code under test, which runs
+/// on the test's runtime, without waiting for that time to pass.
+///
+/// `tokio::time::pause` alone does not do: tokio then moves the clock to the next timer
+/// whenever every task waits, and a task waiting on a socket counts as waiting, so a timer
+/// could fire while loopback bytes are on their way. While the clock is held, a task that is
+/// always ready keeps the runtime from ever parking, so the clock moves only in `run`, 1 ms at
+/// a time, each step after every ready task and every socket has had its turns. Dropping it
+/// gives the runtime back the real clock. Only on a current-thread runtime (`#[tokio::test]`).
+pub struct HeldClock {
+    spinner: tokio::task::JoinHandle<()>,
+}
+
+impl HeldClock {
+    /// Runs of the scheduler (each one polls the sockets) between two steps of the clock.
+    const TURNS: usize = 64;
+
+    /// Pauses the clock and keeps it still.
+    pub fn hold() -> HeldClock {
+        tokio::time::pause();
+        let spinner = tokio::spawn(async {
+            loop {
+                tokio::task::yield_now().await;
+            }
+        });
+        HeldClock { spinner }
+    }
+
+    /// Drives `fut` to completion, moving the clock 1 ms whenever `fut` is still pending after
+    /// `TURNS` runs of the scheduler; returns its output and the time it took on this clock.
+    /// Panics, naming `what`, once `limit` has passed on this clock.
+    pub async fn run<F: std::future::Future>(
+        &self,
+        limit: std::time::Duration,
+        what: &str,
+        fut: F,
+    ) -> (F::Output, std::time::Duration) {
+        use std::task::Poll;
+        let started = tokio::time::Instant::now();
+        let mut fut = std::pin::pin!(fut);
+        loop {
+            for _ in 0..Self::TURNS {
+                let polled = std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await;
+                if let Poll::Ready(out) = polled {
+                    return (out, started.elapsed());
+                }
+                tokio::task::yield_now().await;
+            }
+            assert!(
+                started.elapsed() < limit,
+                "{what}: not within {limit:?} on the held clock"
+            );
+            tokio::time::advance(std::time::Duration::from_millis(1)).await;
+        }
+    }
+}
+
+impl Drop for HeldClock {
+    fn drop(&mut self) {
+        self.spinner.abort();
+        tokio::time::resume();
     }
 }
 

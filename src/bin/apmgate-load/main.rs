@@ -16,7 +16,6 @@
 
 mod agents;
 mod ceiling;
-mod es_standin;
 
 use std::io::Write as _;
 use std::net::{SocketAddr, ToSocketAddrs};

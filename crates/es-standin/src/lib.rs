@@ -5,7 +5,11 @@
 //! `/_security/user/_has_privileges`. It records every request and every indexed document, and
 //! injects faults on command: per-item status mixes, whole-request statuses, latency, dropped
 //! connections (before or after indexing), and being down (listener closed) for a while.
-#![allow(dead_code)]
+//!
+//! Shared by apmgate's tests (a dev-dependency of `tests/support`) and `apmgate-load
+//! es-standin` (load runs, counting instead of recording). Only for loopback: it trusts every
+//! caller, unwraps on setup errors and keeps what it records in memory.
+#![forbid(unsafe_code)]
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
@@ -301,6 +305,49 @@ impl EsStandin {
                     "stand-in: condition not reached within {timeout:?} ({} requests, {} documents)",
                     i.requests.len(),
                     i.docs.len()
+                );
+            }
+        }
+    }
+
+    /// Waits until `cond` holds over the number of documents indexed by all of `hosts`
+    /// together (a client spreading its bulk requests over several hosts), or panics after
+    /// `timeout`. Woken by each host as it indexes, like `wait_docs`.
+    pub async fn wait_docs_across(
+        hosts: &[&EsStandin],
+        timeout: Duration,
+        cond: impl Fn(usize) -> bool,
+    ) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let total = || {
+            hosts
+                .iter()
+                .map(|h| h.state.lock().docs.len())
+                .sum::<usize>()
+        };
+        loop {
+            let mut changed: Vec<_> = hosts
+                .iter()
+                .map(|h| Box::pin(h.state.changed.notified()))
+                .collect();
+            for c in &mut changed {
+                c.as_mut().enable();
+            }
+            if cond(total()) {
+                return;
+            }
+            let any = std::future::poll_fn(|cx| {
+                if changed.iter_mut().any(|c| c.as_mut().poll(cx).is_ready()) {
+                    std::task::Poll::Ready(())
+                } else {
+                    std::task::Poll::Pending
+                }
+            });
+            if tokio::time::timeout_at(deadline, any).await.is_err() {
+                panic!(
+                    "stand-ins: condition not reached within {timeout:?} ({} documents on {} hosts)",
+                    total(),
+                    hosts.len()
                 );
             }
         }
