@@ -19,8 +19,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::policy::Policy;
-use crate::policy::ast::{Effect, RouteName};
-use crate::policy::compiled::{AccessRule, IdentityKind, Listener};
+use crate::policy::compiled::{AccessRule, Effect, IdentityKind, Listener, RouteName};
 use crate::policy::expr::RequestView;
 use crate::policy::types::Privilege;
 

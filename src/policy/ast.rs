@@ -13,6 +13,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::Deserialize;
 
 use super::spanned::Sp;
+use super::vocab::{ClientAuth, Effect, Protocol, RouteName, TlsBackend, VerificationMode};
 
 /// A map of named entries (`[tls.NAME]`, `[role.NAME]`, ...), keys carrying their spans.
 pub type Named<T> = BTreeMap<Sp<String>, T>;
@@ -80,38 +81,6 @@ pub struct Gateway {
     /// `max_concurrent_decoders`); more wait, within their `read_timeout`. Default: as APM
     /// Server, 128 per GiB of memory (the cgroup limit, or the machine's) times 0.8, at most 2048.
     pub max_concurrent_decoders: Option<Sp<u32>>,
-}
-
-/// A protocol a listener speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Protocol {
-    /// HTTP/1.1, plaintext or over TLS.
-    Http1,
-    /// HTTP/2 over TLS, chosen by ALPN.
-    Http2,
-    /// HTTP/2 over plaintext TCP, by prior knowledge.
-    H2c,
-    /// HTTP/3 over QUIC (UDP); needs TLS with the rustls backend.
-    Http3,
-}
-
-/// A group of routes a listener can serve.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum RouteName {
-    /// `GET|HEAD /`: server information.
-    Root,
-    /// `/intake/v2/events`: backend agents.
-    Intake,
-    /// `/intake/v2/rum/events` and `/intake/v3/rum/events`: browser agents.
-    RumIntake,
-    /// `/config/v1/agents`: central configuration for backend agents.
-    Config,
-    /// `/config/v1/rum/agents`: central configuration for browser agents.
-    RumConfig,
-    /// `/metrics`: Prometheus metrics (needs `monitoring:read`).
-    Metrics,
 }
 
 /// A listener: an address, the protocols spoken there, and what is served.
@@ -185,28 +154,6 @@ pub struct Limits {
     pub quic_stream_receive_window: Option<Sp<SizeValue>>,
     /// HTTP/3: flow-control window of a QUIC connection. Default `8MiB`.
     pub quic_receive_window: Option<Sp<SizeValue>>,
-}
-
-/// Client certificate authentication of a server TLS profile.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ClientAuth {
-    /// Client certificates are not requested.
-    None,
-    /// Verified if presented.
-    Optional,
-    /// Required and verified.
-    Required,
-}
-
-/// TLS implementation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum TlsBackend {
-    /// rustls (default).
-    Rustls,
-    /// The platform TLS library (OpenSSL on Linux).
-    NativeTls,
 }
 
 /// A server TLS profile.
@@ -368,16 +315,6 @@ pub struct Role {
     pub include: Vec<Sp<String>>,
 }
 
-/// What a rule does when it matches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Effect {
-    /// Let the request through to the privilege check.
-    Allow,
-    /// Refuse it with 403.
-    Deny,
-}
-
 /// Access rules.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -489,20 +426,6 @@ pub struct FileOutput {
     pub rotate_bytes: Option<Sp<SizeValue>>,
     /// Rotated files kept. Default 5.
     pub keep_files: Option<Sp<u64>>,
-}
-
-/// Certificate verification of Elasticsearch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum VerificationMode {
-    /// Chain and hostname (default).
-    Full,
-    /// Chain and hostname; the certificate must carry a SAN.
-    Strict,
-    /// Chain only.
-    Certificate,
-    /// No verification (for tests only).
-    None,
 }
 
 /// Client TLS towards Elasticsearch.

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use super::ast::{self, Effect, Protocol, RouteName, SizeValue, TlsBackend};
+use super::ast::{self, SizeValue};
 use super::compiled::*;
 use super::diagnostics::{Code, Diagnostic, closest, did_you_mean};
 use super::expr::{Condition, Expr, Field, Test};
@@ -786,8 +786,8 @@ impl<'a> Compiler<'a> {
             }
             let client_auth = match &p.client_auth {
                 Some(c) => c.value,
-                None if !p.certificate_authorities.is_empty() => ast::ClientAuth::Required,
-                None => ast::ClientAuth::None,
+                None if !p.certificate_authorities.is_empty() => ClientAuth::Required,
+                None => ClientAuth::None,
             };
             if let Some(backend) = p
                 .backend
@@ -796,7 +796,7 @@ impl<'a> Compiler<'a> {
             {
                 // native-tls exposes a certificate, a key and a minimum version; nothing else.
                 let mut unsupported: Vec<(&str, Range<usize>)> = Vec::new();
-                if client_auth != ast::ClientAuth::None {
+                if client_auth != ClientAuth::None {
                     let span = p
                         .client_auth
                         .as_ref()
@@ -832,13 +832,13 @@ impl<'a> Compiler<'a> {
                 }
             }
             if let Some(c) = &p.client_auth {
-                if c.value != ast::ClientAuth::None && p.certificate_authorities.is_empty() {
+                if c.value != ClientAuth::None && p.certificate_authorities.is_empty() {
                     self.push(
                         Diagnostic::new(
                             Code::ClientAuthWithoutCa,
                             format!(
                                 "client_auth `{}` needs certificate authorities",
-                                if c.value == ast::ClientAuth::Required {
+                                if c.value == ClientAuth::Required {
                                     "required"
                                 } else {
                                     "optional"
@@ -1468,7 +1468,7 @@ impl<'a> Compiler<'a> {
             verification_mode: t
                 .verification_mode
                 .as_ref()
-                .map_or(ast::VerificationMode::Full, |v| v.value),
+                .map_or(VerificationMode::Full, |v| v.value),
             certificate_authorities: cas,
             ca_trusted_fingerprint: fingerprint,
             certificate,
@@ -1624,7 +1624,7 @@ impl<'a> Compiler<'a> {
             && !listeners.iter().any(|l| {
                 l.tls
                     .as_ref()
-                    .is_some_and(|t| t.client_auth != ast::ClientAuth::None)
+                    .is_some_and(|t| t.client_auth != ClientAuth::None)
             })
         {
             if let Some((name, _)) = a.client_cert.iter().next() {
@@ -2210,16 +2210,6 @@ impl<'a> Compiler<'a> {
         out
     }
 }
-
-/// Route names as written in rule expressions.
-pub const ROUTE_NAMES: [(&str, RouteName); 6] = [
-    ("root", RouteName::Root),
-    ("intake", RouteName::Intake),
-    ("rum_intake", RouteName::RumIntake),
-    ("config", RouteName::Config),
-    ("rum_config", RouteName::RumConfig),
-    ("metrics", RouteName::Metrics),
-];
 
 fn article(word: &str) -> &'static str {
     if word.starts_with(['a', 'e', 'i', 'o', 'u']) {

@@ -20,6 +20,7 @@ pub mod grammar;
 pub mod spanned;
 pub mod structure;
 pub mod types;
+pub mod vocab;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

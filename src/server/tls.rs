@@ -12,8 +12,7 @@ use rustls::server::WebPkiClientVerifier;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::access::identity::PeerCertificate;
-use crate::policy::ast::{ClientAuth, Protocol, TlsBackend};
-use crate::policy::compiled::{Listener, TlsProfile, TlsVersion};
+use crate::policy::compiled::{ClientAuth, Listener, Protocol, TlsBackend, TlsProfile, TlsVersion};
 
 /// A TLS acceptor.
 #[derive(Clone)]
