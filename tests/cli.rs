@@ -351,6 +351,53 @@ fn issue_12_deeply_nested_rules_are_refused_not_a_crash() {
 }
 
 #[test]
+fn issue_12_one_validate_run_reports_structural_and_later_errors_together() {
+    let dir = tempfile::tempdir().unwrap();
+    // An unknown key and bad enum values (one inside a listener's list, one in a rule), beside a
+    // rule that does not parse, a certificate that is not there and a role nobody uses.
+    let p = write(
+        dir.path(),
+        "staged.toml",
+        r#"[gateway]
+namspace = "prod"
+
+[[listener]]
+name = "local"
+bind = "127.0.0.1:8200"
+protocols = ["http1.1"]
+tls = "public"
+
+[tls.public]
+certificate = "missing/server.crt"
+key = "missing/server.key"
+
+[[access.rule]]
+name = "bad-expression"
+when = "route = intake"
+effect = "allow"
+
+[[access.rule]]
+name = "bad-effect"
+when = "route == metrics"
+effect = "reject"
+
+[role.unused]
+privileges = ["event:write"]
+"#,
+    );
+    let (code, out, err) = run(apmgate().args(["validate", "--format", "json"]).arg(&p));
+    assert_eq!(code, 1, "{err}");
+    let diags: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    let mut codes: Vec<&str> = diags.iter().map(|d| d["code"].as_str().unwrap()).collect();
+    codes.sort_unstable();
+    assert_eq!(
+        codes,
+        ["E101", "E104", "E104", "E209", "E702", "E702", "W102"],
+        "{out}"
+    );
+}
+
+#[test]
 fn explain_walks_the_rules_and_shows_the_answer() {
     let (_dir, path) = example_dir("production.toml");
     let base = |from: &str| {
