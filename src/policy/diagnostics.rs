@@ -83,6 +83,7 @@ codes! {
     ClientAuthWithoutCa = "E409", Error, "client authentication without CAs";
     EmptyList = "E410", Error, "list must not be empty";
     NativeTlsUnsupported = "E411", Error, "not supported by the native-tls backend";
+    NativeTlsVersion = "E412", Error, "TLS 1.3 with the native-tls backend";
     IdentityWithoutPattern = "E501", Error, "client-certificate identity without a pattern";
     DuplicateApiKeyId = "E502", Error, "two API keys share an id";
     EsApiKeysWithoutOutput = "E503", Error, "Elasticsearch API keys need an Elasticsearch output";

@@ -165,8 +165,9 @@ impl Compiler<'_> {
                                             Diagnostic::new(Code::Http3NativeTls, "`http3` cannot use the native-tls backend", p.span.clone(), "QUIC needs rustls")
                                                 .with_help(format!("set `backend = \"rustls\"` in `[tls.{}]`, or serve HTTP/3 from another listener", prof.name)),
                                         );
-                                    }
-                                    if !prof.versions.contains(&TlsVersion::Tls13) {
+                                    } else if !prof.versions.contains(&TlsVersion::Tls13) {
+                                        // Not with native-tls: E403 already says what to change,
+                                        // and adding TLS 1.3 to a native-tls profile is E412.
                                         self.push(
                                             Diagnostic::new(Code::TlsVersion, "`http3` needs TLS 1.3", p.span.clone(), "QUIC runs on TLS 1.3")
                                                 .with_help(format!("add `TLSv1.3` to `supported_protocols` of `[tls.{}]`", prof.name)),

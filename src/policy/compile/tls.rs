@@ -111,7 +111,16 @@ impl Compiler<'_> {
     ) -> BTreeMap<String, Arc<TlsProfile>> {
         let mut out = BTreeMap::new();
         for (name, p) in profiles {
-            let versions = self.tls_versions(&p.supported_protocols);
+            let native = p
+                .backend
+                .as_ref()
+                .is_some_and(|b| b.value == TlsBackend::NativeTls);
+            let mut versions = self.tls_versions(&p.supported_protocols);
+            // native-tls never negotiates TLS 1.3 as a server, so its default range ends at
+            // TLS 1.2: a profile must not claim a version its connections never get.
+            if native && p.supported_protocols.is_none() {
+                versions = vec![TlsVersion::Tls12];
+            }
             let mut suites = Vec::new();
             for s in &p.cipher_suites {
                 match CIPHER_SUITES
@@ -196,11 +205,6 @@ impl Compiler<'_> {
                 if let Some(c) = p.curve_types.first() {
                     unsupported.push(("`curve_types`", c.span.clone()));
                 }
-                if versions == [TlsVersion::Tls13] {
-                    if let Some(v) = &p.supported_protocols {
-                        unsupported.push(("TLS 1.3 alone", v.span.clone()));
-                    }
-                }
                 for (what, span) in unsupported {
                     self.push(
                         Diagnostic::new(
@@ -211,6 +215,34 @@ impl Compiler<'_> {
                         )
                         .with_label(backend.span.clone(), "native-tls chosen here")
                         .with_help("use `backend = \"rustls\"` (the default), or drop the option"),
+                    );
+                }
+                let tls13 = p
+                    .supported_protocols
+                    .iter()
+                    .flat_map(|list| list.iter())
+                    .find(|v| v.as_str() == "TLSv1.3");
+                if let Some(v) = tls13 {
+                    let (message, help) = if versions == [TlsVersion::Tls13] {
+                        (
+                            "the native-tls backend cannot serve TLS 1.3, the only version allowed here",
+                            "use `backend = \"rustls\"` (the default) for TLS 1.3, or allow `TLSv1.2`",
+                        )
+                    } else {
+                        (
+                            "the native-tls backend never negotiates TLS 1.3",
+                            "remove `TLSv1.3` (native-tls serves TLS 1.2), or use `backend = \"rustls\"` (the default) for TLS 1.3",
+                        )
+                    };
+                    self.push(
+                        Diagnostic::new(
+                            Code::NativeTlsVersion,
+                            message,
+                            v.span.clone(),
+                            "not negotiated by native-tls",
+                        )
+                        .with_label(backend.span.clone(), "native-tls chosen here")
+                        .with_help(help),
                     );
                 }
             }
