@@ -398,6 +398,44 @@ privileges = ["event:write"]
 }
 
 #[test]
+fn issue_12_trusted_proxies_without_their_header_are_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = |header: &str| {
+        format!(
+            "[gateway]\ntrusted_proxies = [\"10.0.0.0/24\"]\n{header}\n[[listener]]\nname = \"local\"\nbind = \"127.0.0.1:8200\"\n"
+        )
+    };
+    let p = write(dir.path(), "proxies.toml", &policy(""));
+    let (code, out, err) = run(apmgate().args(["validate", "--format", "json"]).arg(&p));
+    assert_eq!(code, 0, "a warning, not an error: {err}");
+    let diags: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    let codes: Vec<&str> = diags.iter().map(|d| d["code"].as_str().unwrap()).collect();
+    assert_eq!(codes, ["W111"], "{out}");
+    assert_eq!(diags[0]["severity"], "warning");
+    let (code, _, _) = run(apmgate().args(["validate", "--deny-warnings"]).arg(&p));
+    assert_eq!(code, 1);
+    for header in ["x-forwarded-for", "forwarded", "x-real-ip"] {
+        let p = write(
+            dir.path(),
+            "proxies.toml",
+            &policy(&format!("trusted_proxy_header = \"{header}\"")),
+        );
+        let (code, out, err) = run(apmgate()
+            .args(["validate", "--deny-warnings", "--format", "json"])
+            .arg(&p));
+        assert_eq!((code, out.trim()), (0, "[]"), "{header}: {err}");
+    }
+    let p = write(
+        dir.path(),
+        "proxies.toml",
+        &policy("trusted_proxy_header = \"x-forwarded-host\""),
+    );
+    let (code, out, _) = run(apmgate().args(["validate", "--format", "json"]).arg(&p));
+    assert_eq!(code, 1);
+    assert!(out.contains("\"E104\""), "{out}");
+}
+
+#[test]
 fn explain_walks_the_rules_and_shows_the_answer() {
     let (_dir, path) = example_dir("production.toml");
     let base = |from: &str| {

@@ -180,6 +180,7 @@ pub fn decide(
         request.peer,
         |n| request.header_values(n),
         &policy.gateway.trusted_proxies,
+        policy.gateway.trusted_proxy_header,
     );
     let route = route_for_path(request.path).filter(|r| request.listener.serves(*r));
     let mut decision = Decision {

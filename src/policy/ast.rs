@@ -13,7 +13,9 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::Deserialize;
 
 use super::spanned::Sp;
-use super::vocab::{ClientAuth, Effect, Protocol, RouteName, TlsBackend, VerificationMode};
+use super::vocab::{
+    ClientAuth, Effect, Protocol, ProxyHeader, RouteName, TlsBackend, VerificationMode,
+};
 
 /// A map of named entries (`[tls.NAME]`, `[role.NAME]`, ...), keys carrying their spans.
 pub type Named<T> = BTreeMap<Sp<String>, T>;
@@ -72,6 +74,11 @@ pub struct Gateway {
     /// CIDRs, ranges or addresses. Requests from anyone else are identified by their socket address.
     #[serde(default)]
     pub trusted_proxies: Vec<Sp<String>>,
+    /// The forwarding header the trusted proxies set: `x-forwarded-for`, `forwarded` or
+    /// `x-real-ip`. Only that header is believed from them; the others are ignored, since a
+    /// client may have written them. Without it, `Forwarded`, then `X-Real-IP`, then
+    /// `X-Forwarded-For` are tried (warned about).
+    pub trusted_proxy_header: Option<Sp<ProxyHeader>>,
     /// Headers added to every APM response.
     #[serde(default)]
     pub response_headers: Named<Sp<String>>,

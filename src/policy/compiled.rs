@@ -13,8 +13,8 @@ use super::expr::Expr;
 use super::types::{Bind, Glob, IpSet, PrivilegeSet, Secret, SecretRef};
 
 pub use super::vocab::{
-    Allowlist, ClientAuth, Effect, IdentityKind, Protocol, ROUTE_NAMES, RouteName, TlsBackend,
-    VerificationMode,
+    Allowlist, ClientAuth, Effect, IdentityKind, Protocol, ProxyHeader, ROUTE_NAMES, RouteName,
+    TlsBackend, VerificationMode,
 };
 
 /// APM Server's default routes: every APM route, not `metrics`.
@@ -62,6 +62,9 @@ pub struct GatewaySettings {
     pub capture_personal_data: bool,
     /// Proxies whose forwarding headers are believed.
     pub trusted_proxies: IpSet,
+    /// The one forwarding header believed from trusted proxies; `None` believes `Forwarded`,
+    /// then `X-Real-IP`, then `X-Forwarded-For` (warned about: W111).
+    pub trusted_proxy_header: Option<ProxyHeader>,
     /// Headers added to every APM response.
     pub response_headers: Vec<(String, String)>,
     /// `Cache-Control: max-age` of central configuration.

@@ -107,6 +107,7 @@ codes! {
     CertificateExpiring = "W108", Warning, "certificate expires within 30 days";
     TokenOverPlaintext = "W109", Warning, "credentials over plaintext on a non-loopback address";
     UnusedTlsProfile = "W110", Warning, "TLS profile never used";
+    ProxyHeaderUnset = "W111", Warning, "trusted proxies without their forwarding header";
 }
 
 impl fmt::Display for Code {

@@ -144,3 +144,16 @@ pub struct Allowlist {
     /// Addresses.
     pub set: IpSet,
 }
+
+/// The forwarding header the trusted proxies set (`gateway.trusted_proxy_header`): the only one
+/// believed from them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProxyHeader {
+    /// `X-Forwarded-For`, walked from the right.
+    XForwardedFor,
+    /// `Forwarded` (RFC 7239), its `for=` elements walked from the right.
+    Forwarded,
+    /// `X-Real-IP`, one address.
+    XRealIp,
+}

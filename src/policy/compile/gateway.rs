@@ -31,6 +31,21 @@ impl Compiler<'_> {
             None => "default".to_string(),
         };
         let trusted = self.address_ranges(&g.trusted_proxies);
+        if let (Some(first), None) = (g.trusted_proxies.first(), &g.trusted_proxy_header) {
+            self.push(
+                Diagnostic::new(
+                    Code::ProxyHeaderUnset,
+                    "trusted proxies are declared without the header they set",
+                    first.span.clone(),
+                    "believed in any of three headers",
+                )
+                .with_help(
+                    "add `trusted_proxy_header = \"x-forwarded-for\"` (or `forwarded`, `x-real-ip`): \
+                     otherwise a client can send a `Forwarded` or `X-Real-IP` header that your \
+                     proxy passes on, and it wins over the `X-Forwarded-For` the proxy appended",
+                ),
+            );
+        }
         GatewaySettings {
             namespace,
             default_service_environment: g
@@ -39,6 +54,7 @@ impl Compiler<'_> {
                 .map(|e| e.value.clone()),
             capture_personal_data: g.capture_personal_data.as_ref().is_none_or(|b| b.value),
             trusted_proxies: IpSet::new(&trusted, &[]),
+            trusted_proxy_header: g.trusted_proxy_header.as_ref().map(|h| h.value),
             response_headers: self.headers(&g.response_headers),
             agent_config_max_age: self
                 .positive_duration(&g.agent_config_max_age, Duration::from_secs(30)),
