@@ -584,7 +584,15 @@ status = 202
 
 #[test]
 fn keys_new_prints_a_credential_that_the_policy_entry_accepts() {
-    let (code, out, _) = run(apmgate().args(["keys", "new", "--role", "agent", "--name", "ci"]));
+    let dir = tempfile::tempdir().unwrap();
+    let roles = write(
+        dir.path(),
+        "roles.toml",
+        "[role.agent]\nprivileges = [\"event:write\"]\n",
+    );
+    let (code, out, _) = run(apmgate()
+        .args(["keys", "new", "--role", "agent", "--name", "ci", "--policy"])
+        .arg(&roles));
     assert_eq!(code, 0);
     let credential = out
         .lines()
@@ -597,7 +605,6 @@ fn keys_new_prints_a_credential_that_the_policy_entry_accepts() {
         .collect::<Vec<_>>()
         .join("\n");
     assert!(!entry.contains(&credential));
-    let dir = tempfile::tempdir().unwrap();
     let p = write(
         dir.path(),
         "p.toml",
@@ -640,6 +647,46 @@ fn keys_new_prints_a_credential_that_the_policy_entry_accepts() {
     let forged = base64::engine::general_purpose::STANDARD.encode(format!("{id}:not-the-key"));
     let v = explain(&forged);
     assert_eq!(v["status"], 401, "{v}");
+}
+
+#[test]
+fn issue_12_keys_new_refuses_an_undeclared_role_and_a_past_expiry() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = write(
+        dir.path(),
+        "p.toml",
+        "[role.agent]\nprivileges = [\"event:write\"]\n[role.reader]\nprivileges = [\"config_agent:read\"]\n",
+    );
+    let keys = |args: &[&str]| {
+        run(apmgate()
+            .args(["keys", "new", "--policy"])
+            .arg(&policy)
+            .args(args))
+    };
+    let (code, out, err) = keys(&["--role", "nosuchrole"]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(out.is_empty(), "no credential is printed: {out}");
+    assert!(err.contains("role `nosuchrole` is not declared"), "{err}");
+    let (code, _, err) = keys(&["--role", "agent", "--role", "agnet"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("did you mean `agent`"), "{err}");
+    let (code, out, err) = keys(&["--role", "agent", "--expires", "2020-01-01T00:00:00Z"]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(out.is_empty(), "no credential is printed: {out}");
+    assert!(err.contains("is in the past"), "{err}");
+    let (code, _, err) = keys(&["--role", "agent", "--expires", "2999-01-01T00:00:00"]);
+    assert_eq!(
+        code, 2,
+        "an expiry without an offset, which the policy refuses"
+    );
+    assert!(err.contains("with an offset"), "{err}");
+    let (code, out, err) = keys(&["--role", "reader", "--expires", "2999-01-01T00:00:00Z"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("expires = 2999-01-01T00:00:00Z"), "{out}");
+    // The roles can only be checked against a policy: it is required.
+    let (code, _, err) = run(apmgate().args(["keys", "new", "--role", "agent"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("--policy"), "{err}");
 }
 
 #[test]

@@ -9,6 +9,24 @@ use crate::policy::compiled::*;
 use crate::policy::diagnostics::{Code, Diagnostic};
 
 impl Compiler<'_> {
+    /// A float setting as the operator wrote it (`1.0` stays `1.0`, where formatting the number
+    /// gives `1`), without TOML's digit separators: agents receive the text the policy shows.
+    fn float_as_written(&self, span: &Range<usize>, value: f64) -> String {
+        let written: String = self
+            .src
+            .get(span.clone())
+            .unwrap_or_default()
+            .trim()
+            .chars()
+            .filter(|c| *c != '_')
+            .collect();
+        if written.parse::<f64>().is_ok_and(|w| w == value) {
+            written
+        } else {
+            value.to_string()
+        }
+    }
+
     pub(super) fn agent_configs(&mut self, entries: &[ast::AgentConfig]) -> Vec<AgentConfigEntry> {
         let mut seen: HashMap<(String, Option<String>), Range<usize>> = HashMap::new();
         let mut out = Vec::new();
@@ -45,7 +63,7 @@ impl Compiler<'_> {
                     let s = match &v.value {
                         ast::SettingValue::Bool(b) => b.to_string(),
                         ast::SettingValue::Integer(i) => i.to_string(),
-                        ast::SettingValue::Float(f) => f.to_string(),
+                        ast::SettingValue::Float(f) => self.float_as_written(&v.span, *f),
                         ast::SettingValue::String(s) => s.clone(),
                     };
                     (k.value.clone(), s)

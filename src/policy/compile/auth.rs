@@ -11,7 +11,7 @@ use crate::policy::ast;
 use crate::policy::compiled::*;
 use crate::policy::diagnostics::{Code, Diagnostic};
 use crate::policy::spanned::Sp;
-use crate::policy::types::{Privilege, PrivilegeSet};
+use crate::policy::types::{Privilege, PrivilegeSet, datetime_to_system_time};
 
 impl Compiler<'_> {
     pub(super) fn auth(
@@ -260,33 +260,4 @@ impl Compiler<'_> {
 
 pub(super) fn default_allow_agent() -> Vec<String> {
     vec!["rum-js".to_string(), "js-base".to_string()]
-}
-
-pub(super) fn datetime_to_system_time(dt: &toml::value::Datetime) -> Option<SystemTime> {
-    let date = dt.date?;
-    let clock = dt.time.unwrap_or(toml::value::Time {
-        hour: 0,
-        minute: 0,
-        second: None,
-        nanosecond: None,
-    });
-    let offset_minutes: i64 = match dt.offset {
-        Some(toml::value::Offset::Z) => 0,
-        Some(toml::value::Offset::Custom { minutes }) => i64::from(minutes),
-        None if dt.time.is_none() => 0,
-        None => return None,
-    };
-    let month = time::Month::try_from(date.month).ok()?;
-    let day = time::Date::from_calendar_date(i32::from(date.year), month, date.day).ok()?;
-    let secs = day.midnight().assume_utc().unix_timestamp()
-        + i64::from(clock.hour) * 3600
-        + i64::from(clock.minute) * 60
-        + i64::from(clock.second.unwrap_or(0))
-        - offset_minutes * 60;
-    let secs = u64::try_from(secs).ok()?;
-    Some(
-        SystemTime::UNIX_EPOCH
-            + Duration::from_secs(secs)
-            + Duration::from_nanos(u64::from(clock.nanosecond.unwrap_or(0))),
-    )
 }
