@@ -9,6 +9,9 @@
 //!    read and checked.
 //!
 //! This module never opens a socket; the first two steps never touch the disk or environment.
+//!
+//! The runtime reads [`compiled`] (and the vocabulary it re-exports from [`vocab`]), never
+//! [`ast`]: the file format can change without touching listeners, TLS or access.
 
 pub mod ast;
 pub mod compile;
