@@ -147,12 +147,16 @@ pub fn compile(source: &SourceFile, options: CompileOptions) -> Compilation {
     let file = match ast::PolicyFile::deserialize(toml::de::Deserializer::from(table)) {
         Ok(f) => f,
         Err(e) => {
+            // The structural check prunes whatever serde would refuse, so this is a gap in it:
+            // say so at the place serde names rather than let the structural findings stand as
+            // if they were all (unless one of them already points there).
             let mut diags = structural;
-            if diags.is_empty() {
+            let span = e.span().unwrap_or(0..0);
+            if !diags.iter().any(|d| d.offset() == span.start) {
                 diags.push(Diagnostic::new(
                     Code::WrongType,
                     e.message().trim().to_string(),
-                    e.span().unwrap_or(0..0),
+                    span,
                     "here",
                 ));
             }
