@@ -371,7 +371,7 @@ fn bench_expr(c: &mut Criterion) {
     let source: IpAddr = "fc00::77".parse().expect("address");
     let view = RequestView {
         listener: &listener.name,
-        route: Some(apmgate::policy::ast::RouteName::Intake),
+        route: Some(apmgate::policy::compiled::RouteName::Intake),
         method: "POST",
         source,
         identity: identity.kind,

@@ -351,6 +351,91 @@ fn issue_12_deeply_nested_rules_are_refused_not_a_crash() {
 }
 
 #[test]
+fn issue_12_one_validate_run_reports_structural_and_later_errors_together() {
+    let dir = tempfile::tempdir().unwrap();
+    // An unknown key and bad enum values (one inside a listener's list, one in a rule), beside a
+    // rule that does not parse, a certificate that is not there and a role nobody uses.
+    let p = write(
+        dir.path(),
+        "staged.toml",
+        r#"[gateway]
+namspace = "prod"
+
+[[listener]]
+name = "local"
+bind = "127.0.0.1:8200"
+protocols = ["http1.1"]
+tls = "public"
+
+[tls.public]
+certificate = "missing/server.crt"
+key = "missing/server.key"
+
+[[access.rule]]
+name = "bad-expression"
+when = "route = intake"
+effect = "allow"
+
+[[access.rule]]
+name = "bad-effect"
+when = "route == metrics"
+effect = "reject"
+
+[role.unused]
+privileges = ["event:write"]
+"#,
+    );
+    let (code, out, err) = run(apmgate().args(["validate", "--format", "json"]).arg(&p));
+    assert_eq!(code, 1, "{err}");
+    let diags: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    let mut codes: Vec<&str> = diags.iter().map(|d| d["code"].as_str().unwrap()).collect();
+    codes.sort_unstable();
+    assert_eq!(
+        codes,
+        ["E101", "E104", "E104", "E209", "E702", "E702", "W102"],
+        "{out}"
+    );
+}
+
+#[test]
+fn issue_12_trusted_proxies_without_their_header_are_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = |header: &str| {
+        format!(
+            "[gateway]\ntrusted_proxies = [\"10.0.0.0/24\"]\n{header}\n[[listener]]\nname = \"local\"\nbind = \"127.0.0.1:8200\"\n"
+        )
+    };
+    let p = write(dir.path(), "proxies.toml", &policy(""));
+    let (code, out, err) = run(apmgate().args(["validate", "--format", "json"]).arg(&p));
+    assert_eq!(code, 0, "a warning, not an error: {err}");
+    let diags: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    let codes: Vec<&str> = diags.iter().map(|d| d["code"].as_str().unwrap()).collect();
+    assert_eq!(codes, ["W111"], "{out}");
+    assert_eq!(diags[0]["severity"], "warning");
+    let (code, _, _) = run(apmgate().args(["validate", "--deny-warnings"]).arg(&p));
+    assert_eq!(code, 1);
+    for header in ["x-forwarded-for", "forwarded", "x-real-ip"] {
+        let p = write(
+            dir.path(),
+            "proxies.toml",
+            &policy(&format!("trusted_proxy_header = \"{header}\"")),
+        );
+        let (code, out, err) = run(apmgate()
+            .args(["validate", "--deny-warnings", "--format", "json"])
+            .arg(&p));
+        assert_eq!((code, out.trim()), (0, "[]"), "{header}: {err}");
+    }
+    let p = write(
+        dir.path(),
+        "proxies.toml",
+        &policy("trusted_proxy_header = \"x-forwarded-host\""),
+    );
+    let (code, out, _) = run(apmgate().args(["validate", "--format", "json"]).arg(&p));
+    assert_eq!(code, 1);
+    assert!(out.contains("\"E104\""), "{out}");
+}
+
+#[test]
 fn explain_walks_the_rules_and_shows_the_answer() {
     let (_dir, path) = example_dir("production.toml");
     let base = |from: &str| {
@@ -499,7 +584,15 @@ status = 202
 
 #[test]
 fn keys_new_prints_a_credential_that_the_policy_entry_accepts() {
-    let (code, out, _) = run(apmgate().args(["keys", "new", "--role", "agent", "--name", "ci"]));
+    let dir = tempfile::tempdir().unwrap();
+    let roles = write(
+        dir.path(),
+        "roles.toml",
+        "[role.agent]\nprivileges = [\"event:write\"]\n",
+    );
+    let (code, out, _) = run(apmgate()
+        .args(["keys", "new", "--role", "agent", "--name", "ci", "--policy"])
+        .arg(&roles));
     assert_eq!(code, 0);
     let credential = out
         .lines()
@@ -512,7 +605,6 @@ fn keys_new_prints_a_credential_that_the_policy_entry_accepts() {
         .collect::<Vec<_>>()
         .join("\n");
     assert!(!entry.contains(&credential));
-    let dir = tempfile::tempdir().unwrap();
     let p = write(
         dir.path(),
         "p.toml",
@@ -555,6 +647,46 @@ fn keys_new_prints_a_credential_that_the_policy_entry_accepts() {
     let forged = base64::engine::general_purpose::STANDARD.encode(format!("{id}:not-the-key"));
     let v = explain(&forged);
     assert_eq!(v["status"], 401, "{v}");
+}
+
+#[test]
+fn issue_12_keys_new_refuses_an_undeclared_role_and_a_past_expiry() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = write(
+        dir.path(),
+        "p.toml",
+        "[role.agent]\nprivileges = [\"event:write\"]\n[role.reader]\nprivileges = [\"config_agent:read\"]\n",
+    );
+    let keys = |args: &[&str]| {
+        run(apmgate()
+            .args(["keys", "new", "--policy"])
+            .arg(&policy)
+            .args(args))
+    };
+    let (code, out, err) = keys(&["--role", "nosuchrole"]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(out.is_empty(), "no credential is printed: {out}");
+    assert!(err.contains("role `nosuchrole` is not declared"), "{err}");
+    let (code, _, err) = keys(&["--role", "agent", "--role", "agnet"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("did you mean `agent`"), "{err}");
+    let (code, out, err) = keys(&["--role", "agent", "--expires", "2020-01-01T00:00:00Z"]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(out.is_empty(), "no credential is printed: {out}");
+    assert!(err.contains("is in the past"), "{err}");
+    let (code, _, err) = keys(&["--role", "agent", "--expires", "2999-01-01T00:00:00"]);
+    assert_eq!(
+        code, 2,
+        "an expiry without an offset, which the policy refuses"
+    );
+    assert!(err.contains("with an offset"), "{err}");
+    let (code, out, err) = keys(&["--role", "reader", "--expires", "2999-01-01T00:00:00Z"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("expires = 2999-01-01T00:00:00Z"), "{out}");
+    // The roles can only be checked against a policy: it is required.
+    let (code, _, err) = run(apmgate().args(["keys", "new", "--role", "agent"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("--policy"), "{err}");
 }
 
 #[test]

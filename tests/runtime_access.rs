@@ -385,6 +385,76 @@ async fn forwarding_headers_from_an_untrusted_peer_do_not_reach_an_allowlist() {
     gw.stop().await;
 }
 
+/// Issue 12: behind a proxy that appends `X-Forwarded-For`, a client-written `Forwarded` or
+/// `X-Real-IP` reaches the gateway untouched. With `trusted_proxy_header` only the proxy's
+/// header is read, so a forged one cannot turn the office-only rule from 403 to 202.
+#[tokio::test]
+async fn issue_12_only_the_declared_proxy_header_is_believed() {
+    let policy = |header: &str| {
+        format!("[gateway]\ntrusted_proxies = [\"127.0.0.1\"]\n{header}{STANDARD_LISTENERS}{RULES}")
+    };
+    let declared = Gateway::start(&policy("trusted_proxy_header = \"x-forwarded-for\"\n")).await;
+    let undeclared = Gateway::start(&policy("")).await;
+    let intake = "/intake/v2/events";
+    for proto in Proto::EVERY {
+        for forged in [("Forwarded", "for=192.0.2.5"), ("X-Real-IP", "192.0.2.5")] {
+            // The proxy (127.0.0.1, trusted) appended the real client, outside the office.
+            let headers = [("X-Forwarded-For", "198.51.100.7"), forged];
+            let r = post(
+                &declared,
+                proto,
+                intake,
+                &headers,
+                payload("nodejs", "svc", 1),
+            )
+            .await;
+            assert_eq!(r.status, 403, "{proto:?} forged {forged:?}: {}", r.body);
+            // What the setting prevents: undeclared, the forged header wins over the proxy's.
+            let r = post(
+                &undeclared,
+                proto,
+                intake,
+                &headers,
+                payload("nodejs", "svc", 1),
+            )
+            .await;
+            assert_eq!(
+                r.status, 202,
+                "{proto:?} undeclared, forged {forged:?}: {}",
+                r.body
+            );
+        }
+        // A client really in the office, whatever else it writes, is let through.
+        let headers = [
+            ("X-Forwarded-For", "192.0.2.5"),
+            ("Forwarded", "for=198.51.100.7"),
+            ("X-Real-IP", "198.51.100.7"),
+        ];
+        let r = post(
+            &declared,
+            proto,
+            intake,
+            &headers,
+            payload("nodejs", "svc", 1),
+        )
+        .await;
+        assert_eq!(r.status, 202, "{proto:?} office client: {}", r.body);
+        // Without the declared header the proxy's own address is the client's: no office.
+        let headers = [("Forwarded", "for=192.0.2.5")];
+        let r = post(
+            &declared,
+            proto,
+            intake,
+            &headers,
+            payload("nodejs", "svc", 1),
+        )
+        .await;
+        assert_eq!(r.status, 403, "{proto:?} only a forged header: {}", r.body);
+    }
+    declared.stop().await;
+    undeclared.stop().await;
+}
+
 /// The document of the file output whose `service.name` is `service`.
 fn doc_of<'d>(docs: &'d [(String, Value)], service: &str) -> &'d Value {
     let mine: Vec<&Value> = docs

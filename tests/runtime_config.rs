@@ -500,3 +500,31 @@ settings = {{ transaction_sample_rate = 0.3, log_level = "debug" }}
     }
     gw.stop().await;
 }
+
+/// Issue 12: a float setting is served as written (`1.0`, not `1`), digit separators aside.
+#[tokio::test]
+async fn issue_12_float_settings_are_served_as_written() {
+    let gw = Gateway::start(&format!(
+        r#"{STANDARD_LISTENERS}
+[[agent_config]]
+service = "checkout"
+settings = {{ transaction_sample_rate = 1.0, span_frames_min_duration = 5.50, exit_span_min_duration = 1_000.5, stack_trace_limit = 50 }}
+"#
+    ))
+    .await;
+    for proto in Proto::EVERY {
+        let r = get(&gw, proto, &format!("{AGENTS}?service.name=checkout"), &[]).await;
+        assert_eq!(r.status, 200, "{proto:?}: {}", r.body);
+        assert_eq!(
+            r.body,
+            json!({
+                "exit_span_min_duration": "1000.5",
+                "span_frames_min_duration": "5.50",
+                "stack_trace_limit": "50",
+                "transaction_sample_rate": "1.0",
+            }),
+            "{proto:?}"
+        );
+    }
+    gw.stop().await;
+}

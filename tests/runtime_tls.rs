@@ -570,6 +570,47 @@ backend = "native-tls"
     assert_eq!(support::output_documents(dir.path()).len(), 6);
 }
 
+/// native-tls never negotiates TLS 1.3 as a server (issue 12): its default range ends at TLS 1.2,
+/// so the compiled profile claims what connections get, and a client offering both gets 1.2.
+#[tokio::test]
+async fn issue_12_the_native_tls_default_is_tls_1_2_and_serves_it() {
+    let policy = r#"
+[[listener]]
+name = "native"
+bind = "127.0.0.1:0"
+protocols = ["http1"]
+tls = "native"
+
+[tls.native]
+certificate = "certs/server.crt"
+key = "certs/server.key"
+backend = "native-tls"
+"#;
+    let source =
+        apmgate::policy::SourceFile::new("native.toml".to_string(), Arc::<str>::from(policy));
+    let compiled = apmgate::policy::compile(
+        &source,
+        apmgate::policy::CompileOptions { environment: false },
+    );
+    let compiled = compiled.policy.expect("a valid policy");
+    let profile = compiled.listeners[0].tls.as_ref().expect("a TLS listener");
+    assert_eq!(
+        profile.versions,
+        [apmgate::policy::compiled::TlsVersion::Tls12]
+    );
+
+    let gw = Gateway::start(policy).await;
+    let both = rustls_config(&gw, &[b"http/1.1"], rustls::ALL_VERSIONS);
+    let mut tls = tls_connect(&gw, "native", both).await.unwrap();
+    assert_eq!(
+        tls.get_ref().1.protocol_version(),
+        Some(rustls::ProtocolVersion::TLSv1_2)
+    );
+    tls.write_all(GET_ROOT).await.unwrap();
+    assert_eq!(support::read_response(&mut tls).await.unwrap().status, 200);
+    gw.stop().await;
+}
+
 #[tokio::test]
 async fn a_silent_client_is_disconnected_after_the_tls_handshake_timeout() {
     let gw = Gateway::start(&support::tls_listener(

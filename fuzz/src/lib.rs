@@ -434,8 +434,8 @@ async fn exchange(gw: &Gateway, peer: SocketAddr, request: Vec<u8>) -> Vec<u8> {
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(limits.max_header_size).unwrap_or(u32::MAX));
     // As the listener does on plaintext: HTTP/2 by prior knowledge only where h2c is served.
-    let speaks_h2c = conn_listener.speaks(apmgate::policy::ast::Protocol::H2c);
-    let speaks_http1 = conn_listener.speaks(apmgate::policy::ast::Protocol::Http1);
+    let speaks_h2c = conn_listener.speaks(apmgate::policy::compiled::Protocol::H2c);
+    let speaks_http1 = conn_listener.speaks(apmgate::policy::compiled::Protocol::Http1);
     let builder = match (speaks_h2c, speaks_http1) {
         (true, true) => builder,
         (true, false) => builder.http2_only(),

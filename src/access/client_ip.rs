@@ -4,9 +4,12 @@
 //! client can claim any address and slip past per-IP rate limits (its open issue #6424).
 //! apmgate believes these headers only from peers in `trusted_proxies`, and walks the chain from
 //! the right, skipping trusted hops, so the address is the last one a trusted proxy vouched for.
+//! With `trusted_proxy_header`, only the header the proxies set is read: the others reach us as
+//! the client wrote them.
 
 use std::net::{IpAddr, SocketAddr};
 
+use crate::policy::compiled::ProxyHeader;
 use crate::policy::types::IpSet;
 
 /// Where the client IP came from.
@@ -84,11 +87,15 @@ fn walk<'a>(
 }
 
 /// Derives the client address from the socket peer and, if the peer is a trusted proxy, the
-/// forwarding headers. `header` returns every value of a header (all lines, in order).
+/// forwarding headers. `header` returns every value of a header (all lines, in order). With
+/// `only`, the header the trusted proxies set, no other header is read: a proxy that appends to
+/// `X-Forwarded-For` passes on whatever `Forwarded` or `X-Real-IP` its client wrote. Without it,
+/// `Forwarded`, then `X-Real-IP`, then `X-Forwarded-For` are tried.
 pub fn client_ip<'h>(
     peer: SocketAddr,
     header: impl Fn(&str) -> Vec<&'h str>,
     trusted: &IpSet,
+    only: Option<ProxyHeader>,
 ) -> ClientIp {
     let socket = ClientIp {
         ip: peer.ip().to_canonical(),
@@ -105,35 +112,40 @@ pub fn client_ip<'h>(
         source,
         nat: Some(peer.ip().to_canonical()),
     };
-    let forwarded = header("forwarded");
-    if !forwarded.is_empty() {
-        let fors: Vec<&str> = forwarded
-            .iter()
-            .flat_map(|v| v.split(','))
-            .filter_map(|element| {
-                element.split(';').find_map(|pair| {
-                    let (k, v) = pair.split_once('=')?;
-                    k.trim().eq_ignore_ascii_case("for").then_some(v.trim())
-                })
-            })
-            .collect();
-        if let Some(addr) = walk(fors.into_iter(), trusted) {
-            return from_header(addr, IpSource::Forwarded);
+    let read = |which: ProxyHeader| -> Option<ClientIp> {
+        match which {
+            ProxyHeader::Forwarded => {
+                let forwarded = header("forwarded");
+                let fors: Vec<&str> = forwarded
+                    .iter()
+                    .flat_map(|v| v.split(','))
+                    .filter_map(|element| {
+                        element.split(';').find_map(|pair| {
+                            let (k, v) = pair.split_once('=')?;
+                            k.trim().eq_ignore_ascii_case("for").then_some(v.trim())
+                        })
+                    })
+                    .collect();
+                walk(fors.into_iter(), trusted).map(|a| from_header(a, IpSource::Forwarded))
+            }
+            ProxyHeader::XRealIp => header("x-real-ip")
+                .last()
+                .and_then(|v| parse_forwarded_addr(v))
+                .map(|a| from_header(a, IpSource::XRealIp)),
+            ProxyHeader::XForwardedFor => {
+                let xff = header("x-forwarded-for");
+                walk(xff.iter().flat_map(|v| v.split(',')), trusted)
+                    .map(|a| from_header(a, IpSource::XForwardedFor))
+            }
         }
-    }
-    if let Some(addr) = header("x-real-ip")
-        .last()
-        .and_then(|v| parse_forwarded_addr(v))
-    {
-        return from_header(addr, IpSource::XRealIp);
-    }
-    let xff = header("x-forwarded-for");
-    if !xff.is_empty() {
-        if let Some(addr) = walk(xff.iter().flat_map(|v| v.split(',')), trusted) {
-            return from_header(addr, IpSource::XForwardedFor);
-        }
-    }
-    socket
+    };
+    let derived = match only {
+        Some(which) => read(which),
+        None => read(ProxyHeader::Forwarded)
+            .or_else(|| read(ProxyHeader::XRealIp))
+            .or_else(|| read(ProxyHeader::XForwardedFor)),
+    };
+    derived.unwrap_or(socket)
 }
 
 #[cfg(test)]
@@ -169,6 +181,7 @@ mod tests {
             "9.9.9.9:1234".parse().unwrap(),
             headers(&h),
             &trusted(&["10.0.0.0/8"]),
+            None,
         );
         assert_eq!(ip.ip, "9.9.9.9".parse::<IpAddr>().unwrap());
         assert_eq!(ip.source, IpSource::Socket);
@@ -182,6 +195,7 @@ mod tests {
             "10.0.0.1:1".parse().unwrap(),
             headers(&h),
             &trusted(&["10.0.0.0/8"]),
+            None,
         );
         assert_eq!(ip.ip, "1.2.3.4".parse::<IpAddr>().unwrap());
         assert_eq!(ip.source, IpSource::XForwardedFor);
@@ -198,6 +212,7 @@ mod tests {
             "10.0.0.1:1".parse().unwrap(),
             headers(&h),
             &trusted(&["10.0.0.0/8"]),
+            None,
         );
         assert_eq!(ip.ip, "2001:db8::1".parse::<IpAddr>().unwrap());
         assert_eq!(ip.port, Some(4711));
@@ -211,7 +226,45 @@ mod tests {
             "[::ffff:10.0.0.1]:1".parse().unwrap(),
             headers(&h),
             &trusted(&["10.0.0.0/8"]),
+            None,
         );
         assert_eq!(ip.ip, "5.5.5.5".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn the_declared_header_is_the_only_one_believed() {
+        let forged = [
+            ("Forwarded", "for=3.3.3.3"),
+            ("X-Real-IP", "2.2.2.2"),
+            ("X-Forwarded-For", "1.1.1.1, 6.6.6.6"),
+        ];
+        let peer = "10.0.0.1:1".parse().unwrap();
+        let proxies = trusted(&["10.0.0.0/8"]);
+        let ip = |only| client_ip(peer, headers(&forged), &proxies, Some(only));
+        let xff = ip(ProxyHeader::XForwardedFor);
+        assert_eq!(xff.ip, "6.6.6.6".parse::<IpAddr>().unwrap());
+        assert_eq!(xff.source, IpSource::XForwardedFor);
+        assert_eq!(
+            ip(ProxyHeader::Forwarded).ip,
+            "3.3.3.3".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            ip(ProxyHeader::XRealIp).ip,
+            "2.2.2.2".parse::<IpAddr>().unwrap()
+        );
+        // Without the declared header, the socket peer: another header does not stand in.
+        let only_forwarded = [("Forwarded", "for=3.3.3.3")];
+        let none = client_ip(
+            peer,
+            headers(&only_forwarded),
+            &proxies,
+            Some(ProxyHeader::XForwardedFor),
+        );
+        assert_eq!(none.source, IpSource::Socket);
+        // Undeclared, today's order: Forwarded first.
+        assert_eq!(
+            client_ip(peer, headers(&forged), &proxies, None).source,
+            IpSource::Forwarded
+        );
     }
 }

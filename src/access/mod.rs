@@ -19,8 +19,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::policy::Policy;
-use crate::policy::ast::{Effect, RouteName};
-use crate::policy::compiled::{AccessRule, IdentityKind, Listener};
+use crate::policy::compiled::{AccessRule, Effect, IdentityKind, Listener, RouteName};
 use crate::policy::expr::RequestView;
 use crate::policy::types::Privilege;
 
@@ -181,6 +180,7 @@ pub fn decide(
         request.peer,
         |n| request.header_values(n),
         &policy.gateway.trusted_proxies,
+        policy.gateway.trusted_proxy_header,
     );
     let route = route_for_path(request.path).filter(|r| request.listener.serves(*r));
     let mut decision = Decision {

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use crate::intake::IntakeResult;
-use crate::policy::ast::RouteName;
+use crate::policy::compiled::RouteName;
 use crate::policy::types::Privilege;
 
 use super::identity::AuthError;

@@ -10,8 +10,7 @@
 use std::sync::Arc;
 
 use crate::policy::Policy;
-use crate::policy::ast::RouteName;
-use crate::policy::compiled::IdentityKind;
+use crate::policy::compiled::{IdentityKind, RouteName};
 use crate::telemetry::{Counter, Metrics};
 
 use super::argon2_pool::Argon2Pool;

@@ -9,7 +9,7 @@ use apmgate::access::{
 };
 use apmgate::intake::IntakeResult;
 use apmgate::policy::Policy;
-use apmgate::policy::ast::Effect;
+use apmgate::policy::compiled::Effect;
 use apmgate::policy::diagnostics::render_human;
 use apmgate::server::respond;
 use serde_json::json;
@@ -132,8 +132,8 @@ fn effect_name(e: Effect) -> &'static str {
     }
 }
 
-fn route_name(r: apmgate::policy::ast::RouteName) -> &'static str {
-    apmgate::policy::compile::ROUTE_NAMES
+fn route_name(r: apmgate::policy::compiled::RouteName) -> &'static str {
+    apmgate::policy::compiled::ROUTE_NAMES
         .iter()
         .find(|(_, x)| *x == r)
         .map_or("?", |(n, _)| n)
@@ -234,12 +234,12 @@ fn human(policy: &Policy, request: &AccessRequest<'_>, d: &Decision) -> String {
         Outcome::Allow { full_root_body, .. } => {
             let status = respond::allowed_status(d.route);
             let note = match d.route {
-                Some(apmgate::policy::ast::RouteName::Root) if !full_root_body => {
+                Some(apmgate::policy::compiled::RouteName::Root) if !full_root_body => {
                     " (server information withheld: caller not authenticated)"
                 }
                 Some(
-                    apmgate::policy::ast::RouteName::Intake
-                    | apmgate::policy::ast::RouteName::RumIntake,
+                    apmgate::policy::compiled::RouteName::Intake
+                    | apmgate::policy::compiled::RouteName::RumIntake,
                 ) => " (when the event stream is valid)",
                 _ => "",
             };

@@ -8,7 +8,7 @@ use apmgate::access::{
     AccessRequest, Decision, Outcome, anonymous_identity, assumed_identity, decide, header_map,
 };
 use apmgate::policy::Policy;
-use apmgate::policy::ast::Effect;
+use apmgate::policy::compiled::Effect;
 use apmgate::policy::compiled::{PolicyTestCase, TestIdentity};
 use apmgate::server::respond;
 

@@ -18,8 +18,7 @@ use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureSc
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use sha2::{Digest, Sha256};
 
-use crate::policy::ast::VerificationMode;
-use crate::policy::compiled::{ClientTlsSettings, TlsVersion};
+use crate::policy::compiled::{ClientTlsSettings, TlsVersion, VerificationMode};
 
 /// Why the TLS settings cannot be used.
 #[derive(Debug, Clone, thiserror::Error)]

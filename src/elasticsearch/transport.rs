@@ -20,8 +20,7 @@ use hyper_util::rt::TokioExecutor;
 
 use super::backoff;
 use super::tls::{ClientTlsError, native_connector, rustls_config};
-use crate::policy::ast::TlsBackend;
-use crate::policy::compiled::{EsCredentials, EsOutputSettings};
+use crate::policy::compiled::{EsCredentials, EsOutputSettings, TlsBackend};
 
 /// `User-Agent` of every request.
 pub const USER_AGENT: &str = concat!("apmgate/", env!("CARGO_PKG_VERSION"));

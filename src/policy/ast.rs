@@ -13,6 +13,9 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::Deserialize;
 
 use super::spanned::Sp;
+use super::vocab::{
+    ClientAuth, Effect, Protocol, ProxyHeader, RouteName, TlsBackend, VerificationMode,
+};
 
 /// A map of named entries (`[tls.NAME]`, `[role.NAME]`, ...), keys carrying their spans.
 pub type Named<T> = BTreeMap<Sp<String>, T>;
@@ -71,6 +74,11 @@ pub struct Gateway {
     /// CIDRs, ranges or addresses. Requests from anyone else are identified by their socket address.
     #[serde(default)]
     pub trusted_proxies: Vec<Sp<String>>,
+    /// The forwarding header the trusted proxies set: `x-forwarded-for`, `forwarded` or
+    /// `x-real-ip`. Only that header is believed from them; the others are ignored, since a
+    /// client may have written them. Without it, `Forwarded`, then `X-Real-IP`, then
+    /// `X-Forwarded-For` are tried (warned about).
+    pub trusted_proxy_header: Option<Sp<ProxyHeader>>,
     /// Headers added to every APM response.
     #[serde(default)]
     pub response_headers: Named<Sp<String>>,
@@ -85,38 +93,6 @@ pub struct Gateway {
     /// that would pass it is answered 503 with `Retry-After`. Default: an eighth of the memory
     /// (the cgroup limit, or the machine's), between 32 MiB and 1 GiB.
     pub max_intake_memory: Option<Sp<SizeValue>>,
-}
-
-/// A protocol a listener speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Protocol {
-    /// HTTP/1.1, plaintext or over TLS.
-    Http1,
-    /// HTTP/2 over TLS, chosen by ALPN.
-    Http2,
-    /// HTTP/2 over plaintext TCP, by prior knowledge.
-    H2c,
-    /// HTTP/3 over QUIC (UDP); needs TLS with the rustls backend.
-    Http3,
-}
-
-/// A group of routes a listener can serve.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum RouteName {
-    /// `GET|HEAD /`: server information.
-    Root,
-    /// `/intake/v2/events`: backend agents.
-    Intake,
-    /// `/intake/v2/rum/events` and `/intake/v3/rum/events`: browser agents.
-    RumIntake,
-    /// `/config/v1/agents`: central configuration for backend agents.
-    Config,
-    /// `/config/v1/rum/agents`: central configuration for browser agents.
-    RumConfig,
-    /// `/metrics`: Prometheus metrics (needs `monitoring:read`).
-    Metrics,
 }
 
 /// A listener: an address, the protocols spoken there, and what is served.
@@ -190,28 +166,6 @@ pub struct Limits {
     pub quic_stream_receive_window: Option<Sp<SizeValue>>,
     /// HTTP/3: flow-control window of a QUIC connection. Default `8MiB`.
     pub quic_receive_window: Option<Sp<SizeValue>>,
-}
-
-/// Client certificate authentication of a server TLS profile.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ClientAuth {
-    /// Client certificates are not requested.
-    None,
-    /// Verified if presented.
-    Optional,
-    /// Required and verified.
-    Required,
-}
-
-/// TLS implementation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum TlsBackend {
-    /// rustls (default).
-    Rustls,
-    /// The platform TLS library (OpenSSL on Linux).
-    NativeTls,
 }
 
 /// A server TLS profile.
@@ -373,16 +327,6 @@ pub struct Role {
     pub include: Vec<Sp<String>>,
 }
 
-/// What a rule does when it matches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Effect {
-    /// Let the request through to the privilege check.
-    Allow,
-    /// Refuse it with 403.
-    Deny,
-}
-
 /// Access rules.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -494,20 +438,6 @@ pub struct FileOutput {
     pub rotate_bytes: Option<Sp<SizeValue>>,
     /// Rotated files kept. Default 5.
     pub keep_files: Option<Sp<u64>>,
-}
-
-/// Certificate verification of Elasticsearch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum VerificationMode {
-    /// Chain and hostname (default).
-    Full,
-    /// Chain and hostname; the certificate must carry a SAN.
-    Strict,
-    /// Chain only.
-    Certificate,
-    /// No verification (for tests only).
-    None,
 }
 
 /// Client TLS towards Elasticsearch.

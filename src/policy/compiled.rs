@@ -9,9 +9,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use super::ast::{ClientAuth, Effect, Protocol, RouteName, TlsBackend, VerificationMode};
 use super::expr::Expr;
 use super::types::{Bind, Glob, IpSet, PrivilegeSet, Secret, SecretRef};
+
+pub use super::vocab::{
+    Allowlist, ClientAuth, Effect, IdentityKind, Protocol, ProxyHeader, ROUTE_NAMES, RouteName,
+    TlsBackend, VerificationMode,
+};
 
 /// APM Server's default routes: every APM route, not `metrics`.
 pub const DEFAULT_ROUTES: [RouteName; 5] = [
@@ -58,6 +62,9 @@ pub struct GatewaySettings {
     pub capture_personal_data: bool,
     /// Proxies whose forwarding headers are believed.
     pub trusted_proxies: IpSet,
+    /// The one forwarding header believed from trusted proxies; `None` believes `Forwarded`,
+    /// then `X-Real-IP`, then `X-Forwarded-For` (warned about: W111).
+    pub trusted_proxy_header: Option<ProxyHeader>,
     /// Headers added to every APM response.
     pub response_headers: Vec<(String, String)>,
     /// `Cache-Control: max-age` of central configuration.
@@ -188,43 +195,6 @@ pub struct SecretSlot {
     pub value: Option<Secret>,
 }
 
-/// Kinds of identity a request can have.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum IdentityKind {
-    /// No authentication is configured: everyone may do everything (APM Server's `none`).
-    None,
-    /// A secret token.
-    SecretToken,
-    /// An API key declared in the policy.
-    ApiKey,
-    /// An API key verified by Elasticsearch.
-    ElasticsearchApiKey,
-    /// A client certificate.
-    ClientCert,
-    /// Anonymous.
-    Anonymous,
-}
-
-impl IdentityKind {
-    /// Every kind with its name in expressions.
-    pub const ALL: [(&'static str, IdentityKind); 6] = [
-        ("none", IdentityKind::None),
-        ("secret_token", IdentityKind::SecretToken),
-        ("api_key", IdentityKind::ApiKey),
-        ("elasticsearch_api_key", IdentityKind::ElasticsearchApiKey),
-        ("client_cert", IdentityKind::ClientCert),
-        ("anonymous", IdentityKind::Anonymous),
-    ];
-
-    /// Name in expressions.
-    pub fn name(self) -> &'static str {
-        IdentityKind::ALL
-            .iter()
-            .find(|(_, k)| *k == self)
-            .map_or("?", |(n, _)| n)
-    }
-}
-
 /// Authentication settings.
 #[derive(Debug, Clone, Default)]
 pub struct AuthSettings {
@@ -320,15 +290,6 @@ pub struct AnonymousSettings {
     pub event_limit: u64,
     /// IPs tracked.
     pub ip_limit: u64,
-}
-
-/// A compiled allowlist.
-#[derive(Debug, Clone)]
-pub struct Allowlist {
-    /// Name.
-    pub name: String,
-    /// Addresses.
-    pub set: IpSet,
 }
 
 /// Access rules.

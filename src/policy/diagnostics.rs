@@ -83,6 +83,7 @@ codes! {
     ClientAuthWithoutCa = "E409", Error, "client authentication without CAs";
     EmptyList = "E410", Error, "list must not be empty";
     NativeTlsUnsupported = "E411", Error, "not supported by the native-tls backend";
+    NativeTlsVersion = "E412", Error, "TLS 1.3 with the native-tls backend";
     IdentityWithoutPattern = "E501", Error, "client-certificate identity without a pattern";
     DuplicateApiKeyId = "E502", Error, "two API keys share an id";
     EsApiKeysWithoutOutput = "E503", Error, "Elasticsearch API keys need an Elasticsearch output";
@@ -106,6 +107,7 @@ codes! {
     CertificateExpiring = "W108", Warning, "certificate expires within 30 days";
     TokenOverPlaintext = "W109", Warning, "credentials over plaintext on a non-loopback address";
     UnusedTlsProfile = "W110", Warning, "TLS profile never used";
+    ProxyHeaderUnset = "W111", Warning, "trusted proxies without their forwarding header";
 }
 
 impl fmt::Display for Code {

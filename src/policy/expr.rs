@@ -8,9 +8,8 @@ use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use super::ast::RouteName;
-use super::compiled::{Allowlist, IdentityKind};
 use super::types::{Glob, IpSet};
+use super::vocab::{Allowlist, IdentityKind, RouteName};
 
 /// What an expression can see of a request.
 #[derive(Debug, Clone)]

@@ -9,6 +9,9 @@
 //!    read and checked.
 //!
 //! This module never opens a socket; the first two steps never touch the disk or environment.
+//!
+//! The runtime reads [`compiled`] (and the vocabulary it re-exports from [`vocab`]), never
+//! [`ast`]: the file format can change without touching listeners, TLS or access.
 
 pub mod ast;
 pub mod compile;
@@ -20,6 +23,7 @@ pub mod grammar;
 pub mod spanned;
 pub mod structure;
 pub mod types;
+pub mod vocab;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -143,12 +147,16 @@ pub fn compile(source: &SourceFile, options: CompileOptions) -> Compilation {
     let file = match ast::PolicyFile::deserialize(toml::de::Deserializer::from(table)) {
         Ok(f) => f,
         Err(e) => {
+            // The structural check prunes whatever serde would refuse, so this is a gap in it:
+            // say so at the place serde names rather than let the structural findings stand as
+            // if they were all (unless one of them already points there).
             let mut diags = structural;
-            if diags.is_empty() {
+            let span = e.span().unwrap_or(0..0);
+            if !diags.iter().any(|d| d.offset() == span.start) {
                 diags.push(Diagnostic::new(
                     Code::WrongType,
                     e.message().trim().to_string(),
-                    e.span().unwrap_or(0..0),
+                    span,
                     "here",
                 ));
             }

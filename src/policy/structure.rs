@@ -259,7 +259,7 @@ impl<'s> Walker<'s> {
             }
             DeValue::Array(items) => {
                 if let Some(item_schema) = schema.get("items") {
-                    self.array(items, item_schema, path, None);
+                    let _ = self.array(items, item_schema, path, None);
                 }
             }
             DeValue::Integer(i) => {
@@ -296,9 +296,11 @@ impl<'s> Walker<'s> {
         item_schema: &'s Json,
         path: &str,
         key_span: Option<Range<usize>>,
-    ) {
+    ) -> bool {
+        // Items are checked on copies, which the check prunes; the array is always rebuilt from
+        // the copies, or what was pruned inside a kept item (an unknown key, a bad value in one
+        // of its lists) would stay for serde to trip over, and every later check would be lost.
         let mut kept = toml::de::DeArray::new();
-        let mut dropped = false;
         for (i, item) in items.iter().enumerate() {
             let mut item = item.clone();
             let item_path = format!("{path}[{i}]");
@@ -315,13 +317,13 @@ impl<'s> Walker<'s> {
             };
             if ok {
                 kept.push(item);
-            } else {
-                dropped = true;
             }
         }
-        if dropped {
-            *items = kept;
-        }
+        // A list whose every item was refused is dropped whole (its default applies), so that
+        // the refused items are not reported a second time as an empty list.
+        let emptied = kept.is_empty() && !items.is_empty();
+        *items = kept;
+        !emptied
     }
 
     fn table(
@@ -438,10 +440,10 @@ impl<'s> Walker<'s> {
                 return self.table(t, span, key_span, resolved, path);
             }
             DeValue::Array(items) if plain && Self::types(resolved).contains(&"array") => {
-                if let Some(item_schema) = resolved.get("items") {
-                    self.array(items, item_schema, path, Some(key_span));
-                }
-                return true;
+                return match resolved.get("items") {
+                    Some(item_schema) => self.array(items, item_schema, path, Some(key_span)),
+                    None => true,
+                };
             }
             _ => {}
         }

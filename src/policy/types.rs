@@ -5,6 +5,7 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
 
 /// An inclusive range of addresses of one family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -515,6 +516,37 @@ impl fmt::Display for Bind {
             Bind::Unix(p) => write!(f, "unix:{}", p.display()),
         }
     }
+}
+
+/// The instant a TOML date-time names: `None` for a local date-time (no offset) or a date out
+/// of range. A date alone is midnight UTC.
+pub fn datetime_to_system_time(dt: &toml::value::Datetime) -> Option<SystemTime> {
+    let date = dt.date?;
+    let clock = dt.time.unwrap_or(toml::value::Time {
+        hour: 0,
+        minute: 0,
+        second: None,
+        nanosecond: None,
+    });
+    let offset_minutes: i64 = match dt.offset {
+        Some(toml::value::Offset::Z) => 0,
+        Some(toml::value::Offset::Custom { minutes }) => i64::from(minutes),
+        None if dt.time.is_none() => 0,
+        None => return None,
+    };
+    let month = time::Month::try_from(date.month).ok()?;
+    let day = time::Date::from_calendar_date(i32::from(date.year), month, date.day).ok()?;
+    let secs = day.midnight().assume_utc().unix_timestamp()
+        + i64::from(clock.hour) * 3600
+        + i64::from(clock.minute) * 60
+        + i64::from(clock.second.unwrap_or(0))
+        - offset_minutes * 60;
+    let secs = u64::try_from(secs).ok()?;
+    Some(
+        SystemTime::UNIX_EPOCH
+            + Duration::from_secs(secs)
+            + Duration::from_nanos(u64::from(clock.nanosecond.unwrap_or(0))),
+    )
 }
 
 #[cfg(test)]

@@ -13,8 +13,7 @@ use super::error::ServerError;
 use super::router::{ConnInfo, Protocol};
 use super::runtime::Shared;
 use super::tls::{self, Acceptor};
-use crate::policy::ast;
-use crate::policy::compiled::Listener;
+use crate::policy::compiled::{self, Listener};
 use crate::policy::types::Bind;
 use crate::telemetry::Counter;
 
@@ -68,7 +67,7 @@ impl BoundListener {
         // With port 0 the system picks the TCP port, and HTTP/3 then needs the same UDP port,
         // which another socket may hold: pick again a few times before giving up.
         let any_port = matches!(&listener.bind, Bind::Ip(a) if a.port() == 0);
-        let mut attempts = if any_port && listener.speaks(ast::Protocol::Http3) {
+        let mut attempts = if any_port && listener.speaks(compiled::Protocol::Http3) {
             8
         } else {
             1
@@ -94,7 +93,7 @@ impl BoundListener {
         let tcp = listener
             .protocols
             .iter()
-            .any(|p| *p != ast::Protocol::Http3);
+            .any(|p| *p != compiled::Protocol::Http3);
         let socket = if !tcp {
             None
         } else {
@@ -125,7 +124,7 @@ impl BoundListener {
                 }
             })
         };
-        let quic = match (&listener.tls, listener.speaks(ast::Protocol::Http3)) {
+        let quic = match (&listener.tls, listener.speaks(compiled::Protocol::Http3)) {
             (Some(profile), true) => {
                 // Same address and port as the TCP side (the port the system chose, for port 0).
                 let addr = match (&socket, &listener.bind) {
@@ -288,7 +287,7 @@ impl BoundListener {
                 let active = conn.active.clone();
                 let service = super::router::service(shared.clone(), conn);
                 let mut builder = builder;
-                let http1 = listener.speaks(ast::Protocol::Http1);
+                let http1 = listener.speaks(compiled::Protocol::Http1);
                 if acceptor.is_some() {
                     builder = match (h2, http1) {
                         (true, _) => builder.http2_only(),
@@ -300,7 +299,7 @@ impl BoundListener {
                         }
                     };
                 } else {
-                    builder = match (listener.speaks(ast::Protocol::H2c), http1) {
+                    builder = match (listener.speaks(compiled::Protocol::H2c), http1) {
                         (true, true) => builder,
                         (true, false) => builder.http2_only(),
                         (false, _) => builder.http1_only(),

@@ -18,7 +18,7 @@ use serde_json::json;
 
 use crate::access::Refusal;
 use crate::intake::{Failure, IntakeError, IntakeResult};
-use crate::policy::ast::RouteName;
+use crate::policy::compiled::RouteName;
 
 /// APM Server's message when RUM is disabled.
 pub const RUM_DISABLED: &str = "forbidden request: RUM endpoint is disabled. Configure the `apm-server.rum` section in apm-server.yml to enable ingestion of RUM events. If you are not using the RUM agent, you can safely ignore this error.";

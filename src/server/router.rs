@@ -26,8 +26,7 @@ use crate::intake::body::{self, TransportError};
 use crate::intake::memory::DECOMPRESSOR_BYTES;
 use crate::intake::{self, StreamContext};
 use crate::model::{self, RequestMeta};
-use crate::policy::ast::RouteName;
-use crate::policy::compiled::{IdentityKind, Listener};
+use crate::policy::compiled::{IdentityKind, Listener, RouteName};
 use crate::policy::types::Glob;
 use crate::telemetry::Counter;
 

@@ -12,8 +12,7 @@ use rustls::server::WebPkiClientVerifier;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::access::identity::PeerCertificate;
-use crate::policy::ast::{ClientAuth, Protocol, TlsBackend};
-use crate::policy::compiled::{Listener, TlsProfile, TlsVersion};
+use crate::policy::compiled::{ClientAuth, Listener, Protocol, TlsBackend, TlsProfile, TlsVersion};
 
 /// A TLS acceptor.
 #[derive(Clone)]
@@ -99,8 +98,8 @@ pub fn acceptor(listener: &Listener, profile: &TlsProfile) -> Result<Acceptor, T
             .unwrap_or(TlsVersion::Tls12);
         builder.min_protocol_version(Some(match min {
             TlsVersion::Tls12 => native_tls::Protocol::Tlsv12,
-            // native-tls cannot require 1.3 alone; the compiler warns about nothing here since
-            // the lowest it offers is 1.2 either way.
+            // The compiler refuses TLS 1.3 with native-tls (E412), which never negotiates it as a
+            // server; 1.2 is its only version here.
             TlsVersion::Tls13 => native_tls::Protocol::Tlsv12,
         }));
         let a = builder.build().map_err(|e| err(profile, e))?;

@@ -202,8 +202,8 @@ impl Proto {
     }
 
     /// The policy's name of this protocol.
-    fn policy_protocol(self) -> apmgate::policy::ast::Protocol {
-        use apmgate::policy::ast::Protocol;
+    fn policy_protocol(self) -> apmgate::policy::compiled::Protocol {
+        use apmgate::policy::compiled::Protocol;
         match self {
             Proto::H1 => Protocol::Http1,
             Proto::H2Tls => Protocol::Http2,
