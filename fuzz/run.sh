@@ -13,7 +13,8 @@
 # `cargo afl tmin`, and report them). AFL's working directory is out/TARGET (not committed).
 #
 # Environment: CARGO_TARGET_DIR (default fuzz/target), FIXTURES (default ../shared/fixtures,
-# for the seeds), AFL_TIMEOUT_MS (per execution, default 2000).
+# for the seeds), AFL_TIMEOUT_MS (per execution, default 2000), NO_BUILD=1 (fuzz the binaries
+# already built, e.g. to run several targets at once from one build).
 set -euo pipefail
 
 FUZZ="$(cd "$(dirname "$0")" && pwd)"
@@ -157,7 +158,7 @@ all)
     }
     ensure_afl
     seeds
-    build
+    [ -n "${NO_BUILD:-}" ] || build
     fuzz "$1" "$2"
     ;;
 esac
