@@ -9,13 +9,6 @@ use std::net::IpAddr;
 use super::event::*;
 use super::json::{JHeaders, JStr, LabelIn, Value};
 
-/// What the request contributes to every event, besides metadata.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct RequestCtx {
-    /// RUM route.
-    pub rum: bool,
-}
-
 /// Sets `out` when the nullable string is set.
 pub fn set<'a>(out: &mut S<'a>, v: &Option<JStr<'a>>) {
     if let Some(v) = v {
@@ -149,20 +142,17 @@ pub fn client_addr_from_headers(h: &JHeaders<'_>) -> Option<(IpAddr, u16)> {
 }
 
 /// Source and client addresses from the agent-reported request (`mapToClientModel`): only when
-/// the request did not already provide them (they are provided on RUM routes).
+/// the request did not already provide them (they are provided on RUM routes). `remote_address`
+/// and `headers` are the agent-reported `context.request.socket.remote_address` and
+/// `context.request.headers`.
 pub fn map_client<'a>(
-    r: &super::v2::ContextRequest<'a>,
+    remote_address: Option<&JStr<'a>>,
+    headers: &JHeaders<'a>,
     out: &mut ApmEvent<'a>,
-    _req: &RequestCtx,
 ) {
     let source_has_ip = out.source.as_ref().is_some_and(|s| s.ip.is_some());
     if !source_has_ip {
-        if let Some((ip, port)) = r
-            .socket
-            .remote_address
-            .as_ref()
-            .and_then(|a| split_addr_port(a))
-        {
+        if let Some((ip, port)) = remote_address.and_then(|a| split_addr_port(a)) {
             let src = out.source.get_or_insert_with(Default::default);
             src.ip = Some(ip);
             src.port = u32::from(port);
@@ -173,7 +163,7 @@ pub fn map_client<'a>(
         if let Some(ip) = out.source.as_ref().and_then(|s| s.ip) {
             out.client.get_or_insert_with(Default::default).ip = Some(ip);
         }
-        if let Some((ip, port)) = client_addr_from_headers(&r.headers) {
+        if let Some((ip, port)) = client_addr_from_headers(headers) {
             if let Some(src) = &mut out.source {
                 if src.ip.is_some() {
                     src.nat_ip = src.ip;

@@ -1111,14 +1111,18 @@ fn map_exception<'a>(e: &ExceptionIn<'a>) -> Exception<'a> {
 }
 
 /// Maps a validated error onto `out` (a clone of the base event).
-pub fn map_error<'a>(e: &ErrorEvent<'a>, out: &mut ApmEvent<'a>, req: &RequestCtx) {
+pub fn map_error<'a>(e: &ErrorEvent<'a>, out: &mut ApmEvent<'a>) {
     out.kind = Kind::Error;
     let mut err = super::event::Error::default();
     map_context_service(&e.context.service, &mut out.service);
     map_context_agent(&e.context.service.agent, &mut out.agent);
     overwrite_user(&e.context.user, out);
     user_agent_from_headers(&e.context.request.headers, out);
-    map_client(&e.context.request, out, req);
+    map_client(
+        e.context.request.socket.remote_address.as_ref(),
+        &e.context.request.headers,
+        out,
+    );
     if e.context.is_set() {
         merge_labels(&e.context.tags.0, &mut out.labels);
         map_http_context(&e.context, out, true);
@@ -1434,14 +1438,18 @@ fn map_faas<'a>(f: &FaasIn<'a>, out: &mut ApmEvent<'a>) {
 }
 
 /// Maps a validated transaction onto `out` (a clone of the base event).
-pub fn map_transaction<'a>(t: &TransactionIn<'a>, out: &mut ApmEvent<'a>, req: &RequestCtx) {
+pub fn map_transaction<'a>(t: &TransactionIn<'a>, out: &mut ApmEvent<'a>) {
     out.kind = Kind::Transaction;
     let mut tx = super::event::Transaction::default();
     map_context_service(&t.context.service, &mut out.service);
     map_context_agent(&t.context.service.agent, &mut out.agent);
     overwrite_user(&t.context.user, out);
     user_agent_from_headers(&t.context.request.headers, out);
-    map_client(&t.context.request, out, req);
+    map_client(
+        t.context.request.socket.remote_address.as_ref(),
+        &t.context.request.headers,
+        out,
+    );
     map_faas(&t.faas, out);
     if t.context.cloud.is_set() {
         let o = &t.context.cloud.origin;
