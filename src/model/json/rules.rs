@@ -1,0 +1,157 @@
+//! Validation helpers producing APM Server's messages: one function per rule of its JSON
+//! schema (`maxLength`, `required`, patterns, ...), each returning the message of the first
+//! violation.
+
+use super::{IsSet, JStr, LabelIn};
+use std::borrow::Cow;
+
+/// A validation failure message (without the `validation error: ` prefix).
+pub type VResult = Result<(), String>;
+
+/// `'<key>': validation rule 'maxLength(<n>)' violated`
+pub fn max_len(v: &Option<JStr<'_>>, n: usize, key: &str) -> VResult {
+    match v {
+        Some(s) if s.len() > n && s.runes() > n => Err(format!(
+            "'{key}': validation rule 'maxLength({n})' violated"
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// `'<key>': validation rule 'minLength(1)' violated`
+pub fn min_len1(v: &Option<JStr<'_>>, key: &str) -> VResult {
+    match v {
+        Some(s) if s.is_empty() => Err(format!("'{key}': validation rule 'minLength(1)' violated")),
+        _ => Ok(()),
+    }
+}
+
+/// `'<key>' required`
+pub fn required<T: IsSet>(v: &T, key: &str) -> VResult {
+    if v.is_set() {
+        Ok(())
+    } else {
+        Err(format!("'{key}' required"))
+    }
+}
+
+/// Runs a nested struct's validation when it is set, prefixing its path.
+pub fn nested<T: IsSet>(v: &T, key: &str, f: impl FnOnce(&T) -> VResult) -> VResult {
+    if v.is_set() {
+        f(v).map_err(|e| format!("{key}: {e}"))
+    } else {
+        Ok(())
+    }
+}
+
+/// Validates each element of a slice of structs.
+pub fn each<T: IsSet>(v: &[T], key: &str, f: impl Fn(&T) -> VResult) -> VResult {
+    for elem in v {
+        if !elem.is_set() {
+            return Err(format!("{key} slice element required"));
+        }
+        f(elem).map_err(|e| format!("{key}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// `requires at least one of the fields '<a>;<b>'`
+pub fn any_of(set: bool, names: &str) -> VResult {
+    if set {
+        Ok(())
+    } else {
+        Err(format!("requires at least one of the fields '{names}'"))
+    }
+}
+
+/// `'<key>': validation rule 'pattern(patternAlphaNumericExt)' violated` (`^[a-zA-Z0-9 _-]+$`),
+/// checked only on a non-empty value.
+pub fn alnum_ext(v: &Option<JStr<'_>>, key: &str) -> VResult {
+    match v {
+        Some(s)
+            if !s.is_empty()
+                && !s
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || b" _-".contains(&c)) =>
+        {
+            Err(format!(
+                "'{key}': validation rule 'pattern(patternAlphaNumericExt)' violated"
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `'outcome': validation rule 'enum(enumOutcome)' violated`, checked on a non-empty value.
+pub fn outcome(v: &Option<JStr<'_>>, key: &str) -> VResult {
+    match v {
+        Some(s) if !s.is_empty() && !matches!(s.as_str(), "success" | "failure" | "unknown") => {
+            Err(format!(
+                "'{key}': validation rule 'enum(enumOutcome)' violated"
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `'<key>': validation rule 'min(<n>)' violated` for numbers.
+pub fn min_f(v: Option<f64>, n: f64, key: &str, shown: &str) -> VResult {
+    match v {
+        Some(x) if x < n => Err(format!("'{key}': validation rule 'min({shown})' violated")),
+        _ => Ok(()),
+    }
+}
+
+/// Label values: strings (at most 1024 runes), booleans, numbers, null.
+pub fn labels(v: &[(Cow<'_, str>, LabelIn<'_>)], key: &str) -> VResult {
+    for (k, val) in v {
+        match val {
+            LabelIn::Str(s) if s.len() > 1024 && s.chars().count() > 1024 => {
+                return Err(format!(
+                    "'{key}': validation rule 'maxLengthVals(1024)' violated"
+                ));
+            }
+            LabelIn::Other => {
+                return Err(format!(
+                    "'{key}': validation rule 'inputTypesVals(string;bool;number)' violated for key {k}"
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// A value that may be a string or an integer (`id`, `code`, `port`).
+pub fn string_or_int(v: &Option<super::JAny>, key: &str, max: usize, target_int: bool) -> VResult {
+    use serde_json::Value;
+    match v.as_ref().map(|a| &a.0) {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::String(s)) => {
+            if s.chars().count() > max {
+                return Err(format!(
+                    "'{key}': validation rule 'maxLength({max})' violated"
+                ));
+            }
+            if target_int && s.parse::<i64>().is_err() {
+                return Err(format!(
+                    "'{key}': validation rule 'targetType(int)' violated"
+                ));
+            }
+            Ok(())
+        }
+        Some(Value::Number(n)) => {
+            if n.is_i64() || n.is_u64() && n.as_u64().is_some_and(|u| i64::try_from(u).is_ok()) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "'{key}': validation rule 'inputTypes(string;int)' violated"
+                ))
+            }
+        }
+        // Go's generated code has a trailing space in this one message.
+        Some(_) => Err(format!(
+            "'{key}': validation rule 'inputTypes(string;int)' violated "
+        )),
+    }
+}

@@ -1,0 +1,180 @@
+//! RUM v3 metadata (`m`): the abbreviated wire types, their validation and their mapping onto
+//! the base event.
+
+use std::borrow::Cow;
+
+use crate::model::event::*;
+use crate::model::json::rules::*;
+use crate::model::json::{IsSet, JAny, JMap, JStr, LabelIn, json_struct};
+use crate::model::map::*;
+
+json_struct! {
+    /// `{"m": {...}}`
+    pub struct MetadataRoot<'a>: "rumv3.metadataRoot" {
+        /// The metadata.
+        m: Metadata<'a> = "m" / "Metadata",
+    }
+}
+
+json_struct! {
+    /// RUM metadata.
+    pub struct Metadata<'a>: "rumv3.metadata" {
+        /// Labels.
+        l: JMap<'a, LabelIn<'a>> = "l" / "Labels",
+        /// Service.
+        se: MetadataService<'a> = "se" / "Service",
+        /// User.
+        u: User<'a> = "u" / "User",
+        /// Network.
+        n: Network<'a> = "n" / "Network",
+    }
+}
+
+json_struct! {
+    /// `m.se`
+    pub struct MetadataService<'a>: "rumv3.metadataService" {
+        /// Agent.
+        a: NameVersion3<'a> = "a" / "Agent",
+        /// Environment.
+        en: Option<JStr<'a>> = "en" / "Environment",
+        /// Framework.
+        fw: NameVersion3<'a> = "fw" / "Framework",
+        /// Language.
+        la: NameVersion3<'a> = "la" / "Language",
+        /// Name.
+        n: Option<JStr<'a>> = "n" / "Name",
+        /// Runtime.
+        ru: NameVersion3<'a> = "ru" / "Runtime",
+        /// Version.
+        ve: Option<JStr<'a>> = "ve" / "Version",
+    }
+}
+
+json_struct! {
+    /// A name (`n`) and version (`ve`).
+    pub struct NameVersion3<'a>: "rumv3.nameVersion" {
+        /// Name.
+        n: Option<JStr<'a>> = "n" / "Name",
+        /// Version.
+        ve: Option<JStr<'a>> = "ve" / "Version",
+    }
+}
+
+json_struct! {
+    /// `u`
+    pub struct User<'a>: "rumv3.user" {
+        /// Domain.
+        ud: Option<JStr<'a>> = "ud" / "Domain",
+        /// Id.
+        id: Option<JAny> = "id" / "ID",
+        /// Email.
+        em: Option<JStr<'a>> = "em" / "Email",
+        /// User name.
+        un: Option<JStr<'a>> = "un" / "Name",
+    }
+}
+
+json_struct! {
+    /// `n`
+    pub struct Network<'a>: "rumv3.network" {
+        /// Connection.
+        c: NetworkConnection<'a> = "c" / "Connection",
+    }
+}
+
+json_struct! {
+    /// `n.c`
+    pub struct NetworkConnection<'a>: "rumv3.networkConnection" {
+        /// Type.
+        t: Option<JStr<'a>> = "t" / "Type",
+    }
+}
+
+pub(super) fn nv_max(v: &NameVersion3<'_>) -> VResult {
+    max_len(&v.n, 1024, "n")?;
+    max_len(&v.ve, 1024, "ve")
+}
+
+pub(super) fn validate_user(u: &User<'_>) -> VResult {
+    max_len(&u.ud, 1024, "ud")?;
+    string_or_int(&u.id, "id", 1024, false)?;
+    max_len(&u.em, 1024, "em")?;
+    max_len(&u.un, 1024, "un")
+}
+
+/// Validates RUM v3 metadata.
+pub fn validate_metadata_root(r: &MetadataRoot<'_>) -> VResult {
+    nested(&r.m, "m", |m| {
+        labels(&m.l.0, "l")?;
+        nested(&m.se, "se", |s| {
+            nested(&s.a, "a", |a| {
+                max_len(&a.n, 1024, "n")?;
+                min_len1(&a.n, "n")?;
+                required(&a.n, "n")?;
+                max_len(&a.ve, 1024, "ve")?;
+                required(&a.ve, "ve")
+            })?;
+            required(&s.a, "a")?;
+            max_len(&s.en, 1024, "en")?;
+            nested(&s.fw, "fw", nv_max)?;
+            nested(&s.la, "la", |l| {
+                max_len(&l.n, 1024, "n")?;
+                required(&l.n, "n")?;
+                max_len(&l.ve, 1024, "ve")
+            })?;
+            max_len(&s.n, 1024, "n")?;
+            min_len1(&s.n, "n")?;
+            alnum_ext(&s.n, "n")?;
+            required(&s.n, "n")?;
+            nested(&s.ru, "ru", |r| {
+                max_len(&r.n, 1024, "n")?;
+                required(&r.n, "n")?;
+                max_len(&r.ve, 1024, "ve")?;
+                required(&r.ve, "ve")
+            })?;
+            max_len(&s.ve, 1024, "ve")
+        })?;
+        required(&m.se, "se")?;
+        nested(&m.u, "u", validate_user)?;
+        nested(&m.n, "n", |n| {
+            nested(&n.c, "c", |c| max_len(&c.t, 1024, "t"))
+        })
+    })?;
+    required(&r.m, "m")
+}
+
+pub(super) fn nv<'a>(out: &mut Option<NameVersion<'a>>, v: &NameVersion3<'a>) {
+    if v.is_set() {
+        let o = out.get_or_insert_with(Default::default);
+        set(&mut o.name, &v.n);
+        set(&mut o.version, &v.ve);
+    }
+}
+
+/// Maps validated RUM v3 metadata onto a base event.
+pub fn map_metadata<'a>(m: &Metadata<'a>, out: &mut ApmEvent<'a>) {
+    global_labels(&m.l.0, out);
+    set(&mut out.agent.name, &m.se.a.n);
+    set(&mut out.agent.version, &m.se.a.ve);
+    let s = &m.se;
+    set(&mut out.service.environment, &s.en);
+    nv(&mut out.service.framework, &s.fw);
+    nv(&mut out.service.language, &s.la);
+    set(&mut out.service.name, &s.n);
+    nv(&mut out.service.runtime, &s.ru);
+    set(&mut out.service.version, &s.ve);
+    if m.u.is_set() {
+        let u = out.user.get_or_insert_with(Default::default);
+        set(&mut u.domain, &m.u.ud);
+        if let Some(id) = &m.u.id {
+            u.id = Cow::Owned(any_to_string(&id.0));
+        }
+        set(&mut u.email, &m.u.em);
+        set(&mut u.name, &m.u.un);
+    }
+    if let Some(t) = &m.n.c.t {
+        out.network
+            .get_or_insert_with(Default::default)
+            .connection_type = t.0.clone();
+    }
+}
