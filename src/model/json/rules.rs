@@ -5,6 +5,15 @@
 use super::{IsSet, JStr, LabelIn};
 use std::borrow::Cow;
 
+/// The `maxLength` APM Server's intake JSON schema gives string fields indexed as Elasticsearch
+/// `keyword`s (ids, names, types, label values, ...), counted in runes: longer values are
+/// refused, not truncated.
+pub const KEYWORD_MAX_LENGTH: usize = 1024;
+
+/// The `maxLength` of the service target fields of a transaction's dropped span statistics
+/// (`dropped_spans_stats[].service_target_type` and `..._name`).
+pub const SERVICE_TARGET_MAX_LENGTH: usize = 512;
+
 /// A validation failure message (without the `validation error: ` prefix).
 pub type VResult = Result<(), String>;
 
@@ -102,13 +111,15 @@ pub fn min_f(v: Option<f64>, n: f64, key: &str, shown: &str) -> VResult {
     }
 }
 
-/// Label values: strings (at most 1024 runes), booleans, numbers, null.
+/// Label values: strings (at most [`KEYWORD_MAX_LENGTH`] runes), booleans, numbers, null.
 pub fn labels(v: &[(Cow<'_, str>, LabelIn<'_>)], key: &str) -> VResult {
     for (k, val) in v {
         match val {
-            LabelIn::Str(s) if s.len() > 1024 && s.chars().count() > 1024 => {
+            LabelIn::Str(s)
+                if s.len() > KEYWORD_MAX_LENGTH && s.chars().count() > KEYWORD_MAX_LENGTH =>
+            {
                 return Err(format!(
-                    "'{key}': validation rule 'maxLengthVals(1024)' violated"
+                    "'{key}': validation rule 'maxLengthVals({KEYWORD_MAX_LENGTH})' violated"
                 ));
             }
             LabelIn::Other => {

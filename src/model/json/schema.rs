@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 
 use super::headers::JHeaders;
+use super::rules::KEYWORD_MAX_LENGTH;
 use super::time::JTime;
 use super::{JAny, JBool, JFloat, JInt, JMap, JObject, JStr, JVec, LabelIn};
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
@@ -36,7 +37,7 @@ simple_schema!(JTime, "Timestamp", {
 });
 simple_schema!(JObject, "FreeFormObject", {"type": ["object", "null"]});
 simple_schema!(JAny, "Any", true);
-simple_schema!(LabelIn<'_>, "LabelValue", {"type": ["string", "boolean", "number", "null"], "maxLength": 1024});
+simple_schema!(LabelIn<'_>, "LabelValue", {"type": ["string", "boolean", "number", "null"], "maxLength": KEYWORD_MAX_LENGTH});
 simple_schema!(JHeaders<'_>, "Headers", {
     "type": ["object", "null"],
     "additionalProperties": {

@@ -93,18 +93,18 @@ pub(super) fn validate_context(c: &Context<'_>) -> VResult {
     labels(&c.g.0, "g")?;
     nested(&c.se, "se", |s| {
         nested(&s.a, "a", nv_max)?;
-        max_len(&s.en, 1024, "en")?;
+        max_len(&s.en, KEYWORD_MAX_LENGTH, "en")?;
         nested(&s.fw, "fw", nv_max)?;
         nested(&s.la, "la", nv_max)?;
-        max_len(&s.n, 1024, "n")?;
+        max_len(&s.n, KEYWORD_MAX_LENGTH, "n")?;
         alnum_ext(&s.n, "n")?;
         nested(&s.ru, "ru", nv_max)?;
-        max_len(&s.ve, 1024, "ve")
+        max_len(&s.ve, KEYWORD_MAX_LENGTH, "ve")
     })?;
     nested(&c.u, "u", validate_user)?;
     nested(&c.q, "q", |q| {
-        max_len(&q.hve, 1024, "hve")?;
-        max_len(&q.mt, 1024, "mt")?;
+        max_len(&q.hve, KEYWORD_MAX_LENGTH, "hve")?;
+        max_len(&q.mt, KEYWORD_MAX_LENGTH, "mt")?;
         required(&q.mt, "mt")
     })?;
     nested(&c.p, "p", |_| Ok(()))?;

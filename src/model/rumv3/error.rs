@@ -95,11 +95,11 @@ json_struct! {
 
 fn validate_exception(e: &Exception3<'_>) -> VResult {
     any_of(e.mg.is_some() || e.t.is_some(), "mg;t")?;
-    string_or_int(&e.cd, "cd", 1024, false)?;
+    string_or_int(&e.cd, "cd", KEYWORD_MAX_LENGTH, false)?;
     each(&e.ca, "ca", validate_exception)?;
-    max_len(&e.mo, 1024, "mo")?;
+    max_len(&e.mo, KEYWORD_MAX_LENGTH, "mo")?;
     validate_frames(&e.st)?;
-    max_len(&e.t, 1024, "t")
+    max_len(&e.t, KEYWORD_MAX_LENGTH, "t")
 }
 
 /// Validates a RUM v3 error.
@@ -107,16 +107,16 @@ pub fn validate_error_root(r: &ErrorRoot<'_>) -> VResult {
     nested(&r.e, "e", |e| {
         any_of(e.ex.is_set() || e.log.is_set(), "ex;log")?;
         nested(&e.log, "log", |l| {
-            max_len(&l.lv, 1024, "lv")?;
-            max_len(&l.ln, 1024, "ln")?;
+            max_len(&l.lv, KEYWORD_MAX_LENGTH, "lv")?;
+            max_len(&l.ln, KEYWORD_MAX_LENGTH, "ln")?;
             required(&l.mg, "mg")?;
-            max_len(&l.pmg, 1024, "pmg")?;
+            max_len(&l.pmg, KEYWORD_MAX_LENGTH, "pmg")?;
             validate_frames(&l.st)
         })?;
-        max_len(&e.cl, 1024, "cl")?;
-        max_len(&e.id, 1024, "id")?;
+        max_len(&e.cl, KEYWORD_MAX_LENGTH, "cl")?;
+        max_len(&e.id, KEYWORD_MAX_LENGTH, "id")?;
         required(&e.id, "id")?;
-        max_len(&e.pid, 1024, "pid")?;
+        max_len(&e.pid, KEYWORD_MAX_LENGTH, "pid")?;
         if e.pid.is_none() {
             if e.xid.is_some() {
                 return Err("'pid' required when 'xid' is set".into());
@@ -125,7 +125,7 @@ pub fn validate_error_root(r: &ErrorRoot<'_>) -> VResult {
                 return Err("'pid' required when 'tid' is set".into());
             }
         }
-        max_len(&e.tid, 1024, "tid")?;
+        max_len(&e.tid, KEYWORD_MAX_LENGTH, "tid")?;
         if e.tid.is_none() {
             if e.xid.is_some() {
                 return Err("'tid' required when 'xid' is set".into());
@@ -134,11 +134,11 @@ pub fn validate_error_root(r: &ErrorRoot<'_>) -> VResult {
                 return Err("'tid' required when 'pid' is set".into());
             }
         }
-        max_len(&e.xid, 1024, "xid")?;
+        max_len(&e.xid, KEYWORD_MAX_LENGTH, "xid")?;
         nested(&e.ex, "ex", validate_exception)?;
         nested(&e.x, "x", |x| {
-            max_len(&x.n, 1024, "n")?;
-            max_len(&x.t, 1024, "t")
+            max_len(&x.n, KEYWORD_MAX_LENGTH, "n")?;
+            max_len(&x.t, KEYWORD_MAX_LENGTH, "t")
         })?;
         nested(&e.c, "c", validate_context)
     })?;

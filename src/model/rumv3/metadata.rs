@@ -91,15 +91,15 @@ json_struct! {
 }
 
 pub(super) fn nv_max(v: &NameVersion3<'_>) -> VResult {
-    max_len(&v.n, 1024, "n")?;
-    max_len(&v.ve, 1024, "ve")
+    max_len(&v.n, KEYWORD_MAX_LENGTH, "n")?;
+    max_len(&v.ve, KEYWORD_MAX_LENGTH, "ve")
 }
 
 pub(super) fn validate_user(u: &User<'_>) -> VResult {
-    max_len(&u.ud, 1024, "ud")?;
-    string_or_int(&u.id, "id", 1024, false)?;
-    max_len(&u.em, 1024, "em")?;
-    max_len(&u.un, 1024, "un")
+    max_len(&u.ud, KEYWORD_MAX_LENGTH, "ud")?;
+    string_or_int(&u.id, "id", KEYWORD_MAX_LENGTH, false)?;
+    max_len(&u.em, KEYWORD_MAX_LENGTH, "em")?;
+    max_len(&u.un, KEYWORD_MAX_LENGTH, "un")
 }
 
 /// Validates RUM v3 metadata.
@@ -108,36 +108,36 @@ pub fn validate_metadata_root(r: &MetadataRoot<'_>) -> VResult {
         labels(&m.l.0, "l")?;
         nested(&m.se, "se", |s| {
             nested(&s.a, "a", |a| {
-                max_len(&a.n, 1024, "n")?;
+                max_len(&a.n, KEYWORD_MAX_LENGTH, "n")?;
                 min_len1(&a.n, "n")?;
                 required(&a.n, "n")?;
-                max_len(&a.ve, 1024, "ve")?;
+                max_len(&a.ve, KEYWORD_MAX_LENGTH, "ve")?;
                 required(&a.ve, "ve")
             })?;
             required(&s.a, "a")?;
-            max_len(&s.en, 1024, "en")?;
+            max_len(&s.en, KEYWORD_MAX_LENGTH, "en")?;
             nested(&s.fw, "fw", nv_max)?;
             nested(&s.la, "la", |l| {
-                max_len(&l.n, 1024, "n")?;
+                max_len(&l.n, KEYWORD_MAX_LENGTH, "n")?;
                 required(&l.n, "n")?;
-                max_len(&l.ve, 1024, "ve")
+                max_len(&l.ve, KEYWORD_MAX_LENGTH, "ve")
             })?;
-            max_len(&s.n, 1024, "n")?;
+            max_len(&s.n, KEYWORD_MAX_LENGTH, "n")?;
             min_len1(&s.n, "n")?;
             alnum_ext(&s.n, "n")?;
             required(&s.n, "n")?;
             nested(&s.ru, "ru", |r| {
-                max_len(&r.n, 1024, "n")?;
+                max_len(&r.n, KEYWORD_MAX_LENGTH, "n")?;
                 required(&r.n, "n")?;
-                max_len(&r.ve, 1024, "ve")?;
+                max_len(&r.ve, KEYWORD_MAX_LENGTH, "ve")?;
                 required(&r.ve, "ve")
             })?;
-            max_len(&s.ve, 1024, "ve")
+            max_len(&s.ve, KEYWORD_MAX_LENGTH, "ve")
         })?;
         required(&m.se, "se")?;
         nested(&m.u, "u", validate_user)?;
         nested(&m.n, "n", |n| {
-            nested(&n.c, "c", |c| max_len(&c.t, 1024, "t"))
+            nested(&n.c, "c", |c| max_len(&c.t, KEYWORD_MAX_LENGTH, "t"))
         })
     })?;
     required(&r.m, "m")

@@ -252,39 +252,39 @@ json_struct! {
 /// Validates a RUM v3 transaction with its spans and metricsets.
 pub fn validate_transaction_root(r: &TransactionRoot<'_>) -> VResult {
     nested(&r.x, "x", |x| {
-        max_len(&x.tid, 1024, "tid")?;
+        max_len(&x.tid, KEYWORD_MAX_LENGTH, "tid")?;
         required(&x.tid, "tid")?;
-        max_len(&x.t, 1024, "t")?;
+        max_len(&x.t, KEYWORD_MAX_LENGTH, "t")?;
         required(&x.t, "t")?;
         each(&x.y, "y", |s| {
-            max_len(&s.n, 1024, "n")?;
+            max_len(&s.n, KEYWORD_MAX_LENGTH, "n")?;
             required(&s.n, "n")?;
             validate_frames(&s.st)?;
-            max_len(&s.t, 1024, "t")?;
+            max_len(&s.t, KEYWORD_MAX_LENGTH, "t")?;
             required(&s.t, "t")?;
-            max_len(&s.su, 1024, "su")?;
-            max_len(&s.ac, 1024, "ac")?;
-            max_len(&s.id, 1024, "id")?;
+            max_len(&s.su, KEYWORD_MAX_LENGTH, "su")?;
+            max_len(&s.ac, KEYWORD_MAX_LENGTH, "ac")?;
+            max_len(&s.id, KEYWORD_MAX_LENGTH, "id")?;
             required(&s.id, "id")?;
             outcome(&s.o, "o")?;
             nested(&s.c, "c", |c| {
                 labels(&c.g.0, "g")?;
                 nested(&c.se, "se", |se| {
                     nested(&se.a, "a", nv_max)?;
-                    max_len(&se.n, 1024, "n")?;
+                    max_len(&se.n, KEYWORD_MAX_LENGTH, "n")?;
                     alnum_ext(&se.n, "n")
                 })?;
                 nested(&c.dt, "dt", |d| {
                     nested(&d.se, "se", |s| {
-                        max_len(&s.n, 1024, "n")?;
-                        max_len(&s.rc, 1024, "rc")?;
+                        max_len(&s.n, KEYWORD_MAX_LENGTH, "n")?;
+                        max_len(&s.rc, KEYWORD_MAX_LENGTH, "rc")?;
                         required(&s.rc, "rc")?;
-                        max_len(&s.t, 1024, "t")
+                        max_len(&s.t, KEYWORD_MAX_LENGTH, "t")
                     })?;
-                    max_len(&d.ad, 1024, "ad")
+                    max_len(&d.ad, KEYWORD_MAX_LENGTH, "ad")
                 })?;
                 nested(&c.h, "h", |h| {
-                    max_len(&h.mt, 1024, "mt")?;
+                    max_len(&h.mt, KEYWORD_MAX_LENGTH, "mt")?;
                     nested(&h.r, "r", |_| Ok(()))
                 })
             })?;
@@ -294,8 +294,8 @@ pub fn validate_transaction_root(r: &TransactionRoot<'_>) -> VResult {
         })?;
         each(&x.me, "me", |m| {
             nested(&m.y, "y", |y| {
-                max_len(&y.su, 1024, "su")?;
-                max_len(&y.t, 1024, "t")
+                max_len(&y.su, KEYWORD_MAX_LENGTH, "su")?;
+                max_len(&y.t, KEYWORD_MAX_LENGTH, "t")
             })?;
             nested(&m.sa, "sa", |sa| {
                 nested(&sa.ysc, "ysc", |v| required(&v.v, "v"))?;
@@ -303,12 +303,12 @@ pub fn validate_transaction_root(r: &TransactionRoot<'_>) -> VResult {
             })?;
             required(&m.sa, "sa")
         })?;
-        max_len(&x.rt, 1024, "rt")?;
-        max_len(&x.id, 1024, "id")?;
+        max_len(&x.rt, KEYWORD_MAX_LENGTH, "rt")?;
+        max_len(&x.id, KEYWORD_MAX_LENGTH, "id")?;
         required(&x.id, "id")?;
-        max_len(&x.n, 1024, "n")?;
+        max_len(&x.n, KEYWORD_MAX_LENGTH, "n")?;
         outcome(&x.o, "o")?;
-        max_len(&x.pid, 1024, "pid")?;
+        max_len(&x.pid, KEYWORD_MAX_LENGTH, "pid")?;
         nested(&x.ses, "ses", |s| {
             required(&s.id, "id")?;
             min_f(s.seq.map(|v| v.0 as f64), 1.0, "seq", "1")

@@ -248,17 +248,17 @@ pub(super) fn validate_context(c: &Context<'_>) -> VResult {
             }
         }
         nested(&r.url, "url", |u| {
-            string_or_int(&u.port, "port", 1024, true)?;
-            max_len(&u.full, 1024, "full")?;
-            max_len(&u.hash, 1024, "hash")?;
-            max_len(&u.hostname, 1024, "hostname")?;
-            max_len(&u.pathname, 1024, "pathname")?;
-            max_len(&u.protocol, 1024, "protocol")?;
-            max_len(&u.raw, 1024, "raw")?;
-            max_len(&u.search, 1024, "search")
+            string_or_int(&u.port, "port", KEYWORD_MAX_LENGTH, true)?;
+            max_len(&u.full, KEYWORD_MAX_LENGTH, "full")?;
+            max_len(&u.hash, KEYWORD_MAX_LENGTH, "hash")?;
+            max_len(&u.hostname, KEYWORD_MAX_LENGTH, "hostname")?;
+            max_len(&u.pathname, KEYWORD_MAX_LENGTH, "pathname")?;
+            max_len(&u.protocol, KEYWORD_MAX_LENGTH, "protocol")?;
+            max_len(&u.raw, KEYWORD_MAX_LENGTH, "raw")?;
+            max_len(&u.search, KEYWORD_MAX_LENGTH, "search")
         })?;
-        max_len(&r.http_version, 1024, "http_version")?;
-        max_len(&r.method, 1024, "method")?;
+        max_len(&r.http_version, KEYWORD_MAX_LENGTH, "http_version")?;
+        max_len(&r.method, KEYWORD_MAX_LENGTH, "method")?;
         required(&r.method, "method")
     })?;
     nested(&c.message, "message", validate_message)?;
@@ -266,28 +266,30 @@ pub(super) fn validate_context(c: &Context<'_>) -> VResult {
 }
 
 pub(super) fn validate_message(m: &ContextMessage<'_>) -> VResult {
-    nested(&m.queue, "queue", |q| max_len(&q.name, 1024, "name"))
+    nested(&m.queue, "queue", |q| {
+        max_len(&q.name, KEYWORD_MAX_LENGTH, "name")
+    })
 }
 
 pub(super) fn validate_context_service(s: &ContextService<'_>) -> VResult {
     nested(&s.agent, "agent", |a| {
-        max_len(&a.ephemeral_id, 1024, "ephemeral_id")?;
-        max_len(&a.name, 1024, "name")?;
-        max_len(&a.version, 1024, "version")
+        max_len(&a.ephemeral_id, KEYWORD_MAX_LENGTH, "ephemeral_id")?;
+        max_len(&a.name, KEYWORD_MAX_LENGTH, "name")?;
+        max_len(&a.version, KEYWORD_MAX_LENGTH, "version")
     })?;
-    max_len(&s.environment, 1024, "environment")?;
+    max_len(&s.environment, KEYWORD_MAX_LENGTH, "environment")?;
     nested(&s.framework, "framework", name_version_max)?;
     nested(&s.language, "language", name_version_max)?;
-    max_len(&s.name, 1024, "name")?;
+    max_len(&s.name, KEYWORD_MAX_LENGTH, "name")?;
     alnum_ext(&s.name, "name")?;
     nested(&s.node, "node", |n| {
-        max_len(&n.configured_name, 1024, "configured_name")
+        max_len(&n.configured_name, KEYWORD_MAX_LENGTH, "configured_name")
     })?;
     nested(&s.runtime, "runtime", name_version_max)?;
     nested(&s.target, "target", |t| {
         any_of(t.r#type.is_some() || t.name.is_some(), "type;name")
     })?;
-    max_len(&s.version, 1024, "version")
+    max_len(&s.version, KEYWORD_MAX_LENGTH, "version")
 }
 
 pub(super) fn map_context_service<'a>(s: &ContextService<'a>, out: &mut Service<'a>) {

@@ -101,16 +101,16 @@ pub fn validate_error_root(r: &ErrorRoot<'_>) -> VResult {
     nested(&r.error, "error", |e| {
         any_of(e.exception.is_set() || e.log.is_set(), "exception;log")?;
         nested(&e.log, "log", |l| {
-            max_len(&l.level, 1024, "level")?;
-            max_len(&l.logger_name, 1024, "logger_name")?;
+            max_len(&l.level, KEYWORD_MAX_LENGTH, "level")?;
+            max_len(&l.logger_name, KEYWORD_MAX_LENGTH, "logger_name")?;
             required(&l.message, "message")?;
-            max_len(&l.param_message, 1024, "param_message")?;
+            max_len(&l.param_message, KEYWORD_MAX_LENGTH, "param_message")?;
             validate_frames(&l.stacktrace)
         })?;
-        max_len(&e.culprit, 1024, "culprit")?;
-        max_len(&e.id, 1024, "id")?;
+        max_len(&e.culprit, KEYWORD_MAX_LENGTH, "culprit")?;
+        max_len(&e.id, KEYWORD_MAX_LENGTH, "id")?;
         required(&e.id, "id")?;
-        max_len(&e.parent_id, 1024, "parent_id")?;
+        max_len(&e.parent_id, KEYWORD_MAX_LENGTH, "parent_id")?;
         if e.parent_id.is_none() {
             if e.transaction_id.is_some() {
                 return Err("'parent_id' required when 'transaction_id' is set".into());
@@ -119,7 +119,7 @@ pub fn validate_error_root(r: &ErrorRoot<'_>) -> VResult {
                 return Err("'parent_id' required when 'trace_id' is set".into());
             }
         }
-        max_len(&e.trace_id, 1024, "trace_id")?;
+        max_len(&e.trace_id, KEYWORD_MAX_LENGTH, "trace_id")?;
         if e.trace_id.is_none() {
             if e.transaction_id.is_some() {
                 return Err("'trace_id' required when 'transaction_id' is set".into());
@@ -128,11 +128,11 @@ pub fn validate_error_root(r: &ErrorRoot<'_>) -> VResult {
                 return Err("'trace_id' required when 'parent_id' is set".into());
             }
         }
-        max_len(&e.transaction_id, 1024, "transaction_id")?;
+        max_len(&e.transaction_id, KEYWORD_MAX_LENGTH, "transaction_id")?;
         nested(&e.exception, "exception", validate_exception)?;
         nested(&e.transaction, "transaction", |t| {
-            max_len(&t.name, 1024, "name")?;
-            max_len(&t.r#type, 1024, "type")
+            max_len(&t.name, KEYWORD_MAX_LENGTH, "name")?;
+            max_len(&t.r#type, KEYWORD_MAX_LENGTH, "type")
         })?;
         nested(&e.context, "context", validate_context)
     })?;
@@ -141,11 +141,11 @@ pub fn validate_error_root(r: &ErrorRoot<'_>) -> VResult {
 
 fn validate_exception(e: &ExceptionIn<'_>) -> VResult {
     any_of(e.message.is_some() || e.r#type.is_some(), "message;type")?;
-    string_or_int(&e.code, "code", 1024, false)?;
+    string_or_int(&e.code, "code", KEYWORD_MAX_LENGTH, false)?;
     each(&e.cause, "cause", validate_exception)?;
     validate_frames(&e.stacktrace)?;
-    max_len(&e.module, 1024, "module")?;
-    max_len(&e.r#type, 1024, "type")
+    max_len(&e.module, KEYWORD_MAX_LENGTH, "module")?;
+    max_len(&e.r#type, KEYWORD_MAX_LENGTH, "type")
 }
 
 fn map_exception<'a>(e: &ExceptionIn<'a>) -> Exception<'a> {

@@ -161,24 +161,36 @@ pub fn validate_log_root(r: &LogRoot<'_>) -> VResult {
             || l.service_node_name.is_some();
         if service_set {
             (|| {
-                max_len(&l.service_name, 1024, "service.name")?;
-                max_len(&l.service_version, 1024, "service.version")?;
-                max_len(&l.service_environment, 1024, "service.environment")?;
-                max_len(&l.service_node_name, 1024, "service.node.name")
+                max_len(&l.service_name, KEYWORD_MAX_LENGTH, "service.name")?;
+                max_len(&l.service_version, KEYWORD_MAX_LENGTH, "service.version")?;
+                max_len(
+                    &l.service_environment,
+                    KEYWORD_MAX_LENGTH,
+                    "service.environment",
+                )?;
+                max_len(
+                    &l.service_node_name,
+                    KEYWORD_MAX_LENGTH,
+                    "service.node.name",
+                )
             })()
             .map_err(|e| format!("ecslogservicefields: {e}"))?;
         }
         if l.event.is_set() || l.event_dataset.is_some() {
-            max_len(&l.event_dataset, 1024, "event.dataset")
+            max_len(&l.event_dataset, KEYWORD_MAX_LENGTH, "event.dataset")
                 .map_err(|e| format!("ecslogeventfields: {e}"))?;
         }
         if l.process.is_set() || l.process_thread_name.is_some() {
-            max_len(&l.process_thread_name, 1024, "process.thread.name")
-                .map_err(|e| format!("ecslogprocessfields: {e}"))?;
+            max_len(
+                &l.process_thread_name,
+                KEYWORD_MAX_LENGTH,
+                "process.thread.name",
+            )
+            .map_err(|e| format!("ecslogprocessfields: {e}"))?;
         }
-        max_len(&l.trace_id, 1024, "trace.id")?;
-        max_len(&l.transaction_id, 1024, "transaction.id")?;
-        max_len(&l.span_id, 1024, "span.id")?;
+        max_len(&l.trace_id, KEYWORD_MAX_LENGTH, "trace.id")?;
+        max_len(&l.transaction_id, KEYWORD_MAX_LENGTH, "transaction.id")?;
+        max_len(&l.span_id, KEYWORD_MAX_LENGTH, "span.id")?;
         nested(&l.faas, "faas", |_| Ok(()))?;
         if l.log.is_set()
             || l.log_level.is_some()
@@ -188,9 +200,13 @@ pub fn validate_log_root(r: &LogRoot<'_>) -> VResult {
             || l.log_origin_file_line.is_some()
         {
             (|| {
-                max_len(&l.log_level, 1024, "log.level")?;
-                max_len(&l.log_logger, 1024, "log.logger")?;
-                max_len(&l.log_origin_file_name, 1024, "log.origin.file.name")
+                max_len(&l.log_level, KEYWORD_MAX_LENGTH, "log.level")?;
+                max_len(&l.log_logger, KEYWORD_MAX_LENGTH, "log.logger")?;
+                max_len(
+                    &l.log_origin_file_name,
+                    KEYWORD_MAX_LENGTH,
+                    "log.origin.file.name",
+                )
             })()
             .map_err(|e| format!("ecsloglogfields: {e}"))?;
         }

@@ -246,93 +246,117 @@ fn validate_metadata(m: &Metadata<'_>) -> VResult {
     labels(&m.labels.0, "labels")?;
     nested(&m.service, "service", |s| {
         nested(&s.agent, "agent", |a| {
-            max_len(&a.activation_method, 1024, "activation_method")?;
-            max_len(&a.ephemeral_id, 1024, "ephemeral_id")?;
-            max_len(&a.name, 1024, "name")?;
+            max_len(
+                &a.activation_method,
+                KEYWORD_MAX_LENGTH,
+                "activation_method",
+            )?;
+            max_len(&a.ephemeral_id, KEYWORD_MAX_LENGTH, "ephemeral_id")?;
+            max_len(&a.name, KEYWORD_MAX_LENGTH, "name")?;
             min_len1(&a.name, "name")?;
             required(&a.name, "name")?;
-            max_len(&a.version, 1024, "version")?;
+            max_len(&a.version, KEYWORD_MAX_LENGTH, "version")?;
             required(&a.version, "version")
         })?;
         required(&s.agent, "agent")?;
-        max_len(&s.environment, 1024, "environment")?;
+        max_len(&s.environment, KEYWORD_MAX_LENGTH, "environment")?;
         nested(&s.framework, "framework", name_version_max)?;
         nested(&s.language, "language", |l| {
-            max_len(&l.name, 1024, "name")?;
+            max_len(&l.name, KEYWORD_MAX_LENGTH, "name")?;
             required(&l.name, "name")?;
-            max_len(&l.version, 1024, "version")
+            max_len(&l.version, KEYWORD_MAX_LENGTH, "version")
         })?;
-        max_len(&s.name, 1024, "name")?;
+        max_len(&s.name, KEYWORD_MAX_LENGTH, "name")?;
         min_len1(&s.name, "name")?;
         alnum_ext(&s.name, "name")?;
         required(&s.name, "name")?;
         nested(&s.node, "node", |n| {
-            max_len(&n.configured_name, 1024, "configured_name")
+            max_len(&n.configured_name, KEYWORD_MAX_LENGTH, "configured_name")
         })?;
         nested(&s.runtime, "runtime", |r| {
-            max_len(&r.name, 1024, "name")?;
+            max_len(&r.name, KEYWORD_MAX_LENGTH, "name")?;
             required(&r.name, "name")?;
-            max_len(&r.version, 1024, "version")?;
+            max_len(&r.version, KEYWORD_MAX_LENGTH, "version")?;
             required(&r.version, "version")
         })?;
-        max_len(&s.version, 1024, "version")
+        max_len(&s.version, KEYWORD_MAX_LENGTH, "version")
     })?;
     required(&m.service, "service")?;
     nested(&m.cloud, "cloud", |c| {
         nested(&c.account, "account", id_name_max)?;
-        max_len(&c.availability_zone, 1024, "availability_zone")?;
+        max_len(
+            &c.availability_zone,
+            KEYWORD_MAX_LENGTH,
+            "availability_zone",
+        )?;
         nested(&c.instance, "instance", id_name_max)?;
-        nested(&c.machine, "machine", |m| max_len(&m.r#type, 1024, "type"))?;
+        nested(&c.machine, "machine", |m| {
+            max_len(&m.r#type, KEYWORD_MAX_LENGTH, "type")
+        })?;
         nested(&c.project, "project", id_name_max)?;
-        max_len(&c.provider, 1024, "provider")?;
+        max_len(&c.provider, KEYWORD_MAX_LENGTH, "provider")?;
         required(&c.provider, "provider")?;
-        max_len(&c.region, 1024, "region")?;
-        nested(&c.service, "service", |s| max_len(&s.name, 1024, "name"))
+        max_len(&c.region, KEYWORD_MAX_LENGTH, "region")?;
+        nested(&c.service, "service", |s| {
+            max_len(&s.name, KEYWORD_MAX_LENGTH, "name")
+        })
     })?;
     nested(&m.system, "system", |s| {
-        max_len(&s.architecture, 1024, "architecture")?;
-        max_len(&s.configured_hostname, 1024, "configured_hostname")?;
-        nested(&s.container, "container", |c| max_len(&c.id, 1024, "id"))?;
-        max_len(&s.detected_hostname, 1024, "detected_hostname")?;
-        max_len(&s.hostname, 1024, "hostname")?;
+        max_len(&s.architecture, KEYWORD_MAX_LENGTH, "architecture")?;
+        max_len(
+            &s.configured_hostname,
+            KEYWORD_MAX_LENGTH,
+            "configured_hostname",
+        )?;
+        nested(&s.container, "container", |c| {
+            max_len(&c.id, KEYWORD_MAX_LENGTH, "id")
+        })?;
+        max_len(
+            &s.detected_hostname,
+            KEYWORD_MAX_LENGTH,
+            "detected_hostname",
+        )?;
+        max_len(&s.hostname, KEYWORD_MAX_LENGTH, "hostname")?;
         nested(&s.kubernetes, "kubernetes", |k| {
-            max_len(&k.namespace, 1024, "namespace")?;
-            nested(&k.node, "node", |n| max_len(&n.name, 1024, "name"))?;
+            max_len(&k.namespace, KEYWORD_MAX_LENGTH, "namespace")?;
+            nested(&k.node, "node", |n| {
+                max_len(&n.name, KEYWORD_MAX_LENGTH, "name")
+            })?;
             nested(&k.pod, "pod", |p| {
-                max_len(&p.name, 1024, "name")?;
-                max_len(&p.uid, 1024, "uid")
+                max_len(&p.name, KEYWORD_MAX_LENGTH, "name")?;
+                max_len(&p.uid, KEYWORD_MAX_LENGTH, "uid")
             })
         })?;
-        max_len(&s.platform, 1024, "platform")?;
-        max_len(&s.host_id, 1024, "host_id")
+        max_len(&s.platform, KEYWORD_MAX_LENGTH, "platform")?;
+        max_len(&s.host_id, KEYWORD_MAX_LENGTH, "host_id")
     })?;
     nested(&m.user, "user", validate_user)?;
     nested(&m.network, "network", |n| {
         nested(&n.connection, "connection", |c| {
-            max_len(&c.r#type, 1024, "type")
+            max_len(&c.r#type, KEYWORD_MAX_LENGTH, "type")
         })
     })?;
     nested(&m.process, "process", |p| {
-        max_len(&p.title, 1024, "title")?;
+        max_len(&p.title, KEYWORD_MAX_LENGTH, "title")?;
         required(&p.pid, "pid")
     })
 }
 
 pub(super) fn name_version_max(v: &NameVersionIn<'_>) -> VResult {
-    max_len(&v.name, 1024, "name")?;
-    max_len(&v.version, 1024, "version")
+    max_len(&v.name, KEYWORD_MAX_LENGTH, "name")?;
+    max_len(&v.version, KEYWORD_MAX_LENGTH, "version")
 }
 
 fn id_name_max(v: &IdName<'_>) -> VResult {
-    max_len(&v.id, 1024, "id")?;
-    max_len(&v.name, 1024, "name")
+    max_len(&v.id, KEYWORD_MAX_LENGTH, "id")?;
+    max_len(&v.name, KEYWORD_MAX_LENGTH, "name")
 }
 
 pub(super) fn validate_user(u: &User<'_>) -> VResult {
-    max_len(&u.domain, 1024, "domain")?;
-    string_or_int(&u.id, "id", 1024, false)?;
-    max_len(&u.email, 1024, "email")?;
-    max_len(&u.username, 1024, "username")
+    max_len(&u.domain, KEYWORD_MAX_LENGTH, "domain")?;
+    string_or_int(&u.id, "id", KEYWORD_MAX_LENGTH, false)?;
+    max_len(&u.email, KEYWORD_MAX_LENGTH, "email")?;
+    max_len(&u.username, KEYWORD_MAX_LENGTH, "username")
 }
 
 /// Maps validated metadata onto a base event.

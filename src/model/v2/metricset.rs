@@ -125,13 +125,13 @@ pub fn validate_metricset_root(r: &MetricsetRoot<'_>) -> VResult {
             }
         }
         nested(&m.span, "span", |s| {
-            max_len(&s.subtype, 1024, "subtype")?;
-            max_len(&s.r#type, 1024, "type")
+            max_len(&s.subtype, KEYWORD_MAX_LENGTH, "subtype")?;
+            max_len(&s.r#type, KEYWORD_MAX_LENGTH, "type")
         })?;
         labels(&m.tags.0, "tags")?;
         nested(&m.transaction, "transaction", |t| {
-            max_len(&t.name, 1024, "name")?;
-            max_len(&t.r#type, 1024, "type")
+            max_len(&t.name, KEYWORD_MAX_LENGTH, "name")?;
+            max_len(&t.r#type, KEYWORD_MAX_LENGTH, "type")
         })?;
         nested(&m.service, "service", name_version_max)?;
         nested(&m.faas, "faas", |_| Ok(()))

@@ -183,28 +183,30 @@ pub fn validate_span_root(r: &SpanRoot<'_>) -> VResult {
             "start;timestamp",
         )?;
         nested(&s.otel, "otel", |_| Ok(()))?;
-        max_len(&s.id, 1024, "id")?;
+        max_len(&s.id, KEYWORD_MAX_LENGTH, "id")?;
         required(&s.id, "id")?;
-        max_len(&s.trace_id, 1024, "trace_id")?;
+        max_len(&s.trace_id, KEYWORD_MAX_LENGTH, "trace_id")?;
         required(&s.trace_id, "trace_id")?;
-        max_len(&s.action, 1024, "action")?;
-        max_len(&s.name, 1024, "name")?;
+        max_len(&s.action, KEYWORD_MAX_LENGTH, "action")?;
+        max_len(&s.name, KEYWORD_MAX_LENGTH, "name")?;
         required(&s.name, "name")?;
         outcome(&s.outcome, "outcome")?;
         if s.child_ids
             .iter()
-            .any(|c| c.len() > 1024 && c.runes() > 1024)
+            .any(|c| c.len() > KEYWORD_MAX_LENGTH && c.runes() > KEYWORD_MAX_LENGTH)
         {
-            return Err("'child_ids': validation rule 'maxLength(1024)' violated".into());
+            return Err(format!(
+                "'child_ids': validation rule 'maxLength({KEYWORD_MAX_LENGTH})' violated"
+            ));
         }
-        max_len(&s.parent_id, 1024, "parent_id")?;
+        max_len(&s.parent_id, KEYWORD_MAX_LENGTH, "parent_id")?;
         required(&s.parent_id, "parent_id")?;
         validate_links(&s.links)?;
         validate_frames(&s.stacktrace)?;
-        max_len(&s.r#type, 1024, "type")?;
+        max_len(&s.r#type, KEYWORD_MAX_LENGTH, "type")?;
         required(&s.r#type, "type")?;
-        max_len(&s.subtype, 1024, "subtype")?;
-        max_len(&s.transaction_id, 1024, "transaction_id")?;
+        max_len(&s.subtype, KEYWORD_MAX_LENGTH, "subtype")?;
+        max_len(&s.transaction_id, KEYWORD_MAX_LENGTH, "transaction_id")?;
         nested(&s.composite, "composite", |c| {
             required(&c.compression_strategy, "compression_strategy")?;
             min_f(c.count.map(|v| v.0 as f64), 2.0, "count", "2")?;
@@ -216,19 +218,21 @@ pub fn validate_span_root(r: &SpanRoot<'_>) -> VResult {
             labels(&c.tags.0, "tags")?;
             nested(&c.service, "service", validate_context_service)?;
             nested(&c.message, "message", validate_message)?;
-            nested(&c.db, "db", |d| max_len(&d.link, 1024, "link"))?;
+            nested(&c.db, "db", |d| {
+                max_len(&d.link, KEYWORD_MAX_LENGTH, "link")
+            })?;
             nested(&c.destination, "destination", |d| {
                 nested(&d.service, "service", |s| {
-                    max_len(&s.name, 1024, "name")?;
-                    max_len(&s.resource, 1024, "resource")?;
+                    max_len(&s.name, KEYWORD_MAX_LENGTH, "name")?;
+                    max_len(&s.resource, KEYWORD_MAX_LENGTH, "resource")?;
                     required(&s.resource, "resource")?;
-                    max_len(&s.r#type, 1024, "type")
+                    max_len(&s.r#type, KEYWORD_MAX_LENGTH, "type")
                 })?;
-                max_len(&d.address, 1024, "address")
+                max_len(&d.address, KEYWORD_MAX_LENGTH, "address")
             })?;
             nested(&c.http, "http", |h| {
                 nested(&h.request, "request", |_| Ok(()))?;
-                max_len(&h.method, 1024, "method")?;
+                max_len(&h.method, KEYWORD_MAX_LENGTH, "method")?;
                 nested(&h.response, "response", |_| Ok(()))
             })
         })?;

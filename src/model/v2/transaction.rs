@@ -198,9 +198,9 @@ json_struct! {
 
 pub(super) fn validate_links(l: &[SpanLinkIn<'_>]) -> VResult {
     each(l, "links", |l| {
-        max_len(&l.span_id, 1024, "span_id")?;
+        max_len(&l.span_id, KEYWORD_MAX_LENGTH, "span_id")?;
         required(&l.span_id, "span_id")?;
-        max_len(&l.trace_id, 1024, "trace_id")?;
+        max_len(&l.trace_id, KEYWORD_MAX_LENGTH, "trace_id")?;
         required(&l.trace_id, "trace_id")
     })
 }
@@ -210,23 +210,31 @@ pub fn validate_transaction_root(r: &TransactionRoot<'_>) -> VResult {
     nested(&r.transaction, "transaction", |t| {
         nested(&t.otel, "otel", |_| Ok(()))?;
         validate_links(&t.links)?;
-        max_len(&t.trace_id, 1024, "trace_id")?;
+        max_len(&t.trace_id, KEYWORD_MAX_LENGTH, "trace_id")?;
         required(&t.trace_id, "trace_id")?;
-        max_len(&t.id, 1024, "id")?;
+        max_len(&t.id, KEYWORD_MAX_LENGTH, "id")?;
         required(&t.id, "id")?;
-        max_len(&t.parent_id, 1024, "parent_id")?;
-        max_len(&t.name, 1024, "name")?;
-        max_len(&t.r#type, 1024, "type")?;
+        max_len(&t.parent_id, KEYWORD_MAX_LENGTH, "parent_id")?;
+        max_len(&t.name, KEYWORD_MAX_LENGTH, "name")?;
+        max_len(&t.r#type, KEYWORD_MAX_LENGTH, "type")?;
         required(&t.r#type, "type")?;
-        max_len(&t.result, 1024, "result")?;
+        max_len(&t.result, KEYWORD_MAX_LENGTH, "result")?;
         each(&t.dropped_spans_stats, "dropped_spans_stats", |d| {
             max_len(
                 &d.destination_service_resource,
-                1024,
+                KEYWORD_MAX_LENGTH,
                 "destination_service_resource",
             )?;
-            max_len(&d.service_target_type, 512, "service_target_type")?;
-            max_len(&d.service_target_name, 512, "service_target_name")?;
+            max_len(
+                &d.service_target_type,
+                SERVICE_TARGET_MAX_LENGTH,
+                "service_target_type",
+            )?;
+            max_len(
+                &d.service_target_name,
+                SERVICE_TARGET_MAX_LENGTH,
+                "service_target_name",
+            )?;
             outcome(&d.outcome, "outcome")?;
             nested(&d.duration, "duration", |d| {
                 min_f(d.count.map(|c| c.0 as f64), 1.0, "count", "1")?;
@@ -238,7 +246,7 @@ pub fn validate_transaction_root(r: &TransactionRoot<'_>) -> VResult {
         outcome(&t.outcome, "outcome")?;
         nested(&t.faas, "faas", |_| Ok(()))?;
         nested(&t.session, "session", |s| {
-            max_len(&s.id, 1024, "id")?;
+            max_len(&s.id, KEYWORD_MAX_LENGTH, "id")?;
             required(&s.id, "id")?;
             min_f(s.sequence.map(|c| c.0 as f64), 1.0, "sequence", "1")
         })?;
