@@ -111,6 +111,25 @@ pub fn min_f(v: Option<f64>, n: f64, key: &str, shown: &str) -> VResult {
     }
 }
 
+/// A duration in milliseconds whose nanoseconds do not fit Elasticsearch's `long` (where
+/// `event.duration` is stored). APM Server accepts such a duration and writes a number that
+/// Elasticsearch then refuses, losing the event after answering 202; apmgate refuses the event
+/// at intake instead, worded like the schema's other rules.
+pub fn max_duration(v: Option<f64>, key: &str) -> VResult {
+    match v {
+        Some(ms) if ms * 1_000_000.0 >= DURATION_NS_LIMIT => Err(format!(
+            "'{key}': validation rule 'max({MAX_DURATION_MS_SHOWN})' violated"
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// 2^63: the first nanosecond count outside Elasticsearch's `long`.
+const DURATION_NS_LIMIT: f64 = 9_223_372_036_854_775_808.0;
+
+/// The largest accepted duration in milliseconds, as the refusal shows it.
+const MAX_DURATION_MS_SHOWN: &str = "9223372036854.775";
+
 /// Label values: strings (at most [`KEYWORD_MAX_LENGTH`] runes), booleans, numbers, null.
 pub fn labels(v: &[(Cow<'_, str>, LabelIn<'_>)], key: &str) -> VResult {
     for (k, val) in v {

@@ -290,6 +290,7 @@ pub fn validate_transaction_root(r: &TransactionRoot<'_>) -> VResult {
             })?;
             required(&s.s, "s")?;
             min_f(s.d.map(|v| v.0), 0.0, "d", "0")?;
+            max_duration(s.d.map(|v| v.0), "d")?;
             required(&s.d, "d")
         })?;
         each(&x.me, "me", |m| {
@@ -330,6 +331,7 @@ pub fn validate_transaction_root(r: &TransactionRoot<'_>) -> VResult {
         nested(&x.yc, "yc", |c| required(&c.sd, "sd"))?;
         required(&x.yc, "yc")?;
         min_f(x.d.map(|v| v.0), 0.0, "d", "0")?;
+        max_duration(x.d.map(|v| v.0), "d")?;
         required(&x.d, "d")
     })?;
     required(&r.x, "x")
@@ -600,7 +602,8 @@ fn map_span<'a>(s: &Span3<'a>, ev: &mut ApmEvent<'a>) {
     sp.stacktrace = map_frames(&s.st);
     sp.sync = s.sy.map(|b| b.0);
     if let Some(start) = s.s {
-        ev.timestamp += ms_to_ns_signed(start.0);
+        // Saturating: an absurd offset gives an absurd time, never an overflow.
+        ev.timestamp = ev.timestamp.saturating_add(ms_to_ns_signed(start.0));
     }
     ev.span = Some(sp);
 }

@@ -237,6 +237,7 @@ pub fn validate_span_root(r: &SpanRoot<'_>) -> VResult {
             })
         })?;
         min_f(s.duration.map(|v| v.0), 0.0, "duration", "0")?;
+        max_duration(s.duration.map(|v| v.0), "duration")?;
         required(&s.duration, "duration")
     })?;
     required(&r.span, "span")
@@ -374,7 +375,8 @@ pub fn map_span<'a>(s: &SpanIn<'a>, out: &mut ApmEvent<'a>) {
     sp.sync = s.sync.map(|b| b.0);
     match (s.timestamp, s.start) {
         (Some(t), _) => out.timestamp = t.0,
-        (_, Some(start)) => out.timestamp += ms_to_ns_signed(start.0),
+        // Saturating: an absurd offset gives an absurd time, never an overflow.
+        (_, Some(start)) => out.timestamp = out.timestamp.saturating_add(ms_to_ns_signed(start.0)),
         _ => {}
     }
     set(&mut out.trace_id, &s.trace_id);

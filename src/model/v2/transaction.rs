@@ -269,6 +269,7 @@ pub fn validate_transaction_root(r: &TransactionRoot<'_>) -> VResult {
         })?;
         required(&t.span_count, "span_count")?;
         min_f(t.duration.map(|v| v.0), 0.0, "duration", "0")?;
+        max_duration(t.duration.map(|v| v.0), "duration")?;
         required(&t.duration, "duration")
     })?;
     required(&r.transaction, "transaction")
