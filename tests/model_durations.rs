@@ -15,7 +15,8 @@ use support::{Gateway, output_documents};
 const POLICY: &str = "[[listener]]\nname = \"plain\"\nbind = \"127.0.0.1:0\"\n\
                       [rum]\nenabled = true\nallow_origins = [\"*\"]\n";
 
-const V2_META: &str = r#"{"metadata":{"service":{"name":"svc","agent":{"name":"go","version":"2.0.0"}}}}"#;
+const V2_META: &str =
+    r#"{"metadata":{"service":{"name":"svc","agent":{"name":"go","version":"2.0.0"}}}}"#;
 const V3_META: &str = r#"{"m":{"se":{"n":"svc","a":{"n":"rum-js","ve":"5.0.0"}}}}"#;
 
 /// Posts `lines` (a metadata line first) and returns the status and the JSON body.
@@ -33,7 +34,10 @@ async fn post(gw: &Gateway, route: &str, lines: &[&str]) -> (u16, Value) {
         .unwrap();
     let status = resp.status().as_u16();
     let text = resp.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 fn refused(body: &Value, path: &str) {
@@ -74,9 +78,8 @@ async fn a_duration_beyond_elasticsearch_long_is_refused_with_a_validation_error
     assert_eq!(status, 202, "{body}");
 
     // RUM v3: the transaction (`x.d`) and its spans (`y[].d`).
-    let x = format!(
-        r#"{{"x":{{"id":"c1","tid":"t2","t":"page-load","d":{huge},"yc":{{"sd":0}}}}}}"#
-    );
+    let x =
+        format!(r#"{{"x":{{"id":"c1","tid":"t2","t":"page-load","d":{huge},"yc":{{"sd":0}}}}}}"#);
     let (status, body) = post(&gw, "/intake/v3/rum/events", &[V3_META, &x]).await;
     assert_eq!(status, 400, "{body}");
     refused(&body, "x: 'd'");
@@ -92,7 +95,9 @@ async fn a_duration_beyond_elasticsearch_long_is_refused_with_a_validation_error
     assert_eq!(docs.len(), 1, "only the in-range transaction is written");
     let duration = &docs[0].1["event"]["duration"];
     assert!(
-        duration.as_i64().is_some_and(|d| d > 9_223_372_036_000_000_000),
+        duration
+            .as_i64()
+            .is_some_and(|d| d > 9_223_372_036_000_000_000),
         "event.duration within long: {duration}"
     );
 }
@@ -103,8 +108,12 @@ async fn huge_span_starts_and_timestamps_neither_overflow_nor_panic() {
     let big_start = r#"{"span":{"id":"b2","trace_id":"t1","parent_id":"a1","name":"s","type":"db","start":1.7976931348623157e308,"duration":1}}"#;
     let neg_start = r#"{"span":{"id":"b3","trace_id":"t1","parent_id":"a1","name":"s","type":"db","start":-1.7976931348623157e308,"duration":1}}"#;
     let max_ts = r#"{"transaction":{"id":"a4","trace_id":"t1","type":"request","duration":1,"timestamp":9223372036854775807,"span_count":{"started":0}}}"#;
-    let (status, body) =
-        post(&gw, "/intake/v2/events", &[V2_META, big_start, neg_start, max_ts]).await;
+    let (status, body) = post(
+        &gw,
+        "/intake/v2/events",
+        &[V2_META, big_start, neg_start, max_ts],
+    )
+    .await;
     assert_eq!(status, 202, "{body}");
     assert_eq!(body["accepted"], 3, "{body}");
 

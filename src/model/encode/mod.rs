@@ -448,7 +448,15 @@ pub fn encode(e: &ApmEvent<'_>, buf: &mut Vec<u8>) {
     if let Some(sp) = &e.span {
         span(&mut o, sp);
     }
-    if matches!(e.kind, Kind::Transaction | Kind::Span | Kind::Error) {
+    // `timestamp.us` for transactions, spans and errors only (a v2 log carrying `error.*`
+    // fields counts as an error here), and never for the epoch itself: APM Server's encoder
+    // treats a zero timestamp as unset for this field, while `@timestamp` shows the epoch.
+    let high_resolution = match e.kind {
+        Kind::Transaction | Kind::Span | Kind::Error => true,
+        Kind::Log => e.error.is_some(),
+        Kind::Metric => false,
+    };
+    if e.timestamp != 0 && high_resolution {
         let b = o.key("timestamp");
         b.extend_from_slice(b"{\"us\":");
         write_i64(b, e.timestamp / 1000);
