@@ -2,7 +2,7 @@
 //! schema (`maxLength`, `required`, patterns, ...), each returning the message of the first
 //! violation.
 
-use super::{IsSet, JStr, LabelIn};
+use super::{IsSet, JAny, JStr, LabelIn};
 use std::borrow::Cow;
 
 /// The `maxLength` APM Server's intake JSON schema gives string fields indexed as Elasticsearch
@@ -129,6 +129,32 @@ const DURATION_NS_LIMIT: f64 = 9_223_372_036_854_775_808.0;
 
 /// The largest accepted duration in milliseconds, as the refusal shows it.
 const MAX_DURATION_MS_SHOWN: &str = "9223372036854.775";
+
+/// A name/version pair's lengths, under the protocol's keys (`["name", "version"]` in v2,
+/// `["n", "ve"]` in RUM v3).
+pub fn name_version_max(
+    name: &Option<JStr<'_>>,
+    version: &Option<JStr<'_>>,
+    keys: [&str; 2],
+) -> VResult {
+    max_len(name, KEYWORD_MAX_LENGTH, keys[0])?;
+    max_len(version, KEYWORD_MAX_LENGTH, keys[1])
+}
+
+/// A user's fields, under the protocol's keys for domain, id, email and name (v2:
+/// `["domain", "id", "email", "username"]`, RUM v3: `["ud", "id", "em", "un"]`).
+pub fn user_fields(
+    domain: &Option<JStr<'_>>,
+    id: &Option<JAny>,
+    email: &Option<JStr<'_>>,
+    name: &Option<JStr<'_>>,
+    keys: [&str; 4],
+) -> VResult {
+    max_len(domain, KEYWORD_MAX_LENGTH, keys[0])?;
+    string_or_int(id, keys[1], KEYWORD_MAX_LENGTH, false)?;
+    max_len(email, KEYWORD_MAX_LENGTH, keys[2])?;
+    max_len(name, KEYWORD_MAX_LENGTH, keys[3])
+}
 
 /// Label values: strings (at most [`KEYWORD_MAX_LENGTH`] runes), booleans, numbers, null.
 pub fn labels(v: &[(Cow<'_, str>, LabelIn<'_>)], key: &str) -> VResult {

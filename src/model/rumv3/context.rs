@@ -1,9 +1,7 @@
 //! The context (`c`) of RUM v3 transactions and errors: page, request, response, user, service:
 //! wire types, validation and mapping.
 
-use std::borrow::Cow;
-
-use super::metadata::{NameVersion3, User, nv, nv_max, validate_user};
+use super::metadata::{NameVersion3, User, map_user, nv, nv_max, validate_user};
 use crate::model::event::*;
 use crate::model::json::rules::*;
 use crate::model::json::{IsSet, JHeaders, JInt, JMap, JObject, JStr, LabelIn, json_struct};
@@ -123,19 +121,9 @@ fn map_context_service<'a>(s: &ContextService<'a>, out: &mut Service<'a>) {
 }
 
 fn overwrite_user<'a>(u: &User<'a>, out: &mut ApmEvent<'a>) {
-    if !u.is_set() {
-        return;
+    if let Some(u) = map_user(u) {
+        out.user = Some(u);
     }
-    out.user = Some(crate::model::event::User {
-        domain: st(&u.ud),
-        id: u
-            .id
-            .as_ref()
-            .map(|i| Cow::Owned(any_to_string(&i.0)))
-            .unwrap_or_default(),
-        email: st(&u.em),
-        name: st(&u.un),
-    });
 }
 
 pub(super) fn map_context<'a>(c: &Context<'a>, out: &mut ApmEvent<'a>) {

@@ -1,11 +1,9 @@
 //! RUM v3 metadata (`m`): the abbreviated wire types, their validation and their mapping onto
 //! the base event.
 
-use std::borrow::Cow;
-
 use crate::model::event::*;
 use crate::model::json::rules::*;
-use crate::model::json::{IsSet, JAny, JMap, JStr, LabelIn, json_struct};
+use crate::model::json::{JAny, JMap, JStr, LabelIn, json_struct};
 use crate::model::map::*;
 
 json_struct! {
@@ -91,15 +89,16 @@ json_struct! {
 }
 
 pub(super) fn nv_max(v: &NameVersion3<'_>) -> VResult {
-    max_len(&v.n, KEYWORD_MAX_LENGTH, "n")?;
-    max_len(&v.ve, KEYWORD_MAX_LENGTH, "ve")
+    name_version_max(&v.n, &v.ve, ["n", "ve"])
 }
 
 pub(super) fn validate_user(u: &User<'_>) -> VResult {
-    max_len(&u.ud, KEYWORD_MAX_LENGTH, "ud")?;
-    string_or_int(&u.id, "id", KEYWORD_MAX_LENGTH, false)?;
-    max_len(&u.em, KEYWORD_MAX_LENGTH, "em")?;
-    max_len(&u.un, KEYWORD_MAX_LENGTH, "un")
+    user_fields(&u.ud, &u.id, &u.em, &u.un, ["ud", "id", "em", "un"])
+}
+
+/// The user a RUM v3 `u` object names, if any.
+pub(super) fn map_user<'a>(u: &User<'a>) -> Option<crate::model::event::User<'a>> {
+    user(&u.ud, &u.id, &u.em, &u.un)
 }
 
 /// Validates RUM v3 metadata.
@@ -144,11 +143,7 @@ pub fn validate_metadata_root(r: &MetadataRoot<'_>) -> VResult {
 }
 
 pub(super) fn nv<'a>(out: &mut Option<NameVersion<'a>>, v: &NameVersion3<'a>) {
-    if v.is_set() {
-        let o = out.get_or_insert_with(Default::default);
-        set(&mut o.name, &v.n);
-        set(&mut o.version, &v.ve);
-    }
+    name_version(out, &v.n, &v.ve);
 }
 
 /// Maps validated RUM v3 metadata onto a base event.
@@ -163,14 +158,8 @@ pub fn map_metadata<'a>(m: &Metadata<'a>, out: &mut ApmEvent<'a>) {
     set(&mut out.service.name, &s.n);
     nv(&mut out.service.runtime, &s.ru);
     set(&mut out.service.version, &s.ve);
-    if m.u.is_set() {
-        let u = out.user.get_or_insert_with(Default::default);
-        set(&mut u.domain, &m.u.ud);
-        if let Some(id) = &m.u.id {
-            u.id = Cow::Owned(any_to_string(&id.0));
-        }
-        set(&mut u.email, &m.u.em);
-        set(&mut u.name, &m.u.un);
+    if let Some(u) = map_user(&m.u) {
+        out.user = Some(u);
     }
     if let Some(t) = &m.n.c.t {
         out.network

@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 
 use super::metadata::{
-    IdOnly, NameOnly, NameVersionIn, ServiceNode, User, name_version, name_version_max,
+    IdOnly, NameOnly, NameVersionIn, ServiceNode, User, map_user, name_version, name_version_max,
     validate_user,
 };
 use crate::model::event::*;
@@ -324,19 +324,9 @@ pub(super) fn map_context_agent<'a>(a: &ContextServiceAgent<'a>, out: &mut Agent
 }
 
 pub(super) fn overwrite_user<'a>(u: &User<'a>, out: &mut ApmEvent<'a>) {
-    if u.domain.is_none() && u.id.is_none() && u.email.is_none() && u.username.is_none() {
-        return;
+    if let Some(u) = map_user(u) {
+        out.user = Some(u);
     }
-    out.user = Some(crate::model::event::User {
-        domain: st(&u.domain),
-        id: u
-            .id
-            .as_ref()
-            .map(|i| Cow::Owned(any_to_string(&i.0)))
-            .unwrap_or_default(),
-        email: st(&u.email),
-        name: st(&u.username),
-    });
 }
 
 fn map_request<'a>(r: &ContextRequest<'a>, out: &mut HttpRequest<'a>) {

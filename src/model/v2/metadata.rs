@@ -1,8 +1,6 @@
 //! Intake v2 `metadata`: the wire types, their validation and their mapping onto the base event
 //! that every event of the request starts from.
 
-use std::borrow::Cow;
-
 use crate::model::event::*;
 use crate::model::json::rules::*;
 use crate::model::json::{IsSet, JAny, JInt, JMap, JStr, JVec, LabelIn, json_struct};
@@ -343,8 +341,7 @@ fn validate_metadata(m: &Metadata<'_>) -> VResult {
 }
 
 pub(super) fn name_version_max(v: &NameVersionIn<'_>) -> VResult {
-    max_len(&v.name, KEYWORD_MAX_LENGTH, "name")?;
-    max_len(&v.version, KEYWORD_MAX_LENGTH, "version")
+    crate::model::json::rules::name_version_max(&v.name, &v.version, ["name", "version"])
 }
 
 fn id_name_max(v: &IdName<'_>) -> VResult {
@@ -353,10 +350,15 @@ fn id_name_max(v: &IdName<'_>) -> VResult {
 }
 
 pub(super) fn validate_user(u: &User<'_>) -> VResult {
-    max_len(&u.domain, KEYWORD_MAX_LENGTH, "domain")?;
-    string_or_int(&u.id, "id", KEYWORD_MAX_LENGTH, false)?;
-    max_len(&u.email, KEYWORD_MAX_LENGTH, "email")?;
-    max_len(&u.username, KEYWORD_MAX_LENGTH, "username")
+    user_fields(&u.domain, &u.id, &u.email, &u.username, USER_KEYS)
+}
+
+/// The keys of a v2 user's domain, id, email and name.
+const USER_KEYS: [&str; 4] = ["domain", "id", "email", "username"];
+
+/// The user a v2 `user` object names, if any.
+pub(super) fn map_user<'a>(u: &User<'a>) -> Option<crate::model::event::User<'a>> {
+    user(&u.domain, &u.id, &u.email, &u.username)
 }
 
 /// Maps validated metadata onto a base event.
@@ -432,15 +434,8 @@ pub fn map_metadata<'a>(m: &Metadata<'a>, out: &mut ApmEvent<'a>) {
         set(&mut kube.pod_name, &k.pod.name);
         set(&mut kube.pod_uid, &k.pod.uid);
     }
-    let u = &m.user;
-    if u.is_set() {
-        let user = out.user.get_or_insert_with(Default::default);
-        set(&mut user.domain, &u.domain);
-        if let Some(id) = &u.id {
-            user.id = Cow::Owned(any_to_string(&id.0));
-        }
-        set(&mut user.email, &u.email);
-        set(&mut user.name, &u.username);
+    if let Some(u) = map_user(&m.user) {
+        out.user = Some(u);
     }
     if let Some(t) = &m.network.connection.r#type {
         out.network
@@ -450,9 +445,5 @@ pub fn map_metadata<'a>(m: &Metadata<'a>, out: &mut ApmEvent<'a>) {
 }
 
 pub(super) fn name_version<'a>(out: &mut Option<NameVersion<'a>>, v: &NameVersionIn<'a>) {
-    if v.is_set() {
-        let nv = out.get_or_insert_with(Default::default);
-        set(&mut nv.name, &v.name);
-        set(&mut nv.version, &v.version);
-    }
+    crate::model::map::name_version(out, &v.name, &v.version);
 }
