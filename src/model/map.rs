@@ -7,14 +7,7 @@ use std::borrow::Cow;
 use std::net::IpAddr;
 
 use super::event::*;
-use super::json::{JHeaders, JStr, LabelIn, Value};
-
-/// What the request contributes to every event, besides metadata.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct RequestCtx {
-    /// RUM route.
-    pub rum: bool,
-}
+use super::json::{JAny, JHeaders, JStr, LabelIn, Value};
 
 /// Sets `out` when the nullable string is set.
 pub fn set<'a>(out: &mut S<'a>, v: &Option<JStr<'a>>) {
@@ -44,6 +37,43 @@ pub fn ms_to_ns(ms: f64) -> u64 {
 pub fn ms_to_ns_signed(ms: f64) -> i64 {
     let ns = ms * 1_000_000.0;
     if ns.is_nan() { 0 } else { ns as i64 }
+}
+
+/// A name/version pair (service framework, language and runtime), set when either is sent. v2
+/// (`name`, `version`) and RUM v3 (`n`, `ve`) send the same pair under different keys.
+pub fn name_version<'a>(
+    out: &mut Option<NameVersion<'a>>,
+    name: &Option<JStr<'a>>,
+    version: &Option<JStr<'a>>,
+) {
+    if name.is_some() || version.is_some() {
+        let nv = out.get_or_insert_with(Default::default);
+        set(&mut nv.name, name);
+        set(&mut nv.version, version);
+    }
+}
+
+/// The user an event or its metadata names, `None` when it names none. A user replaces the one
+/// before it whole (`overwriteUserInMetadataModel`). v2 (`domain`, `id`, `email`, `username`)
+/// and RUM v3 (`ud`, `id`, `em`, `un`) send the same four fields under different keys.
+pub fn user<'a>(
+    domain: &Option<JStr<'a>>,
+    id: &Option<JAny>,
+    email: &Option<JStr<'a>>,
+    name: &Option<JStr<'a>>,
+) -> Option<User<'a>> {
+    if domain.is_none() && id.is_none() && email.is_none() && name.is_none() {
+        return None;
+    }
+    Some(User {
+        domain: st(domain),
+        id: id
+            .as_ref()
+            .map(|i| Cow::Owned(any_to_string(&i.0)))
+            .unwrap_or_default(),
+        email: st(email),
+        name: st(name),
+    })
 }
 
 /// Go's `fmt.Sprint` of a decoded `string`-or-`int` value (user id, exception code).
@@ -149,20 +179,17 @@ pub fn client_addr_from_headers(h: &JHeaders<'_>) -> Option<(IpAddr, u16)> {
 }
 
 /// Source and client addresses from the agent-reported request (`mapToClientModel`): only when
-/// the request did not already provide them (they are provided on RUM routes).
+/// the request did not already provide them (they are provided on RUM routes). `remote_address`
+/// and `headers` are the agent-reported `context.request.socket.remote_address` and
+/// `context.request.headers`.
 pub fn map_client<'a>(
-    r: &super::v2::ContextRequest<'a>,
+    remote_address: Option<&JStr<'a>>,
+    headers: &JHeaders<'a>,
     out: &mut ApmEvent<'a>,
-    _req: &RequestCtx,
 ) {
     let source_has_ip = out.source.as_ref().is_some_and(|s| s.ip.is_some());
     if !source_has_ip {
-        if let Some((ip, port)) = r
-            .socket
-            .remote_address
-            .as_ref()
-            .and_then(|a| split_addr_port(a))
-        {
+        if let Some((ip, port)) = remote_address.and_then(|a| split_addr_port(a)) {
             let src = out.source.get_or_insert_with(Default::default);
             src.ip = Some(ip);
             src.port = u32::from(port);
@@ -173,7 +200,7 @@ pub fn map_client<'a>(
         if let Some(ip) = out.source.as_ref().and_then(|s| s.ip) {
             out.client.get_or_insert_with(Default::default).ip = Some(ip);
         }
-        if let Some((ip, port)) = client_addr_from_headers(&r.headers) {
+        if let Some((ip, port)) = client_addr_from_headers(headers) {
             if let Some(src) = &mut out.source {
                 if src.ip.is_some() {
                     src.nat_ip = src.ip;

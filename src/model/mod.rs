@@ -384,7 +384,6 @@ pub fn decode_event(
 ) -> Result<Decoded, ModelError> {
     let key = first_key_bytes(line).unwrap_or(b"");
     let base = base_event(metadata, request, config);
-    let ctx = map::RequestCtx { rum: request.rum };
     let mut events: Vec<ApmEvent<'_>> = Vec::with_capacity(1);
     let accepted;
     match key {
@@ -392,7 +391,7 @@ pub fn decode_event(
             let root: v2::TransactionRoot<'_> = parse(line)?;
             check(v2::validate_transaction_root(&root))?;
             let mut ev = base;
-            v2::map_transaction(&root.transaction, &mut ev, &ctx);
+            v2::map_transaction(&root.transaction, &mut ev);
             events.push(ev);
             accepted = 1;
         }
@@ -408,7 +407,7 @@ pub fn decode_event(
             let root: v2::ErrorRoot<'_> = parse(line)?;
             check(v2::validate_error_root(&root))?;
             let mut ev = base;
-            v2::map_error(&root.error, &mut ev, &ctx);
+            v2::map_error(&root.error, &mut ev);
             events.push(ev);
             accepted = 1;
         }

@@ -8,6 +8,7 @@
 use std::borrow::Cow;
 
 use super::event::*;
+use super::json::rules::KEYWORD_MAX_LENGTH;
 use super::json::{Object, Value};
 use super::map::parse_url;
 
@@ -45,9 +46,10 @@ fn attr<'v>(k: &str, v: &'v Value) -> Option<Attr<'v>> {
     }
 }
 
-/// Strings are truncated to 1024 runes, like `truncate` in the OTLP translation.
+/// Strings are truncated to [`KEYWORD_MAX_LENGTH`] runes, like `truncate` in the OTLP
+/// translation (where the limit is called `keywordLength`).
 fn truncate(s: &str) -> &str {
-    match s.char_indices().nth(1024) {
+    match s.char_indices().nth(KEYWORD_MAX_LENGTH) {
         Some((i, _)) => &s[..i],
         None => s,
     }

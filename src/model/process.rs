@@ -78,13 +78,6 @@ pub fn process<'a>(
             ev.service.environment = Cow::Owned(env.clone());
         }
     }
-    // Every document with a transaction.id also carries span.id (apm-data #112).
-    if let Some(tx) = &ev.transaction {
-        if !tx.id.is_empty() && ev.span.as_ref().is_none_or(|s| s.id.is_empty()) {
-            let id = tx.id.clone();
-            ev.span_mut().id = id;
-        }
-    }
     ev.observer_hostname = Cow::Borrowed(observer_hostname);
     ev.observer_version = cfg.observer_version;
     set_data_stream(ev, &cfg.namespace);

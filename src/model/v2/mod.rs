@@ -1,0 +1,50 @@
+//! Intake v2 events (`metadata`, `transaction`, `span`, `error`, `metricset`, `log`): the wire
+//! types with APM Server's validation rules, and their mapping onto [`ApmEvent`].
+//!
+//! Field order, rule order and messages follow APM Server's generated decoder
+//! (`apm-data/input/elasticapm/internal/modeldecoder/v2`), because the first failing rule is the
+//! one reported. This module never writes documents and never sees HTTP.
+//!
+//! One file per section of the protocol: `metadata`, the `context` shared by transactions and
+//! errors, `stacktrace`, then one per event kind. The wire types and functions are re-exported
+//! here, so callers name them `v2::...`.
+
+mod context;
+mod error;
+mod log;
+mod metadata;
+mod metricset;
+mod span;
+mod stacktrace;
+mod transaction;
+
+pub use self::context::{
+    Context, ContextCloud, ContextCloudOrigin, ContextMessage, ContextPage, ContextRequest,
+    ContextRequestSocket, ContextRequestUrl, ContextResponse, ContextService, ContextServiceAgent,
+    MessageAge, ServiceOriginIn, ServiceTargetIn,
+};
+pub use self::error::{
+    ErrorEvent, ErrorLogIn, ErrorRoot, ErrorTransactionRef, ExceptionIn, map_error,
+    validate_error_root,
+};
+pub use self::log::{LogIn, LogRoot, map_log, process_nested_log, validate_log_root};
+pub use self::metadata::{
+    CloudMachine, IdName, IdOnly, KubernetesPod, Metadata, MetadataCloud, MetadataKubernetes,
+    MetadataProcess, MetadataRoot, MetadataService, MetadataServiceAgent, MetadataSystem, NameOnly,
+    NameVersionIn, Network, NetworkConnection, ServiceNode, User, map_metadata,
+    validate_metadata_root,
+};
+pub use self::metricset::{
+    JCount, MetricsetIn, MetricsetRoot, NameType, SampleIn, TypeSubtype, map_metricset,
+    validate_metricset_root,
+};
+pub use self::span::{
+    CompositeIn, DestinationServiceIn, SpanContext, SpanDb, SpanDestination, SpanHttp,
+    SpanHttpResponse, SpanIn, SpanRoot, map_span, validate_span_root,
+};
+pub use self::stacktrace::Frame;
+pub use self::transaction::{
+    DroppedDuration, DroppedSpanStats, DroppedSum, Experience, FaasIn, Longtask, Otel, SessionIn,
+    SpanCountIn, SpanLinkIn, TransactionIn, TransactionRoot, Trigger, map_transaction,
+    validate_transaction_root,
+};
