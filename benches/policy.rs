@@ -11,6 +11,9 @@
 //!
 //! Every input is generated before the timed loop from a fixed seed, so runs are comparable.
 
+// criterion's macros generate public functions without documentation.
+#![allow(missing_docs)]
+
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;

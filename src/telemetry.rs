@@ -484,7 +484,7 @@ mod ecs {
     use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
     use tracing_subscriber::registry::LookupSpan;
 
-    pub struct EcsFormat;
+    pub(super) struct EcsFormat;
 
     struct Fields(Map<String, Value>);
 

@@ -17,7 +17,7 @@ use serde_json::json;
 use super::{Outcome as CliOutcome, ReportFormat, UsageError, compile, use_color};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(super) struct Args {
     /// Policy file.
     file: PathBuf,
     /// Listener the request arrives on.
@@ -46,7 +46,7 @@ pub struct Args {
     no_environment: bool,
 }
 
-pub fn run(args: &Args) -> Result<CliOutcome, UsageError> {
+pub(super) fn run(args: &Args) -> Result<CliOutcome, UsageError> {
     let compilation = compile(&args.file, !args.no_environment)?;
     let Some(policy) = &compilation.policy else {
         print!(

@@ -51,7 +51,7 @@ fn check_roles(policy: &Path, roles: &[String]) -> Result<(), UsageError> {
 }
 
 #[derive(Debug, clap::Subcommand)]
-pub enum Command {
+pub(super) enum Command {
     /// Create an API key.
     New {
         /// The policy the key is for: every `--role` must be one of its `[role.NAME]` sections.
@@ -78,7 +78,7 @@ fn random_string(len: usize) -> String {
         .collect()
 }
 
-pub fn run(command: &Command) -> Result<Outcome, UsageError> {
+pub(super) fn run(command: &Command) -> Result<Outcome, UsageError> {
     let Command::New {
         policy,
         roles,

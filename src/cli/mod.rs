@@ -75,7 +75,7 @@ enum CertsCommand {
 
 /// Report formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ReportFormat {
+pub(crate) enum ReportFormat {
     /// Graphical report for people (honours NO_COLOR).
     Human,
     /// A JSON document.
@@ -85,7 +85,7 @@ pub enum ReportFormat {
 }
 
 /// What a command ended with.
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Exit 0.
     Ok,
     /// Exit 1: invalid policy, failed test.
@@ -94,7 +94,7 @@ pub enum Outcome {
 
 /// A usage or I/O error: exit 2.
 #[derive(Debug)]
-pub struct UsageError(pub String);
+pub(crate) struct UsageError(pub String);
 
 impl<E: std::fmt::Display> From<E> for UsageError {
     fn from(e: E) -> Self {
@@ -103,7 +103,7 @@ impl<E: std::fmt::Display> From<E> for UsageError {
 }
 
 /// Writes to stdout; a reader that went away (broken pipe) ends the process quietly.
-pub fn emit(text: &str) {
+pub(crate) fn emit(text: &str) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
@@ -114,12 +114,12 @@ pub fn emit(text: &str) {
 }
 
 /// Whether to colour output written to stdout.
-pub fn use_color() -> bool {
+pub(crate) fn use_color() -> bool {
     std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
 }
 
 /// Reads and compiles one policy file; I/O errors are usage errors.
-pub fn compile(
+pub(crate) fn compile(
     path: &std::path::Path,
     environment: bool,
 ) -> Result<apmgate::policy::Compilation, UsageError> {
@@ -139,7 +139,7 @@ fn write_intake_schemas(dir: &std::path::Path) -> Result<Outcome, UsageError> {
     Ok(Outcome::Ok)
 }
 
-pub fn main() -> ExitCode {
+pub(crate) fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => run::run(&args),

@@ -14,7 +14,7 @@ use apmgate::server::respond;
 
 /// The result of one test.
 #[derive(Debug, Clone)]
-pub struct TestResult {
+pub(super) struct TestResult {
     /// The test.
     pub case: PolicyTestCase,
     /// What happened.
@@ -25,13 +25,13 @@ pub struct TestResult {
 
 impl TestResult {
     /// Whether the test passed.
-    pub fn passed(&self) -> bool {
+    pub(super) fn passed(&self) -> bool {
         self.failures.is_empty()
     }
 }
 
 /// Effect and status of a decision.
-pub fn summarize(decision: &Decision) -> (Option<Effect>, Option<u16>) {
+pub(super) fn summarize(decision: &Decision) -> (Option<Effect>, Option<u16>) {
     match &decision.outcome {
         // Every batch of events will be refused with 403: what any real stream gets.
         Outcome::Allow {
@@ -55,7 +55,7 @@ fn effect_name(e: Effect) -> &'static str {
 }
 
 /// Runs every test of the policy.
-pub fn run(policy: &Policy) -> Vec<TestResult> {
+pub(super) fn run(policy: &Policy) -> Vec<TestResult> {
     policy
         .tests
         .iter()

@@ -12,7 +12,7 @@ use apmgate::telemetry::{LogFormat, init_logging};
 use super::{Outcome, UsageError, compile, use_color};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormatArg {
+pub(super) enum LogFormatArg {
     /// Human-readable lines.
     Human,
     /// ECS JSON lines.
@@ -20,7 +20,7 @@ pub enum LogFormatArg {
 }
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(super) struct Args {
     /// Policy file.
     file: PathBuf,
     /// Log format.
@@ -28,7 +28,7 @@ pub struct Args {
     log_format: LogFormatArg,
 }
 
-pub fn run(args: &Args) -> Result<Outcome, UsageError> {
+pub(super) fn run(args: &Args) -> Result<Outcome, UsageError> {
     init_logging(match args.log_format {
         LogFormatArg::Human => LogFormat::Human,
         LogFormatArg::Json => LogFormat::Json,

@@ -12,7 +12,7 @@ use serde_json::json;
 use super::{Outcome as CliOutcome, ReportFormat, UsageError, compile, use_color};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(super) struct Args {
     /// Policy files.
     #[arg(required = true)]
     files: Vec<PathBuf>,
@@ -24,7 +24,7 @@ pub struct Args {
     no_environment: bool,
 }
 
-pub fn run(args: &Args) -> Result<CliOutcome, UsageError> {
+pub(super) fn run(args: &Args) -> Result<CliOutcome, UsageError> {
     let mut failed = false;
     let mut out = String::new();
     let mut records = Vec::new();

@@ -7,7 +7,7 @@ use apmgate::policy::diagnostics::{render_github, render_human, to_json};
 use super::{Outcome, ReportFormat, UsageError, compile, use_color};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(super) struct Args {
     /// Policy files.
     #[arg(required = true)]
     files: Vec<PathBuf>,
@@ -22,7 +22,7 @@ pub struct Args {
     no_environment: bool,
 }
 
-pub fn run(args: &Args) -> Result<Outcome, UsageError> {
+pub(super) fn run(args: &Args) -> Result<Outcome, UsageError> {
     let mut failed = false;
     let mut json = Vec::new();
     let mut out = String::new();

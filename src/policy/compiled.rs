@@ -254,11 +254,17 @@ pub struct ApiKeyEntry {
 /// Elasticsearch API-key verification.
 #[derive(Debug, Clone)]
 pub struct EsApiKeySettings {
-    /// Cache capacity.
+    /// How many verified credentials are remembered (default [`KEY_CACHE_SIZE`]).
     pub cache_size: u64,
-    /// Cache TTL.
+    /// How long a verification is remembered (default [`KEY_CACHE_TTL`]).
     pub cache_ttl: Duration,
 }
+
+/// Credentials whose verification is remembered, by default: for Elasticsearch-verified keys
+/// and for declared keys alike.
+pub const KEY_CACHE_SIZE: u64 = 10_000;
+/// How long a verification is remembered, by default.
+pub const KEY_CACHE_TTL: Duration = Duration::from_secs(60);
 
 /// A client-certificate identity.
 #[derive(Debug, Clone)]

@@ -10,16 +10,23 @@ use std::time::Duration;
 use pest::Parser;
 use pest::error::InputLocation;
 use pest::iterators::Pair;
-use pest_derive::Parser;
 
 use super::diagnostics::{Code, Diagnostic};
 use super::spanned::Sp;
 use super::types::{AddressRange, Bind, Glob, Privilege, SecretRef};
 
-/// The pest parser generated from `grammar/policy.pest`.
-#[derive(Parser)]
-#[grammar = "../grammar/policy.pest"]
-pub struct PolicyGrammar;
+/// The parser pest generates from `grammar/policy.pest`, kept private: its `Rule` enum (one
+/// variant per grammar rule) is generated without documentation.
+mod generated {
+    #![allow(missing_docs, unreachable_pub)]
+
+    /// The pest parser generated from `grammar/policy.pest`.
+    #[derive(pest_derive::Parser)]
+    #[grammar = "../grammar/policy.pest"]
+    pub struct PolicyGrammar;
+}
+
+use generated::{PolicyGrammar, Rule};
 
 /// A problem inside a value, with a span relative to the value's text.
 #[derive(Debug, Clone, PartialEq, Eq)]

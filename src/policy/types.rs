@@ -125,7 +125,7 @@ fn subtract<T: Copy + Ord + num_step::Step>(set: Vec<(T, T)>, minus: &[(T, T)]) 
 }
 
 mod num_step {
-    pub trait Step: Sized {
+    pub(super) trait Step: Sized {
         fn next(self) -> Option<Self>;
         fn prev(self) -> Option<Self>;
     }

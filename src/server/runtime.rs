@@ -21,11 +21,12 @@ use crate::intake::memory::IntakeMemory;
 use crate::model::{APM_SERVER_VERSION, ModelConfig};
 use crate::output::Output;
 use crate::policy::Policy;
+use crate::policy::compiled::{KEY_CACHE_SIZE, KEY_CACHE_TTL};
 use crate::telemetry::Metrics;
 
 /// Capacity and lifetime of the declared-key verification cache when the policy has no
 /// `[auth.elasticsearch_api_keys]` to say otherwise.
-const DEFAULT_KEY_CACHE: (u64, Duration) = (10_000, Duration::from_secs(60));
+const DEFAULT_KEY_CACHE: (u64, Duration) = (KEY_CACHE_SIZE, KEY_CACHE_TTL);
 
 /// Everything derived from one compiled policy. Immutable; replaced whole on reload.
 pub struct Runtime {

@@ -13,15 +13,15 @@ use apmgate::server::{Server, Shared};
 use tokio::sync::oneshot;
 
 /// Where the fixtures are.
-pub const FIXTURES: &str = "../shared/fixtures";
+pub(crate) const FIXTURES: &str = "../shared/fixtures";
 
 /// A fixture file's bytes.
-pub fn fixture(path: &str) -> Vec<u8> {
+pub(crate) fn fixture(path: &str) -> Vec<u8> {
     std::fs::read(Path::new(FIXTURES).join(path)).unwrap_or_else(|e| panic!("fixture {path}: {e}"))
 }
 
 /// A running gateway.
-pub struct Gateway {
+pub(crate) struct Gateway {
     pub dir: tempfile::TempDir,
     pub addrs: Vec<(String, SocketAddr)>,
     pub shared: Arc<Shared>,
@@ -33,12 +33,12 @@ pub struct Gateway {
 impl Gateway {
     /// Writes development certificates into `certs/` of a new directory, the policy as
     /// `policy.toml`, compiles it (environment checks on) and starts it.
-    pub async fn start(policy: &str) -> Gateway {
+    pub(crate) async fn start(policy: &str) -> Gateway {
         Self::start_with(policy, None).await
     }
 
     /// As `start`, with an output of the test's choosing.
-    pub async fn start_with(policy: &str, output: Option<Arc<dyn Output>>) -> Gateway {
+    pub(crate) async fn start_with(policy: &str, output: Option<Arc<dyn Output>>) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
         apmgate::devcerts::write(
             &dir.path().join("certs"),
@@ -84,7 +84,7 @@ impl Gateway {
 
     /// Reloads the running gateway with `policy` (written as its `policy.toml` and compiled
     /// with environment checks, as SIGHUP does).
-    pub fn reload(&self, policy: &str) {
+    pub(crate) fn reload(&self, policy: &str) {
         let path = self.dir.path().join("policy.toml");
         std::fs::write(&path, policy).unwrap();
         let c = compile_file(&path, CompileOptions::default()).unwrap();
@@ -98,7 +98,7 @@ impl Gateway {
     }
 
     /// Address of a listener.
-    pub fn addr(&self, listener: &str) -> SocketAddr {
+    pub(crate) fn addr(&self, listener: &str) -> SocketAddr {
         self.addrs
             .iter()
             .find(|(n, _)| n == listener)
@@ -107,7 +107,7 @@ impl Gateway {
     }
 
     /// `http://addr` or `https://localhost:port` of a listener.
-    pub fn url(&self, listener: &str, tls: bool, path: &str) -> String {
+    pub(crate) fn url(&self, listener: &str, tls: bool, path: &str) -> String {
         let a = self.addr(listener);
         if tls {
             format!("https://localhost:{}{path}", a.port())
@@ -117,12 +117,12 @@ impl Gateway {
     }
 
     /// A path inside the gateway's directory.
-    pub fn path(&self, rel: &str) -> PathBuf {
+    pub(crate) fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }
 
     /// Stops the gateway and waits until it has drained and flushed its output.
-    pub async fn stop(mut self) -> tempfile::TempDir {
+    pub(crate) async fn stop(mut self) -> tempfile::TempDir {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
@@ -134,7 +134,7 @@ impl Gateway {
 }
 
 /// The documents of a `_bulk` NDJSON file: (data stream, document).
-pub fn bulk_documents(path: &Path) -> Vec<(String, serde_json::Value)> {
+pub(crate) fn bulk_documents(path: &Path) -> Vec<(String, serde_json::Value)> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines.len() % 2 == 0, "a bulk file has pairs of lines");
@@ -153,7 +153,7 @@ pub fn bulk_documents(path: &Path) -> Vec<(String, serde_json::Value)> {
 
 /// Which protocol a client speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Proto {
+pub(crate) enum Proto {
     /// HTTP/1.1 over TCP (plaintext on `plain`, over TLS on a TLS listener).
     H1,
     /// HTTP/2 over TLS, chosen by ALPN.
@@ -166,13 +166,13 @@ pub enum Proto {
 
 impl Proto {
     /// The protocols reqwest speaks here, for tests that use `client` directly.
-    pub const ALL: [Proto; 3] = [Proto::H1, Proto::H2Tls, Proto::H2c];
+    pub(crate) const ALL: [Proto; 3] = [Proto::H1, Proto::H2Tls, Proto::H2c];
 
     /// Every protocol the gateway serves, for tests that go through `request`.
-    pub const EVERY: [Proto; 4] = [Proto::H1, Proto::H2Tls, Proto::H2c, Proto::H3];
+    pub(crate) const EVERY: [Proto; 4] = [Proto::H1, Proto::H2Tls, Proto::H2c, Proto::H3];
 
     /// The listener of `STANDARD_LISTENERS` this protocol uses.
-    pub fn listener(self) -> &'static str {
+    pub(crate) fn listener(self) -> &'static str {
         match self {
             Proto::H1 | Proto::H2c => "plain",
             Proto::H2Tls | Proto::H3 => "tls",
@@ -180,12 +180,12 @@ impl Proto {
     }
 
     /// Whether this protocol reaches its standard listener over TLS.
-    pub fn tls(self) -> bool {
+    pub(crate) fn tls(self) -> bool {
         matches!(self, Proto::H2Tls | Proto::H3)
     }
 
     /// The HTTP version of the responses.
-    pub fn version(self) -> http::Version {
+    pub(crate) fn version(self) -> http::Version {
         match self {
             Proto::H1 => http::Version::HTTP_11,
             Proto::H2Tls | Proto::H2c => http::Version::HTTP_2,
@@ -194,7 +194,7 @@ impl Proto {
     }
 
     /// This protocol on another listener than its standard one.
-    pub fn on(self, listener: &str) -> Target<'_> {
+    pub(crate) fn on(self, listener: &str) -> Target<'_> {
         Target {
             proto: self,
             listener,
@@ -215,7 +215,7 @@ impl Proto {
 
 /// Where a request goes: a protocol on a listener (a bare `Proto` means its standard listener).
 #[derive(Debug, Clone, Copy)]
-pub struct Target<'a> {
+pub(crate) struct Target<'a> {
     pub proto: Proto,
     pub listener: &'a str,
 }
@@ -231,7 +231,7 @@ impl From<Proto> for Target<'static> {
 
 /// Two listeners on ephemeral ports: `plain` (HTTP/1.1 and h2c) and `tls` (HTTP/1.1, h2 and
 /// HTTP/3 on the same port number, TCP and UDP).
-pub const STANDARD_LISTENERS: &str = r#"
+pub(crate) const STANDARD_LISTENERS: &str = r#"
 [[listener]]
 name = "plain"
 bind = "127.0.0.1:0"
@@ -251,7 +251,7 @@ key = "certs/server.key"
 /// One listener `name` on an ephemeral port speaking `protocols` (a TOML array) over TLS with the
 /// development certificates, with `limits` (the body of an inline table, may be empty). The
 /// text ends inside `[tls.dev]`, so profile settings can be appended.
-pub fn tls_listener(name: &str, protocols: &str, limits: &str) -> String {
+pub(crate) fn tls_listener(name: &str, protocols: &str, limits: &str) -> String {
     format!(
         "[[listener]]\nname = \"{name}\"\nbind = \"127.0.0.1:0\"\nprotocols = {protocols}\ntls = \"dev\"\nlimits = {{ {limits} }}\n\n[tls.dev]\ncertificate = \"certs/server.crt\"\nkey = \"certs/server.key\"\n"
     )
@@ -259,7 +259,7 @@ pub fn tls_listener(name: &str, protocols: &str, limits: &str) -> String {
 
 /// A client for a protocol that trusts the gateway's development CA. reqwest speaks no HTTP/3
 /// here: tests that cover `Proto::H3` go through `request`.
-pub fn client(gw: &Gateway, proto: Proto) -> reqwest::Client {
+pub(crate) fn client(gw: &Gateway, proto: Proto) -> reqwest::Client {
     reqwest_client(gw, proto, None)
 }
 
@@ -286,14 +286,14 @@ fn reqwest_client(gw: &Gateway, proto: Proto, identity: Option<&Identity>) -> re
 
 /// A client certificate and its private key (PEM), presented in the TLS handshake.
 #[derive(Debug, Clone)]
-pub struct Identity {
+pub(crate) struct Identity {
     pub cert: Vec<u8>,
     pub key: Vec<u8>,
 }
 
 impl Identity {
     /// The development client certificate (CN=agent-1.agents.local) of a gateway.
-    pub fn dev(gw: &Gateway) -> Identity {
+    pub(crate) fn dev(gw: &Gateway) -> Identity {
         Identity {
             cert: std::fs::read(gw.path("certs/client.crt")).unwrap(),
             key: std::fs::read(gw.path("certs/client.key")).unwrap(),
@@ -303,7 +303,7 @@ impl Identity {
 
 /// A response read whole, the same shape whatever the protocol it came over.
 #[derive(Debug)]
-pub struct Response {
+pub(crate) struct Response {
     pub status: u16,
     pub version: http::Version,
     pub headers: http::HeaderMap,
@@ -312,21 +312,21 @@ pub struct Response {
 
 impl Response {
     /// The first value of a header.
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .get(name)
             .map(|v| v.to_str().expect("a visible ASCII header value"))
     }
 
     /// The body as JSON.
-    pub fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
 }
 
 /// Why a request got no response (a refused handshake, a reset, a client-side refusal).
-pub type RequestError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type RequestError = Box<dyn std::error::Error + Send + Sync>;
 
 /// An upper bound on one exchange, so a gateway that never answers fails the test instead of
 /// hanging it.
@@ -337,7 +337,7 @@ const EXCHANGE_BOUND: std::time::Duration = std::time::Duration::from_secs(60);
 /// listener) or `proto.on(listener)`; the scheme follows the listener's TLS profile. The same
 /// request goes out over every protocol: with a body, a `Content-Length`; without an `Accept`,
 /// `Accept: */*` (what reqwest sends). With `identity`, the client certificate is presented.
-pub async fn request<'a>(
+pub(crate) async fn request<'a>(
     gw: &Gateway,
     to: impl Into<Target<'a>>,
     method: http::Method,
@@ -435,7 +435,7 @@ pub async fn request<'a>(
 /// A response read whole with its body as JSON (`Null` when empty): what the runtime tests
 /// compare.
 #[derive(Debug)]
-pub struct Answer {
+pub(crate) struct Answer {
     pub status: u16,
     pub version: http::Version,
     pub headers: http::HeaderMap,
@@ -444,19 +444,19 @@ pub struct Answer {
 
 impl Answer {
     /// The first value of a header.
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).map(|v| v.to_str().unwrap())
     }
 
     /// The message of an `{"error": ...}` body.
-    pub fn error(&self) -> &str {
+    pub(crate) fn error(&self) -> &str {
         self.body["error"]
             .as_str()
             .unwrap_or_else(|| panic!("no error message in {}", self.body))
     }
 
     /// The messages of an intake result body.
-    pub fn messages(&self) -> Vec<&str> {
+    pub(crate) fn messages(&self) -> Vec<&str> {
         self.body["errors"]
             .as_array()
             .map(|a| a.iter().map(|e| e["message"].as_str().unwrap()).collect())
@@ -464,7 +464,7 @@ impl Answer {
     }
 
     /// The Etag without its quotes (asserting that it is quoted).
-    pub fn etag(&self) -> String {
+    pub(crate) fn etag(&self) -> String {
         let raw = self.header("etag").expect("an Etag header");
         assert!(
             raw.len() >= 3 && raw.starts_with('"') && raw.ends_with('"'),
@@ -475,7 +475,7 @@ impl Answer {
 }
 
 /// The body of a `call`: bytes sent as they are, or JSON sent as `application/json`.
-pub enum Body {
+pub(crate) enum Body {
     Bytes(Vec<u8>),
     Json(serde_json::Value),
 }
@@ -495,7 +495,7 @@ impl From<serde_json::Value> for Body {
 /// One request over `proto` (on its standard listener) asking for JSON (`Accept:
 /// application/json`, then `headers`), read whole into an `Answer`. Panics when no response
 /// comes, or when it comes over another HTTP version than `proto`'s.
-pub async fn call(
+pub(crate) async fn call(
     gw: &Gateway,
     proto: Proto,
     method: http::Method,
@@ -531,12 +531,17 @@ pub async fn call(
 }
 
 /// `call` with GET.
-pub async fn get(gw: &Gateway, proto: Proto, path: &str, headers: &[(&str, &str)]) -> Answer {
+pub(crate) async fn get(
+    gw: &Gateway,
+    proto: Proto,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Answer {
     call(gw, proto, http::Method::GET, path, headers, None).await
 }
 
 /// `call` with POST.
-pub async fn post(
+pub(crate) async fn post(
     gw: &Gateway,
     proto: Proto,
     path: &str,
@@ -558,13 +563,13 @@ pub async fn post(
 // Helpers for the runtime tests (`tests/runtime_*.rs`).
 
 /// The default file output of a gateway directory (after `Gateway::stop`).
-pub fn output_documents(dir: &Path) -> Vec<(String, serde_json::Value)> {
+pub(crate) fn output_documents(dir: &Path) -> Vec<(String, serde_json::Value)> {
     bulk_documents(&dir.join("data/apmgate-events.ndjson"))
 }
 
 /// A v2 intake payload: a metadata line for `service` sent by `agent`, then `n` transactions
 /// (valid by APM Server's schema, so the payload stays valid when the model grows).
-pub fn payload(agent: &str, service: &str, n: usize) -> Vec<u8> {
+pub(crate) fn payload(agent: &str, service: &str, n: usize) -> Vec<u8> {
     let mut s = metadata_line(agent, service);
     for i in 0..n {
         s.push_str(&transaction_line(i, None));
@@ -573,7 +578,7 @@ pub fn payload(agent: &str, service: &str, n: usize) -> Vec<u8> {
 }
 
 /// The v2 metadata line of `payload`, with its newline.
-pub fn metadata_line(agent: &str, service: &str) -> String {
+pub(crate) fn metadata_line(agent: &str, service: &str) -> String {
     format!(
         "{{\"metadata\":{{\"service\":{{\"name\":\"{service}\",\"agent\":{{\"name\":\"{agent}\",\"version\":\"1.0.0\"}}}}}}}}\n"
     )
@@ -581,7 +586,7 @@ pub fn metadata_line(agent: &str, service: &str) -> String {
 
 /// One v2 transaction line (with its newline); `agent` overrides the agent name of this event
 /// through `context.service.agent.name`.
-pub fn transaction_line(i: usize, agent: Option<&str>) -> String {
+pub(crate) fn transaction_line(i: usize, agent: Option<&str>) -> String {
     let context = agent
         .map(|a| format!(",\"context\":{{\"service\":{{\"agent\":{{\"name\":\"{a}\"}}}}}}"))
         .unwrap_or_default();
@@ -592,7 +597,7 @@ pub fn transaction_line(i: usize, agent: Option<&str>) -> String {
 
 /// A client for a protocol that trusts the gateway's development CA and presents a client
 /// certificate (`cert` and `key` PEM).
-pub fn client_with_identity(
+pub(crate) fn client_with_identity(
     gw: &Gateway,
     proto: Proto,
     cert: &[u8],
@@ -607,7 +612,7 @@ pub fn client_with_identity(
 
 /// An API key as `apmgate keys new` makes it: the id, the secret, the Argon2id PHC hash the
 /// policy holds, and the `Authorization` header value an agent sends.
-pub struct ApiKey {
+pub(crate) struct ApiKey {
     pub id: String,
     pub secret: String,
     pub hash: String,
@@ -616,7 +621,7 @@ pub struct ApiKey {
 
 impl ApiKey {
     /// A new key with a random secret, hashed with Argon2id's default parameters.
-    pub fn new(id: &str) -> ApiKey {
+    pub(crate) fn new(id: &str) -> ApiKey {
         use argon2::password_hash::{PasswordHasher, SaltString, rand_core::OsRng};
         use base64::Engine as _;
         let secret: String = {
@@ -651,7 +656,7 @@ impl ApiKey {
     }
 
     /// The header value for this id with another secret.
-    pub fn header_with_secret(&self, secret: &str) -> String {
+    pub(crate) fn header_with_secret(&self, secret: &str) -> String {
         use base64::Engine as _;
         format!(
             "ApiKey {}",
@@ -662,7 +667,7 @@ impl ApiKey {
 
 /// The value of one series (`name{labels}` exactly as rendered, or a bare name) in a
 /// Prometheus text exposition.
-pub fn metric(text: &str, series: &str) -> Option<u64> {
+pub(crate) fn metric(text: &str, series: &str) -> Option<u64> {
     text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
         let (s, v) = l.rsplit_once(' ')?;
         (s == series).then(|| v.parse().ok()).flatten()
@@ -671,7 +676,11 @@ pub fn metric(text: &str, series: &str) -> Option<u64> {
 
 /// Polls `cond` until it holds; panics with `what` after `limit`. For conditions the test
 /// cannot await directly (a gauge reaching a value); never a substitute for an event.
-pub async fn wait_until(limit: std::time::Duration, what: &str, mut cond: impl FnMut() -> bool) {
+pub(crate) async fn wait_until(
+    limit: std::time::Duration,
+    what: &str,
+    mut cond: impl FnMut() -> bool,
+) {
     let deadline = tokio::time::Instant::now() + limit;
     while !cond() {
         assert!(
@@ -692,7 +701,7 @@ pub async fn wait_until(limit: std::time::Duration, what: &str, mut cond: impl F
 /// always ready keeps the runtime from ever parking, so the clock moves only in `run`, 1 ms at
 /// a time, each step after every ready task and every socket has had its turns. Dropping it
 /// gives the runtime back the real clock. Only on a current-thread runtime (`#[tokio::test]`).
-pub struct HeldClock {
+pub(crate) struct HeldClock {
     spinner: tokio::task::JoinHandle<()>,
 }
 
@@ -701,7 +710,7 @@ impl HeldClock {
     const TURNS: usize = 64;
 
     /// Pauses the clock and keeps it still.
-    pub fn hold() -> HeldClock {
+    pub(crate) fn hold() -> HeldClock {
         tokio::time::pause();
         let spinner = tokio::spawn(async {
             loop {
@@ -714,7 +723,7 @@ impl HeldClock {
     /// Drives `fut` to completion, moving the clock 1 ms whenever `fut` is still pending after
     /// `TURNS` runs of the scheduler; returns its output and the time it took on this clock.
     /// Panics, naming `what`, once `limit` has passed on this clock.
-    pub async fn run<F: std::future::Future>(
+    pub(crate) async fn run<F: std::future::Future>(
         &self,
         limit: std::time::Duration,
         what: &str,
@@ -748,7 +757,7 @@ impl Drop for HeldClock {
 }
 
 /// A gauge of the gateway's metrics (`apmgate_requests_in_flight`, `apmgate_connections_open`).
-pub fn gauge(gw: &Gateway, name: &str) -> i64 {
+pub(crate) fn gauge(gw: &Gateway, name: &str) -> i64 {
     gw.shared
         .metrics
         .render()
@@ -759,7 +768,7 @@ pub fn gauge(gw: &Gateway, name: &str) -> i64 {
 
 /// An HTTP/1.1 response read off a raw stream.
 #[derive(Debug)]
-pub struct RawResponse {
+pub(crate) struct RawResponse {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
@@ -767,7 +776,7 @@ pub struct RawResponse {
 
 impl RawResponse {
     /// The first value of a header (names compared case-insensitively).
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
@@ -775,7 +784,7 @@ impl RawResponse {
     }
 
     /// The body as JSON.
-    pub fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
@@ -783,7 +792,7 @@ impl RawResponse {
 
 /// Reads one HTTP/1.1 response (head, then a body framed by Content-Length or chunked, or
 /// none) from a raw stream.
-pub async fn read_response<R: tokio::io::AsyncRead + Unpin>(
+pub(crate) async fn read_response<R: tokio::io::AsyncRead + Unpin>(
     r: &mut R,
 ) -> std::io::Result<RawResponse> {
     use tokio::io::AsyncReadExt;
@@ -855,7 +864,7 @@ pub async fn read_response<R: tokio::io::AsyncRead + Unpin>(
 
 /// Waits until the peer closes a raw stream (EOF or reset), discarding what it sends; the
 /// bytes it sent before closing are returned.
-pub async fn await_close<R: tokio::io::AsyncRead + Unpin>(r: &mut R) -> Vec<u8> {
+pub(crate) async fn await_close<R: tokio::io::AsyncRead + Unpin>(r: &mut R) -> Vec<u8> {
     use tokio::io::AsyncReadExt;
     let mut all = Vec::new();
     let mut buf = [0u8; 4096];
@@ -868,7 +877,7 @@ pub async fn await_close<R: tokio::io::AsyncRead + Unpin>(r: &mut R) -> Vec<u8> 
 }
 
 /// A response read over HTTP/3.
-pub struct H3Response {
+pub(crate) struct H3Response {
     pub status: u16,
     pub headers: http::HeaderMap,
     pub body: Vec<u8>,
@@ -876,7 +885,7 @@ pub struct H3Response {
 
 /// Sends one request over HTTP/3 (quinn + h3) to a listener, trusting the dev CA; with
 /// `client_cert`, presents the dev client certificate. Panics if no response comes.
-pub async fn h3_request(
+pub(crate) async fn h3_request(
     gw: &Gateway,
     listener: &str,
     method: &str,
@@ -894,7 +903,7 @@ pub async fn h3_request(
 /// One HTTP/3 request on a new QUIC connection (TLS 1.3, ALPN `h3`, trusting the dev CA,
 /// presenting `identity` if given). As RFC 9114 section 4.1 asks of clients, a request body
 /// the server stops reading does not discard the response it sent.
-pub async fn h3_exchange(
+pub(crate) async fn h3_exchange(
     gw: &Gateway,
     listener: &str,
     method: &str,
@@ -990,7 +999,7 @@ pub async fn h3_exchange(
 /// A QUIC connection (TLS 1.3, ALPN `h3`, trusting the dev CA) to a listener, without HTTP/3
 /// on top: for tests of the connection itself (idle timeout, connection limit). The endpoint
 /// must outlive the connection.
-pub async fn quic_connect(
+pub(crate) async fn quic_connect(
     gw: &Gateway,
     listener: &str,
 ) -> (

@@ -15,7 +15,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// How an agent talks to the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Protocol {
+pub(crate) enum Protocol {
     /// HTTP/1.1 over plaintext TCP.
     H1,
     /// HTTP/2 over plaintext TCP, by prior knowledge.
@@ -30,7 +30,7 @@ pub enum Protocol {
 
 impl Protocol {
     /// Whether the protocol runs over TLS.
-    pub fn tls(self) -> bool {
+    pub(crate) fn tls(self) -> bool {
         matches!(self, Protocol::H1s | Protocol::H2 | Protocol::H3)
     }
 
@@ -46,7 +46,7 @@ impl Protocol {
 }
 
 /// Where the agents send, and how.
-pub struct Target {
+pub(crate) struct Target {
     /// The server's socket address.
     pub addr: SocketAddr,
     /// `host:port` of the URL (the TLS server name is the host).
@@ -220,7 +220,7 @@ impl Connection {
 
 /// What one agent saw.
 #[derive(Default)]
-pub struct AgentReport {
+pub(crate) struct AgentReport {
     /// Latency of each answered request.
     pub latencies: Vec<Duration>,
     /// Answers by status.
@@ -232,7 +232,7 @@ pub struct AgentReport {
 }
 
 /// Plays one agent until the deadline, or until the shared event budget is spent.
-pub async fn play(
+pub(crate) async fn play(
     target: Arc<Target>,
     body: Bytes,
     events_per_request: u64,

@@ -19,13 +19,13 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Requests and body bytes the ceiling read.
 #[derive(Default)]
-pub struct Counters {
+pub(crate) struct Counters {
     pub requests: AtomicU64,
     pub bytes: AtomicU64,
 }
 
 /// A rustls server configuration from PEM files, offering `alpn`.
-pub fn server_tls(
+pub(crate) fn server_tls(
     cert: &Path,
     key: &Path,
     alpn: &[&[u8]],
@@ -64,7 +64,7 @@ where
 
 /// Serves HTTP/1.1 and HTTP/2 (h2c by prior knowledge, or both over TLS with ALPN) until the
 /// task is dropped.
-pub async fn serve_tcp(
+pub(crate) async fn serve_tcp(
     listen: SocketAddr,
     tls: Option<rustls::ServerConfig>,
     counters: Arc<Counters>,
@@ -99,7 +99,7 @@ pub async fn serve_tcp(
 }
 
 /// Serves HTTP/3 until the task is dropped.
-pub async fn serve_h3(
+pub(crate) async fn serve_h3(
     listen: SocketAddr,
     tls: rustls::ServerConfig,
     counters: Arc<Counters>,

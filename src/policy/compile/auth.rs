@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use super::{Compiler, RoleTable, SecretUse};
 use crate::policy::ast;
@@ -132,8 +132,11 @@ impl Compiler<'_> {
                     );
                 }
                 out.elasticsearch_api_keys = Some(EsApiKeySettings {
-                    cache_size: es.cache_size.as_ref().map_or(10_000, |c| c.value.max(1)),
-                    cache_ttl: self.positive_duration(&es.cache_ttl, Duration::from_secs(60)),
+                    cache_size: es
+                        .cache_size
+                        .as_ref()
+                        .map_or(KEY_CACHE_SIZE, |c| c.value.max(1)),
+                    cache_ttl: self.positive_duration(&es.cache_ttl, KEY_CACHE_TTL),
                 });
             }
         }

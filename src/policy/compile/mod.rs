@@ -96,7 +96,7 @@ struct RoleTable<'a> {
 }
 
 impl<'a> Compiler<'a> {
-    pub fn new(src: &'a str, base_dir: PathBuf) -> Self {
+    pub(crate) fn new(src: &'a str, base_dir: PathBuf) -> Self {
         Self {
             src,
             base_dir,
@@ -110,7 +110,7 @@ impl<'a> Compiler<'a> {
         }
     }
 
-    pub fn compile(&mut self, file: &ast::PolicyFile) -> Policy {
+    pub(crate) fn compile(&mut self, file: &ast::PolicyFile) -> Policy {
         let roles = self.roles(&file.roles);
         let allowlists = self.allowlists(&file.allowlists);
         let tls = self.tls_profiles(&file.tls);
