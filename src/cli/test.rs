@@ -6,7 +6,7 @@ use apmgate::access::Outcome;
 use apmgate::server::respond;
 
 use super::policy_tests::{TestResult, run as run_tests};
-use apmgate::policy::diagnostics::render_human;
+use apmgate::policy::diagnostics::{LineIndex, render_human};
 use serde_json::json;
 
 use super::{Outcome as CliOutcome, ReportFormat, UsageError, compile, use_color};
@@ -49,8 +49,9 @@ pub(super) fn run(args: &Args) -> Result<CliOutcome, UsageError> {
         if results.is_empty() {
             out.push_str(&format!("{}: no tests\n", c.source.name));
         }
+        let lines = LineIndex::new(&c.source.text);
         for r in &results {
-            let (line, _) = c.source.line_col(r.case.span.start);
+            let (line, _) = lines.line_col(&c.source.text, r.case.span.start);
             if r.passed() {
                 passed_total += 1;
                 out.push_str(&format!(

@@ -115,27 +115,20 @@ impl IntakeResult {
 
     /// A stream refused whole before any event, for `message`.
     pub fn refused(message: String) -> Self {
-        Self {
-            errors: vec![IntakeError {
-                message,
-                document: None,
-            }],
-            failure: Some(Failure::Invalid),
-            ..Default::default()
-        }
+        Self::whole(Failure::Invalid, message)
     }
 
     /// A stream refused whole before any event because the gateway cannot take it now (503
     /// with `Retry-After`).
     pub fn unavailable(message: &str) -> Self {
-        Self {
-            errors: vec![IntakeError {
-                message: message.to_string(),
-                document: None,
-            }],
-            failure: Some(Failure::Unavailable),
-            ..Default::default()
-        }
+        Self::whole(Failure::Unavailable, message.to_string())
+    }
+
+    /// A stream that failed whole, before any event, for `message`.
+    fn whole(failure: Failure, message: String) -> Self {
+        let mut result = Self::default();
+        result.record(failure, message, None);
+        result
     }
 
     fn record(&mut self, failure: Failure, message: String, document: Option<String>) {
@@ -183,11 +176,10 @@ pub async fn process_stream<R: AsyncBufRead + Unpin>(
     reader: R,
     ctx: &StreamContext<'_>,
 ) -> IntakeResult {
-    let mut result = IntakeResult::default();
     let Some(mut held) = ctx.memory.reserve(LINE_CAPACITY) else {
-        result.record(Failure::Unavailable, body::MEMORY_BUDGET_SPENT.into(), None);
-        return result;
+        return IntakeResult::unavailable(body::MEMORY_BUDGET_SPENT);
     };
+    let mut result = IntakeResult::default();
     let mut lines = LineReader::new(reader, ctx.max_event_size, ctx.max_body_size);
     let mut line = Vec::with_capacity(LINE_CAPACITY);
     held.force(line.capacity());
