@@ -38,11 +38,15 @@ pub enum Counter {
     ApiKeyVerificationsTotal,
     /// `apmgate_api_key_hashes_total`
     ApiKeyHashesTotal,
+    /// `apmgate_aggregation_documents_total`
+    AggregationDocumentsTotal,
+    /// `apmgate_aggregation_overflow_total`
+    AggregationOverflowTotal,
 }
 
 impl Counter {
     /// Every counter, in the order they are rendered.
-    pub const ALL: [Counter; 14] = [
+    pub const ALL: [Counter; 16] = [
         Counter::RequestsTotal,
         Counter::EventsAcceptedTotal,
         Counter::EventsRejectedTotal,
@@ -57,6 +61,8 @@ impl Counter {
         Counter::OutputBulkRequestsTotal,
         Counter::ApiKeyVerificationsTotal,
         Counter::ApiKeyHashesTotal,
+        Counter::AggregationDocumentsTotal,
+        Counter::AggregationOverflowTotal,
     ];
 
     /// The Prometheus name.
@@ -78,6 +84,8 @@ impl Counter {
             Counter::OutputBulkRequestsTotal => "apmgate_output_bulk_requests_total",
             Counter::ApiKeyVerificationsTotal => "apmgate_api_key_verifications_total",
             Counter::ApiKeyHashesTotal => "apmgate_api_key_hashes_total",
+            Counter::AggregationDocumentsTotal => "apmgate_aggregation_documents_total",
+            Counter::AggregationOverflowTotal => "apmgate_aggregation_overflow_total",
         }
     }
 
@@ -108,6 +116,12 @@ impl Counter {
             }
             Counter::ApiKeyHashesTotal => {
                 "Declared API keys checked against their Argon2 hash, by result (valid, invalid, or busy: refused at once because every verifier was taken)."
+            }
+            Counter::AggregationDocumentsTotal => {
+                "Aggregated metric documents handed to the output, by metric set and interval."
+            }
+            Counter::AggregationOverflowTotal => {
+                "Events whose group did not fit the aggregation limits and went to an `_other` bucket, by metric set."
             }
         }
     }

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Once, OnceLock};
 use std::time::{Duration, SystemTime};
 
+use apmgate::aggregation::Aggregator;
 use apmgate::intake::body::{self, BodyError};
 use apmgate::intake::lines::{Line, LineReader};
 use apmgate::intake::memory::IntakeMemory;
@@ -20,6 +21,7 @@ use apmgate::intake::{Failure, OpenGate, StreamContext};
 use apmgate::model::{ModelConfig, RequestMeta};
 use apmgate::output::{Output, OutputDocument, PublishFuture};
 use apmgate::policy::diagnostics::{Code, Diagnostic, SourceFile, render_human, to_json};
+use apmgate::policy::compiled::AggregationSettings;
 use apmgate::policy::{CompileOptions, Policy, grammar};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 
@@ -153,7 +155,21 @@ fn model_config() -> &'static ModelConfig {
         default_service_environment: Some("fuzzing".into()),
         library_pattern: Some(regex_of("node_modules|bower_components|~")),
         exclude_from_grouping: Some(regex_of("^/webpack")),
+        aggregate: true,
         ..ModelConfig::default()
+    })
+}
+
+/// Aggregation with small limits, so that inputs reach the overflow buckets.
+fn aggregation_settings() -> &'static AggregationSettings {
+    static SETTINGS: OnceLock<AggregationSettings> = OnceLock::new();
+    SETTINGS.get_or_init(|| AggregationSettings {
+        enabled: true,
+        intervals: vec![Duration::from_secs(60), Duration::from_secs(600)],
+        max_services: Some(2),
+        max_transaction_groups: Some(20),
+        max_service_transaction_groups: Some(20),
+        max_service_destination_groups: Some(20),
     })
 }
 
@@ -166,6 +182,7 @@ fn regex_of(pattern: &str) -> regex::Regex {
 /// with RUM enabled and an output that checks every document.
 fn intake(data: &[u8], rum: bool) {
     let output = CheckingOutput::default();
+    let aggregator = Aggregator::new(1 << 30, Arc::new(apmgate::telemetry::Metrics::default()));
     let ctx = StreamContext {
         max_event_size: 300 * 1024,
         max_body_size: 4 << 20,
@@ -181,8 +198,14 @@ fn intake(data: &[u8], rum: bool) {
         gate: &OpenGate,
         output: &output,
         memory: &IntakeMemory::unbounded(),
+        aggregation: Some((&aggregator, aggregation_settings())),
     };
     let result = block_on(apmgate::intake::process_stream(data, &ctx));
+    // Every aggregated document is one line of JSON in an aggregated data stream.
+    for doc in aggregator.harvest(0, true, model_config(), "fuzz") {
+        assert!(doc.data_stream.starts_with("metrics-apm."), "{}", doc.data_stream);
+        serde_json::from_slice::<serde_json::Value>(&doc.body).expect("aggregated JSON");
+    }
     assert!(result.errors.len() <= apmgate::intake::MAX_REPORTED_ERRORS);
     assert!(
         result.bytes <= data.len() as u64,
@@ -373,6 +396,10 @@ fn gateway() -> &'static Gateway {
                 .expect("the Argon2 verification threads start"),
             decoders: apmgate::intake::decoders::DecoderLimit::new(4),
             intake_memory: IntakeMemory::unbounded(),
+            aggregator: Arc::new(Aggregator::new(
+                1 << 30,
+                Arc::new(apmgate::telemetry::Metrics::default()),
+            )),
         });
         Gateway {
             policy,

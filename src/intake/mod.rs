@@ -20,8 +20,11 @@ use std::pin::Pin;
 use serde::Serialize;
 use tokio::io::AsyncBufRead;
 
+use crate::aggregation::Aggregator;
+use crate::model::aggregate::Observation;
 use crate::model::{self, Document, Metadata, ModelConfig, RequestMeta};
 use crate::output::{Output, OutputDocument, PublishError};
+use crate::policy::compiled::AggregationSettings;
 
 use body::BodyError;
 use lines::{Line, LineReader};
@@ -155,6 +158,8 @@ pub struct StreamContext<'a> {
     pub output: &'a dyn Output,
     /// The budget the stream's line, metadata and batch are reserved from.
     pub memory: &'a IntakeMemory,
+    /// Where accepted events are aggregated into metrics, and the settings in force.
+    pub aggregation: Option<(&'a Aggregator, &'a AggregationSettings)>,
 }
 
 const BATCH_PREFIX: &str = "cannot handle stream: cannot process batch: ";
@@ -226,6 +231,7 @@ pub async fn process_stream<R: AsyncBufRead + Unpin>(
     let metadata_bytes = line.len();
 
     let mut batch: Vec<Document> = Vec::new();
+    let mut observations: Vec<Observation> = Vec::new();
     let mut batch_bytes = 0usize;
     let mut batch_accepted = 0usize;
     let mut batch_lines = 0usize;
@@ -252,6 +258,7 @@ pub async fn process_stream<R: AsyncBufRead + Unpin>(
                         batch_accepted += decoded.accepted;
                         batch_bytes += decoded.documents.iter().map(held_by).sum::<usize>();
                         batch.extend(decoded.documents);
+                        observations.extend(decoded.observations);
                     }
                     Err(e) => {
                         result.invalid += 1;
@@ -274,7 +281,13 @@ pub async fn process_stream<R: AsyncBufRead + Unpin>(
         }
         if batch_lines >= BATCH_SIZE || (eof && batch_lines > 0) {
             batch_lines = 0;
-            let published = flush(std::mem::take(&mut batch), batch_accepted, ctx).await;
+            let published = flush(
+                std::mem::take(&mut batch),
+                std::mem::take(&mut observations),
+                batch_accepted,
+                ctx,
+            )
+            .await;
             // Published documents are the output's to hold (its own bound).
             batch_bytes = 0;
             held.force(metadata_bytes + line.capacity());
@@ -306,7 +319,21 @@ fn held_by(d: &Document) -> usize {
     d.body.capacity() + d.data_stream.capacity()
 }
 
+/// Checks and publishes one batch; its events are aggregated once the output took it.
 async fn flush(
+    batch: Vec<Document>,
+    observations: Vec<Observation>,
+    accepted: usize,
+    ctx: &StreamContext<'_>,
+) -> Result<(), (Failure, String)> {
+    publish(batch, accepted, ctx).await?;
+    if let Some((aggregator, settings)) = ctx.aggregation {
+        aggregator.record(&observations, settings);
+    }
+    Ok(())
+}
+
+async fn publish(
     batch: Vec<Document>,
     accepted: usize,
     ctx: &StreamContext<'_>,

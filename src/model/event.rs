@@ -314,6 +314,8 @@ pub struct DestinationService<'a> {
     pub name: S<'a>,
     pub resource: S<'a>,
     pub r#type: S<'a>,
+    /// Aggregated metrics only: `response_time.count` and `response_time.sum.us`.
+    pub response_time: Option<(u64, u64)>,
 }
 
 /// `span.composite.*`
@@ -391,6 +393,33 @@ pub struct Transaction<'a> {
     pub message: Option<Message<'a>>,
     pub user_experience: Option<UserExperience>,
     pub profiler_stack_trace_ids: Vec<S<'a>>,
+    /// What the agent counted of the spans it dropped (aggregated into service destination
+    /// metrics; not written to the transaction's document).
+    pub dropped_spans_stats: Vec<DroppedSpanStats<'a>>,
+    /// Aggregated metrics only: whether the groups' transactions are trace roots.
+    pub root: bool,
+    /// Aggregated metrics only: `duration.histogram` (values in µs, counts).
+    pub duration_histogram: Option<(Vec<f64>, Vec<u64>)>,
+    /// Aggregated metrics only: `duration.summary` (value count, sum in µs).
+    pub duration_summary: Option<(u64, f64)>,
+}
+
+/// One entry of a transaction's `dropped_spans_stats`: spans the agent did not send, per
+/// destination and outcome.
+#[derive(Clone, Debug, Default)]
+pub struct DroppedSpanStats<'a> {
+    /// `span.destination.service.resource` of the dropped spans.
+    pub destination_service_resource: S<'a>,
+    /// `service.target.type` of the dropped spans.
+    pub service_target_type: S<'a>,
+    /// `service.target.name` of the dropped spans.
+    pub service_target_name: S<'a>,
+    /// Their outcome.
+    pub outcome: S<'a>,
+    /// How many were dropped.
+    pub count: u64,
+    /// Their summed duration in microseconds.
+    pub sum_us: u64,
 }
 
 /// One metricset sample.
@@ -409,7 +438,11 @@ pub struct Sample<'a> {
 #[allow(missing_docs)]
 pub struct Metricset<'a> {
     pub name: &'static str,
+    /// Aggregated metrics only: `1m`, `10m`, `60m`.
+    pub interval: S<'a>,
     pub samples: Vec<Sample<'a>>,
+    /// Aggregated metrics only: the events the document stands for (`_doc_count`).
+    pub doc_count: u64,
 }
 
 /// `event.*`
@@ -421,6 +454,8 @@ pub struct EventField<'a> {
     pub outcome: S<'a>,
     pub kind: S<'a>,
     pub dataset: S<'a>,
+    /// Aggregated metrics only: `success_count` (value count, sum).
+    pub success_count: Option<(u64, f64)>,
 }
 
 /// `http.request.*`

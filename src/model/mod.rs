@@ -18,6 +18,7 @@ use std::time::SystemTime;
 
 use serde::Deserialize;
 
+pub mod aggregate;
 pub mod encode;
 pub mod event;
 pub mod json;
@@ -66,6 +67,8 @@ pub struct ModelConfig {
     pub exclude_from_grouping: Option<regex::Regex>,
     /// The APM Server version whose behaviour is reproduced ([`APM_SERVER_VERSION`]).
     pub observer_version: &'static str,
+    /// Whether events are observed for aggregated metrics ([`Decoded::observations`]).
+    pub aggregate: bool,
 }
 
 impl Default for ModelConfig {
@@ -77,6 +80,7 @@ impl Default for ModelConfig {
             library_pattern: None,
             exclude_from_grouping: None,
             observer_version: APM_SERVER_VERSION,
+            aggregate: false,
         }
     }
 }
@@ -128,12 +132,15 @@ pub struct Document {
 }
 
 /// What one event line produced.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Decoded {
     /// The documents to index (none for an event APM Server accepts but drops).
     pub documents: Vec<Document>,
     /// How many events APM Server counts as accepted for this line.
     pub accepted: usize,
+    /// What the events add to aggregated metrics (with [`ModelConfig::aggregate`]), unsampled
+    /// transactions included: they are aggregated, then not indexed.
+    pub observations: Vec<aggregate::Observation>,
 }
 
 /// Metadata decoded from the first line of a request (`metadata` or `m`); every event of the
@@ -454,8 +461,13 @@ pub fn decode_event(
     }
     let hostname = observer_hostname();
     let mut documents = Vec::with_capacity(events.len());
+    let mut observations = Vec::new();
     for mut ev in events {
-        if !process::process(&mut ev, request.rum, config, hostname) {
+        let indexed = process::process(&mut ev, request.rum, config, hostname);
+        if config.aggregate {
+            observations.push(aggregate::observe(&ev, &metadata.base.labels));
+        }
+        if !indexed {
             continue;
         }
         let mut body = Vec::with_capacity(line.len() + 512);
@@ -471,6 +483,7 @@ pub fn decode_event(
     Ok(Decoded {
         documents,
         accepted,
+        observations,
     })
 }
 

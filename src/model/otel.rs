@@ -616,6 +616,7 @@ pub fn translate_span<'a>(attrs: &Object, span_kind: Option<S<'a>>, ev: &mut Apm
             &peer_address
         }),
         r#type: Cow::Borrowed(""),
+        response_time: None,
     };
     if is_http && status_code > 0 {
         let ev_f = ev.event_mut();

@@ -55,6 +55,9 @@ pub struct PolicyFile {
     /// Where accepted events go. Without this section, events go to the file output.
     #[serde(default)]
     pub output: Output,
+    /// Aggregated metrics (what Kibana's APM app charts), as APM Server computes them.
+    #[serde(default)]
+    pub aggregation: Aggregation,
     /// Policy tests run by `apmgate test`: a request and the decision expected for it.
     #[serde(default, rename = "test")]
     pub tests: Vec<PolicyTest>,
@@ -93,6 +96,29 @@ pub struct Gateway {
     /// that would pass it is answered 503 with `Retry-After`. Default: an eighth of the memory
     /// (the cgroup limit, or the machine's), between 32 MiB and 1 GiB.
     pub max_intake_memory: Option<Sp<SizeValue>>,
+}
+
+/// Aggregated metrics: APM Server's `transaction`, `service_transaction`, `service_summary`
+/// and `service_destination` metric sets, written to `metrics-apm.<set>.<interval>-<namespace>`
+/// when each interval closes and, for partial intervals, at shutdown.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Aggregation {
+    /// Aggregate events into metrics. Default true, as in APM Server.
+    pub enabled: Option<Sp<bool>>,
+    /// The intervals, each a multiple of the shortest, from 1s to 18h. Default
+    /// `["1m", "10m", "60m"]`, the ones Kibana's APM app reads.
+    pub intervals: Option<Sp<Vec<Sp<String>>>>,
+    /// Services per interval before the rest go to the `_other` service. Default: 1,000 per GiB
+    /// of memory (the cgroup limit, or the machine's; at most 64 GiB counted), as APM Server.
+    pub max_services: Option<Sp<u32>>,
+    /// Transaction groups per interval (a tenth of them per service). Default: 5,000 per GiB.
+    pub max_transaction_groups: Option<Sp<u32>>,
+    /// Service transaction groups per interval (a tenth per service). Default: 1,000 per GiB.
+    pub max_service_transaction_groups: Option<Sp<u32>>,
+    /// Service destination groups per interval (a tenth per service). Default: 5,000 per GiB
+    /// plus 5,000.
+    pub max_service_destination_groups: Option<Sp<u32>>,
 }
 
 /// A listener: an address, the protocols spoken there, and what is served.

@@ -47,9 +47,35 @@ pub struct Policy {
     pub agent_configs: Vec<AgentConfigEntry>,
     /// Output.
     pub output: OutputSettings,
+    /// Aggregated metrics.
+    pub aggregation: AggregationSettings,
     /// Policy tests.
     pub tests: Vec<PolicyTestCase>,
 }
+
+/// Aggregated metrics (`[aggregation]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AggregationSettings {
+    /// Whether events are aggregated.
+    pub enabled: bool,
+    /// The intervals, shortest first, each a multiple of the shortest.
+    pub intervals: Vec<Duration>,
+    /// Services per interval; `None` sizes it from memory.
+    pub max_services: Option<u32>,
+    /// Transaction groups per interval; `None` sizes it from memory.
+    pub max_transaction_groups: Option<u32>,
+    /// Service transaction groups per interval; `None` sizes it from memory.
+    pub max_service_transaction_groups: Option<u32>,
+    /// Service destination groups per interval; `None` sizes it from memory.
+    pub max_service_destination_groups: Option<u32>,
+}
+
+/// APM Server's aggregation intervals.
+pub const AGGREGATION_INTERVALS: [Duration; 3] = [
+    Duration::from_secs(60),
+    Duration::from_secs(600),
+    Duration::from_secs(3600),
+];
 
 /// Gateway-wide settings.
 #[derive(Debug, Clone)]

@@ -89,6 +89,7 @@ codes! {
     EsApiKeysWithoutOutput = "E503", Error, "Elasticsearch API keys need an Elasticsearch output";
     InvalidTestIdentity = "E505", Error, "invalid test identity";
     MultipleOutputs = "E601", Error, "more than one output";
+    AggregationIntervals = "E801", Error, "aggregation intervals that do not nest";
     ConflictingCredentials = "E602", Error, "conflicting Elasticsearch credentials";
     EnvVarMissing = "E701", Error, "environment variable not set";
     FileUnreadable = "E702", Error, "file cannot be read";
@@ -108,6 +109,7 @@ codes! {
     TokenOverPlaintext = "W109", Warning, "credentials over plaintext on a non-loopback address";
     UnusedTlsProfile = "W110", Warning, "TLS profile never used";
     ProxyHeaderUnset = "W111", Warning, "trusted proxies without their forwarding header";
+    IntervalUnread = "W112", Warning, "aggregation interval Kibana does not read";
 }
 
 impl fmt::Display for Code {

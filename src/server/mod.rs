@@ -28,6 +28,7 @@ use tokio::sync::watch;
 
 use crate::access::argon2_pool::Argon2Pool;
 use crate::access::elasticsearch::EsKeyVerifier;
+use crate::aggregation::Aggregator;
 use crate::intake::decoders::DecoderLimit;
 use crate::intake::memory::IntakeMemory;
 use crate::output::Output;
@@ -145,7 +146,7 @@ impl Server {
         let shared = Arc::new(Shared {
             runtime: runtime_rx,
             output,
-            metrics,
+            metrics: metrics.clone(),
             publish_ready: AtomicBool::new(ready.is_none()),
             es_keys,
             argon2: Argon2Pool::start().map_err(|e| {
@@ -153,6 +154,7 @@ impl Server {
             })?,
             decoders,
             intake_memory,
+            aggregator: Arc::new(Aggregator::new(memory_limit(), metrics.clone())),
         });
         if let Some(mut ready) = ready {
             let shared = shared.clone();
@@ -211,10 +213,33 @@ impl Server {
             let stop = stop_rx.clone();
             tasks.spawn(l.serve(shared, stop));
         }
+        // The aggregator writes each interval when it closes, and the partial ones once the
+        // listeners have drained (so that it holds every accepted event), before the output
+        // drains.
+        let (aggregation_stop_tx, aggregation_stop) = watch::channel(false);
+        let aggregation = {
+            let aggregator = self.shared.aggregator.clone();
+            let output = self.shared.output.clone();
+            let runtime = self.shared.runtime.clone();
+            tokio::spawn(async move {
+                aggregator
+                    .run(
+                        output,
+                        move || runtime.borrow().model.clone(),
+                        crate::model::observer_hostname(),
+                        aggregation_stop,
+                    )
+                    .await
+            })
+        };
         shutdown.await;
         tracing::info!("shutting down: no new connections; draining in-flight requests");
         let _ = stop_tx.send(true);
         while tasks.join_next().await.is_some() {}
+        let _ = aggregation_stop_tx.send(true);
+        if let Err(e) = aggregation.await {
+            tracing::error!(error = %e, "the aggregator stopped abnormally");
+        }
         let lost = self.shared.output.close().await;
         if lost > 0 {
             tracing::error!(

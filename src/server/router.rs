@@ -507,6 +507,7 @@ where
                 gate: gate.as_batch_gate(),
                 output: shared.output.as_ref(),
                 memory: &shared.intake_memory,
+                aggregation: Some((&shared.aggregator, &rt.policy.aggregation)),
             };
             intake::process_stream(decoded, &ctx).await
         }

@@ -16,6 +16,7 @@ use crate::access::argon2_pool::Argon2Pool;
 use crate::access::cache::VerificationCache;
 use crate::access::elasticsearch::EsKeyVerifier;
 use crate::access::ratelimit::RateLimiter;
+use crate::aggregation::Aggregator;
 use crate::intake::decoders::DecoderLimit;
 use crate::intake::memory::IntakeMemory;
 use crate::model::{APM_SERVER_VERSION, ModelConfig};
@@ -60,6 +61,7 @@ impl Runtime {
             library_pattern: Some(policy.rum.library_pattern.clone()),
             exclude_from_grouping: Some(policy.rum.exclude_from_grouping.clone()),
             observer_version: APM_SERVER_VERSION,
+            aggregate: policy.aggregation.enabled,
         };
         let rate_limiter = policy.auth.anonymous.as_ref().map(|a| {
             previous
@@ -108,6 +110,8 @@ pub struct Shared {
     pub decoders: DecoderLimit,
     /// The intake's memory budget (`max_intake_memory`, fixed at start).
     pub intake_memory: IntakeMemory,
+    /// Aggregated metrics (kept across reloads).
+    pub aggregator: Arc<Aggregator>,
 }
 
 /// Swaps policies into a running server.

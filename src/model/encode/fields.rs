@@ -180,6 +180,13 @@ pub(super) fn span(o: &mut Obj<'_>, s: &Span<'_>) {
                 d.nested("service", |sv| {
                     sv.str("name", &ds.name);
                     sv.str("resource", &ds.resource);
+                    if let Some((count, sum_us)) = ds.response_time {
+                        sv.nested("response_time", |rt| {
+                            rt.u64("count", count);
+                            let b = rt.key("sum.us");
+                            write_u64(b, sum_us);
+                        });
+                    }
                     sv.str("type", &ds.r#type);
                 });
             });
@@ -224,6 +231,14 @@ pub(super) fn span(o: &mut Obj<'_>, s: &Span<'_>) {
 pub(super) fn transaction(o: &mut Obj<'_>, t: &Transaction<'_>) {
     o.nested("transaction", |o| {
         o.custom(&t.custom);
+        if let Some((values, counts)) = &t.duration_histogram {
+            let b = o.key("duration.histogram");
+            write_histogram(b, values, counts);
+        }
+        if let Some((count, sum)) = t.duration_summary {
+            let b = o.key("duration.summary");
+            write_summary(b, count, sum);
+        }
         if let Some(x) = &t.user_experience {
             o.nested("experience", |xo| {
                 if x.cls >= 0.0 {
@@ -277,6 +292,7 @@ pub(super) fn transaction(o: &mut Obj<'_>, t: &Transaction<'_>) {
         o.strs("profiler_stack_trace_ids", &t.profiler_stack_trace_ids);
         o.f64_nz("representative_count", t.representative_count);
         o.str("result", &t.result);
+        o.true_only("root", t.root);
         o.true_only("sampled", t.sampled);
         if let Some(sc) = &t.span_count {
             o.nested("span_count", |so| {
@@ -290,6 +306,7 @@ pub(super) fn transaction(o: &mut Obj<'_>, t: &Transaction<'_>) {
 
 pub(super) fn metricset(o: &mut Obj<'_>, m: &Metricset<'_>) {
     o.nested("metricset", |o| {
+        o.str("interval", &m.interval);
         o.str("name", m.name);
         if !m.samples.is_empty() {
             let b = o.key("samples");
@@ -311,21 +328,8 @@ pub(super) fn metricset(o: &mut Obj<'_>, m: &Metricset<'_>) {
                 match s.r#type {
                     "histogram" => {
                         let (values, counts) = s.histogram.clone().unwrap_or_default();
-                        b.extend_from_slice(b",\"values\":[");
-                        for (j, v) in values.iter().enumerate() {
-                            if j > 0 {
-                                b.push(b',');
-                            }
-                            write_f64(b, *v);
-                        }
-                        b.extend_from_slice(b"],\"counts\":[");
-                        for (j, c) in counts.iter().enumerate() {
-                            if j > 0 {
-                                b.push(b',');
-                            }
-                            write_u64(b, *c);
-                        }
-                        b.push(b']');
+                        b.push(b',');
+                        write_histogram_fields(b, &values, &counts);
                     }
                     "summary" => b.extend_from_slice(b",\"value_count\":0,\"sum\":0"),
                     _ => {
@@ -338,4 +342,38 @@ pub(super) fn metricset(o: &mut Obj<'_>, m: &Metricset<'_>) {
             b.push(b']');
         }
     });
+}
+
+/// `{"values":[...],"counts":[...]}`, as Elasticsearch's `histogram` field takes it.
+pub(super) fn write_histogram(b: &mut Vec<u8>, values: &[f64], counts: &[u64]) {
+    b.push(b'{');
+    write_histogram_fields(b, values, counts);
+    b.push(b'}');
+}
+
+fn write_histogram_fields(b: &mut Vec<u8>, values: &[f64], counts: &[u64]) {
+    b.extend_from_slice(b"\"values\":[");
+    for (j, v) in values.iter().enumerate() {
+        if j > 0 {
+            b.push(b',');
+        }
+        write_f64(b, *v);
+    }
+    b.extend_from_slice(b"],\"counts\":[");
+    for (j, c) in counts.iter().enumerate() {
+        if j > 0 {
+            b.push(b',');
+        }
+        write_u64(b, *c);
+    }
+    b.push(b']');
+}
+
+/// `{"value_count":N,"sum":S}`, as Elasticsearch's `aggregate_metric_double` takes it.
+pub(super) fn write_summary(b: &mut Vec<u8>, count: u64, sum: f64) {
+    b.extend_from_slice(b"{\"value_count\":");
+    write_u64(b, count);
+    b.extend_from_slice(b",\"sum\":");
+    write_f64(b, sum);
+    b.push(b'}');
 }

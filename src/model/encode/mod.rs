@@ -13,7 +13,9 @@ mod fields;
 mod write;
 
 pub use self::fields::sanitize_label_key;
-use self::fields::{canonical_ip, error, metricset, name_version, span, transaction};
+use self::fields::{
+    canonical_ip, error, metricset, name_version, span, transaction, write_summary,
+};
 pub use self::write::{write_f64, write_str, write_timestamp, write_value};
 use self::write::{write_i64, write_object, write_u64};
 
@@ -260,6 +262,10 @@ pub fn encode(e: &ApmEvent<'_>, buf: &mut Vec<u8>) {
             o.u64("duration", ev.duration);
             o.str("kind", &ev.kind);
             o.str("outcome", &ev.outcome);
+            if let Some((count, sum)) = ev.success_count {
+                let b = o.key("success_count");
+                write_summary(b, count, sum);
+            }
         });
     }
     if let Some(f) = &e.faas {
@@ -487,6 +493,9 @@ pub fn encode(e: &ApmEvent<'_>, buf: &mut Vec<u8>) {
         });
     }
     o.nested("user_agent", |o| o.str("original", &e.user_agent));
+    if let Some(m) = &e.metricset {
+        o.u64("_doc_count", m.doc_count);
+    }
     o.close();
 }
 

@@ -487,6 +487,7 @@ pub fn map_transaction<'a>(x: &Transaction3<'a>, base: &ApmEvent<'a>) -> Vec<Apm
         ev.metricset = Some(Metricset {
             name: "",
             samples: Vec::new(),
+            ..Default::default()
         });
         if ok {
             out.push(ev);
@@ -554,6 +555,7 @@ fn map_span<'a>(s: &Span3<'a>, ev: &mut ApmEvent<'a>) {
             name: st(&c.dt.se.n),
             resource: st(&c.dt.se.rc),
             r#type: st(&c.dt.se.t),
+            response_time: None,
         });
     }
     if c.h.is_set() {

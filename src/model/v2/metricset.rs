@@ -146,6 +146,7 @@ pub fn map_metricset<'a>(m: &MetricsetIn<'a>, out: &mut ApmEvent<'a>) -> bool {
     let mut ms = Metricset {
         name: "app",
         samples: Vec::with_capacity(m.samples.0.len()),
+        ..Default::default()
     };
     // An explicit time wins, the epoch included (Go checks time.IsZero, year 1).
     if let Some(t) = m.timestamp {

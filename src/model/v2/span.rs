@@ -298,6 +298,7 @@ pub fn map_span<'a>(s: &SpanIn<'a>, out: &mut ApmEvent<'a>) {
             name: st(&d.name),
             resource: st(&d.resource),
             r#type: st(&d.r#type),
+            response_time: None,
         });
     }
     if c.http.is_set() {

@@ -368,6 +368,19 @@ pub fn map_transaction<'a>(t: &TransactionIn<'a>, out: &mut ApmEvent<'a>) {
             sequence: t.session.sequence.map_or(0, |s| s.0 as u64),
         });
     }
+    tx.dropped_spans_stats = t
+        .dropped_spans_stats
+        .0
+        .iter()
+        .map(|d| crate::model::event::DroppedSpanStats {
+            destination_service_resource: st(&d.destination_service_resource),
+            service_target_type: st(&d.service_target_type),
+            service_target_name: st(&d.service_target_name),
+            outcome: st(&d.outcome),
+            count: d.duration.count.map_or(0, |c| c.0.max(0) as u64),
+            sum_us: d.duration.sum.us.map_or(0, |u| u.0.max(0) as u64),
+        })
+        .collect();
     if t.span_count.dropped.is_some() || t.span_count.started.is_some() {
         tx.span_count = Some(SpanCount {
             dropped: t.span_count.dropped.map(|v| v.0 as u32),

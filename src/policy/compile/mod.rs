@@ -22,6 +22,7 @@ use super::types::{PrivilegeSet, SecretRef};
 
 mod access;
 mod agent_config;
+mod aggregation;
 mod auth;
 mod context;
 mod gateway;
@@ -118,6 +119,7 @@ impl<'a> Compiler<'a> {
         let listeners = self.listeners(&file.listeners, &tls);
         let rum = self.rum(&file.rum);
         let output = self.output(&file.output);
+        let aggregation = self.aggregation(&file.aggregation);
         let auth = self.auth(&file.auth, &roles, &output, rum.enabled, &listeners);
         let access = self.access(&file.access, &allowlists, &listeners, &roles);
         let agent_configs = self.agent_configs(&file.agent_configs);
@@ -174,6 +176,7 @@ impl<'a> Compiler<'a> {
             rum,
             agent_configs,
             output,
+            aggregation,
             tests,
         }
     }

@@ -1,0 +1,248 @@
+//! Issue 13: aggregated metrics as APM Server writes them. Each case posts what APM Server's
+//! system test sent to a running gateway (file output), stops it (the same shutdown path as
+//! SIGTERM, which writes every partial interval), and compares what it wrote with APM Server's
+//! approval through `../shared/tools/es-compare`: every document equal.
+//!
+//! Inputs: `../shared/fixtures/aggregation/inputs/` for three tests; for
+//! TestTransactionAggregation, `tests/aggregation/` holds what its Go test sent, rebuilt from
+//! `systemtest/aggregation_test.go` (5 `abc` and 10 `def` transactions of the Go agent, and
+//! the FaaS payload the test posts as NDJSON, twice, as the approval counts it).
+
+mod support;
+
+use std::process::Command;
+
+use serde_json::Value;
+use support::{FIXTURES, Gateway, output_documents};
+
+const POLICY: &str = "[[listener]]\nname = \"plain\"\nbind = \"127.0.0.1:0\"\n";
+
+async fn post(gw: &Gateway, body: Vec<u8>) {
+    let resp = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .post(gw.url("plain", false, "/intake/v2/events"))
+        .header("Content-Type", "application/x-ndjson")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let body = resp.text().await.unwrap();
+    assert_eq!(status, 202, "{body}");
+}
+
+fn read(path: &str) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// Posts `inputs` (one request each), stops the gateway and compares the documents of the
+/// data streams `index` with the approval `name`.
+async fn compare(name: &str, inputs: &[Vec<u8>], index: &str, extra: &[&str]) {
+    let gw = Gateway::start(POLICY).await;
+    for body in inputs {
+        post(&gw, body.clone()).await;
+    }
+    let dir = gw.stop().await;
+    let captured = dir.path().join("data/apmgate-events.ndjson");
+    let out = Command::new("python3")
+        .arg("../shared/tools/es-compare")
+        .arg(&captured)
+        .arg(format!("{FIXTURES}/aggregation/{name}.approved.json"))
+        .args(["--index", index])
+        .args(extra)
+        .output()
+        .expect("python3 runs es-compare");
+    assert!(
+        out.status.success(),
+        "{name}: es-compare reports differences:\n{}{}\ncaptured:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        std::fs::read_to_string(&captured).unwrap_or_default()
+    );
+}
+
+#[tokio::test]
+async fn transaction_metrics_match_apm_server() {
+    compare(
+        "TestTransactionAggregation",
+        &[
+            read("tests/aggregation/transaction-aggregation.ndjson"),
+            read("tests/aggregation/faas.ndjson"),
+        ],
+        "metrics-apm.transaction*",
+        &["--exists", "transaction.duration.histogram"],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn service_destination_metrics_match_apm_server() {
+    compare(
+        "TestServiceDestinationAggregation",
+        &[support::fixture(
+            "aggregation/inputs/service-destination.ndjson",
+        )],
+        "metrics-apm.service_destination*",
+        &[],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn service_transaction_metrics_match_apm_server() {
+    compare(
+        "TestServiceTransactionMetricsAggregation",
+        &[support::fixture(
+            "aggregation/inputs/service-transaction.ndjson",
+        )],
+        "metrics-apm.service_transaction*",
+        &[],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn service_summary_metrics_match_apm_server() {
+    compare(
+        "TestServiceSummaryMetricsAggregation",
+        &[support::fixture(
+            "aggregation/inputs/service-summary.ndjson",
+        )],
+        "metrics-apm.service_summary*",
+        &[],
+    )
+    .await;
+}
+
+/// The documents of the gateway's output in data streams starting with `prefix`.
+fn streams(docs: &[(String, Value)], prefix: &str) -> Vec<Value> {
+    docs.iter()
+        .filter(|(s, _)| s.starts_with(prefix))
+        .map(|(_, d)| d.clone())
+        .collect()
+}
+
+/// Unsampled transactions are aggregated and then not indexed; sampled ones both; the
+/// representative count (1 / sample rate) weighs what they count.
+#[tokio::test]
+async fn unsampled_transactions_are_counted_but_not_indexed() {
+    let meta =
+        r#"{"metadata":{"service":{"name":"svc","agent":{"name":"python","version":"6.0"}}}}"#;
+    let tx = |id: &str, sampled: bool, rate: f64| {
+        format!(
+            r#"{{"transaction":{{"id":"{id}","trace_id":"0123456789abcdef0123456789abcdef","name":"GET /","type":"request","duration":10,"outcome":"success","sampled":{sampled},"sample_rate":{rate},"span_count":{{"started":0}}}}}}"#
+        )
+    };
+    let body = [
+        meta.to_string(),
+        tx("a000000000000001", true, 0.5),
+        tx("a000000000000002", false, 0.5),
+        tx("a000000000000003", false, 0.5),
+    ]
+    .join("\n")
+        + "\n";
+    let gw = Gateway::start(POLICY).await;
+    post(&gw, body.into_bytes()).await;
+    let dir = gw.stop().await;
+    let docs = output_documents(dir.path());
+    assert_eq!(
+        streams(&docs, "traces-apm").len(),
+        1,
+        "only the sampled transaction is indexed"
+    );
+    let metrics = streams(&docs, "metrics-apm.transaction.1m-");
+    assert_eq!(metrics.len(), 1, "{metrics:#?}");
+    // Three transactions, each standing for two.
+    assert_eq!(metrics[0]["_doc_count"], 6, "{}", metrics[0]);
+    assert_eq!(
+        metrics[0]["transaction"]["duration.histogram"]["counts"],
+        serde_json::json!([6])
+    );
+    assert_eq!(
+        metrics[0]["event"]["success_count"],
+        serde_json::json!({"value_count": 6, "sum": 6})
+    );
+}
+
+/// Past `max_transaction_groups`, groups go to the service's `_other` bucket with the number of
+/// groups it absorbed; past `max_services`, services go to the `_other` service.
+#[tokio::test]
+async fn groups_beyond_the_limits_overflow_into_other_buckets() {
+    let policy = format!(
+        "{POLICY}[aggregation]\nintervals = [\"1m\"]\nmax_services = 1\nmax_transaction_groups = 20\n"
+    );
+    let tx = |name: &str| {
+        format!(
+            r#"{{"transaction":{{"id":"b000000000000001","trace_id":"0123456789abcdef0123456789abcdef","name":"{name}","type":"request","duration":1,"outcome":"failure","span_count":{{"started":0}}}}}}"#
+        )
+    };
+    let meta = |svc: &str| {
+        format!(
+            r#"{{"metadata":{{"service":{{"name":"{svc}","agent":{{"name":"go","version":"2"}}}}}}}}"#
+        )
+    };
+    // Service `a`: 5 names (2 fit its share, a tenth of 20); service `b`: beyond max_services.
+    let mut a = vec![meta("a")];
+    for i in 0..5 {
+        a.push(tx(&format!("t{i}")));
+    }
+    let b = [meta("b"), tx("x"), tx("y")];
+    let gw = Gateway::start(&policy).await;
+    post(&gw, (a.join("\n") + "\n").into_bytes()).await;
+    post(&gw, (b.join("\n") + "\n").into_bytes()).await;
+    let dir = gw.stop().await;
+    let docs = output_documents(dir.path());
+    let tx_docs = streams(&docs, "metrics-apm.transaction.1m-");
+    let named = |svc: &str, name: &str| {
+        tx_docs
+            .iter()
+            .find(|d| d["service"]["name"] == svc && d["transaction"]["name"] == name)
+            .unwrap_or_else(|| panic!("{svc}/{name} in {tx_docs:#?}"))
+            .clone()
+    };
+    let other = named("a", "_other");
+    assert_eq!(other["_doc_count"], 3, "{other}");
+    assert_eq!(
+        other["transaction"]["aggregation"]["overflow_count"].as_f64(),
+        None,
+        "the overflow count is a metricset sample"
+    );
+    assert_eq!(
+        other["metricset"]["samples"],
+        serde_json::json!([{"name": "transaction.aggregation.overflow_count", "value": 3}])
+    );
+    let other_service = named("_other", "_other");
+    assert_eq!(other_service["_doc_count"], 2, "{other_service}");
+    let summary = streams(&docs, "metrics-apm.service_summary.1m-");
+    let other_summary = summary
+        .iter()
+        .find(|d| d["service"]["name"] == "_other")
+        .expect("the _other service's summary");
+    assert_eq!(
+        other_summary["metricset"]["samples"],
+        serde_json::json!([{"name": "service_summary.aggregation.overflow_count", "value": 1}])
+    );
+    // Every transaction is counted once in the transaction metrics, fitted or not.
+    let total: u64 = tx_docs
+        .iter()
+        .map(|d| d["_doc_count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 7);
+}
+
+/// `[aggregation] enabled = false` writes no aggregated metrics.
+#[tokio::test]
+async fn disabled_aggregation_writes_no_metrics() {
+    let gw = Gateway::start(&format!("{POLICY}[aggregation]\nenabled = false\n")).await;
+    post(
+        &gw,
+        support::fixture("aggregation/inputs/service-summary.ndjson"),
+    )
+    .await;
+    let dir = gw.stop().await;
+    let docs = output_documents(dir.path());
+    assert_eq!(streams(&docs, "traces-apm").len(), 2);
+    assert!(streams(&docs, "metrics-apm.").is_empty(), "{docs:#?}");
+}
