@@ -20,6 +20,9 @@ bind = "127.0.0.1:0"
 
 [auth.secret_token.agents]
 secret = "{TOKEN}"
+
+# Aggregated metrics, as by default.
+[aggregation]
 "#
     )
 }
@@ -67,9 +70,38 @@ fn assert_holds_every_kind(docs: &[(String, serde_json::Value)], service: &str) 
         "{service}: no error"
     );
     assert!(
-        has(&|i, _| i.starts_with("metrics-apm")),
+        has(&|i, d| i.starts_with("metrics-apm") && d["metricset"].get("interval").is_none()),
         "{service}: no metricset"
     );
+    // Issue 13: the agent's transactions are aggregated into transaction metrics, at each
+    // interval, counting every transaction once.
+    let transactions = mine
+        .iter()
+        .filter(|(i, d)| {
+            i.starts_with("traces-apm")
+                && d["transaction"].get("type").is_some()
+                && d.get("span").is_none_or(|s| s.get("type").is_none())
+        })
+        .count() as u64;
+    for interval in ["1m", "10m", "60m"] {
+        let prefix = format!("metrics-apm.transaction.{interval}-");
+        let counted: u64 = mine
+            .iter()
+            .filter(|(i, _)| i.starts_with(&prefix))
+            .map(|(_, d)| d["_doc_count"].as_u64().unwrap_or(0))
+            .sum();
+        assert_eq!(
+            counted, transactions,
+            "{service}: {interval} transaction metrics count {counted} of {transactions} transactions"
+        );
+        assert!(
+            has(
+                &|i, d| i.starts_with(&format!("metrics-apm.service_summary.{interval}-"))
+                    && d["metricset"]["name"] == "service_summary"
+            ),
+            "{service}: no {interval} service summary"
+        );
+    }
     for (_, d) in &mine {
         assert_eq!(d["service"]["environment"], "test");
         assert!(d["@timestamp"].is_string());

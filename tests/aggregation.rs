@@ -15,7 +15,8 @@ use std::process::Command;
 use serde_json::Value;
 use support::{FIXTURES, Gateway, output_documents};
 
-const POLICY: &str = "[[listener]]\nname = \"plain\"\nbind = \"127.0.0.1:0\"\n";
+/// Aggregation on, as by default (test gateways otherwise run without it).
+const POLICY: &str = "[[listener]]\nname = \"plain\"\nbind = \"127.0.0.1:0\"\n[aggregation]\n";
 
 async fn post(gw: &Gateway, body: Vec<u8>) {
     let resp = reqwest::Client::builder()
@@ -170,9 +171,8 @@ async fn unsampled_transactions_are_counted_but_not_indexed() {
 /// groups it absorbed; past `max_services`, services go to the `_other` service.
 #[tokio::test]
 async fn groups_beyond_the_limits_overflow_into_other_buckets() {
-    let policy = format!(
-        "{POLICY}[aggregation]\nintervals = [\"1m\"]\nmax_services = 1\nmax_transaction_groups = 20\n"
-    );
+    let policy =
+        format!("{POLICY}intervals = [\"1m\"]\nmax_services = 1\nmax_transaction_groups = 20\n");
     let tx = |name: &str| {
         format!(
             r#"{{"transaction":{{"id":"b000000000000001","trace_id":"0123456789abcdef0123456789abcdef","name":"{name}","type":"request","duration":1,"outcome":"failure","span_count":{{"started":0}}}}}}"#
@@ -235,7 +235,7 @@ async fn groups_beyond_the_limits_overflow_into_other_buckets() {
 /// `[aggregation] enabled = false` writes no aggregated metrics.
 #[tokio::test]
 async fn disabled_aggregation_writes_no_metrics() {
-    let gw = Gateway::start(&format!("{POLICY}[aggregation]\nenabled = false\n")).await;
+    let gw = Gateway::start(&format!("{POLICY}enabled = false\n")).await;
     post(
         &gw,
         support::fixture("aggregation/inputs/service-summary.ndjson"),
@@ -245,4 +245,53 @@ async fn disabled_aggregation_writes_no_metrics() {
     let docs = output_documents(dir.path());
     assert_eq!(streams(&docs, "traces-apm").len(), 2);
     assert!(streams(&docs, "metrics-apm.").is_empty(), "{docs:#?}");
+}
+
+/// Waits (at most 30 s) until the gateway's output file holds a document of a data stream
+/// starting with `prefix`; returns the documents then.
+async fn wait_for_stream(gw: &Gateway, prefix: &str) -> Vec<(String, Value)> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let docs = output_documents(gw.dir.path());
+        if docs.iter().any(|(s, _)| s.starts_with(prefix)) {
+            return docs;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no {prefix} document within 30 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// An interval's metrics are written when it closes, while the gateway runs; a reload keeps
+/// what the open intervals aggregated.
+#[tokio::test]
+async fn intervals_are_written_when_they_close_and_reloads_keep_them() {
+    let meta = r#"{"metadata":{"service":{"name":"svc","agent":{"name":"go","version":"2"}}}}"#;
+    let tx = r#"{"transaction":{"id":"c000000000000001","trace_id":"0123456789abcdef0123456789abcdef","name":"GET /","type":"request","duration":3,"span_count":{"started":0}}}"#;
+    let body = format!("{meta}\n{tx}\n{tx}\n").into_bytes();
+    // A one-second interval (written when it closes) beside an hour (written at shutdown).
+    let policy = format!("{POLICY}intervals = [\"1s\", \"1h\"]\n");
+    let gw = Gateway::start(&policy).await;
+    post(&gw, body.clone()).await;
+    let docs = wait_for_stream(&gw, "metrics-apm.transaction.1s-").await;
+    let second: u64 = streams(&docs, "metrics-apm.transaction.1s-")
+        .iter()
+        .map(|d| d["_doc_count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(second, 2);
+    assert!(
+        streams(&docs, "metrics-apm.transaction.60m-").is_empty(),
+        "the hour is still open"
+    );
+    // A reload (new limits) keeps the open hour.
+    gw.reload(&format!("{policy}max_services = 50\n"));
+    post(&gw, body).await;
+    let dir = gw.stop().await;
+    let docs = output_documents(dir.path());
+    let hour = streams(&docs, "metrics-apm.transaction.60m-");
+    assert_eq!(hour.len(), 1, "{hour:#?}");
+    assert_eq!(hour[0]["_doc_count"], 4, "both requests, across the reload");
+    assert_eq!(hour[0]["metricset"]["interval"], "60m");
 }

@@ -158,11 +158,31 @@ fn serves_reloads_on_sighup_and_stops_cleanly() {
     let status = run.child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
     let written = std::fs::read_to_string(dir.path().join("data/apmgate-events.ndjson")).unwrap();
+    let actions: Vec<&str> = written.lines().step_by(2).collect();
+    let aggregated = |a: &&str| {
+        [
+            "transaction",
+            "service_transaction",
+            "service_summary",
+            "service_destination",
+        ]
+        .iter()
+        .any(|set| a.contains(&format!("\"_index\":\"metrics-apm.{set}.")))
+    };
     assert_eq!(
-        written.lines().count(),
-        8,
-        "the 4 events of the first request, as bulk pairs"
+        actions.iter().filter(|a| !aggregated(a)).count(),
+        4,
+        "the 4 events of the first request"
     );
+    // SIGTERM writes the partial intervals of the aggregated metrics before the output drains.
+    for interval in ["1m", "10m", "60m"] {
+        assert!(
+            actions
+                .iter()
+                .any(|a| a.contains(&format!("metrics-apm.service_summary.{interval}-"))),
+            "no {interval} service summary in {written}"
+        );
+    }
     for line in &run.log {
         assert!(
             !line.contains(TOKEN),
@@ -213,6 +233,8 @@ fn the_discard_output_accepts_events_and_writes_nothing() {
 fn issue_12_a_deeply_nested_rule_is_refused_on_reload_and_nothing_is_lost() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("policy.toml");
+    // Counting what the output wrote: without aggregated metrics.
+    let policy = |extra: &str| policy(&format!("[aggregation]\nenabled = false\n{extra}"));
     std::fs::write(&path, policy("")).unwrap();
     let mut run = Running::start(dir.path());
     let bound: serde_json::Value = serde_json::from_str(&run.wait_for("\"bound\"")).unwrap();

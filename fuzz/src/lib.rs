@@ -20,8 +20,8 @@ use apmgate::intake::memory::IntakeMemory;
 use apmgate::intake::{Failure, OpenGate, StreamContext};
 use apmgate::model::{ModelConfig, RequestMeta};
 use apmgate::output::{Output, OutputDocument, PublishFuture};
-use apmgate::policy::diagnostics::{Code, Diagnostic, SourceFile, render_human, to_json};
 use apmgate::policy::compiled::AggregationSettings;
+use apmgate::policy::diagnostics::{Code, Diagnostic, SourceFile, render_human, to_json};
 use apmgate::policy::{CompileOptions, Policy, grammar};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 
@@ -203,7 +203,11 @@ fn intake(data: &[u8], rum: bool) {
     let result = block_on(apmgate::intake::process_stream(data, &ctx));
     // Every aggregated document is one line of JSON in an aggregated data stream.
     for doc in aggregator.harvest(0, true, model_config(), "fuzz") {
-        assert!(doc.data_stream.starts_with("metrics-apm."), "{}", doc.data_stream);
+        assert!(
+            doc.data_stream.starts_with("metrics-apm."),
+            "{}",
+            doc.data_stream
+        );
         serde_json::from_slice::<serde_json::Value>(&doc.body).expect("aggregated JSON");
     }
     assert!(result.errors.len() <= apmgate::intake::MAX_REPORTED_ERRORS);

@@ -89,7 +89,6 @@ codes! {
     EsApiKeysWithoutOutput = "E503", Error, "Elasticsearch API keys need an Elasticsearch output";
     InvalidTestIdentity = "E505", Error, "invalid test identity";
     MultipleOutputs = "E601", Error, "more than one output";
-    AggregationIntervals = "E801", Error, "aggregation intervals that do not nest";
     ConflictingCredentials = "E602", Error, "conflicting Elasticsearch credentials";
     EnvVarMissing = "E701", Error, "environment variable not set";
     FileUnreadable = "E702", Error, "file cannot be read";
@@ -98,6 +97,7 @@ codes! {
     KeyMismatch = "E705", Error, "key does not match certificate";
     CertificateExpired = "E706", Error, "certificate expired";
     KeyPassphrase = "E707", Error, "encrypted key cannot be decrypted";
+    AggregationIntervals = "E801", Error, "aggregation intervals that do not nest";
     ShadowedRule = "W101", Warning, "rule can never match";
     UnusedRole = "W102", Warning, "role never used";
     UnusedAllowlist = "W103", Warning, "allowlist never used";

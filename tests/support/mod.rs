@@ -38,7 +38,13 @@ impl Gateway {
     }
 
     /// As `start`, with an output of the test's choosing.
+    ///
+    /// A policy without an `[aggregation]` section runs with aggregation off: those tests count
+    /// the documents their events become, and an aggregation interval closing during a test
+    /// would add metric documents to them. Aggregated metrics have their own tests
+    /// (`tests/aggregation*.rs`, `tests/agents.rs`), which say `[aggregation]`.
     pub(crate) async fn start_with(policy: &str, output: Option<Arc<dyn Output>>) -> Gateway {
+        let policy = &without_aggregation_unless_asked(policy);
         let dir = tempfile::tempdir().unwrap();
         apmgate::devcerts::write(
             &dir.path().join("certs"),
@@ -83,8 +89,9 @@ impl Gateway {
     }
 
     /// Reloads the running gateway with `policy` (written as its `policy.toml` and compiled
-    /// with environment checks, as SIGHUP does).
+    /// with environment checks, as SIGHUP does; aggregation off unless asked, as `start_with`).
     pub(crate) fn reload(&self, policy: &str) {
+        let policy = &without_aggregation_unless_asked(policy);
         let path = self.dir.path().join("policy.toml");
         std::fs::write(&path, policy).unwrap();
         let c = compile_file(&path, CompileOptions::default()).unwrap();
@@ -130,6 +137,15 @@ impl Gateway {
             task.await.unwrap();
         }
         std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap())
+    }
+}
+
+/// `policy` with `[aggregation] enabled = false` added when it has no `[aggregation]` section.
+pub(crate) fn without_aggregation_unless_asked(policy: &str) -> String {
+    if policy.contains("[aggregation]") {
+        policy.to_string()
+    } else {
+        format!("{policy}\n[aggregation]\nenabled = false\n")
     }
 }
 
