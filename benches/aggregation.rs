@@ -18,7 +18,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use apmgate::aggregation::Aggregator;
-use apmgate::model::aggregate::{Measure, Observation, ServiceKey, TransactionKey};
+use apmgate::model::aggregate::{
+    Measure, Observation, PackedTransactionKey, ServiceKey, TransactionKey,
+};
 use apmgate::model::{ModelConfig, RequestMeta, decode_event, decode_metadata};
 use apmgate::policy::compiled::{AGGREGATION_INTERVALS, AggregationSettings};
 use apmgate::telemetry::Metrics;
@@ -120,7 +122,7 @@ fn aggregation(c: &mut Criterion) {
                 ..Default::default()
             },
             measure: Measure::Transaction {
-                key: Box::new(TransactionKey {
+                key: PackedTransactionKey::new(&TransactionKey {
                     transaction_name: format!("GET /{i}"),
                     transaction_type: "request".into(),
                     event_outcome: "success".into(),

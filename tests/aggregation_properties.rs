@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use apmgate::aggregation::Aggregator;
 use apmgate::model::ModelConfig;
-use apmgate::model::aggregate::{Measure, Observation, ServiceKey, SpanKey, TransactionKey};
+use apmgate::model::aggregate::{
+    Measure, Observation, PackedTransactionKey, ServiceKey, SpanKey, TransactionKey,
+};
 use apmgate::policy::compiled::AggregationSettings;
 use apmgate::telemetry::Metrics;
 use proptest::prelude::*;
@@ -61,7 +63,7 @@ fn observation(e: &Event) -> Observation {
         }
     } else {
         Measure::Transaction {
-            key: Box::new(TransactionKey {
+            key: PackedTransactionKey::new(&TransactionKey {
                 transaction_name: format!("GET /{}", e.name),
                 transaction_type: format!("type{}", e.name % 3),
                 event_outcome: outcome.into(),

@@ -348,7 +348,7 @@ fn window_documents(
             observer_hostname,
         };
         for (key, h) in &metrics.transactions {
-            docs.push(ctx.transaction(key, &h.buckets(), None));
+            docs.push(ctx.transaction(&key.unpack(), &h.buckets(), None));
         }
         for (key, m) in &metrics.service_transactions {
             docs.push(ctx.service_transaction(

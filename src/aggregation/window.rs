@@ -19,7 +19,7 @@ use super::Limits;
 use super::distinct::Distinct;
 use super::hdr::Histogram;
 use crate::model::aggregate::{
-    Measure, Observation, ServiceKey, ServiceTransactionKey, SpanKey, TransactionKey,
+    Measure, Observation, PackedTransactionKey, ServiceKey, ServiceTransactionKey, SpanKey,
 };
 
 /// A service transaction group's measures.
@@ -80,7 +80,7 @@ pub struct Overflow {
 #[derive(Clone, Debug, Default)]
 pub struct ServiceMetrics {
     /// Transaction groups.
-    pub transactions: HashMap<TransactionKey, Histogram>,
+    pub transactions: HashMap<PackedTransactionKey, Histogram>,
     /// Service transaction groups.
     pub service_transactions: HashMap<ServiceTransactionKey, ServiceTransactionMetrics>,
     /// Service destination groups.
@@ -200,7 +200,7 @@ impl Budget<'_> {
                 dropped,
             } => {
                 let l = self.limits;
-                let k: &TransactionKey = key;
+                let k: &PackedTransactionKey = key;
                 if let Some(h) = service.transactions.get_mut(k) {
                     h.record(*duration_us, *count);
                 } else if service.transactions.len() < l.max_transaction_groups_per_service
@@ -219,25 +219,25 @@ impl Budget<'_> {
                         .insert(hash_of(service_hash, k));
                 }
                 let stk = ServiceTransactionKey {
-                    transaction_type: k.transaction_type.clone(),
+                    transaction_type: k.transaction_type().to_owned(),
                 };
+                let outcome = k.event_outcome();
                 if let Some(m) = service.service_transactions.get_mut(&stk) {
-                    m.add(*duration_us, *count, &k.event_outcome);
+                    m.add(*duration_us, *count, outcome);
                 } else if service.service_transactions.len()
                     < l.max_service_transaction_groups_per_service
                     && *self.service_transaction_groups < l.max_service_transaction_groups
                 {
                     *self.service_transaction_groups += 1;
                     let mut m = ServiceTransactionMetrics::default();
-                    m.add(*duration_us, *count, &k.event_outcome);
+                    m.add(*duration_us, *count, outcome);
                     service.service_transactions.insert(stk, m);
                 } else {
                     self.overflowed.service_transactions += 1;
-                    service.overflow.service_transaction.add(
-                        *duration_us,
-                        *count,
-                        &k.event_outcome,
-                    );
+                    service
+                        .overflow
+                        .service_transaction
+                        .add(*duration_us, *count, outcome);
                     service
                         .overflow
                         .service_transaction_groups
@@ -320,14 +320,14 @@ fn overflow_measure(
         } => {
             overflowed.transactions += 1;
             other.transaction.record(*duration_us, *count);
-            let k: &TransactionKey = key;
+            let k: &PackedTransactionKey = key;
             other.transaction_groups.insert(hash_of(service_hash, k));
             let stk = ServiceTransactionKey {
-                transaction_type: k.transaction_type.clone(),
+                transaction_type: k.transaction_type().to_owned(),
             };
             other
                 .service_transaction
-                .add(*duration_us, *count, &k.event_outcome);
+                .add(*duration_us, *count, k.event_outcome());
             other
                 .service_transaction_groups
                 .insert(hash_of(service_hash, &stk));

@@ -78,9 +78,13 @@ pub struct TransactionKey {
     pub cloud_project_name: String,
 }
 
+/// The string fields of a [`TransactionKey`], in the order they are packed.
+const KEY_FIELDS: usize = 27;
+const OUTCOME_FIELD: usize = 10;
+const TYPE_FIELD: usize = 12;
+
 impl TransactionKey {
-    /// Bytes held by the key's strings.
-    pub fn heap_bytes(&self) -> usize {
+    fn fields(&self) -> [&str; KEY_FIELDS] {
         [
             &self.container_id,
             &self.kubernetes_pod_name,
@@ -110,9 +114,6 @@ impl TransactionKey {
             &self.cloud_project_id,
             &self.cloud_project_name,
         ]
-        .iter()
-        .map(|s| s.len())
-        .sum()
     }
 
     /// The key of the overflow bucket (`transaction.name: _other`).
@@ -120,6 +121,113 @@ impl TransactionKey {
         Self {
             transaction_name: OVERFLOW_BUCKET.into(),
             ..Default::default()
+        }
+    }
+}
+
+/// A transaction group's key packed into one allocation (a flags byte, then each field as a
+/// 4-byte length and its bytes): what an observation carries and a window stores, a few dozen
+/// bytes a group instead of 27 strings.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PackedTransactionKey(Box<[u8]>);
+
+impl PackedTransactionKey {
+    /// Packs a key.
+    pub fn new(key: &TransactionKey) -> Self {
+        Self::from_fields(key.trace_root, key.faas_coldstart, &key.fields())
+    }
+
+    fn from_fields(root: bool, coldstart: Option<bool>, fields: &[&str; KEY_FIELDS]) -> Self {
+        let len = 1 + fields.iter().map(|f| 4 + f.len()).sum::<usize>();
+        let mut out = Vec::with_capacity(len);
+        let coldstart = match coldstart {
+            None => 0,
+            Some(false) => 2,
+            Some(true) => 4,
+        };
+        out.push(u8::from(root) | coldstart);
+        for f in fields {
+            out.extend_from_slice(&u32::try_from(f.len()).unwrap_or(u32::MAX).to_le_bytes());
+            out.extend_from_slice(f.as_bytes());
+        }
+        Self(out.into_boxed_slice())
+    }
+
+    /// Bytes held.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the key is empty (never: it has its flags).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn field(&self, n: usize) -> &str {
+        let mut at = 1;
+        for i in 0..KEY_FIELDS {
+            let len = self
+                .0
+                .get(at..at + 4)
+                .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
+            let text = self.0.get(at + 4..at + 4 + len).unwrap_or_default();
+            if i == n {
+                // Packed from `&str`s: always UTF-8.
+                return std::str::from_utf8(text).unwrap_or_default();
+            }
+            at += 4 + len;
+        }
+        ""
+    }
+
+    /// `transaction.type`.
+    pub fn transaction_type(&self) -> &str {
+        self.field(TYPE_FIELD)
+    }
+
+    /// `event.outcome`.
+    pub fn event_outcome(&self) -> &str {
+        self.field(OUTCOME_FIELD)
+    }
+
+    /// The key again.
+    pub fn unpack(&self) -> TransactionKey {
+        let flags = self.0.first().copied().unwrap_or(0);
+        let f = |n| self.field(n).to_owned();
+        TransactionKey {
+            trace_root: flags & 1 != 0,
+            faas_coldstart: match flags & 6 {
+                2 => Some(false),
+                4 => Some(true),
+                _ => None,
+            },
+            container_id: f(0),
+            kubernetes_pod_name: f(1),
+            service_version: f(2),
+            service_node_name: f(3),
+            service_runtime_name: f(4),
+            service_runtime_version: f(5),
+            service_language_version: f(6),
+            host_hostname: f(7),
+            host_name: f(8),
+            host_os_platform: f(9),
+            event_outcome: f(10),
+            transaction_name: f(11),
+            transaction_type: f(12),
+            transaction_result: f(13),
+            faas_id: f(14),
+            faas_name: f(15),
+            faas_version: f(16),
+            faas_trigger_type: f(17),
+            cloud_provider: f(18),
+            cloud_region: f(19),
+            cloud_availability_zone: f(20),
+            cloud_service_name: f(21),
+            cloud_account_id: f(22),
+            cloud_account_name: f(23),
+            cloud_machine_type: f(24),
+            cloud_project_id: f(25),
+            cloud_project_name: f(26),
         }
     }
 }
@@ -157,7 +265,7 @@ pub enum Measure {
     /// dropped.
     Transaction {
         /// The transaction group.
-        key: Box<TransactionKey>,
+        key: PackedTransactionKey,
         /// Microseconds.
         duration_us: i64,
         /// The representative count (1 / sample rate).
@@ -249,7 +357,7 @@ fn global_labels(labels: &Labels<'_>, metadata: &Labels<'_>) -> Vec<(String, Glo
     out
 }
 
-fn transaction_measure(ev: &ApmEvent<'_>) -> Measure {
+fn transaction_measure<'a>(ev: &'a ApmEvent<'_>) -> Measure {
     let Some(t) = &ev.transaction else {
         return Measure::Summary;
     };
@@ -261,38 +369,40 @@ fn transaction_measure(ev: &ApmEvent<'_>) -> Measure {
     let cloud = ev.cloud.as_ref();
     let faas = ev.faas.as_ref();
     let runtime = ev.service.runtime.as_ref();
-    let text = |s: Option<&S<'_>>| s.map(|s| own(s)).unwrap_or_default();
-    let key = TransactionKey {
-        trace_root: ev.parent_id.is_empty(),
-        container_id: own(&ev.container_id),
-        kubernetes_pod_name: text(ev.kubernetes.as_ref().map(|k| &k.pod_name)),
-        service_version: own(&ev.service.version),
-        service_node_name: own(&ev.service.node_name),
-        service_runtime_name: text(runtime.map(|r| &r.name)),
-        service_runtime_version: text(runtime.map(|r| &r.version)),
-        service_language_version: text(ev.service.language.as_ref().map(|l| &l.version)),
-        host_hostname: text(host.map(|h| &h.hostname)),
-        host_name: text(host.map(|h| &h.name)),
-        host_os_platform: text(host.map(|h| &h.os_platform)),
-        event_outcome: text(ev.event.as_ref().map(|e| &e.outcome)),
-        transaction_name: own(&t.name),
-        transaction_type: own(&t.r#type),
-        transaction_result: own(&t.result),
-        faas_coldstart: faas.and_then(|f| f.coldstart),
-        faas_id: text(faas.map(|f| &f.id)),
-        faas_name: text(faas.map(|f| &f.name)),
-        faas_version: text(faas.map(|f| &f.version)),
-        faas_trigger_type: text(faas.map(|f| &f.trigger_type)),
-        cloud_provider: text(cloud.map(|c| &c.provider)),
-        cloud_region: text(cloud.map(|c| &c.region)),
-        cloud_availability_zone: text(cloud.map(|c| &c.availability_zone)),
-        cloud_service_name: text(cloud.map(|c| &c.service_name)),
-        cloud_account_id: text(cloud.map(|c| &c.account_id)),
-        cloud_account_name: text(cloud.map(|c| &c.account_name)),
-        cloud_machine_type: text(cloud.map(|c| &c.machine_type)),
-        cloud_project_id: text(cloud.map(|c| &c.project_id)),
-        cloud_project_name: text(cloud.map(|c| &c.project_name)),
-    };
+    let text = |s: Option<&'a S<'_>>| -> &'a str { s.map_or("", |s| s.as_ref()) };
+    let key = PackedTransactionKey::from_fields(
+        ev.parent_id.is_empty(),
+        faas.and_then(|f| f.coldstart),
+        &[
+            &ev.container_id,
+            text(ev.kubernetes.as_ref().map(|k| &k.pod_name)),
+            &ev.service.version,
+            &ev.service.node_name,
+            text(runtime.map(|r| &r.name)),
+            text(runtime.map(|r| &r.version)),
+            text(ev.service.language.as_ref().map(|l| &l.version)),
+            text(host.map(|h| &h.hostname)),
+            text(host.map(|h| &h.name)),
+            text(host.map(|h| &h.os_platform)),
+            text(ev.event.as_ref().map(|e| &e.outcome)),
+            &t.name,
+            &t.r#type,
+            &t.result,
+            text(faas.map(|f| &f.id)),
+            text(faas.map(|f| &f.name)),
+            text(faas.map(|f| &f.version)),
+            text(faas.map(|f| &f.trigger_type)),
+            text(cloud.map(|c| &c.provider)),
+            text(cloud.map(|c| &c.region)),
+            text(cloud.map(|c| &c.availability_zone)),
+            text(cloud.map(|c| &c.service_name)),
+            text(cloud.map(|c| &c.account_id)),
+            text(cloud.map(|c| &c.account_name)),
+            text(cloud.map(|c| &c.machine_type)),
+            text(cloud.map(|c| &c.project_id)),
+            text(cloud.map(|c| &c.project_name)),
+        ],
+    );
     let duration_ns = ev.event.as_ref().map_or(0, |e| e.duration);
     let dropped = t
         .dropped_spans_stats
@@ -313,7 +423,7 @@ fn transaction_measure(ev: &ApmEvent<'_>) -> Measure {
         })
         .collect();
     Measure::Transaction {
-        key: Box::new(key),
+        key,
         duration_us: i64::try_from(duration_ns / 1000).unwrap_or(i64::MAX),
         count,
         dropped,
@@ -629,5 +739,33 @@ fn overflow_sample(ev: &mut ApmEvent<'_>, name: &'static str, n: u64) {
             value: n as f64,
             ..Default::default()
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_packed_key_unpacks_to_itself() {
+        let mut key = TransactionKey {
+            trace_root: true,
+            faas_coldstart: Some(false),
+            transaction_name: "GET /orders/{id}".into(),
+            transaction_type: "request".into(),
+            event_outcome: "success".into(),
+            cloud_project_name: "ünïcode".into(),
+            ..Default::default()
+        };
+        let packed = PackedTransactionKey::new(&key);
+        assert_eq!(packed.unpack(), key);
+        assert_eq!(packed.transaction_type(), "request");
+        assert_eq!(packed.event_outcome(), "success");
+        key.faas_coldstart = None;
+        key.trace_root = false;
+        assert_ne!(PackedTransactionKey::new(&key), packed);
+        assert_eq!(PackedTransactionKey::new(&key).unpack(), key);
+        key.faas_coldstart = Some(true);
+        assert_eq!(PackedTransactionKey::new(&key).unpack(), key);
     }
 }
