@@ -4,7 +4,8 @@
 
     python3 benches/aggregation_memory.py [BIN=target/release/apmgate]
 
-Each run starts the gateway (discard output), sends 100 requests of 1,000 transactions with
+With SERVICES = 1 all names belong to one service (which may hold a tenth of the groups);
+the last runs spread them over 50 services. Each run starts the gateway (discard output), sends 100 requests of 1,000 transactions with
 names never seen before (4 agents at a time), then reads VmHWM (peak RSS) and VmRSS from
 /proc, and the groups the aggregator counted as overflowed from /metrics.
 """
@@ -19,11 +20,12 @@ import urllib.request
 
 BIN = sys.argv[1] if len(sys.argv) > 1 else "target/release/apmgate"
 PORT = 18290
-META = json.dumps({"metadata": {"service": {"name": "memory", "agent": {"name": "go", "version": "2"}}}})
+SERVICES = 1
 
 
 def body(request: int) -> bytes:
-    lines = [META]
+    service = f"memory-{request % SERVICES}"
+    lines = [json.dumps({"metadata": {"service": {"name": service, "agent": {"name": "go", "version": "2"}}}})]
     for i in range(1000):
         n = request * 1000 + i
         lines.append(json.dumps({"transaction": {
@@ -82,3 +84,8 @@ def run(label: str, aggregation: str) -> None:
 run("aggregation off", "[aggregation]\nenabled = false")
 run("aggregation on, limits sized from memory", "")
 run("aggregation on, max_transaction_groups = 10000", "[aggregation]\nmax_transaction_groups = 10000")
+# The same names over 50 services: each fits its share (a tenth of the limit), so every group
+# is held, at each of the three intervals (300,000 groups).
+SERVICES = 50
+run("50 services, aggregation off", "[aggregation]\nenabled = false")
+run("50 services, limits sized from memory", "")

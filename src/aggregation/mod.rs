@@ -338,7 +338,11 @@ fn window_documents(
     observer_hostname: &str,
     docs: &mut Vec<Document>,
 ) {
-    for ((timestamp, service), metrics) in &w.services {
+    let services = w
+        .services
+        .iter()
+        .flat_map(|(ts, services)| services.iter().map(move |(s, m)| (ts, s, m)));
+    for (timestamp, service, metrics) in services {
         let ctx = MetricContext {
             service: Some(service),
             timestamp: *timestamp,
@@ -350,9 +354,11 @@ fn window_documents(
         for (key, h) in &metrics.transactions {
             docs.push(ctx.transaction(&key.unpack(), &h.buckets(), None));
         }
-        for (key, m) in &metrics.service_transactions {
+        for (transaction_type, m) in &metrics.service_transactions {
             docs.push(ctx.service_transaction(
-                key,
+                &ServiceTransactionKey {
+                    transaction_type: transaction_type.clone(),
+                },
                 &m.histogram.buckets(),
                 m.success,
                 m.failure,

@@ -82,15 +82,13 @@ pub struct ServiceMetrics {
     /// Transaction groups.
     pub transactions: HashMap<PackedTransactionKey, Histogram>,
     /// Service transaction groups.
-    pub service_transactions: HashMap<ServiceTransactionKey, ServiceTransactionMetrics>,
+    /// Service transaction groups, by transaction type.
+    pub service_transactions: HashMap<String, ServiceTransactionMetrics>,
     /// Service destination groups.
     pub spans: HashMap<SpanKey, SpanMetrics>,
     /// What did not fit the limits.
     pub overflow: Overflow,
 }
-
-/// A service as aggregated: its key at the interval's start.
-pub type ServiceSlot = (i64, ServiceKey);
 
 /// Events that went to an overflow bucket in one window, by metric set.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -112,8 +110,9 @@ pub struct Window {
     pub interval: i64,
     /// Processing time at which the window opened (a multiple of the interval), nanoseconds.
     pub start: i64,
-    /// The services.
-    pub services: HashMap<ServiceSlot, ServiceMetrics>,
+    /// The services, by the start of the interval their events' `@timestamp` falls in.
+    pub services: HashMap<i64, HashMap<ServiceKey, ServiceMetrics>>,
+    service_count: usize,
     /// What services beyond `max_services` brought.
     pub other_services: Overflow,
     /// Distinct services beyond `max_services`.
@@ -138,6 +137,7 @@ impl Window {
             interval,
             start,
             services: HashMap::new(),
+            service_count: 0,
             other_services: Overflow::default(),
             other_service_count: Distinct::default(),
             transaction_groups: 0,
@@ -149,7 +149,7 @@ impl Window {
 
     /// Groups held, over all services.
     pub fn groups(&self) -> usize {
-        self.services.len()
+        self.service_count
             + self.transaction_groups
             + self.service_transaction_groups
             + self.span_groups
@@ -158,17 +158,22 @@ impl Window {
     /// Adds one observation.
     pub fn record(&mut self, obs: &Observation, limits: &Limits) {
         let ts = obs.timestamp.div_euclid(self.interval) * self.interval;
-        let slot: ServiceSlot = (ts, obs.service.clone());
-        let service_hash = hash_of(0, &slot);
-        let fits = self.services.contains_key(&slot) || self.services.len() < limits.max_services;
-        if !fits {
-            self.other_service_count.insert(service_hash);
-            self.overflowed.services += 1;
-            let other = &mut self.other_services;
-            overflow_measure(other, &obs.measure, service_hash, &mut self.overflowed);
-            return;
+        let service_hash = hash_of(0, &(ts, &obs.service));
+        let services = self.services.entry(ts).or_default();
+        if !services.contains_key(&obs.service) {
+            if self.service_count >= limits.max_services {
+                self.other_service_count.insert(service_hash);
+                self.overflowed.services += 1;
+                let other = &mut self.other_services;
+                overflow_measure(other, &obs.measure, service_hash, &mut self.overflowed);
+                return;
+            }
+            self.service_count += 1;
+            services.insert(obs.service.clone(), ServiceMetrics::default());
         }
-        let service = self.services.entry(slot).or_default();
+        let Some(service) = services.get_mut(&obs.service) else {
+            return;
+        };
         let mut budget = Budget {
             limits,
             transaction_groups: &mut self.transaction_groups,
@@ -218,11 +223,9 @@ impl Budget<'_> {
                         .transaction_groups
                         .insert(hash_of(service_hash, k));
                 }
-                let stk = ServiceTransactionKey {
-                    transaction_type: k.transaction_type().to_owned(),
-                };
+                let stk = k.transaction_type();
                 let outcome = k.event_outcome();
-                if let Some(m) = service.service_transactions.get_mut(&stk) {
+                if let Some(m) = service.service_transactions.get_mut(stk) {
                     m.add(*duration_us, *count, outcome);
                 } else if service.service_transactions.len()
                     < l.max_service_transaction_groups_per_service
@@ -231,17 +234,19 @@ impl Budget<'_> {
                     *self.service_transaction_groups += 1;
                     let mut m = ServiceTransactionMetrics::default();
                     m.add(*duration_us, *count, outcome);
-                    service.service_transactions.insert(stk, m);
+                    service.service_transactions.insert(stk.to_owned(), m);
                 } else {
                     self.overflowed.service_transactions += 1;
                     service
                         .overflow
                         .service_transaction
                         .add(*duration_us, *count, outcome);
-                    service
-                        .overflow
-                        .service_transaction_groups
-                        .insert(hash_of(service_hash, &stk));
+                    service.overflow.service_transaction_groups.insert(hash_of(
+                        service_hash,
+                        &ServiceTransactionKey {
+                            transaction_type: stk.to_owned(),
+                        },
+                    ));
                 }
                 for (key, count, sum_ns) in dropped {
                     self.span(service, key, *count, *sum_ns, service_hash);
