@@ -295,3 +295,37 @@ async fn intervals_are_written_when_they_close_and_reloads_keep_them() {
     assert_eq!(hour[0]["_doc_count"], 4, "both requests, across the reload");
     assert_eq!(hour[0]["metricset"]["interval"], "60m");
 }
+
+/// Service destination metrics come from exit spans and from the statistics of the spans a
+/// transaction dropped (without a span name), weighted by the transaction's representative count.
+#[tokio::test]
+async fn dropped_span_statistics_become_service_destination_metrics() {
+    let meta = r#"{"metadata":{"service":{"name":"svc","agent":{"name":"java","version":"1.0"}}}}"#;
+    let tx = r#"{"transaction":{"id":"d000000000000001","trace_id":"0123456789abcdef0123456789abcdef","name":"GET /","type":"request","duration":30,"sample_rate":0.5,"span_count":{"started":1,"dropped":7},"dropped_spans_stats":[{"destination_service_resource":"mysql","service_target_type":"mysql","service_target_name":"orders","outcome":"success","duration":{"count":7,"sum":{"us":700}}}]}}"#;
+    let span = r#"{"span":{"id":"d000000000000002","transaction_id":"d000000000000001","parent_id":"d000000000000001","trace_id":"0123456789abcdef0123456789abcdef","name":"SELECT FROM orders","type":"db","subtype":"mysql","start":1,"duration":2,"outcome":"success","sample_rate":0.5,"context":{"service":{"target":{"type":"mysql","name":"orders"}},"destination":{"service":{"resource":"mysql"}}}}}"#;
+    let gw = Gateway::start(&format!("{POLICY}intervals = [\"1m\"]\n")).await;
+    post(&gw, format!("{meta}\n{tx}\n{span}\n").into_bytes()).await;
+    let dir = gw.stop().await;
+    let docs = streams(
+        &output_documents(dir.path()),
+        "metrics-apm.service_destination.1m-",
+    );
+    assert_eq!(docs.len(), 2, "{docs:#?}");
+    let rt = |d: &Value| d["span"]["destination"]["service"]["response_time"].clone();
+    let dropped = docs
+        .iter()
+        .find(|d| d["span"].get("name").is_none())
+        .expect("the dropped spans' group has no span name");
+    assert_eq!(
+        rt(dropped),
+        serde_json::json!({"count": 14, "sum.us": 1400})
+    );
+    assert_eq!(dropped["service"]["target"]["name"], "orders");
+    assert_eq!(dropped["_doc_count"], 14);
+    let sent = docs
+        .iter()
+        .find(|d| d["span"]["name"] == "SELECT FROM orders")
+        .expect("the exit span's group");
+    assert_eq!(rt(sent), serde_json::json!({"count": 2, "sum.us": 4000}));
+    assert_eq!(sent["event"]["outcome"], "success");
+}
