@@ -10,10 +10,8 @@
 
 mod support;
 
-use std::process::Command;
-
 use serde_json::Value;
-use support::{FIXTURES, Gateway, output_documents};
+use support::{Gateway, assert_es_compare, output_documents};
 
 /// Aggregation on, as by default (test gateways otherwise run without it).
 const POLICY: &str = "[[listener]]\nname = \"plain\"\nbind = \"127.0.0.1:0\"\n[aggregation]\n";
@@ -47,21 +45,9 @@ async fn compare(name: &str, inputs: &[Vec<u8>], index: &str, extra: &[&str]) {
     }
     let dir = gw.stop().await;
     let captured = dir.path().join("data/apmgate-events.ndjson");
-    let out = Command::new("python3")
-        .arg("../shared/tools/es-compare")
-        .arg(&captured)
-        .arg(format!("{FIXTURES}/aggregation/{name}.approved.json"))
-        .args(["--index", index])
-        .args(extra)
-        .output()
-        .expect("python3 runs es-compare");
-    assert!(
-        out.status.success(),
-        "{name}: es-compare reports differences:\n{}{}\ncaptured:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-        std::fs::read_to_string(&captured).unwrap_or_default()
-    );
+    let approval = format!("aggregation/{name}.approved.json");
+    let args: Vec<&str> = ["--index", index].iter().chain(extra).copied().collect();
+    assert_es_compare(name, &captured, &approval, &args);
 }
 
 #[tokio::test]

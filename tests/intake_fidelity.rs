@@ -7,9 +7,7 @@
 
 mod support;
 
-use std::process::Command;
-
-use support::{Gateway, fixture};
+use support::{Gateway, assert_es_compare, fixture};
 
 const SHARED: &str = "../shared";
 
@@ -42,20 +40,7 @@ async fn send_and_compare(
     );
     let dir = gw.stop().await;
     let captured = dir.path().join("data/apmgate-events.ndjson");
-    let out = Command::new("python3")
-        .arg(format!("{SHARED}/tools/es-compare"))
-        .arg(&captured)
-        .arg(format!("{SHARED}/fixtures/{expected}"))
-        .args(args)
-        .output()
-        .expect("python3 runs es-compare");
-    assert!(
-        out.status.success(),
-        "{name}: es-compare reports differences:\n{}{}\ncaptured:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-        std::fs::read_to_string(&captured).unwrap_or_default()
-    );
+    assert_es_compare(name, &captured, expected, args);
 }
 
 const INTAKE: &[&str] = &[

@@ -18,9 +18,7 @@ use xxhash_rust::xxh64::Xxh64;
 use super::Limits;
 use super::distinct::Distinct;
 use super::hdr::Histogram;
-use crate::model::aggregate::{
-    Measure, Observation, PackedTransactionKey, ServiceKey, ServiceTransactionKey, SpanKey,
-};
+use crate::model::aggregate::{Measure, Observation, PackedTransactionKey, ServiceKey, SpanKey};
 
 /// A service transaction group's measures.
 #[derive(Clone, Debug, Default)]
@@ -217,11 +215,9 @@ impl Budget<'_> {
                     service.transactions.insert(k.clone(), h);
                 } else {
                     self.overflowed.transactions += 1;
-                    service.overflow.transaction.record(*duration_us, *count);
                     service
                         .overflow
-                        .transaction_groups
-                        .insert(hash_of(service_hash, k));
+                        .add_transaction(k, *duration_us, *count, service_hash);
                 }
                 let stk = k.transaction_type();
                 let outcome = k.event_outcome();
@@ -239,14 +235,7 @@ impl Budget<'_> {
                     self.overflowed.service_transactions += 1;
                     service
                         .overflow
-                        .service_transaction
-                        .add(*duration_us, *count, outcome);
-                    service.overflow.service_transaction_groups.insert(hash_of(
-                        service_hash,
-                        &ServiceTransactionKey {
-                            transaction_type: stk.to_owned(),
-                        },
-                    ));
+                        .add_service_transaction(k, *duration_us, *count, service_hash);
                 }
                 for (key, count, sum_ns) in dropped {
                     self.span(service, key, *count, *sum_ns, service_hash);
@@ -299,11 +288,7 @@ impl Budget<'_> {
             service.spans.insert(key.clone(), m);
         } else {
             self.overflowed.spans += 1;
-            add(&mut service.overflow.span);
-            service
-                .overflow
-                .span_groups
-                .insert(hash_of(service_hash, key));
+            service.overflow.add_span(key, count, sum_ns, service_hash);
         }
     }
 }
@@ -324,35 +309,51 @@ fn overflow_measure(
             dropped,
         } => {
             overflowed.transactions += 1;
-            other.transaction.record(*duration_us, *count);
-            let k: &PackedTransactionKey = key;
-            other.transaction_groups.insert(hash_of(service_hash, k));
-            let stk = ServiceTransactionKey {
-                transaction_type: k.transaction_type().to_owned(),
-            };
-            other
-                .service_transaction
-                .add(*duration_us, *count, k.event_outcome());
-            other
-                .service_transaction_groups
-                .insert(hash_of(service_hash, &stk));
+            other.add_transaction(key, *duration_us, *count, service_hash);
+            other.add_service_transaction(key, *duration_us, *count, service_hash);
             for (key, count, sum_ns) in dropped {
                 overflowed.spans += 1;
-                other.span.count += count;
-                other.span.sum_ns += sum_ns;
-                other.span_groups.insert(hash_of(service_hash, key));
+                other.add_span(key, *count, *sum_ns, service_hash);
             }
         }
         Measure::Span { key, count, sum_ns } => {
             overflowed.spans += 1;
-            other.span.count += count;
-            other.span.sum_ns += sum_ns;
-            other.span_groups.insert(hash_of(service_hash, key));
+            other.add_span(key, *count, *sum_ns, service_hash);
         }
     }
 }
 
 impl Overflow {
+    fn add_transaction(
+        &mut self,
+        key: &PackedTransactionKey,
+        duration_us: i64,
+        count: f64,
+        service_hash: u64,
+    ) {
+        self.transaction.record(duration_us, count);
+        self.transaction_groups.insert(hash_of(service_hash, key));
+    }
+
+    fn add_service_transaction(
+        &mut self,
+        key: &PackedTransactionKey,
+        duration_us: i64,
+        count: f64,
+        service_hash: u64,
+    ) {
+        self.service_transaction
+            .add(duration_us, count, key.event_outcome());
+        self.service_transaction_groups
+            .insert(hash_of(service_hash, &key.transaction_type()));
+    }
+
+    fn add_span(&mut self, key: &SpanKey, count: f64, sum_ns: f64, service_hash: u64) {
+        self.span.count += count;
+        self.span.sum_ns += sum_ns;
+        self.span_groups.insert(hash_of(service_hash, key));
+    }
+
     /// Merges another overflow (used by tests summing everything a window holds).
     pub fn merge(&mut self, other: &Overflow) {
         self.transaction.merge(&other.transaction);

@@ -140,6 +140,25 @@ impl Gateway {
     }
 }
 
+/// Runs `../shared/tools/es-compare` on a captured `_bulk` file against `expected` (a path
+/// under the fixtures) with `args`, and fails with its report unless every document matches.
+pub(crate) fn assert_es_compare(name: &str, captured: &Path, expected: &str, args: &[&str]) {
+    let out = std::process::Command::new("python3")
+        .arg("../shared/tools/es-compare")
+        .arg(captured)
+        .arg(Path::new(FIXTURES).join(expected))
+        .args(args)
+        .output()
+        .expect("python3 runs es-compare");
+    assert!(
+        out.status.success(),
+        "{name}: es-compare reports differences:\n{}{}\ncaptured:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        std::fs::read_to_string(captured).unwrap_or_default()
+    );
+}
+
 /// `policy` with `[aggregation] enabled = false` added when it has no `[aggregation]` section.
 pub(crate) fn without_aggregation_unless_asked(policy: &str) -> String {
     if policy.contains("[aggregation]") {
