@@ -10,6 +10,9 @@
 
 mod support;
 
+use std::sync::Arc;
+
+use apmgate::output::{Output, OutputDocument, PublishError, PublishFuture};
 use serde_json::Value;
 use support::{Gateway, assert_es_compare, output_documents};
 
@@ -314,4 +317,39 @@ async fn dropped_span_statistics_become_service_destination_metrics() {
         .expect("the exit span's group");
     assert_eq!(rt(sent), serde_json::json!({"count": 2, "sum.us": 4000}));
     assert_eq!(sent["event"]["outcome"], "success");
+}
+
+/// An output that takes events but never has room for aggregated metrics.
+struct FullForMetrics;
+
+impl Output for FullForMetrics {
+    fn publish(&self, batch: Vec<OutputDocument>) -> PublishFuture<'_> {
+        let metrics = batch
+            .iter()
+            .any(|d| d.data_stream.starts_with("metrics-apm.service_summary"));
+        Box::pin(async move {
+            if metrics {
+                Err(PublishError::QueueFull)
+            } else {
+                Ok(())
+            }
+        })
+    }
+    fn close(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = u64> + Send + '_>> {
+        Box::pin(async { 0 })
+    }
+}
+
+/// A stop does not hang on an output that stays full: the partial intervals are offered a
+/// bounded number of times (about five seconds), then given up and logged.
+#[tokio::test]
+async fn a_stop_does_not_wait_forever_for_a_full_output() {
+    let gw = Gateway::start_with(POLICY, Some(Arc::new(FullForMetrics))).await;
+    post(
+        &gw,
+        support::fixture("aggregation/inputs/service-summary.ndjson"),
+    )
+    .await;
+    let stopped = tokio::time::timeout(std::time::Duration::from_secs(60), gw.stop()).await;
+    assert!(stopped.is_ok(), "the gateway did not stop");
 }

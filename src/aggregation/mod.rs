@@ -111,7 +111,7 @@ const PUBLISH_CHUNK: usize = 100;
 /// How long a chunk the output refused waits before it is offered again.
 const PUBLISH_RETRY: Duration = Duration::from_millis(500);
 /// How often a chunk is offered at shutdown before it is given up (and logged).
-const SHUTDOWN_ATTEMPTS: u32 = 60;
+const SHUTDOWN_ATTEMPTS: u32 = 10;
 
 impl Aggregator {
     /// An aggregator whose unset limits are sized from `memory` bytes.
@@ -284,7 +284,7 @@ impl Aggregator {
                 _ = stop.changed() => break,
             }
             let docs = self.harvest(now_nanos(), false, &config(), observer_hostname);
-            self.publish(&output, docs, None).await;
+            self.publish(&output, docs, &stop).await;
         }
         let docs = self.harvest(now_nanos(), true, &config(), observer_hostname);
         if !docs.is_empty() {
@@ -293,10 +293,18 @@ impl Aggregator {
                 "writing the aggregated metrics of the partial intervals"
             );
         }
-        self.publish(&output, docs, Some(SHUTDOWN_ATTEMPTS)).await;
+        self.publish(&output, docs, &stop).await;
     }
 
-    async fn publish(&self, output: &Arc<dyn Output>, docs: Vec<Document>, attempts: Option<u32>) {
+    /// Hands documents to the output, waiting for room as long as the gateway runs; once it
+    /// stops, a chunk is offered [`SHUTDOWN_ATTEMPTS`] more times (so that a stop never hangs
+    /// on an output that stays full), then given up and logged.
+    async fn publish(
+        &self,
+        output: &Arc<dyn Output>,
+        docs: Vec<Document>,
+        stop: &watch::Receiver<bool>,
+    ) {
         let mut docs = docs.into_iter().map(|d| OutputDocument {
             data_stream: d.data_stream,
             body: d.body,
@@ -310,8 +318,12 @@ impl Aggregator {
             loop {
                 match output.publish(chunk.clone()).await {
                     Ok(()) => break,
-                    Err(PublishError::QueueFull) if attempts.is_none_or(|a| tries < a) => {
-                        tries += 1;
+                    Err(PublishError::QueueFull)
+                        if !*stop.borrow() || tries < SHUTDOWN_ATTEMPTS =>
+                    {
+                        if *stop.borrow() {
+                            tries += 1;
+                        }
                         tokio::time::sleep(PUBLISH_RETRY).await;
                     }
                     Err(e) => {

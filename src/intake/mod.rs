@@ -257,6 +257,11 @@ pub async fn process_stream<R: AsyncBufRead + Unpin>(
                     Ok(decoded) => {
                         batch_accepted += decoded.accepted;
                         batch_bytes += decoded.documents.iter().map(held_by).sum::<usize>();
+                        batch_bytes += decoded
+                            .observations
+                            .iter()
+                            .map(Observation::held)
+                            .sum::<usize>();
                         batch.extend(decoded.documents);
                         observations.extend(decoded.observations);
                     }

@@ -297,6 +297,47 @@ pub struct Observation {
     pub measure: Measure,
 }
 
+impl Observation {
+    /// Bytes the observation holds, for the intake's memory budget.
+    pub fn held(&self) -> usize {
+        let s = &self.service;
+        let labels: usize = s
+            .global_labels
+            .iter()
+            .map(|(k, v)| {
+                k.len()
+                    + match v {
+                        GlobalLabel::Str(x) => x.len(),
+                        GlobalLabel::Strs(xs) => xs.iter().map(|x| x.len() + 24).sum(),
+                        GlobalLabel::Num(_) => 8,
+                        GlobalLabel::Nums(ns) => ns.len() * 8,
+                    }
+                    + 64
+            })
+            .sum();
+        let measure = match &self.measure {
+            Measure::Transaction { key, dropped, .. } => {
+                key.len() + dropped.len() * (std::mem::size_of::<(SpanKey, f64, f64)>() + 64)
+            }
+            Measure::Span { key, .. } => {
+                key.span_name.len()
+                    + key.outcome.len()
+                    + key.target_type.len()
+                    + key.target_name.len()
+                    + key.resource.len()
+            }
+            Measure::Summary => 0,
+        };
+        std::mem::size_of::<Self>()
+            + s.name.len()
+            + s.environment.len()
+            + s.language_name.len()
+            + s.agent_name.len()
+            + labels
+            + measure
+    }
+}
+
 /// At most this many dropped span statistics count per transaction (the agent specification's
 /// limit, which APM Server applies).
 const MAX_DROPPED_SPAN_STATS: usize = 128;
