@@ -7,6 +7,7 @@
 pub mod access;
 pub mod devcerts;
 pub mod elasticsearch;
+pub mod import;
 pub mod intake;
 pub mod model;
 pub mod output;

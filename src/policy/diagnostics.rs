@@ -108,6 +108,16 @@ codes! {
     TokenOverPlaintext = "W109", Warning, "credentials over plaintext on a non-loopback address";
     UnusedTlsProfile = "W110", Warning, "TLS profile never used";
     ProxyHeaderUnset = "W111", Warning, "trusted proxies without their forwarding header";
+    ImportYamlSyntax = "I100", Error, "apm-server.yml cannot be read";
+    ImportNotCarried = "I101", Error, "setting not carried";
+    ImportUnknownSetting = "I102", Error, "unknown APM Server setting";
+    ImportWrongType = "I103", Error, "APM Server setting of the wrong type";
+    ImportMeaningDiffers = "I104", Warning, "carried with a different meaning";
+    ImportSecretToEnv = "I105", Warning, "secret moved to the environment";
+    ImportEnvDefault = "I106", Warning, "environment reference replaced by its default";
+    ImportOutputUnsupported = "I107", Error, "output apmgate does not have";
+    ImportAggregation = "I108", Error, "aggregation setting waits for apmgate's aggregation";
+    ImportInvalidPolicy = "I109", Error, "the imported policy does not validate";
 }
 
 impl fmt::Display for Code {

@@ -1,0 +1,1647 @@
+//! APM Server's settings, one by one, to the policy's sections: what carries over, what carries
+//! with another meaning, and what cannot (each a coded diagnostic at its place in the YAML).
+
+use std::ops::Range;
+
+use crate::policy::diagnostics::{Code, Diagnostic, closest};
+
+use super::convert::{format_duration, format_size, interpolate, parse_duration, parse_size};
+use super::draft::{Draft, TestCase, toml_str};
+use super::yaml::{Kind, Node};
+
+/// A setting as written: its dotted path (nested and dotted forms give the same path), the key
+/// and the value.
+#[derive(Debug, Clone)]
+pub(crate) struct Leaf {
+    pub(crate) path: String,
+    pub(crate) key: Range<usize>,
+    pub(crate) value: Node,
+}
+
+/// Settings whose value is a mapping read whole (headers and the like).
+const MAP_VALUES: &[&str] = &[
+    "apm-server.response_headers",
+    "apm-server.rum.response_headers",
+    "output.elasticsearch.headers",
+    "output.elasticsearch.parameters",
+    "fields",
+];
+
+/// Every setting the import reads, for `did you mean` help on unknown ones.
+const KNOWN: &[&str] = &[
+    "apm-server.host",
+    "apm-server.max_header_size",
+    "apm-server.max_event_size",
+    "apm-server.read_timeout",
+    "apm-server.write_timeout",
+    "apm-server.idle_timeout",
+    "apm-server.shutdown_timeout",
+    "apm-server.max_connections",
+    "apm-server.max_concurrent_decoders",
+    "apm-server.capture_personal_data",
+    "apm-server.default_service_environment",
+    "apm-server.response_headers",
+    "apm-server.data_streams.namespace",
+    "apm-server.data_streams.wait_for_integration",
+    "apm-server.ssl.enabled",
+    "apm-server.ssl.certificate",
+    "apm-server.ssl.key",
+    "apm-server.ssl.key_passphrase",
+    "apm-server.ssl.certificate_authorities",
+    "apm-server.ssl.client_authentication",
+    "apm-server.ssl.supported_protocols",
+    "apm-server.ssl.cipher_suites",
+    "apm-server.ssl.curve_types",
+    "apm-server.auth.secret_token",
+    "apm-server.auth.api_key.enabled",
+    "apm-server.auth.api_key.limit",
+    "apm-server.auth.anonymous.enabled",
+    "apm-server.auth.anonymous.allow_agent",
+    "apm-server.auth.anonymous.allow_service",
+    "apm-server.auth.anonymous.rate_limit.event_limit",
+    "apm-server.auth.anonymous.rate_limit.ip_limit",
+    "apm-server.rum.enabled",
+    "apm-server.rum.allow_origins",
+    "apm-server.rum.allow_headers",
+    "apm-server.rum.response_headers",
+    "apm-server.rum.library_pattern",
+    "apm-server.rum.exclude_from_grouping",
+    "apm-server.rum.event_rate.limit",
+    "apm-server.rum.event_rate.lru_size",
+    "apm-server.agent.config.cache.expiration",
+    "apm-server.agent_config",
+    "apm-server.secret_token",
+    "output.elasticsearch.enabled",
+    "output.elasticsearch.hosts",
+    "output.elasticsearch.protocol",
+    "output.elasticsearch.path",
+    "output.elasticsearch.api_key",
+    "output.elasticsearch.username",
+    "output.elasticsearch.password",
+    "output.elasticsearch.headers",
+    "output.elasticsearch.compression_level",
+    "output.elasticsearch.flush_bytes",
+    "output.elasticsearch.flush_interval",
+    "output.elasticsearch.max_requests",
+    "output.elasticsearch.max_retries",
+    "output.elasticsearch.backoff.init",
+    "output.elasticsearch.backoff.max",
+    "output.elasticsearch.timeout",
+    "output.elasticsearch.bulk_max_size",
+    "output.elasticsearch.ssl.enabled",
+    "output.elasticsearch.ssl.verification_mode",
+    "output.elasticsearch.ssl.certificate_authorities",
+    "output.elasticsearch.ssl.ca_trusted_fingerprint",
+    "output.elasticsearch.ssl.certificate",
+    "output.elasticsearch.ssl.key",
+    "output.elasticsearch.ssl.key_passphrase",
+    "output.elasticsearch.ssl.supported_protocols",
+    "output.file.enabled",
+    "output.file.path",
+    "output.file.filename",
+    "output.file.rotate_every_kb",
+    "output.file.number_of_files",
+];
+
+/// APM Server and libbeat settings apmgate has no equivalent for, read as a group: the reason,
+/// and what apmgate does instead. A group holding only `enabled: false` carries over (off in
+/// both).
+const NO_EQUIVALENT: &[(&str, &str)] = &[
+    (
+        "apm-server.kibana",
+        "apmgate serves central agent configuration from the policy's [[agent_config]] entries, not from Kibana",
+    ),
+    (
+        "apm-server.agent.config.elasticsearch",
+        "apmgate serves central agent configuration from the policy's [[agent_config]] entries",
+    ),
+    (
+        "apm-server.rum.source_mapping",
+        "apmgate applies no source maps: RUM stack traces are stored as the agent sent them",
+    ),
+    (
+        "apm-server.expvar",
+        "apmgate exposes its metrics on the `metrics` route (add it to a listener's routes)",
+    ),
+    ("apm-server.pprof", "apmgate has no profiling endpoint"),
+    (
+        "apm-server.instrumentation",
+        "apmgate does not trace itself: it logs (RUST_LOG) and exposes metrics on the `metrics` route",
+    ),
+    (
+        "instrumentation",
+        "apmgate does not trace itself: it logs (RUST_LOG) and exposes metrics on the `metrics` route",
+    ),
+    (
+        "apm-server.sampling",
+        "apmgate has no tail-based sampling: every accepted event is written",
+    ),
+    (
+        "apm-server.auth.api_key.elasticsearch",
+        "apmgate verifies API keys with the cluster of [output.elasticsearch]",
+    ),
+    (
+        "apm-server.ilm",
+        "apmgate writes data streams; their lifecycle comes from Elasticsearch's APM integration",
+    ),
+    (
+        "apm-server.register",
+        "apmgate registers no ingest pipelines; they come from Elasticsearch's APM integration",
+    ),
+    (
+        "apm-server.max_unzipped_size",
+        "removed in APM Server 8; apmgate caps the decompressed body with limits.max_body_size (100MiB)",
+    ),
+    (
+        "apm-server.max_request_queue_time",
+        "removed in APM Server 8; apmgate bounds waiting for a decoder with read_timeout",
+    ),
+    (
+        "apm-server.concurrent_requests",
+        "removed in APM Server 8; apmgate bounds concurrent decoding with gateway.max_concurrent_decoders",
+    ),
+    (
+        "apm-server.wait_ready_interval",
+        "apmgate checks no Elasticsearch preconditions before serving",
+    ),
+    (
+        "apm-server.java_attacher",
+        "apmgate does not attach agents to processes",
+    ),
+    (
+        "logging",
+        "apmgate logs to stderr: the format with `apmgate run --log-format human|json`, the level with RUST_LOG",
+    ),
+    (
+        "path",
+        "apmgate resolves relative paths from the policy's directory",
+    ),
+    (
+        "setup",
+        "apmgate installs no templates, dashboards or lifecycle policies: they come from Elasticsearch's APM integration",
+    ),
+    (
+        "monitoring",
+        "apmgate sends no monitoring data; its metrics are on the `metrics` route",
+    ),
+    (
+        "xpack",
+        "apmgate sends no monitoring data; its metrics are on the `metrics` route",
+    ),
+    (
+        "http",
+        "libbeat's stats endpoint; apmgate's metrics are on the `metrics` route",
+    ),
+    (
+        "queue",
+        "apmgate's output buffer is bounded in bytes (output.elasticsearch buffer_bytes, default 64MiB)",
+    ),
+    ("processors", "apmgate runs no libbeat processors"),
+    ("fields", "apmgate adds no custom fields to documents"),
+    (
+        "fields_under_root",
+        "apmgate adds no custom fields to documents",
+    ),
+    ("tags", "apmgate adds no tags to documents"),
+    ("name", "apmgate's observer fields are fixed"),
+    (
+        "max_procs",
+        "apmgate's runtime uses every core it is given (limit it with the container's CPU quota)",
+    ),
+    ("gc_percent", "apmgate has no garbage collector to tune"),
+    ("seccomp", "apmgate installs no seccomp filter"),
+    (
+        "output.elasticsearch.bulk_max_size",
+        "apmgate flushes by bytes (flush_bytes) and time (flush_interval), not by a count of documents",
+    ),
+    (
+        "output.elasticsearch.worker",
+        "apmgate bounds concurrent bulk requests with max_requests",
+    ),
+    (
+        "output.elasticsearch.loadbalance",
+        "apmgate always spreads bulk requests over every host",
+    ),
+    (
+        "output.elasticsearch.parameters",
+        "apmgate adds no URL parameters to bulk requests",
+    ),
+    (
+        "output.elasticsearch.pipeline",
+        "apmgate writes to data streams, whose pipelines come from Elasticsearch's APM integration",
+    ),
+    (
+        "output.elasticsearch.pipelines",
+        "apmgate writes to data streams, whose pipelines come from Elasticsearch's APM integration",
+    ),
+    (
+        "output.elasticsearch.index",
+        "apmgate writes APM's data streams (traces-apm-<namespace>, ...); set the namespace instead",
+    ),
+    (
+        "output.elasticsearch.indices",
+        "apmgate writes APM's data streams (traces-apm-<namespace>, ...); set the namespace instead",
+    ),
+    (
+        "output.elasticsearch.proxy_url",
+        "apmgate connects to Elasticsearch directly",
+    ),
+    (
+        "output.elasticsearch.proxy_disable",
+        "apmgate connects to Elasticsearch directly",
+    ),
+    (
+        "output.elasticsearch.escape_html",
+        "apmgate writes documents as APM Server's default (no HTML escaping)",
+    ),
+    (
+        "output.elasticsearch.allow_older_versions",
+        "apmgate does not check the version of Elasticsearch",
+    ),
+    (
+        "output.elasticsearch.autoscaling",
+        "apmgate sizes its bulk indexer with max_requests",
+    ),
+    (
+        "output.elasticsearch.ssl.ca_sha256",
+        "apmgate pins a CA by ca_trusted_fingerprint (hex SHA-256 of the CA certificate)",
+    ),
+    (
+        "output.elasticsearch.ssl.cipher_suites",
+        "apmgate's Elasticsearch client uses its TLS library's suites",
+    ),
+    (
+        "output.elasticsearch.ssl.curve_types",
+        "apmgate's Elasticsearch client uses its TLS library's curves",
+    ),
+    (
+        "output.elasticsearch.ssl.renegotiation",
+        "apmgate's Elasticsearch client never renegotiates",
+    ),
+    (
+        "apm-server.ssl.verification_mode",
+        "apmgate verifies client certificates against certificate_authorities (client_auth)",
+    ),
+    (
+        "apm-server.ssl.ca_sha256",
+        "apmgate does not pin client certificates by hash; match them with [auth.client_cert] patterns",
+    ),
+    (
+        "apm-server.ssl.renegotiation",
+        "apmgate never renegotiates TLS",
+    ),
+    (
+        "apm-server.ssl.certificate_reload",
+        "apmgate reloads certificates when the policy is reloaded (SIGHUP)",
+    ),
+];
+
+/// The secrets APM Server reads, and the variable a literal one moves to.
+const SECRETS: &[(&str, &str)] = &[
+    ("apm-server.auth.secret_token", "APMGATE_SECRET_TOKEN"),
+    ("apm-server.secret_token", "APMGATE_SECRET_TOKEN"),
+    (
+        "apm-server.ssl.key_passphrase",
+        "APMGATE_TLS_KEY_PASSPHRASE",
+    ),
+    ("output.elasticsearch.password", "APMGATE_ES_PASSWORD"),
+    ("output.elasticsearch.api_key", "APMGATE_ES_API_KEY"),
+    (
+        "output.elasticsearch.ssl.key_passphrase",
+        "APMGATE_ES_TLS_KEY_PASSPHRASE",
+    ),
+];
+
+/// An environment variable the operator must set for the imported policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvVar {
+    /// Its name.
+    pub name: String,
+    /// What it must hold, in words.
+    pub what: String,
+}
+
+/// Reads settings and fills the draft policy.
+pub(crate) struct Mapper<'a> {
+    pub(crate) text: &'a str,
+    pub(crate) diagnostics: Vec<Diagnostic>,
+    /// Spans of literal secrets, masked in reports.
+    pub(crate) masks: Vec<Range<usize>>,
+    pub(crate) env: Vec<EnvVar>,
+    pub(crate) draft: Draft,
+}
+
+/// Splits a tree into settings.
+pub(crate) fn flatten(node: &Node, prefix: &str, out: &mut Vec<Leaf>, diags: &mut Vec<Diagnostic>) {
+    let Kind::Map(entries) = &node.kind else {
+        return;
+    };
+    for (k, v) in entries {
+        let Kind::Scalar { text, .. } = &k.kind else {
+            diags.push(Diagnostic::new(
+                Code::ImportWrongType,
+                "a key that is not a name",
+                k.span.clone(),
+                "APM Server's keys are names",
+            ));
+            continue;
+        };
+        let path = if prefix.is_empty() {
+            text.clone()
+        } else {
+            format!("{prefix}.{text}")
+        };
+        if matches!(v.kind, Kind::Map(_)) && !MAP_VALUES.contains(&path.as_str()) {
+            flatten(v, &path, out, diags);
+        } else {
+            out.push(Leaf {
+                path,
+                key: k.span.clone(),
+                value: v.clone(),
+            });
+        }
+    }
+}
+
+fn under(path: &str, root: &str) -> bool {
+    path == root
+        || (path.len() > root.len()
+            && path.starts_with(root)
+            && path.as_bytes()[root.len()] == b'.')
+}
+
+/// What the whole file says, gathered before the sections are written.
+#[derive(Debug, Default)]
+pub(crate) struct Facts {
+    pub(crate) secret_token: bool,
+    pub(crate) es_api_keys: bool,
+    pub(crate) anonymous: Option<bool>,
+    pub(crate) anonymous_written: bool,
+    pub(crate) rum: bool,
+    pub(crate) origins: Option<Vec<String>>,
+    pub(crate) tls: bool,
+    pub(crate) es_output: bool,
+}
+
+impl<'a> Mapper<'a> {
+    pub(crate) fn new(text: &'a str) -> Self {
+        Self {
+            text,
+            diagnostics: Vec::new(),
+            masks: Vec::new(),
+            env: Vec::new(),
+            draft: Draft::default(),
+        }
+    }
+
+    fn report(&mut self, code: Code, message: String, span: Range<usize>, label: &str, help: &str) {
+        let mut d = Diagnostic::new(code, message, span, label);
+        if !help.is_empty() {
+            d = d.with_help(help.to_string());
+        }
+        self.diagnostics.push(d);
+    }
+
+    fn not_carried(&mut self, leaf: &Leaf, why: &str) {
+        self.report(
+            Code::ImportNotCarried,
+            format!("`{}` is not carried over", leaf.path),
+            leaf.key.clone(),
+            "no equivalent in apmgate",
+            why,
+        );
+    }
+
+    fn differs(&mut self, leaf: &Leaf, message: String, help: &str) {
+        self.report(
+            Code::ImportMeaningDiffers,
+            message,
+            leaf.key.clone(),
+            "carried with a difference",
+            help,
+        );
+    }
+
+    fn wrong_type(&mut self, leaf: &Leaf, expected: &str) {
+        self.report(
+            Code::ImportWrongType,
+            format!(
+                "`{}` must be {expected}, found {}",
+                leaf.path,
+                leaf.value.describe()
+            ),
+            leaf.value.span.clone(),
+            &format!("expected {expected}"),
+            "APM Server refuses to start with this value; the setting is left out of the policy",
+        );
+    }
+
+    /// A scalar's text, `${VAR:default}` references replaced by their defaults (a reference
+    /// without one cannot be carried: the policy reads no environment there).
+    fn text_of(&mut self, leaf: &Leaf, node: &Node) -> Option<String> {
+        let Kind::Scalar { text, .. } = &node.kind else {
+            self.wrong_type(leaf, "a single value");
+            return None;
+        };
+        let i = interpolate(text);
+        if i.references.is_empty() {
+            return Some(text.clone());
+        }
+        let names: Vec<String> = i
+            .references
+            .iter()
+            .map(|r| format!("${{{}}}", r.name))
+            .collect();
+        match i.with_defaults {
+            Some(value) => {
+                self.report(
+                    Code::ImportEnvDefault,
+                    format!(
+                        "`{}` reads {} from the environment; the policy holds its default",
+                        leaf.path,
+                        names.join(", ")
+                    ),
+                    node.span.clone(),
+                    "the default is written into the policy",
+                    "apmgate reads environment variables only in secrets (`env:NAME`): edit the policy if the variable is set where APM Server runs",
+                );
+                Some(value)
+            }
+            None => {
+                self.report(
+                    Code::ImportNotCarried,
+                    format!(
+                        "`{}` reads {} from the environment, without a default",
+                        leaf.path,
+                        names.join(", ")
+                    ),
+                    node.span.clone(),
+                    "the policy cannot read this value from the environment",
+                    "apmgate reads environment variables only in secrets (`env:NAME`): write the value into the policy",
+                );
+                None
+            }
+        }
+    }
+
+    fn string(&mut self, leaf: &Leaf) -> Option<String> {
+        if leaf.value.is_null() {
+            return None;
+        }
+        let value = leaf.value.clone();
+        self.text_of(leaf, &value)
+    }
+
+    fn boolean(&mut self, leaf: &Leaf) -> Option<bool> {
+        let text = self.string(leaf)?;
+        match text.to_ascii_lowercase().as_str() {
+            "true" | "yes" | "on" => Some(true),
+            "false" | "no" | "off" => Some(false),
+            _ => {
+                self.wrong_type(leaf, "true or false");
+                None
+            }
+        }
+    }
+
+    fn integer(&mut self, leaf: &Leaf) -> Option<u64> {
+        let text = self.string(leaf)?;
+        match text.trim().parse::<u64>() {
+            Ok(n) => Some(n),
+            Err(_) => {
+                self.wrong_type(leaf, "a whole number");
+                None
+            }
+        }
+    }
+
+    fn duration(&mut self, leaf: &Leaf) -> Option<String> {
+        let text = self.string(leaf)?;
+        match parse_duration(&text) {
+            Some(micros) => Some(format_duration(micros)),
+            None => {
+                self.wrong_type(leaf, "a duration (`30s`, `1h30m`) or a number of seconds");
+                None
+            }
+        }
+    }
+
+    fn size(&mut self, leaf: &Leaf) -> Option<u64> {
+        let text = self.string(leaf)?;
+        match parse_size(&text) {
+            Some(bytes) => Some(bytes),
+            None => {
+                self.wrong_type(leaf, "a size in bytes (`307200`, `1mib`)");
+                None
+            }
+        }
+    }
+
+    /// A list of strings; a single value is a list of one, as APM Server reads it.
+    fn list(&mut self, leaf: &Leaf) -> Option<Vec<String>> {
+        match &leaf.value.kind {
+            Kind::Seq(items) => {
+                let mut out = Vec::new();
+                for item in items.clone() {
+                    if !matches!(item.kind, Kind::Scalar { .. }) {
+                        self.wrong_type(leaf, "a list of values");
+                        return None;
+                    }
+                    out.push(self.text_of(leaf, &item)?);
+                }
+                Some(out)
+            }
+            Kind::Scalar { .. } if leaf.value.is_null() => None,
+            Kind::Scalar { .. } => self.string(leaf).map(|s| vec![s]),
+            Kind::Map(_) => {
+                self.wrong_type(leaf, "a list of values");
+                None
+            }
+        }
+    }
+
+    /// Header name to value (a list of values is joined with `, `).
+    fn headers(&mut self, leaf: &Leaf) -> Option<Vec<(String, String)>> {
+        let Kind::Map(entries) = &leaf.value.kind else {
+            if !leaf.value.is_null() {
+                self.wrong_type(leaf, "a mapping of header names to values");
+            }
+            return None;
+        };
+        let mut out = Vec::new();
+        for (k, v) in entries.clone() {
+            let name = self.text_of(leaf, &k)?;
+            let value = match &v.kind {
+                Kind::Seq(items) => {
+                    let mut values = Vec::new();
+                    for item in items {
+                        values.push(self.text_of(leaf, item)?);
+                    }
+                    values.join(", ")
+                }
+                Kind::Scalar { .. } => self.text_of(leaf, &v)?,
+                Kind::Map(_) => {
+                    self.wrong_type(leaf, "a mapping of header names to values");
+                    return None;
+                }
+            };
+            out.push((name, value));
+        }
+        Some(out)
+    }
+
+    /// A secret: `${VAR}` becomes `env:VAR`; a literal one moves to a generated variable (never
+    /// printed); empty means unset.
+    fn secret(&mut self, leaf: &Leaf, generated: &str) -> Option<String> {
+        if leaf.value.is_null() {
+            return None;
+        }
+        let Kind::Scalar { text, .. } = &leaf.value.kind else {
+            self.wrong_type(leaf, "a single value");
+            return None;
+        };
+        if text.is_empty() {
+            return None;
+        }
+        let i = interpolate(text);
+        if i.whole {
+            let r = &i.references[0];
+            let var = r.name.clone();
+            if r.default.as_deref().is_some_and(|d| !d.is_empty()) {
+                self.masks.push(leaf.value.span.clone());
+                self.report(
+                    Code::ImportEnvDefault,
+                    format!(
+                        "`{}` has a default for ${{{var}}}; the policy reads `env:{var}` without one",
+                        leaf.path
+                    ),
+                    leaf.value.span.clone(),
+                    "the default (a secret) is not copied",
+                    &format!("set {var} where apmgate runs: the gateway refuses to start without it"),
+                );
+            }
+            self.add_env(
+                &var,
+                format!(
+                    "`{}`, as APM Server read it (environment or keystore)",
+                    leaf.path
+                ),
+            );
+            return Some(format!("env:{var}"));
+        }
+        if !i.references.is_empty() {
+            self.masks.push(leaf.value.span.clone());
+            self.report(
+                Code::ImportNotCarried,
+                format!("`{}` mixes text and environment references", leaf.path),
+                leaf.value.span.clone(),
+                "a secret must be one reference",
+                &format!("put the whole secret in one variable and write `${{{generated}}}`"),
+            );
+            return None;
+        }
+        self.masks.push(leaf.value.span.clone());
+        self.report(
+            Code::ImportSecretToEnv,
+            format!("`{}` is written inline; the policy reads it from {generated}", leaf.path),
+            leaf.value.span.clone(),
+            "not copied",
+            &format!(
+                "set {generated} to this value where apmgate runs (and keep it out of files under version control)"
+            ),
+        );
+        self.add_env(
+            generated,
+            format!("the value written inline as `{}` in the YAML", leaf.path),
+        );
+        Some(format!("env:{generated}"))
+    }
+
+    fn add_env(&mut self, name: &str, what: String) {
+        if !self.env.iter().any(|e| e.name == name) {
+            self.env.push(EnvVar {
+                name: name.to_string(),
+                what,
+            });
+        }
+    }
+
+    /// Maps every setting; returns what the whole file says.
+    pub(crate) fn map(&mut self, leaves: &[Leaf]) -> Facts {
+        let mut facts = Facts::default();
+        let disabled = |root: &str| {
+            leaves.iter().any(|l| {
+                l.path == format!("{root}.enabled")
+                    && matches!(&l.value.kind, Kind::Scalar { text, .. } if text == "false")
+            })
+        };
+        let ssl_off = disabled("apm-server.ssl");
+        let es_off = disabled("output.elasticsearch");
+        let file_off = disabled("output.file");
+        let es_present = leaves
+            .iter()
+            .any(|l| under(&l.path, "output.elasticsearch"));
+        let file_present = leaves.iter().any(|l| under(&l.path, "output.file"));
+        facts.es_output = es_present && !es_off;
+        let file_output = file_present && !file_off;
+
+        // Groups without an equivalent: one report per group, at its first key.
+        let mut reported_groups: Vec<String> = Vec::new();
+        let mut tls_cert = false;
+        let mut tls_key = false;
+        let mut api_key_leaf: Option<Leaf> = None;
+        let mut limit_leaf: Option<Leaf> = None;
+        let mut es_hosts: Option<(Leaf, Vec<String>)> = None;
+        let mut protocol: Option<String> = None;
+        let mut file_path: (Option<String>, Option<String>) = (None, None);
+
+        for leaf in leaves {
+            let path = leaf.path.as_str();
+            if let Some((root, why)) = NO_EQUIVALENT.iter().find(|(root, _)| under(path, root)) {
+                if path == format!("{root}.enabled")
+                    && matches!(&leaf.value.kind, Kind::Scalar { text, .. } if text == "false")
+                {
+                    continue; // off in both
+                }
+                if !reported_groups.iter().any(|g| g == root) {
+                    reported_groups.push(root.to_string());
+                    self.not_carried(leaf, why);
+                }
+                continue;
+            }
+            if under(path, "apm-server.aggregation") {
+                if !reported_groups
+                    .iter()
+                    .any(|g| g == "apm-server.aggregation")
+                {
+                    reported_groups.push("apm-server.aggregation".to_string());
+                    self.report(
+                        Code::ImportAggregation,
+                        format!("`{path}` is not carried over yet"),
+                        leaf.key.clone(),
+                        "carried when apmgate's [aggregation] exists",
+                        "apmgate does not aggregate metrics from traces yet: keep APM Server's aggregation settings until the policy has an [aggregation] section",
+                    );
+                }
+                continue;
+            }
+            if under(path, "output")
+                && !under(path, "output.elasticsearch")
+                && !under(path, "output.file")
+            {
+                let name = path.split('.').nth(1).unwrap_or("").to_string();
+                let root = format!("output.{name}");
+                if disabled(&root) {
+                    continue;
+                }
+                if !reported_groups.contains(&root) {
+                    reported_groups.push(root.clone());
+                    self.report(
+                        Code::ImportOutputUnsupported,
+                        format!("`{root}` is not an output apmgate has"),
+                        leaf.key.clone(),
+                        "not carried",
+                        "apmgate writes to Elasticsearch, to a file of `_bulk` NDJSON, or discards; the policy writes to the file output until you choose",
+                    );
+                }
+                continue;
+            }
+            if (under(path, "apm-server.ssl") && ssl_off)
+                || (under(path, "output.elasticsearch") && es_off)
+                || (under(path, "output.file") && file_off)
+            {
+                continue;
+            }
+            if let Some((_, var)) = SECRETS.iter().find(|(p, _)| *p == path) {
+                let Some(secret) = self.secret(leaf, var) else {
+                    continue;
+                };
+                match path {
+                    "apm-server.auth.secret_token" | "apm-server.secret_token" => {
+                        if path == "apm-server.secret_token" {
+                            self.differs(
+                                leaf,
+                                "`apm-server.secret_token` is APM Server 7's name".to_string(),
+                                "carried as auth.secret_token",
+                            );
+                        }
+                        facts.secret_token = true;
+                        self.draft.set(
+                            "auth.secret_token.apm-server",
+                            "secret",
+                            toml_str(&secret),
+                            path,
+                        );
+                    }
+                    "apm-server.ssl.key_passphrase" => {
+                        self.draft
+                            .set("tls.apm-server", "key_passphrase", toml_str(&secret), path)
+                    }
+                    "output.elasticsearch.password" => {
+                        self.draft
+                            .set("output.elasticsearch", "password", toml_str(&secret), path)
+                    }
+                    "output.elasticsearch.api_key" => {
+                        self.draft
+                            .set("output.elasticsearch", "api_key", toml_str(&secret), path)
+                    }
+                    _ => self.draft.set(
+                        "output.elasticsearch.tls",
+                        "key_passphrase",
+                        toml_str(&secret),
+                        path,
+                    ),
+                }
+                continue;
+            }
+            match path {
+                "apm-server.host" => {
+                    if let Some(host) = self.string(leaf) {
+                        let bind = self.bind(leaf, &host);
+                        self.draft.set("listener", "bind", toml_str(&bind), path);
+                    }
+                }
+                "apm-server.max_header_size" => {
+                    if let Some(mut bytes) = self.size(leaf) {
+                        if bytes < 8 * 1024 {
+                            self.differs(
+                                leaf,
+                                format!("`{path}` is below apmgate's smallest header limit"),
+                                "raised to 8KiB, the smallest header block apmgate accepts",
+                            );
+                            bytes = 8 * 1024;
+                        }
+                        self.draft.set(
+                            "listener.limits",
+                            "max_header_size",
+                            toml_str(&format_size(bytes)),
+                            path,
+                        );
+                    }
+                }
+                "apm-server.max_event_size" => {
+                    if let Some(bytes) = self.size(leaf) {
+                        self.draft.set(
+                            "listener.limits",
+                            "max_event_size",
+                            toml_str(&format_size(bytes)),
+                            path,
+                        );
+                    }
+                }
+                "apm-server.read_timeout"
+                | "apm-server.write_timeout"
+                | "apm-server.idle_timeout"
+                | "apm-server.shutdown_timeout" => {
+                    if let Some(d) = self.duration(leaf) {
+                        let key = path.trim_start_matches("apm-server.");
+                        self.draft.set("listener.limits", key, toml_str(&d), path);
+                    }
+                }
+                "apm-server.max_connections" => {
+                    if let Some(n) = self.integer(leaf) {
+                        self.draft
+                            .set("listener.limits", "max_connections", n.to_string(), path);
+                    }
+                }
+                "apm-server.max_concurrent_decoders" => {
+                    if let Some(n) = self.integer(leaf) {
+                        if n > 0 {
+                            self.draft.set(
+                                "gateway",
+                                "max_concurrent_decoders",
+                                n.to_string(),
+                                path,
+                            );
+                        }
+                    }
+                }
+                "apm-server.capture_personal_data" => {
+                    if let Some(b) = self.boolean(leaf) {
+                        self.draft
+                            .set("gateway", "capture_personal_data", b.to_string(), path);
+                    }
+                }
+                "apm-server.default_service_environment" => {
+                    if let Some(s) = self.string(leaf) {
+                        self.draft.set(
+                            "gateway",
+                            "default_service_environment",
+                            toml_str(&s),
+                            path,
+                        );
+                    }
+                }
+                "apm-server.data_streams.namespace" => {
+                    if let Some(s) = self.string(leaf) {
+                        self.draft.set("gateway", "namespace", toml_str(&s), path);
+                    }
+                }
+                "apm-server.data_streams.wait_for_integration" => {
+                    if self.boolean(leaf) == Some(true) {
+                        self.differs(
+                            leaf,
+                            "apmgate does not wait for Elasticsearch's APM integration".to_string(),
+                            "install the APM integration before sending events: without its templates, data streams are created with dynamic mappings",
+                        );
+                    }
+                }
+                "apm-server.response_headers" => {
+                    if let Some(h) = self.headers(leaf) {
+                        self.draft
+                            .set("gateway", "response_headers", inline_table(&h), path);
+                    }
+                }
+                "apm-server.ssl.enabled" => {
+                    let _ = self.boolean(leaf);
+                }
+                "apm-server.ssl.certificate" | "apm-server.ssl.key" => {
+                    if let Some(s) = self.string(leaf) {
+                        if s.contains("-----BEGIN") {
+                            self.masks.push(leaf.value.span.clone());
+                            self.report(
+                                Code::ImportNotCarried,
+                                format!("`{path}` holds PEM inline"),
+                                leaf.value.span.clone(),
+                                "not copied",
+                                "write the PEM into a file and name its path in the policy's [tls.apm-server]",
+                            );
+                            continue;
+                        }
+                        let key = path.trim_start_matches("apm-server.ssl.");
+                        self.relative_path(leaf, &s);
+                        if key == "certificate" {
+                            tls_cert = true;
+                        } else {
+                            tls_key = true;
+                        }
+                        self.draft.set("tls.apm-server", key, toml_str(&s), path);
+                    }
+                }
+                "apm-server.ssl.certificate_authorities" => {
+                    if let Some(cas) = self.list(leaf) {
+                        for ca in &cas {
+                            self.relative_path(leaf, ca);
+                        }
+                        self.draft.set(
+                            "tls.apm-server",
+                            "certificate_authorities",
+                            toml_list(&cas),
+                            path,
+                        );
+                    }
+                }
+                "apm-server.ssl.client_authentication" => {
+                    if let Some(s) = self.string(leaf) {
+                        match s.as_str() {
+                            "none" | "optional" | "required" => {
+                                self.draft
+                                    .set("tls.apm-server", "client_auth", toml_str(&s), path)
+                            }
+                            _ => self.wrong_type(leaf, "`none`, `optional` or `required`"),
+                        }
+                    }
+                }
+                "apm-server.ssl.supported_protocols"
+                | "output.elasticsearch.ssl.supported_protocols" => {
+                    if let Some(list) = self.list(leaf) {
+                        let (kept, dropped): (Vec<String>, Vec<String>) = list
+                            .into_iter()
+                            .partition(|p| p == "TLSv1.2" || p == "TLSv1.3");
+                        if !dropped.is_empty() {
+                            self.differs(
+                                leaf,
+                                format!("`{path}` lists {}, which apmgate refuses", dropped.join(", ")),
+                                "apmgate speaks TLS 1.2 and 1.3 only; the older versions are left out",
+                            );
+                        }
+                        if !kept.is_empty() {
+                            let section = if path.starts_with("output") {
+                                "output.elasticsearch.tls"
+                            } else {
+                                "tls.apm-server"
+                            };
+                            self.draft
+                                .set(section, "supported_protocols", toml_list(&kept), path);
+                        }
+                    }
+                }
+                "apm-server.ssl.cipher_suites" => {
+                    if let Some(list) = self.list(leaf) {
+                        if !list.is_empty() {
+                            self.draft.set(
+                                "tls.apm-server",
+                                "cipher_suites",
+                                toml_list(&list),
+                                path,
+                            );
+                        }
+                    }
+                }
+                "apm-server.ssl.curve_types" => {
+                    if let Some(list) = self.list(leaf) {
+                        let (kept, dropped): (Vec<String>, Vec<String>) = list
+                            .into_iter()
+                            .partition(|c| matches!(c.as_str(), "X25519" | "P-256" | "P-384"));
+                        if !dropped.is_empty() {
+                            self.differs(
+                                leaf,
+                                format!(
+                                    "`{path}` lists {}, which apmgate does not offer",
+                                    dropped.join(", ")
+                                ),
+                                "apmgate offers X25519, P-256 and P-384; the others are left out",
+                            );
+                        }
+                        if !kept.is_empty() {
+                            self.draft
+                                .set("tls.apm-server", "curve_types", toml_list(&kept), path);
+                        }
+                    }
+                }
+                "apm-server.auth.api_key.enabled" => {
+                    if self.boolean(leaf) == Some(true) {
+                        api_key_leaf = Some(leaf.clone());
+                    }
+                }
+                "apm-server.auth.api_key.limit" => {
+                    if self.integer(leaf).is_some() {
+                        limit_leaf = Some(leaf.clone());
+                    }
+                }
+                "apm-server.auth.anonymous.enabled" => {
+                    if let Some(b) = self.boolean(leaf) {
+                        facts.anonymous = Some(b);
+                        facts.anonymous_written = true;
+                    }
+                }
+                "apm-server.auth.anonymous.allow_agent"
+                | "apm-server.auth.anonymous.allow_service" => {
+                    if let Some(list) = self.list(leaf) {
+                        let key = path.trim_start_matches("apm-server.auth.anonymous.");
+                        facts.anonymous_written = true;
+                        self.draft
+                            .set("auth.anonymous", key, toml_list(&list), path);
+                    }
+                }
+                "apm-server.auth.anonymous.rate_limit.event_limit"
+                | "apm-server.auth.anonymous.rate_limit.ip_limit"
+                | "apm-server.rum.event_rate.limit"
+                | "apm-server.rum.event_rate.lru_size" => {
+                    if let Some(n) = self.integer(leaf) {
+                        let key = if path.ends_with("event_limit") || path.ends_with(".limit") {
+                            "event_limit"
+                        } else {
+                            "ip_limit"
+                        };
+                        if path.starts_with("apm-server.rum.event_rate") {
+                            self.differs(
+                                leaf,
+                                format!("`{path}` is APM Server 7's name"),
+                                &format!("carried as auth.anonymous.rate_limit.{key}"),
+                            );
+                        }
+                        facts.anonymous_written = true;
+                        self.draft
+                            .set("auth.anonymous.rate_limit", key, n.to_string(), path);
+                    }
+                }
+                "apm-server.rum.enabled" => {
+                    if let Some(b) = self.boolean(leaf) {
+                        facts.rum = b;
+                        self.draft.set("rum", "enabled", b.to_string(), path);
+                    }
+                }
+                "apm-server.rum.allow_origins" => {
+                    if let Some(list) = self.list(leaf) {
+                        facts.origins = Some(list.clone());
+                        self.draft
+                            .set("rum", "allow_origins", toml_list(&list), path);
+                    }
+                }
+                "apm-server.rum.allow_headers" => {
+                    if let Some(list) = self.list(leaf) {
+                        self.draft
+                            .set("rum", "allow_headers", toml_list(&list), path);
+                    }
+                }
+                "apm-server.rum.response_headers" => {
+                    if let Some(h) = self.headers(leaf) {
+                        self.draft
+                            .set("rum", "response_headers", inline_table(&h), path);
+                    }
+                }
+                "apm-server.rum.library_pattern" | "apm-server.rum.exclude_from_grouping" => {
+                    if let Some(s) = self.string(leaf) {
+                        let key = path.trim_start_matches("apm-server.rum.");
+                        self.draft.set("rum", key, toml_str(&s), path);
+                    }
+                }
+                "apm-server.agent.config.cache.expiration" => {
+                    if let Some(d) = self.duration(leaf) {
+                        self.draft
+                            .set("gateway", "agent_config_max_age", toml_str(&d), path);
+                    }
+                }
+                "apm-server.agent_config" => self.agent_configs(leaf),
+                "output.elasticsearch.enabled" | "output.file.enabled" => {
+                    let _ = self.boolean(leaf);
+                }
+                "output.elasticsearch.hosts" => {
+                    if let Some(hosts) = self.list(leaf) {
+                        es_hosts = Some((leaf.clone(), hosts));
+                    }
+                }
+                "output.elasticsearch.protocol" => {
+                    if let Some(p) = self.string(leaf) {
+                        if p == "http" || p == "https" {
+                            protocol = Some(p);
+                        } else {
+                            self.wrong_type(leaf, "`http` or `https`");
+                        }
+                    }
+                }
+                "output.elasticsearch.path" | "output.elasticsearch.username" => {
+                    if let Some(s) = self.string(leaf) {
+                        let key = path.trim_start_matches("output.elasticsearch.");
+                        self.draft
+                            .set("output.elasticsearch", key, toml_str(&s), path);
+                    }
+                }
+                "output.elasticsearch.headers" => {
+                    if let Some(h) = self.headers(leaf) {
+                        self.draft
+                            .set("output.elasticsearch", "headers", inline_table(&h), path);
+                    }
+                }
+                "output.elasticsearch.compression_level"
+                | "output.elasticsearch.max_requests"
+                | "output.elasticsearch.max_retries" => {
+                    if let Some(n) = self.integer(leaf) {
+                        let key = path.trim_start_matches("output.elasticsearch.");
+                        self.draft
+                            .set("output.elasticsearch", key, n.to_string(), path);
+                    }
+                }
+                "output.elasticsearch.flush_bytes" => {
+                    if let Some(b) = self.size(leaf) {
+                        self.draft.set(
+                            "output.elasticsearch",
+                            "flush_bytes",
+                            toml_str(&format_size(b)),
+                            path,
+                        );
+                    }
+                }
+                "output.elasticsearch.flush_interval"
+                | "output.elasticsearch.timeout"
+                | "output.elasticsearch.backoff.init"
+                | "output.elasticsearch.backoff.max" => {
+                    if let Some(d) = self.duration(leaf) {
+                        let key = path
+                            .trim_start_matches("output.elasticsearch.")
+                            .replace('.', "_");
+                        self.draft
+                            .set("output.elasticsearch", &key, toml_str(&d), path);
+                    }
+                }
+                "output.elasticsearch.ssl.enabled" => {
+                    let _ = self.boolean(leaf);
+                }
+                "output.elasticsearch.ssl.verification_mode" => {
+                    if let Some(s) = self.string(leaf) {
+                        match s.as_str() {
+                            "full" | "strict" | "certificate" | "none" => self.draft.set(
+                                "output.elasticsearch.tls",
+                                "verification_mode",
+                                toml_str(&s),
+                                path,
+                            ),
+                            _ => self.wrong_type(leaf, "`full`, `strict`, `certificate` or `none`"),
+                        }
+                    }
+                }
+                "output.elasticsearch.ssl.certificate_authorities" => {
+                    if let Some(cas) = self.list(leaf) {
+                        for ca in &cas {
+                            self.relative_path(leaf, ca);
+                        }
+                        self.draft.set(
+                            "output.elasticsearch.tls",
+                            "certificate_authorities",
+                            toml_list(&cas),
+                            path,
+                        );
+                    }
+                }
+                "output.elasticsearch.ssl.ca_trusted_fingerprint"
+                | "output.elasticsearch.ssl.certificate"
+                | "output.elasticsearch.ssl.key" => {
+                    if let Some(s) = self.string(leaf) {
+                        let key = path.trim_start_matches("output.elasticsearch.ssl.");
+                        if key != "ca_trusted_fingerprint" {
+                            self.relative_path(leaf, &s);
+                        }
+                        self.draft
+                            .set("output.elasticsearch.tls", key, toml_str(&s), path);
+                    }
+                }
+                "output.file.path" => file_path.0 = self.string(leaf),
+                "output.file.filename" => file_path.1 = self.string(leaf),
+                "output.file.rotate_every_kb" => {
+                    if let Some(kb) = self.integer(leaf) {
+                        self.draft.set(
+                            "output.file",
+                            "rotate_bytes",
+                            toml_str(&format_size(kb * 1024)),
+                            path,
+                        );
+                    }
+                }
+                "output.file.number_of_files" => {
+                    if let Some(n) = self.integer(leaf) {
+                        self.draft
+                            .set("output.file", "keep_files", n.to_string(), path);
+                    }
+                }
+                _ => self.unknown(leaf),
+            }
+        }
+
+        // TLS needs both halves, as APM Server.
+        facts.tls = !ssl_off && (tls_cert || tls_key);
+        if facts.tls && !(tls_cert && tls_key) {
+            let at = leaves
+                .iter()
+                .find(|l| under(&l.path, "apm-server.ssl"))
+                .map(|l| l.key.clone())
+                .unwrap_or(0..0);
+            self.report(
+                Code::ImportNotCarried,
+                "TLS needs both `apm-server.ssl.certificate` and `apm-server.ssl.key`".to_string(),
+                at,
+                "one of the two is missing",
+                "APM Server refuses to start so; the listener is left in plaintext until both are given",
+            );
+            facts.tls = false;
+        }
+        if facts.tls {
+            self.draft
+                .set("listener", "tls", toml_str("apm-server"), "apm-server.ssl");
+        } else {
+            self.draft.remove("tls.apm-server");
+        }
+
+        // Elasticsearch hosts: scheme and port as APM Server completes them.
+        if facts.es_output {
+            let (leaf_path, hosts) = match es_hosts {
+                Some((leaf, hosts)) => (leaf.path, hosts),
+                None => (
+                    "output.elasticsearch".to_string(),
+                    vec!["localhost:9200".to_string()],
+                ),
+            };
+            let scheme = protocol.unwrap_or_else(|| "http".to_string());
+            let urls: Vec<String> = hosts.iter().map(|h| es_url(h, &scheme)).collect();
+            self.draft.set(
+                "output.elasticsearch",
+                "hosts",
+                toml_list(&urls),
+                &leaf_path,
+            );
+            self.draft.front("output.elasticsearch", "hosts");
+        } else {
+            self.draft.remove("output.elasticsearch");
+            self.draft.remove("output.elasticsearch.tls");
+        }
+
+        if file_output {
+            if facts.es_output {
+                let at = leaves
+                    .iter()
+                    .find(|l| under(&l.path, "output.file"))
+                    .map(|l| l.key.clone())
+                    .unwrap_or(0..0);
+                self.report(
+                    Code::ImportNotCarried,
+                    "`output.file` beside `output.elasticsearch`: one output only".to_string(),
+                    at,
+                    "left out",
+                    "APM Server refuses to start with two outputs; the policy keeps the Elasticsearch output",
+                );
+                self.draft.remove("output.file");
+            } else {
+                let dir = file_path.0.unwrap_or_else(|| "data".to_string());
+                let name = file_path.1.unwrap_or_else(|| "apm-server".to_string());
+                let path = format!("{}/{name}", dir.trim_end_matches('/'));
+                self.draft
+                    .set("output.file", "path", toml_str(&path), "output.file.path");
+                self.draft.front("output.file", "path");
+                if let Some(leaf) = leaves.iter().find(|l| under(&l.path, "output.file")) {
+                    let leaf = leaf.clone();
+                    self.differs(
+                        &leaf,
+                        "apmgate's file output writes Elasticsearch `_bulk` NDJSON".to_string(),
+                        "libbeat's file output wrote one JSON event per line; readers of the file must expect action and document lines",
+                    );
+                }
+            }
+        } else {
+            self.draft.remove("output.file");
+        }
+
+        // API keys verified by Elasticsearch.
+        if let Some(leaf) = api_key_leaf {
+            if facts.es_output {
+                facts.es_api_keys = true;
+                self.draft.set(
+                    "auth.elasticsearch_api_keys",
+                    "enabled",
+                    "true".to_string(),
+                    &leaf.path,
+                );
+                if let Some(limit) = limit_leaf {
+                    let n = self.integer(&limit).unwrap_or(100);
+                    self.draft.set(
+                        "auth.elasticsearch_api_keys",
+                        "cache_size",
+                        n.to_string(),
+                        &limit.path,
+                    );
+                    self.differs(
+                        &limit,
+                        "`apm-server.auth.api_key.limit` bounds a cache that evicts in apmgate".to_string(),
+                        "APM Server refuses new keys (503) once `limit` keys were seen within a minute; apmgate's cache_size evicts the oldest verification instead",
+                    );
+                }
+                self.draft.set(
+                    "auth.elasticsearch_api_keys",
+                    "cache_ttl",
+                    toml_str("1m"),
+                    &leaf.path,
+                );
+            } else {
+                self.report(
+                    Code::ImportNotCarried,
+                    "API keys are verified by Elasticsearch, and there is no Elasticsearch output".to_string(),
+                    leaf.key.clone(),
+                    "not carried",
+                    "apmgate verifies API keys with the cluster of [output.elasticsearch]; declare keys in the policy with `apmgate keys new` instead",
+                );
+            }
+        }
+
+        // Anonymous access: APM Server switches it on when RUM is on with authentication and
+        // `enabled` is not written. The policy says so explicitly.
+        let auth = facts.secret_token || facts.es_api_keys;
+        let anonymous = facts.anonymous.unwrap_or(facts.rum && auth);
+        facts.anonymous = Some(anonymous);
+        if facts.anonymous_written || (facts.rum && auth) {
+            let from = if facts.anonymous_written {
+                "apm-server.auth.anonymous.enabled"
+            } else {
+                "apm-server.rum.enabled"
+            };
+            self.draft
+                .set("auth.anonymous", "enabled", anonymous.to_string(), from);
+            self.draft.front("auth.anonymous", "enabled");
+        }
+        facts
+    }
+
+    fn unknown(&mut self, leaf: &Leaf) {
+        let help = closest(&leaf.path, KNOWN.iter().copied())
+            .map(|c| format!("did you mean `{c}`? APM Server ignored this key silently"))
+            .unwrap_or_else(|| {
+                "APM Server ignored this key silently; it has no effect".to_string()
+            });
+        self.report(
+            Code::ImportUnknownSetting,
+            format!("`{}` is not an APM Server setting", leaf.path),
+            leaf.key.clone(),
+            "unknown",
+            &help,
+        );
+    }
+
+    fn relative_path(&mut self, leaf: &Leaf, path: &str) {
+        if !path.starts_with('/') && !path.starts_with('$') {
+            self.differs(
+                leaf,
+                format!("`{}` is a relative path", leaf.path),
+                "APM Server resolved it from its working directory (path.config); apmgate resolves it from the policy's directory",
+            );
+        }
+    }
+
+    /// `apm-server.host` to a bind address: port 8200 when none is given; `:8200` is every
+    /// IPv4 address.
+    fn bind(&mut self, leaf: &Leaf, host: &str) -> String {
+        if host.starts_with("unix:") {
+            return host.to_string();
+        }
+        let host = host
+            .trim_start_matches("http://")
+            .trim_start_matches("https://");
+        let has_port = if let Some(rest) = host.strip_prefix('[') {
+            rest.contains("]:")
+        } else {
+            host.matches(':').count() == 1
+        };
+        let host = if has_port {
+            host.to_string()
+        } else if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]:8200")
+        } else {
+            format!("{host}:8200")
+        };
+        if let Some(port) = host.strip_prefix(':') {
+            self.differs(
+                leaf,
+                format!("`{}` listens on every address", leaf.path),
+                "carried as 0.0.0.0 (every IPv4 address); write `[::]` in the policy for IPv6 too",
+            );
+            return format!("0.0.0.0:{port}");
+        }
+        host
+    }
+
+    /// `apm-server.agent_config`: central configuration written in the file.
+    fn agent_configs(&mut self, leaf: &Leaf) {
+        let Kind::Seq(items) = &leaf.value.kind else {
+            if !leaf.value.is_null() {
+                self.wrong_type(leaf, "a list of agent configurations");
+            }
+            return;
+        };
+        for item in items.clone() {
+            let mut fields = Vec::new();
+            let mut ignore = Vec::new();
+            flatten(&item, "", &mut fields, &mut ignore);
+            let mut service = None;
+            let mut environment = None;
+            let mut agent = None;
+            let mut settings = Vec::new();
+            for f in &fields {
+                let sub = Leaf {
+                    path: format!("{}[].{}", leaf.path, f.path),
+                    key: f.key.clone(),
+                    value: f.value.clone(),
+                };
+                match f.path.as_str() {
+                    "service.name" => service = self.string(&sub),
+                    "service.environment" => environment = self.string(&sub),
+                    "agent.name" => agent = self.string(&sub),
+                    "etag" => {}
+                    p if p.starts_with("config.") => {
+                        if let Kind::Scalar { text, quoted } = &f.value.kind {
+                            let name = p.trim_start_matches("config.").to_string();
+                            let value = if !quoted
+                                && (text.parse::<f64>().is_ok()
+                                    || text == "true"
+                                    || text == "false")
+                            {
+                                text.clone()
+                            } else {
+                                toml_str(text)
+                            };
+                            settings.push((name, value));
+                        } else {
+                            self.wrong_type(&sub, "a single value");
+                        }
+                    }
+                    _ => self.unknown(&sub),
+                }
+            }
+            match service {
+                Some(service) => {
+                    self.draft
+                        .agent_configs
+                        .push((service, environment, agent, settings))
+                }
+                None => self.report(
+                    Code::ImportNotCarried,
+                    "an agent configuration without `service.name`".to_string(),
+                    item.span.clone(),
+                    "not carried",
+                    "apmgate's [[agent_config]] entries name their service",
+                ),
+            }
+        }
+    }
+
+    /// The access decisions the YAML implies, as `[[test]]` cases.
+    pub(crate) fn tests(&mut self, facts: &Facts) {
+        let auth = facts.secret_token || facts.es_api_keys;
+        let anonymous = facts.anonymous.unwrap_or(false);
+        let intake = "/intake/v2/events";
+        let mut cases = Vec::new();
+        cases.push(TestCase::new(
+            "GET / answers without credentials",
+            "GET",
+            "/",
+            None,
+            None,
+            "allow",
+            200,
+        ));
+        if !auth {
+            cases.push(TestCase::new(
+                "intake is open: apm-server.yml configures no authentication",
+                "POST",
+                intake,
+                None,
+                None,
+                "allow",
+                202,
+            ));
+        } else if anonymous {
+            cases.push(TestCase::new(
+                "callers without credentials are anonymous (their agent and service are checked per event)",
+                "POST",
+                intake,
+                None,
+                None,
+                "allow",
+                202,
+            ));
+        } else {
+            cases.push(TestCase::new(
+                "intake without credentials is refused",
+                "POST",
+                intake,
+                None,
+                None,
+                "deny",
+                401,
+            ));
+        }
+        if facts.secret_token {
+            cases.push(TestCase::new(
+                "intake with the secret token is accepted",
+                "POST",
+                intake,
+                Some("secret_token:apm-server"),
+                None,
+                "allow",
+                202,
+            ));
+            cases.push(TestCase::new(
+                "agent configuration with the secret token",
+                "GET",
+                "/config/v1/agents?service.name=checkout",
+                Some("secret_token:apm-server"),
+                None,
+                "allow",
+                200,
+            ));
+        }
+        let rum = "/intake/v2/rum/events";
+        let identity = if !auth || anonymous {
+            None
+        } else {
+            Some("secret_token:apm-server")
+        };
+        if facts.rum && (identity.is_none() || facts.secret_token) {
+            let origin = facts
+                .origins
+                .as_ref()
+                .and_then(|o| o.iter().find(|o| *o != "*"))
+                .map(|o| o.replace('*', "app").replace('?', "a"));
+            cases.push(TestCase::new(
+                if anonymous {
+                    "browsers send RUM events anonymously"
+                } else {
+                    "RUM intake is served"
+                },
+                "POST",
+                rum,
+                identity,
+                origin.clone(),
+                "allow",
+                202,
+            ));
+            let open = facts
+                .origins
+                .as_ref()
+                .is_none_or(|o| o.iter().any(|o| o == "*"));
+            if !open {
+                cases.push(TestCase::new(
+                    "RUM from an origin not in rum.allow_origins is refused",
+                    "POST",
+                    rum,
+                    identity,
+                    Some("https://elsewhere.invalid".to_string()),
+                    "deny",
+                    403,
+                ));
+            }
+        } else if !facts.rum && (identity.is_none() || facts.secret_token) {
+            cases.push(TestCase::new(
+                "RUM intake is refused while RUM is off",
+                "POST",
+                rum,
+                identity,
+                None,
+                "deny",
+                403,
+            ));
+        }
+        self.draft.tests = cases;
+    }
+}
+
+/// The URL APM Server makes of a host: scheme from `protocol`, port 9200 when none is given.
+fn es_url(host: &str, scheme: &str) -> String {
+    let (scheme, rest) = match host.split_once("://") {
+        Some((s, r)) => (s.to_string(), r.to_string()),
+        None => (scheme.to_string(), host.to_string()),
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (rest[..i].to_string(), rest[i..].to_string()),
+        None => (rest, String::new()),
+    };
+    let has_port = if authority.starts_with('[') {
+        authority.contains("]:")
+    } else {
+        authority.contains(':')
+    };
+    let authority = if has_port {
+        authority
+    } else {
+        format!("{authority}:9200")
+    };
+    format!("{scheme}://{authority}{path}")
+}
+
+fn toml_list(items: &[String]) -> String {
+    let items: Vec<String> = items.iter().map(|s| toml_str(s)).collect();
+    format!("[{}]", items.join(", "))
+}
+
+fn inline_table(pairs: &[(String, String)]) -> String {
+    if pairs.is_empty() {
+        return "{}".to_string();
+    }
+    let items: Vec<String> = pairs
+        .iter()
+        .map(|(k, v)| format!("{} = {}", toml_str(k), toml_str(v)))
+        .collect();
+    format!("{{ {} }}", items.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn elasticsearch_hosts_are_completed_as_apm_server_does() {
+        assert_eq!(es_url("localhost:9200", "http"), "http://localhost:9200");
+        assert_eq!(es_url("es1", "https"), "https://es1:9200");
+        assert_eq!(es_url("http://es:9201/p", "https"), "http://es:9201/p");
+        assert_eq!(
+            es_url("[2001:db8::1]", "https"),
+            "https://[2001:db8::1]:9200"
+        );
+    }
+}

@@ -1,0 +1,162 @@
+//! `apmgate import`: an APM Server `apm-server.yml` turned into an equivalent, commented policy,
+//! with a coded diagnostic (I1xx, `docs/errors.md`) at the YAML line and column of every
+//! setting that could not be carried over or carries with another meaning.
+//!
+//! Three steps: [`yaml`] reads the document with the place of every node; [`map`] reads each
+//! setting (nested and dotted keys alike) into a draft of the policy's sections; [`draft`]
+//! writes the policy text, which is then compiled as `apmgate validate` would (without the
+//! environment) to make sure it is usable. Secrets are never copied: literal ones move to
+//! environment variables and are masked in the reports.
+
+mod convert;
+mod draft;
+mod map;
+mod yaml;
+
+use crate::policy::diagnostics::{Code, Diagnostic, Severity, SourceFile};
+use crate::policy::{CompileOptions, compile};
+
+pub use map::EnvVar;
+
+/// What importing one file gave.
+#[derive(Debug)]
+pub struct Import {
+    /// The YAML as given.
+    pub source: SourceFile,
+    /// The YAML with literal secrets masked: what reports show.
+    pub display_source: SourceFile,
+    /// The policy text; `None` when the YAML could not be read.
+    pub policy: Option<String>,
+    /// Every finding, in file order.
+    pub diagnostics: Vec<Diagnostic>,
+    /// The environment variables the policy reads, and what each must hold.
+    pub env: Vec<EnvVar>,
+}
+
+impl Import {
+    /// Settings that could not be carried over (errors).
+    pub fn lost(&self) -> usize {
+        self.diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .count()
+    }
+
+    /// Settings carried with a difference (warnings).
+    pub fn warnings(&self) -> usize {
+        self.diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Warning)
+            .count()
+    }
+}
+
+/// Imports the text of an `apm-server.yml` named `name` (as reports show it). `output_name`
+/// is how the policy's header names the input.
+pub fn import(name: &str, text: &str) -> Import {
+    let source = SourceFile::new(name, text);
+    let root = match yaml::parse(text) {
+        Ok(root) => root,
+        Err(e) => {
+            let end = text[e.offset.min(text.len())..]
+                .chars()
+                .next()
+                .map_or(e.offset, |c| e.offset + c.len_utf8());
+            let d = Diagnostic::new(
+                Code::ImportYamlSyntax,
+                format!("not valid YAML: {}", e.message),
+                e.offset.min(text.len())..end.min(text.len()),
+                "here",
+            )
+            .with_help("APM Server cannot read this file either; fix the YAML and import again");
+            return Import {
+                display_source: source.clone(),
+                source,
+                policy: None,
+                diagnostics: vec![d],
+                env: Vec::new(),
+            };
+        }
+    };
+    if !matches!(root.kind, yaml::Kind::Map(_)) && !root.is_null() {
+        let d = Diagnostic::new(
+            Code::ImportYamlSyntax,
+            format!(
+                "apm-server.yml must be a mapping of settings, found {}",
+                root.describe()
+            ),
+            root.span.clone(),
+            "not a mapping",
+        );
+        return Import {
+            display_source: source.clone(),
+            source,
+            policy: None,
+            diagnostics: vec![d],
+            env: Vec::new(),
+        };
+    }
+
+    let mut mapper = map::Mapper::new(text);
+    let mut leaves = Vec::new();
+    map::flatten(&root, "", &mut leaves, &mut mapper.diagnostics);
+    let facts = mapper.map(&leaves);
+    mapper.tests(&facts);
+    let _ = mapper.text;
+    let lost = mapper
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .count();
+    let mut policy = mapper.draft.render(name, lost, &mapper.env);
+
+    // The policy must be one `apmgate validate` accepts: anything it refuses is reported here
+    // (a value APM Server would also have refused, such as an invalid regular expression).
+    let compiled = compile(
+        &SourceFile::new("imported policy", policy.as_str()),
+        CompileOptions { environment: false },
+    );
+    let refused: Vec<&Diagnostic> = compiled
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .collect();
+    if !refused.is_empty() {
+        let messages: Vec<String> = refused
+            .iter()
+            .map(|d| format!("{} {}", d.code, d.message))
+            .collect();
+        mapper.diagnostics.push(
+            Diagnostic::new(
+                Code::ImportInvalidPolicy,
+                format!("the imported policy does not validate: {}", messages.join("; ")),
+                0..0,
+                "",
+            )
+            .with_help("run `apmgate validate` on the written policy to see where, and fix the value there or in apm-server.yml"),
+        );
+        policy.insert_str(
+            0,
+            "# This policy does not validate yet: see `apmgate validate`.\n",
+        );
+    }
+
+    let mut diagnostics = mapper.diagnostics;
+    diagnostics.sort_by_key(|d| d.offset());
+    let mut masked = text.to_string().into_bytes();
+    for span in &mapper.masks {
+        for b in &mut masked[span.start.min(text.len())..span.end.min(text.len())] {
+            if !matches!(*b, b'\n' | b'\r') {
+                *b = b'*';
+            }
+        }
+    }
+    let masked = String::from_utf8_lossy(&masked).into_owned();
+    Import {
+        display_source: SourceFile::new(name, masked),
+        source,
+        policy: Some(policy),
+        diagnostics,
+        env: mapper.env,
+    }
+}
