@@ -1,14 +1,21 @@
 //! The policy being written: its sections, each with the YAML keys it came from, and the text
 //! they make.
 
-use super::map::EnvVar;
-
 /// One table of the policy.
 #[derive(Debug, Default)]
 struct Section {
     name: String,
     entries: Vec<(String, String)>,
     from: Vec<String>,
+}
+
+/// An environment variable the operator must set for the imported policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvVar {
+    /// Its name.
+    pub name: String,
+    /// What it must hold, in words.
+    pub what: String,
 }
 
 /// A `[[test]]` case.

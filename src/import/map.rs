@@ -6,7 +6,8 @@ use std::ops::Range;
 use crate::policy::diagnostics::{Code, Diagnostic, closest};
 
 use super::convert::{format_duration, format_size, interpolate, parse_duration, parse_size};
-use super::draft::{Draft, TestCase, toml_str};
+use super::draft::{Draft, EnvVar, TestCase, toml_str};
+use super::settings::{KNOWN, MAP_VALUES, NO_EQUIVALENT, SECRETS};
 use super::yaml::{Kind, Node};
 
 /// A setting as written: its dotted path (nested and dotted forms give the same path), the key
@@ -16,309 +17,6 @@ pub(crate) struct Leaf {
     pub(crate) path: String,
     pub(crate) key: Range<usize>,
     pub(crate) value: Node,
-}
-
-/// Settings whose value is a mapping read whole (headers and the like).
-const MAP_VALUES: &[&str] = &[
-    "apm-server.response_headers",
-    "apm-server.rum.response_headers",
-    "output.elasticsearch.headers",
-    "output.elasticsearch.parameters",
-    "fields",
-];
-
-/// Every setting the import reads, for `did you mean` help on unknown ones.
-const KNOWN: &[&str] = &[
-    "apm-server.host",
-    "apm-server.max_header_size",
-    "apm-server.max_event_size",
-    "apm-server.read_timeout",
-    "apm-server.write_timeout",
-    "apm-server.idle_timeout",
-    "apm-server.shutdown_timeout",
-    "apm-server.max_connections",
-    "apm-server.max_concurrent_decoders",
-    "apm-server.capture_personal_data",
-    "apm-server.default_service_environment",
-    "apm-server.response_headers",
-    "apm-server.data_streams.namespace",
-    "apm-server.data_streams.wait_for_integration",
-    "apm-server.ssl.enabled",
-    "apm-server.ssl.certificate",
-    "apm-server.ssl.key",
-    "apm-server.ssl.key_passphrase",
-    "apm-server.ssl.certificate_authorities",
-    "apm-server.ssl.client_authentication",
-    "apm-server.ssl.supported_protocols",
-    "apm-server.ssl.cipher_suites",
-    "apm-server.ssl.curve_types",
-    "apm-server.auth.secret_token",
-    "apm-server.auth.api_key.enabled",
-    "apm-server.auth.api_key.limit",
-    "apm-server.auth.anonymous.enabled",
-    "apm-server.auth.anonymous.allow_agent",
-    "apm-server.auth.anonymous.allow_service",
-    "apm-server.auth.anonymous.rate_limit.event_limit",
-    "apm-server.auth.anonymous.rate_limit.ip_limit",
-    "apm-server.rum.enabled",
-    "apm-server.rum.allow_origins",
-    "apm-server.rum.allow_headers",
-    "apm-server.rum.response_headers",
-    "apm-server.rum.library_pattern",
-    "apm-server.rum.exclude_from_grouping",
-    "apm-server.rum.event_rate.limit",
-    "apm-server.rum.event_rate.lru_size",
-    "apm-server.agent.config.cache.expiration",
-    "apm-server.agent_config",
-    "apm-server.secret_token",
-    "output.elasticsearch.enabled",
-    "output.elasticsearch.hosts",
-    "output.elasticsearch.protocol",
-    "output.elasticsearch.path",
-    "output.elasticsearch.api_key",
-    "output.elasticsearch.username",
-    "output.elasticsearch.password",
-    "output.elasticsearch.headers",
-    "output.elasticsearch.compression_level",
-    "output.elasticsearch.flush_bytes",
-    "output.elasticsearch.flush_interval",
-    "output.elasticsearch.max_requests",
-    "output.elasticsearch.max_retries",
-    "output.elasticsearch.backoff.init",
-    "output.elasticsearch.backoff.max",
-    "output.elasticsearch.timeout",
-    "output.elasticsearch.bulk_max_size",
-    "output.elasticsearch.ssl.enabled",
-    "output.elasticsearch.ssl.verification_mode",
-    "output.elasticsearch.ssl.certificate_authorities",
-    "output.elasticsearch.ssl.ca_trusted_fingerprint",
-    "output.elasticsearch.ssl.certificate",
-    "output.elasticsearch.ssl.key",
-    "output.elasticsearch.ssl.key_passphrase",
-    "output.elasticsearch.ssl.supported_protocols",
-    "output.file.enabled",
-    "output.file.path",
-    "output.file.filename",
-    "output.file.rotate_every_kb",
-    "output.file.number_of_files",
-];
-
-/// APM Server and libbeat settings apmgate has no equivalent for, read as a group: the reason,
-/// and what apmgate does instead. A group holding only `enabled: false` carries over (off in
-/// both).
-const NO_EQUIVALENT: &[(&str, &str)] = &[
-    (
-        "apm-server.kibana",
-        "apmgate serves central agent configuration from the policy's [[agent_config]] entries, not from Kibana",
-    ),
-    (
-        "apm-server.agent.config.elasticsearch",
-        "apmgate serves central agent configuration from the policy's [[agent_config]] entries",
-    ),
-    (
-        "apm-server.rum.source_mapping",
-        "apmgate applies no source maps: RUM stack traces are stored as the agent sent them",
-    ),
-    (
-        "apm-server.expvar",
-        "apmgate exposes its metrics on the `metrics` route (add it to a listener's routes)",
-    ),
-    ("apm-server.pprof", "apmgate has no profiling endpoint"),
-    (
-        "apm-server.instrumentation",
-        "apmgate does not trace itself: it logs (RUST_LOG) and exposes metrics on the `metrics` route",
-    ),
-    (
-        "instrumentation",
-        "apmgate does not trace itself: it logs (RUST_LOG) and exposes metrics on the `metrics` route",
-    ),
-    (
-        "apm-server.sampling",
-        "apmgate has no tail-based sampling: every accepted event is written",
-    ),
-    (
-        "apm-server.auth.api_key.elasticsearch",
-        "apmgate verifies API keys with the cluster of [output.elasticsearch]",
-    ),
-    (
-        "apm-server.ilm",
-        "apmgate writes data streams; their lifecycle comes from Elasticsearch's APM integration",
-    ),
-    (
-        "apm-server.register",
-        "apmgate registers no ingest pipelines; they come from Elasticsearch's APM integration",
-    ),
-    (
-        "apm-server.max_unzipped_size",
-        "removed in APM Server 8; apmgate caps the decompressed body with limits.max_body_size (100MiB)",
-    ),
-    (
-        "apm-server.max_request_queue_time",
-        "removed in APM Server 8; apmgate bounds waiting for a decoder with read_timeout",
-    ),
-    (
-        "apm-server.concurrent_requests",
-        "removed in APM Server 8; apmgate bounds concurrent decoding with gateway.max_concurrent_decoders",
-    ),
-    (
-        "apm-server.wait_ready_interval",
-        "apmgate checks no Elasticsearch preconditions before serving",
-    ),
-    (
-        "apm-server.java_attacher",
-        "apmgate does not attach agents to processes",
-    ),
-    (
-        "logging",
-        "apmgate logs to stderr: the format with `apmgate run --log-format human|json`, the level with RUST_LOG",
-    ),
-    (
-        "path",
-        "apmgate resolves relative paths from the policy's directory",
-    ),
-    (
-        "setup",
-        "apmgate installs no templates, dashboards or lifecycle policies: they come from Elasticsearch's APM integration",
-    ),
-    (
-        "monitoring",
-        "apmgate sends no monitoring data; its metrics are on the `metrics` route",
-    ),
-    (
-        "xpack",
-        "apmgate sends no monitoring data; its metrics are on the `metrics` route",
-    ),
-    (
-        "http",
-        "libbeat's stats endpoint; apmgate's metrics are on the `metrics` route",
-    ),
-    (
-        "queue",
-        "apmgate's output buffer is bounded in bytes (output.elasticsearch buffer_bytes, default 64MiB)",
-    ),
-    ("processors", "apmgate runs no libbeat processors"),
-    ("fields", "apmgate adds no custom fields to documents"),
-    (
-        "fields_under_root",
-        "apmgate adds no custom fields to documents",
-    ),
-    ("tags", "apmgate adds no tags to documents"),
-    ("name", "apmgate's observer fields are fixed"),
-    (
-        "max_procs",
-        "apmgate's runtime uses every core it is given (limit it with the container's CPU quota)",
-    ),
-    ("gc_percent", "apmgate has no garbage collector to tune"),
-    ("seccomp", "apmgate installs no seccomp filter"),
-    (
-        "output.elasticsearch.bulk_max_size",
-        "apmgate flushes by bytes (flush_bytes) and time (flush_interval), not by a count of documents",
-    ),
-    (
-        "output.elasticsearch.worker",
-        "apmgate bounds concurrent bulk requests with max_requests",
-    ),
-    (
-        "output.elasticsearch.loadbalance",
-        "apmgate always spreads bulk requests over every host",
-    ),
-    (
-        "output.elasticsearch.parameters",
-        "apmgate adds no URL parameters to bulk requests",
-    ),
-    (
-        "output.elasticsearch.pipeline",
-        "apmgate writes to data streams, whose pipelines come from Elasticsearch's APM integration",
-    ),
-    (
-        "output.elasticsearch.pipelines",
-        "apmgate writes to data streams, whose pipelines come from Elasticsearch's APM integration",
-    ),
-    (
-        "output.elasticsearch.index",
-        "apmgate writes APM's data streams (traces-apm-<namespace>, ...); set the namespace instead",
-    ),
-    (
-        "output.elasticsearch.indices",
-        "apmgate writes APM's data streams (traces-apm-<namespace>, ...); set the namespace instead",
-    ),
-    (
-        "output.elasticsearch.proxy_url",
-        "apmgate connects to Elasticsearch directly",
-    ),
-    (
-        "output.elasticsearch.proxy_disable",
-        "apmgate connects to Elasticsearch directly",
-    ),
-    (
-        "output.elasticsearch.escape_html",
-        "apmgate writes documents as APM Server's default (no HTML escaping)",
-    ),
-    (
-        "output.elasticsearch.allow_older_versions",
-        "apmgate does not check the version of Elasticsearch",
-    ),
-    (
-        "output.elasticsearch.autoscaling",
-        "apmgate sizes its bulk indexer with max_requests",
-    ),
-    (
-        "output.elasticsearch.ssl.ca_sha256",
-        "apmgate pins a CA by ca_trusted_fingerprint (hex SHA-256 of the CA certificate)",
-    ),
-    (
-        "output.elasticsearch.ssl.cipher_suites",
-        "apmgate's Elasticsearch client uses its TLS library's suites",
-    ),
-    (
-        "output.elasticsearch.ssl.curve_types",
-        "apmgate's Elasticsearch client uses its TLS library's curves",
-    ),
-    (
-        "output.elasticsearch.ssl.renegotiation",
-        "apmgate's Elasticsearch client never renegotiates",
-    ),
-    (
-        "apm-server.ssl.verification_mode",
-        "apmgate verifies client certificates against certificate_authorities (client_auth)",
-    ),
-    (
-        "apm-server.ssl.ca_sha256",
-        "apmgate does not pin client certificates by hash; match them with [auth.client_cert] patterns",
-    ),
-    (
-        "apm-server.ssl.renegotiation",
-        "apmgate never renegotiates TLS",
-    ),
-    (
-        "apm-server.ssl.certificate_reload",
-        "apmgate reloads certificates when the policy is reloaded (SIGHUP)",
-    ),
-];
-
-/// The secrets APM Server reads, and the variable a literal one moves to.
-const SECRETS: &[(&str, &str)] = &[
-    ("apm-server.auth.secret_token", "APMGATE_SECRET_TOKEN"),
-    ("apm-server.secret_token", "APMGATE_SECRET_TOKEN"),
-    (
-        "apm-server.ssl.key_passphrase",
-        "APMGATE_TLS_KEY_PASSPHRASE",
-    ),
-    ("output.elasticsearch.password", "APMGATE_ES_PASSWORD"),
-    ("output.elasticsearch.api_key", "APMGATE_ES_API_KEY"),
-    (
-        "output.elasticsearch.ssl.key_passphrase",
-        "APMGATE_ES_TLS_KEY_PASSPHRASE",
-    ),
-];
-
-/// An environment variable the operator must set for the imported policy.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EnvVar {
-    /// Its name.
-    pub name: String,
-    /// What it must hold, in words.
-    pub what: String,
 }
 
 /// Reads settings and fills the draft policy.
@@ -351,7 +49,10 @@ pub(crate) fn flatten(node: &Node, prefix: &str, out: &mut Vec<Leaf>, diags: &mu
         } else {
             format!("{prefix}.{text}")
         };
-        if matches!(v.kind, Kind::Map(_)) && !MAP_VALUES.contains(&path.as_str()) {
+        if matches!(v.kind, Kind::Map(_))
+            && !MAP_VALUES.contains(&path.as_str())
+            && !KNOWN.contains(&path.as_str())
+        {
             flatten(v, &path, out, diags);
         } else {
             out.push(Leaf {
@@ -423,13 +124,16 @@ impl<'a> Mapper<'a> {
     }
 
     fn wrong_type(&mut self, leaf: &Leaf, expected: &str) {
+        let secret = SECRETS.iter().any(|(p, _)| *p == leaf.path);
+        let found = match &leaf.value.kind {
+            Kind::Scalar { text, .. } if !secret && !leaf.value.is_null() && text.len() <= 40 => {
+                format!("`{text}`")
+            }
+            _ => leaf.value.describe().to_string(),
+        };
         self.report(
             Code::ImportWrongType,
-            format!(
-                "`{}` must be {expected}, found {}",
-                leaf.path,
-                leaf.value.describe()
-            ),
+            format!("`{}` must be {expected}, found {found}", leaf.path),
             leaf.value.span.clone(),
             &format!("expected {expected}"),
             "APM Server refuses to start with this value; the setting is left out of the policy",
@@ -1561,21 +1265,6 @@ impl<'a> Mapper<'a> {
                 "allow",
                 202,
             ));
-            let open = facts
-                .origins
-                .as_ref()
-                .is_none_or(|o| o.iter().any(|o| o == "*"));
-            if !open {
-                cases.push(TestCase::new(
-                    "RUM from an origin not in rum.allow_origins is refused",
-                    "POST",
-                    rum,
-                    identity,
-                    Some("https://elsewhere.invalid".to_string()),
-                    "deny",
-                    403,
-                ));
-            }
         } else if !facts.rum && (identity.is_none() || facts.secret_token) {
             cases.push(TestCase::new(
                 "RUM intake is refused while RUM is off",

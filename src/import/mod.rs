@@ -11,12 +11,13 @@
 mod convert;
 mod draft;
 mod map;
+mod settings;
 mod yaml;
 
 use crate::policy::diagnostics::{Code, Diagnostic, Severity, SourceFile};
 use crate::policy::{CompileOptions, compile};
 
-pub use map::EnvVar;
+pub use draft::EnvVar;
 
 /// What importing one file gave.
 #[derive(Debug)]

@@ -1,0 +1,351 @@
+//! `apmgate import apm-server.yml` as an operator runs it: every file of the corpus in
+//! `tests/import/` is imported, the policy validated and its `[[test]]` cases run, the reports
+//! snapshotted; secrets never reach the policy or a report; and imported policies, run, answer
+//! what the YAML implied, over real sockets.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+fn apmgate() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_apmgate"));
+    c.env("NO_COLOR", "1");
+    c
+}
+
+fn run(c: &mut Command) -> (i32, String, String) {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = c.output().expect("apmgate runs");
+    (
+        status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&stdout).into_owned(),
+        String::from_utf8_lossy(&stderr).into_owned(),
+    )
+}
+
+/// The corpus, and the exit code each file's import must end with.
+const CORPUS: &[(&str, i32)] = &[
+    ("reference", 0),
+    ("docker-compose", 0),
+    ("tls-api-keys", 0),
+    ("rum-anonymous", 0),
+    ("every-output-setting", 1),
+    ("literal-secret", 0),
+    ("wrong-types", 1),
+    ("unknown-keys", 1),
+    ("bad-yaml", 2),
+];
+
+fn corpus_path(stem: &str) -> PathBuf {
+    Path::new("tests/import").join(format!("{stem}.yml"))
+}
+
+#[test]
+fn the_corpus_is_listed_whole() {
+    let mut on_disk: Vec<String> = std::fs::read_dir("tests/import")
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yml"))
+        .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+        .collect();
+    on_disk.sort();
+    let mut listed: Vec<String> = CORPUS.iter().map(|(s, _)| s.to_string()).collect();
+    listed.sort();
+    assert_eq!(on_disk, listed);
+}
+
+#[test]
+fn every_import_validates_and_passes_its_own_tests() {
+    for (stem, code) in CORPUS {
+        let dir = tempfile::tempdir().unwrap();
+        let policy = dir.path().join("policy.toml");
+        let (got, out, _) = run(apmgate()
+            .arg("import")
+            .arg(corpus_path(stem))
+            .arg("-o")
+            .arg(&policy));
+        assert_eq!(got, *code, "{stem}: {out}");
+        if *code == 2 {
+            assert!(!policy.exists(), "{stem}: nothing is written");
+            continue;
+        }
+        let (v, vout, _) = run(apmgate()
+            .args(["validate", "--no-environment"])
+            .arg(&policy));
+        assert_eq!(v, 0, "{stem}: the imported policy validates\n{vout}");
+        assert!(
+            !vout.contains("I109"),
+            "{stem}: the import's own check passed"
+        );
+        let (t, tout, _) = run(apmgate().args(["test", "--no-environment"]).arg(&policy));
+        assert_eq!(t, 0, "{stem}: its [[test]] cases pass\n{tout}");
+        assert!(tout.contains(" passed, 0 failed"), "{stem}: {tout}");
+    }
+}
+
+#[test]
+fn reports_and_policies_match_snapshots() {
+    for (stem, _) in CORPUS {
+        let path = corpus_path(stem);
+        let (_, policy, human) = run(apmgate().arg("import").arg(&path));
+        let (_, _, json) = run(apmgate()
+            .arg("import")
+            .arg(&path)
+            .args(["--format", "json"]));
+        let (_, _, github) = run(apmgate()
+            .arg("import")
+            .arg(&path)
+            .args(["--format", "github"]));
+        let mut settings = insta::Settings::clone_current();
+        settings.set_description(path.display().to_string());
+        settings.set_omit_expression(true);
+        settings.bind(|| {
+            insta::assert_snapshot!(format!("{stem}.human"), human);
+            insta::assert_snapshot!(format!("{stem}.json"), json);
+            insta::assert_snapshot!(format!("{stem}.github"), github);
+            insta::assert_snapshot!(format!("{stem}.policy"), policy);
+        });
+    }
+}
+
+#[test]
+fn diagnostics_are_placed_at_their_yaml_line_and_column() {
+    let (_, _, json) = run(apmgate()
+        .arg("import")
+        .arg(corpus_path("unknown-keys"))
+        .args(["--format", "json"]));
+    let records: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap();
+    let typo = records
+        .iter()
+        .find(|r| r["message"].as_str().unwrap().contains("alow_origins"))
+        .expect("the typo is reported");
+    assert_eq!(typo["code"], "I102");
+    assert_eq!(
+        (typo["line"].as_u64(), typo["column"].as_u64()),
+        (Some(6), Some(5))
+    );
+    assert!(
+        typo["help"]
+            .as_str()
+            .unwrap()
+            .contains("did you mean `apm-server.rum.allow_origins`?")
+    );
+    for code in ["I101", "I107", "I108"] {
+        assert!(
+            records.iter().any(|r| r["code"] == code),
+            "{code} in {json}"
+        );
+    }
+}
+
+#[test]
+fn unreadable_yaml_exits_2_with_its_place() {
+    let (code, out, err) = run(apmgate().arg("import").arg(corpus_path("bad-yaml")));
+    assert_eq!(code, 2);
+    assert!(out.is_empty(), "no policy: {out}");
+    assert!(
+        err.contains("I100") && err.contains("bad-yaml.yml:2:"),
+        "{err}"
+    );
+    let (code, _, err) = run(apmgate().arg("import").arg("tests/import/missing.yml"));
+    assert_eq!(code, 2);
+    assert!(err.contains("cannot read"), "{err}");
+}
+
+const SECRETS: &[&str] = &[
+    "tok-3f9a7c1e5b2d8a6f4c0e9b7d5a3f1c8e",
+    "pw-e2b8c4a6f0d9e1b3a5c7",
+];
+
+#[test]
+fn literal_secrets_move_to_the_environment_and_are_never_printed() {
+    let path = corpus_path("literal-secret");
+    for format in ["human", "json", "github"] {
+        let dir = tempfile::tempdir().unwrap();
+        let policy = dir.path().join("policy.toml");
+        for args in [vec![], vec!["-o".to_string(), policy.display().to_string()]] {
+            let (code, out, err) = run(apmgate()
+                .arg("import")
+                .arg(&path)
+                .args(["--format", format])
+                .args(&args));
+            assert_eq!(code, 0);
+            for secret in SECRETS {
+                assert!(!out.contains(secret), "{format}: stdout holds a secret");
+                assert!(!err.contains(secret), "{format}: stderr holds a secret");
+            }
+        }
+        let written = std::fs::read_to_string(&policy).unwrap();
+        for secret in SECRETS {
+            assert!(!written.contains(secret), "the policy holds a secret");
+        }
+        assert!(written.contains("secret = \"env:APMGATE_SECRET_TOKEN\""));
+        assert!(written.contains("password = \"env:APMGATE_ES_PASSWORD\""));
+        assert!(written.contains("#   APMGATE_SECRET_TOKEN: "), "{written}");
+    }
+    let (_, _, human) = run(apmgate().arg("import").arg(&path));
+    assert!(
+        human.contains("set APMGATE_SECRET_TOKEN: ") && human.contains("I105"),
+        "{human}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Round trips: the imported policy, run, answers as the YAML implied.
+
+struct Running {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Running {
+    /// Imports `yaml` into a policy in `dir` and runs it with `env`.
+    fn start(dir: &Path, yaml: &str, env: &[(&str, &str)]) -> (Running, String) {
+        let yml = dir.join("apm-server.yml");
+        std::fs::write(&yml, yaml).unwrap();
+        let policy = dir.join("policy.toml");
+        let (code, out, _) = run(apmgate().arg("import").arg(&yml).arg("-o").arg(&policy));
+        assert_eq!(code, 0, "{out}");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_apmgate"));
+        cmd.args(["run", "--log-format", "json"])
+            .arg(&policy)
+            .env("RUST_LOG", "info")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut running = Running { child, lines: rx };
+        let bound = running.wait_for("\"bound\"");
+        let record: serde_json::Value = serde_json::from_str(&bound).unwrap();
+        let addr = record["address"].as_str().unwrap().to_string();
+        (running, format!("http://{addr}"))
+    }
+
+    fn wait_for(&mut self, needle: &str) -> String {
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|_| panic!("no log line with {needle:?}"));
+            if line.contains(needle) {
+                return line;
+            }
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn payload(agent: &str, service: &str) -> String {
+    format!(
+        "{{\"metadata\":{{\"service\":{{\"name\":\"{service}\",\"agent\":{{\"name\":\"{agent}\",\"version\":\"1.0.0\"}}}}}}}}\n\
+         {{\"transaction\":{{\"id\":\"0000000000000001\",\"trace_id\":\"00000000000000000000000000000001\",\"type\":\"request\",\"duration\":1.5,\"span_count\":{{\"started\":0}}}}}}\n"
+    )
+}
+
+async fn post(url: &str, headers: &[(&str, &str)], body: String) -> u16 {
+    let mut req = reqwest::Client::new()
+        .post(url)
+        .header("Content-Type", "application/x-ndjson")
+        .body(body);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    req.send().await.unwrap().status().as_u16()
+}
+
+const TOKEN: &str = "import-round-trip-token-0123456789abcdef";
+
+#[tokio::test]
+async fn a_secret_token_from_the_keystore_is_required_on_intake() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = "apm-server:\n  host: \"127.0.0.1:0\"\n  auth.secret_token: \"${IMPORT_RT_TOKEN}\"\n  capture_personal_data: false\noutput.file:\n  path: data\n  filename: events.ndjson\n";
+    let (_gw, base) = Running::start(dir.path(), yaml, &[("IMPORT_RT_TOKEN", TOKEN)]);
+    let intake = format!("{base}/intake/v2/events");
+    let bearer = format!("Bearer {TOKEN}");
+    assert_eq!(post(&intake, &[], payload("python", "svc")).await, 401);
+    assert_eq!(
+        post(
+            &intake,
+            &[("Authorization", "Bearer wrong")],
+            payload("python", "svc")
+        )
+        .await,
+        401
+    );
+    assert_eq!(
+        post(
+            &intake,
+            &[("Authorization", &bearer)],
+            payload("python", "svc")
+        )
+        .await,
+        202
+    );
+    // RUM is off in the YAML: refused whatever the credentials.
+    let rum = format!("{base}/intake/v2/rum/events");
+    assert_eq!(
+        post(
+            &rum,
+            &[("Authorization", &bearer)],
+            payload("rum-js", "web")
+        )
+        .await,
+        403
+    );
+    let root = reqwest::get(format!("{base}/")).await.unwrap();
+    assert_eq!(root.status().as_u16(), 200);
+}
+
+#[tokio::test]
+async fn anonymous_rum_is_allowed_from_listed_origins_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = "apm-server:\n  host: \"127.0.0.1:0\"\n  auth.secret_token: \"${IMPORT_RT_TOKEN}\"\n  rum:\n    enabled: true\n    allow_origins: [\"https://*.shop.example.com\"]\noutput.file:\n  path: data\n";
+    let (_gw, base) = Running::start(dir.path(), yaml, &[("IMPORT_RT_TOKEN", TOKEN)]);
+    let rum = format!("{base}/intake/v2/rum/events");
+    let origin = ("Origin", "https://www.shop.example.com");
+    assert_eq!(post(&rum, &[origin], payload("rum-js", "shop")).await, 202);
+    assert_eq!(
+        post(
+            &rum,
+            &[("Origin", "https://evil.example.org")],
+            payload("rum-js", "shop")
+        )
+        .await,
+        403
+    );
+    // Anonymous callers are RUM agents only (APM Server's allow_agent default).
+    let intake = format!("{base}/intake/v2/events");
+    assert_eq!(post(&intake, &[], payload("python", "svc")).await, 403);
+    let bearer = format!("Bearer {TOKEN}");
+    assert_eq!(
+        post(
+            &intake,
+            &[("Authorization", &bearer)],
+            payload("python", "svc")
+        )
+        .await,
+        202
+    );
+}
