@@ -38,6 +38,8 @@ const CORPUS: &[(&str, i32)] = &[
     ("literal-secret", 0),
     ("wrong-types", 1),
     ("unknown-keys", 1),
+    ("legacy-7x", 1),
+    ("anonymous-without-auth", 1),
     ("bad-yaml", 2),
 ];
 

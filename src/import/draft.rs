@@ -114,6 +114,14 @@ impl Draft {
         }
     }
 
+    /// Names one more YAML key a section came from.
+    pub(crate) fn note_from(&mut self, section: &str, from: &str) {
+        let s = self.section(section);
+        if !s.from.iter().any(|f| f == from) {
+            s.from.push(from.to_string());
+        }
+    }
+
     /// Moves `key` to the top of its section.
     pub(crate) fn front(&mut self, section: &str, key: &str) {
         let s = self.section(section);

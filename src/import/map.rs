@@ -6,8 +6,8 @@ use std::ops::Range;
 use crate::policy::diagnostics::{Code, Diagnostic, closest};
 
 use super::convert::{format_duration, format_size, interpolate, parse_duration, parse_size};
-use super::draft::{Draft, EnvVar, TestCase, toml_str};
-use super::settings::{KNOWN, MAP_VALUES, NO_EQUIVALENT, SECRETS};
+use super::draft::{Draft, EnvVar, toml_str};
+use super::settings::{KNOWN, LEGACY, MAP_VALUES, NO_EQUIVALENT, SECRETS};
 use super::yaml::{Kind, Node};
 
 /// A setting as written: its dotted path (nested and dotted forms give the same path), the key
@@ -399,6 +399,26 @@ impl<'a> Mapper<'a> {
         let mut protocol: Option<String> = None;
         let mut file_path: (Option<String>, Option<String>) = (None, None);
 
+        let renamed: Vec<Leaf> = leaves
+            .iter()
+            .map(
+                |leaf| match LEGACY.iter().find(|(old, _)| *old == leaf.path) {
+                    Some((old, new)) => {
+                        self.differs(
+                            leaf,
+                            format!("`{old}` is APM Server 7's name"),
+                            &format!("carried as `{new}`"),
+                        );
+                        Leaf {
+                            path: new.to_string(),
+                            ..leaf.clone()
+                        }
+                    }
+                    None => leaf.clone(),
+                },
+            )
+            .collect();
+        let leaves = &renamed[..];
         for leaf in leaves {
             let path = leaf.path.as_str();
             if let Some((root, why)) = NO_EQUIVALENT.iter().find(|(root, _)| under(path, root)) {
@@ -445,7 +465,7 @@ impl<'a> Mapper<'a> {
                         format!("`{root}` is not an output apmgate has"),
                         leaf.key.clone(),
                         "not carried",
-                        "apmgate writes to Elasticsearch, to a file of `_bulk` NDJSON, or discards; the policy writes to the file output until you choose",
+                        "apmgate writes to Elasticsearch, to a file of `_bulk` NDJSON, or discards: events no longer reach this output (without another output section, the policy writes to the file output)",
                     );
                 }
                 continue;
@@ -461,14 +481,7 @@ impl<'a> Mapper<'a> {
                     continue;
                 };
                 match path {
-                    "apm-server.auth.secret_token" | "apm-server.secret_token" => {
-                        if path == "apm-server.secret_token" {
-                            self.differs(
-                                leaf,
-                                "`apm-server.secret_token` is APM Server 7's name".to_string(),
-                                "carried as auth.secret_token",
-                            );
-                        }
+                    "apm-server.auth.secret_token" => {
                         facts.secret_token = true;
                         self.draft.set(
                             "auth.secret_token.apm-server",
@@ -579,6 +592,14 @@ impl<'a> Mapper<'a> {
                 "apm-server.data_streams.namespace" => {
                     if let Some(s) = self.string(leaf) {
                         self.draft.set("gateway", "namespace", toml_str(&s), path);
+                    }
+                }
+                "apm-server.data_streams.enabled" => {
+                    if self.boolean(leaf) == Some(false) {
+                        self.not_carried(
+                            leaf,
+                            "apmgate always writes APM's data streams (traces-apm-<namespace>, ...), as APM Server 8 does",
+                        );
                     }
                 }
                 "apm-server.data_streams.wait_for_integration" => {
@@ -729,22 +750,9 @@ impl<'a> Mapper<'a> {
                     }
                 }
                 "apm-server.auth.anonymous.rate_limit.event_limit"
-                | "apm-server.auth.anonymous.rate_limit.ip_limit"
-                | "apm-server.rum.event_rate.limit"
-                | "apm-server.rum.event_rate.lru_size" => {
+                | "apm-server.auth.anonymous.rate_limit.ip_limit" => {
                     if let Some(n) = self.integer(leaf) {
-                        let key = if path.ends_with("event_limit") || path.ends_with(".limit") {
-                            "event_limit"
-                        } else {
-                            "ip_limit"
-                        };
-                        if path.starts_with("apm-server.rum.event_rate") {
-                            self.differs(
-                                leaf,
-                                format!("`{path}` is APM Server 7's name"),
-                                &format!("carried as auth.anonymous.rate_limit.{key}"),
-                            );
-                        }
+                        let key = path.trim_start_matches("apm-server.auth.anonymous.rate_limit.");
                         facts.anonymous_written = true;
                         self.draft
                             .set("auth.anonymous.rate_limit", key, n.to_string(), path);
@@ -753,6 +761,16 @@ impl<'a> Mapper<'a> {
                 "apm-server.rum.enabled" => {
                     if let Some(b) = self.boolean(leaf) {
                         facts.rum = b;
+                        if b && !leaves
+                            .iter()
+                            .any(|l| under(&l.path, "apm-server.rum.source_mapping"))
+                        {
+                            self.differs(
+                                leaf,
+                                "RUM stack traces are not source-mapped by apmgate".to_string(),
+                                "APM Server applied source maps uploaded to Elasticsearch to RUM errors and spans; apmgate stores stack traces as the browser sent them",
+                            );
+                        }
                         self.draft.set("rum", "enabled", b.to_string(), path);
                     }
                 }
@@ -799,6 +817,7 @@ impl<'a> Mapper<'a> {
                 "output.elasticsearch.protocol" => {
                     if let Some(p) = self.string(leaf) {
                         if p == "http" || p == "https" {
+                            self.draft.note_from("output.elasticsearch", path);
                             protocol = Some(p);
                         } else {
                             self.wrong_type(leaf, "`http` or `https`");
@@ -1040,7 +1059,25 @@ impl<'a> Mapper<'a> {
         let auth = facts.secret_token || facts.es_api_keys;
         let anonymous = facts.anonymous.unwrap_or(facts.rum && auth);
         facts.anonymous = Some(anonymous);
-        if facts.anonymous_written || (facts.rum && auth) {
+        if facts.anonymous_written && !auth {
+            // Without authentication everyone may send, in APM Server as in apmgate: anonymous
+            // settings have no effect there, and in the policy they would restrict everyone.
+            self.draft.remove("auth.anonymous");
+            self.draft.remove("auth.anonymous.rate_limit");
+            if let Some(leaf) = leaves
+                .iter()
+                .find(|l| under(&l.path, "apm-server.auth.anonymous"))
+            {
+                let leaf = leaf.clone();
+                self.differs(
+                    &leaf,
+                    "anonymous access is configured, but no authentication".to_string(),
+                    "without a secret token or API keys everyone may send, in APM Server as in apmgate; the anonymous settings are left out, since in the policy they would restrict every caller",
+                );
+            }
+            facts.anonymous = Some(false);
+            facts.anonymous_written = false;
+        } else if facts.anonymous_written || (facts.rum && auth) {
             let from = if facts.anonymous_written {
                 "apm-server.auth.anonymous.enabled"
             } else {
@@ -1172,111 +1209,6 @@ impl<'a> Mapper<'a> {
                 ),
             }
         }
-    }
-
-    /// The access decisions the YAML implies, as `[[test]]` cases.
-    pub(crate) fn tests(&mut self, facts: &Facts) {
-        let auth = facts.secret_token || facts.es_api_keys;
-        let anonymous = facts.anonymous.unwrap_or(false);
-        let intake = "/intake/v2/events";
-        let mut cases = Vec::new();
-        cases.push(TestCase::new(
-            "GET / answers without credentials",
-            "GET",
-            "/",
-            None,
-            None,
-            "allow",
-            200,
-        ));
-        if !auth {
-            cases.push(TestCase::new(
-                "intake is open: apm-server.yml configures no authentication",
-                "POST",
-                intake,
-                None,
-                None,
-                "allow",
-                202,
-            ));
-        } else if anonymous {
-            cases.push(TestCase::new(
-                "callers without credentials are anonymous (their agent and service are checked per event)",
-                "POST",
-                intake,
-                None,
-                None,
-                "allow",
-                202,
-            ));
-        } else {
-            cases.push(TestCase::new(
-                "intake without credentials is refused",
-                "POST",
-                intake,
-                None,
-                None,
-                "deny",
-                401,
-            ));
-        }
-        if facts.secret_token {
-            cases.push(TestCase::new(
-                "intake with the secret token is accepted",
-                "POST",
-                intake,
-                Some("secret_token:apm-server"),
-                None,
-                "allow",
-                202,
-            ));
-            cases.push(TestCase::new(
-                "agent configuration with the secret token",
-                "GET",
-                "/config/v1/agents?service.name=checkout",
-                Some("secret_token:apm-server"),
-                None,
-                "allow",
-                200,
-            ));
-        }
-        let rum = "/intake/v2/rum/events";
-        let identity = if !auth || anonymous {
-            None
-        } else {
-            Some("secret_token:apm-server")
-        };
-        if facts.rum && (identity.is_none() || facts.secret_token) {
-            let origin = facts
-                .origins
-                .as_ref()
-                .and_then(|o| o.iter().find(|o| *o != "*"))
-                .map(|o| o.replace('*', "app").replace('?', "a"));
-            cases.push(TestCase::new(
-                if anonymous {
-                    "browsers send RUM events anonymously"
-                } else {
-                    "RUM intake is served"
-                },
-                "POST",
-                rum,
-                identity,
-                origin.clone(),
-                "allow",
-                202,
-            ));
-        } else if !facts.rum && (identity.is_none() || facts.secret_token) {
-            cases.push(TestCase::new(
-                "RUM intake is refused while RUM is off",
-                "POST",
-                rum,
-                identity,
-                None,
-                "deny",
-                403,
-            ));
-        }
-        self.draft.tests = cases;
     }
 }
 

@@ -8,6 +8,7 @@
 //! environment) to make sure it is usable. Secrets are never copied: literal ones move to
 //! environment variables and are masked in the reports.
 
+mod cases;
 mod convert;
 mod draft;
 mod map;
@@ -102,7 +103,7 @@ pub fn import(name: &str, text: &str) -> Import {
     let mut leaves = Vec::new();
     map::flatten(&root, "", &mut leaves, &mut mapper.diagnostics);
     let facts = mapper.map(&leaves);
-    mapper.tests(&facts);
+    mapper.draft.tests = cases::cases(&facts);
     let _ = mapper.text;
     let lost = mapper
         .diagnostics

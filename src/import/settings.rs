@@ -49,11 +49,9 @@ pub(crate) const KNOWN: &[&str] = &[
     "apm-server.rum.response_headers",
     "apm-server.rum.library_pattern",
     "apm-server.rum.exclude_from_grouping",
-    "apm-server.rum.event_rate.limit",
-    "apm-server.rum.event_rate.lru_size",
     "apm-server.agent.config.cache.expiration",
     "apm-server.agent_config",
-    "apm-server.secret_token",
+    "apm-server.data_streams.enabled",
     "output.elasticsearch.enabled",
     "output.elasticsearch.hosts",
     "output.elasticsearch.protocol",
@@ -118,6 +116,10 @@ pub(crate) const NO_EQUIVALENT: &[(&str, &str)] = &[
     (
         "apm-server.sampling",
         "apmgate has no tail-based sampling: every accepted event is written",
+    ),
+    (
+        "apm-server.api_key.elasticsearch",
+        "apmgate verifies API keys with the cluster of [output.elasticsearch]",
     ),
     (
         "apm-server.auth.api_key.elasticsearch",
@@ -282,7 +284,6 @@ pub(crate) const NO_EQUIVALENT: &[(&str, &str)] = &[
 /// The secrets APM Server reads, and the variable a literal one moves to.
 pub(crate) const SECRETS: &[(&str, &str)] = &[
     ("apm-server.auth.secret_token", "APMGATE_SECRET_TOKEN"),
-    ("apm-server.secret_token", "APMGATE_SECRET_TOKEN"),
     (
         "apm-server.ssl.key_passphrase",
         "APMGATE_TLS_KEY_PASSPHRASE",
@@ -292,5 +293,27 @@ pub(crate) const SECRETS: &[(&str, &str)] = &[
     (
         "output.elasticsearch.ssl.key_passphrase",
         "APMGATE_ES_TLS_KEY_PASSPHRASE",
+    ),
+];
+
+/// APM Server 7's names of settings that APM Server 8 renamed: carried under the new name.
+pub(crate) const LEGACY: &[(&str, &str)] = &[
+    ("apm-server.secret_token", "apm-server.auth.secret_token"),
+    (
+        "apm-server.api_key.enabled",
+        "apm-server.auth.api_key.enabled",
+    ),
+    ("apm-server.api_key.limit", "apm-server.auth.api_key.limit"),
+    (
+        "apm-server.rum.allow_service_names",
+        "apm-server.auth.anonymous.allow_service",
+    ),
+    (
+        "apm-server.rum.event_rate.limit",
+        "apm-server.auth.anonymous.rate_limit.event_limit",
+    ),
+    (
+        "apm-server.rum.event_rate.lru_size",
+        "apm-server.auth.anonymous.rate_limit.ip_limit",
     ),
 ];
