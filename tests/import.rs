@@ -30,6 +30,7 @@ fn run(c: &mut Command) -> (i32, String, String) {
 
 /// The corpus, and the exit code each file's import must end with.
 const CORPUS: &[(&str, i32)] = &[
+    ("invalid-regex", 1),
     ("reference", 0),
     ("docker-compose", 0),
     ("tls-api-keys", 0),
@@ -79,9 +80,17 @@ fn every_import_validates_and_passes_its_own_tests() {
         let (v, vout, _) = run(apmgate()
             .args(["validate", "--no-environment"])
             .arg(&policy));
+        if *stem == "invalid-regex" {
+            // A value APM Server refused too: reported by the import (I109), and by validate
+            // at its place in the written policy.
+            assert_eq!(v, 1, "{vout}");
+            assert!(vout.contains("E210"), "{vout}");
+            assert!(out.contains("I109"), "{out}");
+            continue;
+        }
         assert_eq!(v, 0, "{stem}: the imported policy validates\n{vout}");
         assert!(
-            !vout.contains("I109"),
+            !out.contains("I109"),
             "{stem}: the import's own check passed"
         );
         let (t, tout, _) = run(apmgate().args(["test", "--no-environment"]).arg(&policy));
@@ -282,7 +291,7 @@ const TOKEN: &str = "import-round-trip-token-0123456789abcdef";
 #[tokio::test]
 async fn a_secret_token_from_the_keystore_is_required_on_intake() {
     let dir = tempfile::tempdir().unwrap();
-    let yaml = "apm-server:\n  host: \"127.0.0.1:0\"\n  auth.secret_token: \"${IMPORT_RT_TOKEN}\"\n  capture_personal_data: false\noutput.file:\n  path: data\n  filename: events.ndjson\n";
+    let yaml = "apm-server:\n  host: \"127.0.0.1:0\"\n  auth.secret_token: \"${IMPORT_RT_TOKEN}\"\n  max_event_size: 1024\n  response_headers:\n    X-Imported-From: apm-server.yml\noutput.file:\n  path: data\n  filename: events.ndjson\n";
     let (_gw, base) = Running::start(dir.path(), yaml, &[("IMPORT_RT_TOKEN", TOKEN)]);
     let intake = format!("{base}/intake/v2/events");
     let bearer = format!("Bearer {TOKEN}");
@@ -318,6 +327,69 @@ async fn a_secret_token_from_the_keystore_is_required_on_intake() {
     );
     let root = reqwest::get(format!("{base}/")).await.unwrap();
     assert_eq!(root.status().as_u16(), 200);
+    assert_eq!(
+        root.headers()
+            .get("x-imported-from")
+            .map(|v| v.to_str().unwrap()),
+        Some("apm-server.yml"),
+        "apm-server.response_headers"
+    );
+    // apm-server.max_event_size: a longer line is refused, as APM Server refuses it.
+    let long = payload("python", "svc").replace("request", &"r".repeat(2048));
+    assert_eq!(
+        post(&intake, &[("Authorization", &bearer)], long).await,
+        400
+    );
+}
+
+#[tokio::test]
+async fn apm_server_ssl_becomes_a_tls_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = apmgate::devcerts::write(
+        &dir.path().join("certs"),
+        &apmgate::devcerts::Validity::default(),
+    )
+    .unwrap();
+    let yaml = format!(
+        "apm-server.host: \"127.0.0.1:0\"\napm-server.ssl:\n  certificate: {}\n  key: {}\napm-server.auth.secret_token: \"${{IMPORT_RT_TOKEN}}\"\noutput.file.path: data\n",
+        certs.server_cert.display(),
+        certs.server_key.display()
+    );
+    let (_gw, base) = Running::start(dir.path(), &yaml, &[("IMPORT_RT_TOKEN", TOKEN)]);
+    let port = base.rsplit(':').next().unwrap();
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(&certs.ca_cert).unwrap()).unwrap();
+    let client = reqwest::Client::builder()
+        .add_root_certificate(ca)
+        .build()
+        .unwrap();
+    let intake = format!("https://localhost:{port}/intake/v2/events");
+    let status = |r: reqwest::Response| r.status().as_u16();
+    let with_token = client
+        .post(&intake)
+        .header("Authorization", format!("Bearer {TOKEN}"))
+        .header("Content-Type", "application/x-ndjson")
+        .body(payload("python", "svc"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status(with_token), 202);
+    let without = client
+        .post(&intake)
+        .header("Content-Type", "application/x-ndjson")
+        .body(payload("python", "svc"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status(without), 401);
+    assert!(
+        reqwest::Client::new()
+            .post(format!("{base}/intake/v2/events"))
+            .body(payload("python", "svc"))
+            .send()
+            .await
+            .map_or(true, |r| r.status().as_u16() >= 400),
+        "no plaintext answer on the TLS listener"
+    );
 }
 
 #[tokio::test]

@@ -5,7 +5,8 @@
 #[derive(Debug, Default)]
 struct Section {
     name: String,
-    entries: Vec<(String, String)>,
+    /// Key, TOML value, and the YAML setting it came from.
+    entries: Vec<(String, String, String)>,
     from: Vec<String>,
 }
 
@@ -105,9 +106,12 @@ impl Draft {
     /// Sets `key` (replacing an earlier value: the last one written wins, as in APM Server).
     pub(crate) fn set(&mut self, section: &str, key: &str, value: String, from: &str) {
         let s = self.section(section);
-        match s.entries.iter_mut().find(|(k, _)| k == key) {
-            Some(entry) => entry.1 = value,
-            None => s.entries.push((key.to_string(), value)),
+        match s.entries.iter_mut().find(|(k, _, _)| k == key) {
+            Some(entry) => {
+                entry.1 = value;
+                entry.2 = from.to_string();
+            }
+            None => s.entries.push((key.to_string(), value, from.to_string())),
         }
         if !s.from.iter().any(|f| f == from) {
             s.from.push(from.to_string());
@@ -125,7 +129,7 @@ impl Draft {
     /// Moves `key` to the top of its section.
     pub(crate) fn front(&mut self, section: &str, key: &str) {
         let s = self.section(section);
-        if let Some(i) = s.entries.iter().position(|(k, _)| k == key) {
+        if let Some(i) = s.entries.iter().position(|(k, _, _)| k == key) {
             let entry = s.entries.remove(i);
             s.entries.insert(0, entry);
         }
@@ -136,9 +140,10 @@ impl Draft {
         self.sections.retain(|s| s.name != section);
     }
 
-    /// The policy text.
-    pub(crate) fn render(&self, input: &str, lost: usize, env: &[EnvVar]) -> String {
+    /// The policy text, and where each entry came from.
+    pub(crate) fn render(&self, input: &str, lost: usize, env: &[EnvVar]) -> (String, Origins) {
         let mut out = String::new();
+        let mut origins = Origins::new();
         out.push_str(&format!(
             "# Imported from {input} by `apmgate import` (apmgate {}).\n",
             env!("CARGO_PKG_VERSION")
@@ -188,7 +193,7 @@ impl Draft {
                     );
                     out.push_str("[gateway]\n");
                     if let Some(s) = section {
-                        entries(&mut out, &s.entries);
+                        entries(&mut out, &s.entries, &mut origins);
                     }
                 }
                 "listener" => {
@@ -206,10 +211,10 @@ impl Draft {
                         "# One listener serves every APM route, as APM Server does.\n[[listener]]\nname = \"apm-server\"\n",
                     );
                     let entries_of = section.map(|s| s.entries.clone()).unwrap_or_default();
-                    if !entries_of.iter().any(|(k, _)| k == "bind") {
+                    if !entries_of.iter().any(|(k, _, _)| k == "bind") {
                         out.push_str("bind = \"127.0.0.1:8200\"  # APM Server's default\n");
                     }
-                    entries(&mut out, &entries_of);
+                    entries(&mut out, &entries_of, &mut origins);
                 }
                 _ => {
                     let Some(s) = section else { continue };
@@ -219,7 +224,7 @@ impl Draft {
                     out.push('\n');
                     from_line(&mut out, &s.from);
                     out.push_str(&format!("[{}]\n", s.name));
-                    entries(&mut out, &s.entries);
+                    entries(&mut out, &s.entries, &mut origins);
                 }
             }
         }
@@ -263,7 +268,7 @@ impl Draft {
             out.push_str(&format!("expect = {}\n", toml_str(&t.expect)));
             out.push_str(&format!("status = {}\n", t.status));
         }
-        out
+        (out, origins)
     }
 }
 
@@ -301,8 +306,13 @@ fn from_line(out: &mut String, from: &[String]) {
     out.push('\n');
 }
 
-fn entries(out: &mut String, entries: &[(String, String)]) {
-    for (k, v) in entries {
+/// Where each written entry is in the policy text, and the YAML setting it came from.
+pub(crate) type Origins = Vec<(std::ops::Range<usize>, String)>;
+
+fn entries(out: &mut String, entries: &[(String, String, String)], origins: &mut Origins) {
+    for (k, v, from) in entries {
+        let start = out.len();
         out.push_str(&format!("{} = {v}\n", toml_key(k)));
+        origins.push((start..out.len(), from.clone()));
     }
 }

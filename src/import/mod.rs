@@ -110,33 +110,41 @@ pub fn import(name: &str, text: &str) -> Import {
         .iter()
         .filter(|d| d.severity == Severity::Error)
         .count();
-    let mut policy = mapper.draft.render(name, lost, &mapper.env);
+    let (mut policy, origins) = mapper.draft.render(name, lost, &mapper.env);
 
-    // The policy must be one `apmgate validate` accepts: anything it refuses is reported here
-    // (a value APM Server would also have refused, such as an invalid regular expression).
+    // The policy must be one `apmgate validate` accepts: anything it refuses is reported at
+    // the YAML setting it came from (a value APM Server would also have refused, such as an
+    // invalid regular expression).
     let compiled = compile(
         &SourceFile::new("imported policy", policy.as_str()),
         CompileOptions { environment: false },
     );
-    let refused: Vec<&Diagnostic> = compiled
+    let mut refused = false;
+    for d in compiled
         .diagnostics
         .iter()
         .filter(|d| d.severity == Severity::Error)
-        .collect();
-    if !refused.is_empty() {
-        let messages: Vec<String> = refused
+    {
+        refused = true;
+        let from = origins
             .iter()
-            .map(|d| format!("{} {}", d.code, d.message))
-            .collect();
+            .find(|(range, _)| range.contains(&d.offset()))
+            .map(|(_, from)| from.as_str());
+        let span = from
+            .and_then(|f| leaves.iter().rev().find(|l| l.path == f))
+            .map_or(0..0, |l| l.value.span.clone());
+        let setting = from.map_or(String::new(), |f| format!("`{f}`: "));
         mapper.diagnostics.push(
             Diagnostic::new(
                 Code::ImportInvalidPolicy,
-                format!("the imported policy does not validate: {}", messages.join("; ")),
-                0..0,
-                "",
+                format!("the imported policy does not validate: {setting}{} {}", d.code, d.message),
+                span,
+                "refused by `apmgate validate`",
             )
-            .with_help("run `apmgate validate` on the written policy to see where, and fix the value there or in apm-server.yml"),
+            .with_help("correct the value in the written policy (or in apm-server.yml, then import again); `apmgate validate` shows it at its place"),
         );
+    }
+    if refused {
         policy.insert_str(
             0,
             "# This policy does not validate yet: see `apmgate validate`.\n",
