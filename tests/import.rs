@@ -125,6 +125,27 @@ fn reports_and_policies_match_snapshots() {
 }
 
 #[test]
+fn every_import_code_is_reported_by_a_corpus_file() {
+    let mut seen = std::collections::BTreeSet::new();
+    for (stem, _) in CORPUS {
+        let (_, _, json) = run(apmgate()
+            .arg("import")
+            .arg(corpus_path(stem))
+            .args(["--format", "json"]));
+        let records: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap();
+        for r in records {
+            seen.insert(r["code"].as_str().unwrap().to_string());
+        }
+    }
+    let missing: Vec<&str> = apmgate::policy::Code::ALL
+        .iter()
+        .map(|c| c.as_str())
+        .filter(|c| c.starts_with('I') && !seen.contains(*c))
+        .collect();
+    assert!(missing.is_empty(), "no corpus file reports {missing:?}");
+}
+
+#[test]
 fn diagnostics_are_placed_at_their_yaml_line_and_column() {
     let (_, _, json) = run(apmgate()
         .arg("import")

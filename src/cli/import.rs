@@ -49,9 +49,7 @@ pub(super) fn run(args: &Args) -> Result<Outcome, UsageError> {
             report.push_str(&format!("{name}: cannot be read, nothing imported\n"));
         }
         emit_report(args, &report);
-        return Err(UsageError(format!(
-            "`{name}` is not an APM Server configuration"
-        )));
+        return Ok(Outcome::Unreadable);
     };
 
     if let Some(path) = &args.output {

@@ -93,6 +93,8 @@ pub(crate) enum Outcome {
     Ok,
     /// Exit 1: invalid policy, failed test.
     Failed,
+    /// Exit 2, already reported: `import`'s unreadable input.
+    Unreadable,
 }
 
 /// A usage or I/O error: exit 2.
@@ -188,6 +190,7 @@ pub(crate) fn main() -> ExitCode {
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
         Ok(Outcome::Failed) => ExitCode::from(1),
+        Ok(Outcome::Unreadable) => ExitCode::from(2),
         Err(UsageError(message)) => {
             eprintln!("error: {message}");
             ExitCode::from(2)
