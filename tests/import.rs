@@ -36,7 +36,7 @@ const CORPUS: &[(&str, i32)] = &[
     ("tls-api-keys", 0),
     ("rum-anonymous", 0),
     ("every-output-setting", 1),
-    ("literal-secret", 0),
+    ("literal-secret", 1),
     ("wrong-types", 1),
     ("unknown-keys", 1),
     ("legacy-7x", 1),
@@ -191,7 +191,9 @@ fn unreadable_yaml_exits_2_with_its_place() {
 
 const SECRETS: &[&str] = &[
     "tok-3f9a7c1e5b2d8a6f4c0e9b7d5a3f1c8e",
-    "pw-e2b8c4a6f0d9e1b3a5c7",
+    "ui2lp2axTNmsyakw9tvNnw",
+    "kp-default-7d1e0c2b9a",
+    "4a6c",
 ];
 
 #[test]
@@ -206,7 +208,10 @@ fn literal_secrets_move_to_the_environment_and_are_never_printed() {
                 .arg(&path)
                 .args(["--format", format])
                 .args(&args));
-            assert_eq!(code, 0);
+            assert_eq!(
+                code, 1,
+                "a secret mixing text and a reference is not carried"
+            );
             for secret in SECRETS {
                 assert!(!out.contains(secret), "{format}: stdout holds a secret");
                 assert!(!err.contains(secret), "{format}: stderr holds a secret");
@@ -217,7 +222,8 @@ fn literal_secrets_move_to_the_environment_and_are_never_printed() {
             assert!(!written.contains(secret), "the policy holds a secret");
         }
         assert!(written.contains("secret = \"env:APMGATE_SECRET_TOKEN\""));
-        assert!(written.contains("password = \"env:APMGATE_ES_PASSWORD\""));
+        assert!(written.contains("api_key = \"env:APMGATE_ES_API_KEY\""));
+        assert!(written.contains("key_passphrase = \"env:ES_KEY_PASS\""));
         assert!(written.contains("#   APMGATE_SECRET_TOKEN: "), "{written}");
     }
     let (_, _, human) = run(apmgate().arg("import").arg(&path));
@@ -443,4 +449,37 @@ async fn anonymous_rum_is_allowed_from_listed_origins_only() {
         .await,
         202
     );
+}
+
+/// Every prefix of every corpus file (a file cut anywhere, as an editor may leave it) imports
+/// without a panic, and a policy written without I109 is one `validate` accepts.
+#[test]
+fn any_cut_of_the_corpus_imports_into_a_valid_policy_or_says_why_not() {
+    use apmgate::policy::{CompileOptions, SourceFile, compile};
+    for (stem, _) in CORPUS {
+        let text = std::fs::read_to_string(corpus_path(stem)).unwrap();
+        let cuts: Vec<usize> = (0..=text.len())
+            .step_by(7)
+            .filter(|i| text.is_char_boundary(*i))
+            .collect();
+        for cut in cuts {
+            let part = &text[..cut];
+            let import = apmgate::import::import("cut.yml", part);
+            let Some(policy) = &import.policy else {
+                assert!(
+                    import.diagnostics.iter().any(|d| d.code.as_str() == "I100"),
+                    "{stem} cut at {cut}: no policy without I100"
+                );
+                continue;
+            };
+            if import.diagnostics.iter().any(|d| d.code.as_str() == "I109") {
+                continue;
+            }
+            let c = compile(
+                &SourceFile::new("p.toml", policy.as_str()),
+                CompileOptions { environment: false },
+            );
+            assert_eq!(c.errors(), 0, "{stem} cut at {cut}:\n{policy}");
+        }
+    }
 }

@@ -135,6 +135,21 @@ impl Draft {
         }
     }
 
+    /// Whether a section holds `key`.
+    pub(crate) fn has(&self, section: &str, key: &str) -> bool {
+        self.sections
+            .iter()
+            .any(|s| s.name == section && s.entries.iter().any(|(k, _, _)| k == key))
+    }
+
+    /// Drops `key` from a section; whether it was there.
+    pub(crate) fn remove_key(&mut self, section: &str, key: &str) -> bool {
+        let s = self.section(section);
+        let before = s.entries.len();
+        s.entries.retain(|(k, _, _)| k != key);
+        s.entries.len() != before
+    }
+
     /// Drops a section.
     pub(crate) fn remove(&mut self, section: &str) {
         self.sections.retain(|s| s.name != section);

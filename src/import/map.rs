@@ -1013,6 +1013,47 @@ impl<'a> Mapper<'a> {
             self.draft.remove("output.file");
         }
 
+        // An API key and a user together: libbeat refuses them; the policy keeps the key.
+        if facts.es_output
+            && self.draft.has("output.elasticsearch", "api_key")
+            && (self.draft.has("output.elasticsearch", "username")
+                || self.draft.has("output.elasticsearch", "password"))
+        {
+            self.draft.remove_key("output.elasticsearch", "username");
+            if self.draft.remove_key("output.elasticsearch", "password") {
+                let var = SECRETS
+                    .iter()
+                    .find(|(p, _)| *p == "output.elasticsearch.password")
+                    .map(|(_, v)| *v);
+                if let Some(leaf) = leaves
+                    .iter()
+                    .find(|l| l.path == "output.elasticsearch.password")
+                {
+                    let referenced = match &leaf.value.kind {
+                        Kind::Scalar { text, .. } => {
+                            interpolate(text).references.first().map(|r| r.name.clone())
+                        }
+                        _ => None,
+                    };
+                    let name = referenced.or(var.map(str::to_string));
+                    self.env.retain(|e| Some(&e.name) != name.as_ref());
+                }
+            }
+            if let Some(leaf) = leaves.iter().find(|l| {
+                l.path == "output.elasticsearch.username"
+                    || l.path == "output.elasticsearch.password"
+            }) {
+                let leaf = leaf.clone();
+                self.report(
+                    Code::ImportNotCarried,
+                    "`output.elasticsearch` sets both an API key and a username/password".to_string(),
+                    leaf.key.clone(),
+                    "the user is left out",
+                    "APM Server refuses to start with both; the policy authenticates with the API key",
+                );
+            }
+        }
+
         // API keys verified by Elasticsearch.
         if let Some(leaf) = api_key_leaf {
             if facts.es_output {
