@@ -41,6 +41,7 @@ const CORPUS: &[(&str, i32)] = &[
     ("unknown-keys", 1),
     ("legacy-7x", 1),
     ("anonymous-without-auth", 1),
+    ("credentials-in-headers", 1),
     ("bad-yaml", 2),
 ];
 
@@ -195,6 +196,20 @@ const SECRETS: &[&str] = &[
     "kp-default-7d1e0c2b9a",
     "4a6c",
 ];
+
+#[test]
+fn a_credential_in_a_header_is_neither_copied_nor_printed() {
+    let secret = "aGVhZGVyLXVzZXI6aGVhZGVyLXNlY3JldC05ZjJl";
+    for format in ["human", "json", "github"] {
+        let (code, out, err) = run(apmgate()
+            .arg("import")
+            .arg(corpus_path("credentials-in-headers"))
+            .args(["--format", format]));
+        assert_eq!(code, 1);
+        assert!(!out.contains(secret) && !err.contains(secret), "{format}");
+        assert!(out.contains("\"X-Team\" = \"observability\""), "{out}");
+    }
+}
 
 #[test]
 fn literal_secrets_move_to_the_environment_and_are_never_printed() {

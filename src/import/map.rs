@@ -275,6 +275,23 @@ impl<'a> Mapper<'a> {
         let mut out = Vec::new();
         for (k, v) in entries.clone() {
             let name = self.text_of(leaf, &k)?;
+            let lower = name.to_ascii_lowercase();
+            if lower == "authorization"
+                || lower.contains("api-key")
+                || lower.contains("apikey")
+                || lower.contains("token")
+                || lower == "cookie"
+            {
+                self.masks.push(v.span.clone());
+                self.report(
+                    Code::ImportNotCarried,
+                    format!("`{}` sends a credential in the `{name}` header", leaf.path),
+                    k.span.clone(),
+                    "not copied",
+                    "headers are written in the policy as they are: give the credential as a secret instead (`api_key`, or `username` and `password`)",
+                );
+                continue;
+            }
             let value = match &v.kind {
                 Kind::Seq(items) => {
                     let mut values = Vec::new();
@@ -392,6 +409,7 @@ impl<'a> Mapper<'a> {
         // Groups without an equivalent: one report per group, at its first key.
         let mut reported_groups: Vec<String> = Vec::new();
         let mut tls_cert = false;
+        let mut ssl_on: Option<Leaf> = None;
         let mut tls_key = false;
         let mut api_key_leaf: Option<Leaf> = None;
         let mut limit_leaf: Option<Leaf> = None;
@@ -618,7 +636,9 @@ impl<'a> Mapper<'a> {
                     }
                 }
                 "apm-server.ssl.enabled" => {
-                    let _ = self.boolean(leaf);
+                    if self.boolean(leaf) == Some(true) {
+                        ssl_on = Some(leaf.clone());
+                    }
                 }
                 "apm-server.ssl.certificate" | "apm-server.ssl.key" => {
                     if let Some(s) = self.string(leaf) {
@@ -931,6 +951,17 @@ impl<'a> Mapper<'a> {
             }
         }
 
+        // TLS needs both halves, as APM Server.
+        if let (Some(leaf), false, false) = (&ssl_on, tls_cert, tls_key) {
+            let leaf = leaf.clone();
+            self.report(
+                Code::ImportNotCarried,
+                "TLS is enabled without a certificate and a key".to_string(),
+                leaf.key.clone(),
+                "nothing to serve",
+                "APM Server refuses to start so; the listener is left in plaintext until `apm-server.ssl.certificate` and `apm-server.ssl.key` are given",
+            );
+        }
         // TLS needs both halves, as APM Server.
         facts.tls = !ssl_off && (tls_cert || tls_key);
         if facts.tls && !(tls_cert && tls_key) {
