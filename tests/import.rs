@@ -333,7 +333,7 @@ const TOKEN: &str = "import-round-trip-token-0123456789abcdef";
 #[tokio::test]
 async fn a_secret_token_from_the_keystore_is_required_on_intake() {
     let dir = tempfile::tempdir().unwrap();
-    let yaml = "apm-server:\n  host: \"127.0.0.1:0\"\n  auth.secret_token: \"${IMPORT_RT_TOKEN}\"\n  max_event_size: 1024\n  response_headers:\n    X-Imported-From: apm-server.yml\noutput.file:\n  path: data\n  filename: events.ndjson\n";
+    let yaml = "apm-server:\n  host: \"127.0.0.1:0\"\n  auth.secret_token: \"${IMPORT_RT_TOKEN}\"\n  max_event_size: 1024\n  response_headers:\n    X-Imported-From: apm-server.yml\n  agent_config:\n    - service.name: checkout\n      config:\n        transaction_sample_rate: 0.2\noutput.file:\n  path: data\n  filename: events.ndjson\n";
     let (_gw, base) = Running::start(dir.path(), yaml, &[("IMPORT_RT_TOKEN", TOKEN)]);
     let intake = format!("{base}/intake/v2/events");
     let bearer = format!("Bearer {TOKEN}");
@@ -375,6 +375,19 @@ async fn a_secret_token_from_the_keystore_is_required_on_intake() {
             .map(|v| v.to_str().unwrap()),
         Some("apm-server.yml"),
         "apm-server.response_headers"
+    );
+    // apm-server.agent_config: served as central configuration, to token holders.
+    let config = reqwest::Client::new()
+        .get(format!("{base}/config/v1/agents?service.name=checkout"))
+        .header("Authorization", &bearer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(config.status().as_u16(), 200);
+    let body: serde_json::Value = config.json().await.unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({ "transaction_sample_rate": "0.2" })
     );
     // apm-server.max_event_size: a longer line is refused, as APM Server refuses it.
     let long = payload("python", "svc").replace("request", &"r".repeat(2048));
