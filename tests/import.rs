@@ -511,3 +511,48 @@ fn any_cut_of_the_corpus_imports_into_a_valid_policy_or_says_why_not() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_keys_enabled_in_the_yaml_are_verified_by_elasticsearch() {
+    let es = es_standin::EsStandin::start().await;
+    let writer = es.add_api_key("w1", "secret-w", &["event:write", "config_agent:read"]);
+    let reader = es.add_api_key("r1", "secret-r", &["config_agent:read"]);
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "apm-server:\n  host: \"127.0.0.1:0\"\n  auth.api_key:\n    enabled: true\n    limit: 10\noutput.elasticsearch:\n  hosts: [\"{}\"]\n  flush_interval: 20ms\n",
+        es.url()
+    );
+    let (_gw, base) = Running::start(dir.path(), &yaml, &[]);
+    let intake = format!("{base}/intake/v2/events");
+    let auth = |token: &str| format!("ApiKey {token}");
+    assert_eq!(
+        post(
+            &intake,
+            &[("Authorization", &auth(&writer))],
+            payload("python", "svc")
+        )
+        .await,
+        202
+    );
+    assert_eq!(
+        post(
+            &intake,
+            &[("Authorization", &auth(&reader))],
+            payload("python", "svc")
+        )
+        .await,
+        403,
+        "a key without event:write"
+    );
+    let unknown = auth("dW5rbm93bjpzZWNyZXQ="); // unknown:secret
+    assert_eq!(
+        post(
+            &intake,
+            &[("Authorization", &unknown)],
+            payload("python", "svc")
+        )
+        .await,
+        401
+    );
+    assert_eq!(post(&intake, &[], payload("python", "svc")).await, 401);
+}
