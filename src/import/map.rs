@@ -20,8 +20,8 @@ pub(crate) struct Leaf {
 }
 
 /// Reads settings and fills the draft policy.
-pub(crate) struct Mapper<'a> {
-    pub(crate) text: &'a str,
+#[derive(Default)]
+pub(crate) struct Mapper {
     pub(crate) diagnostics: Vec<Diagnostic>,
     /// Spans of literal secrets, masked in reports.
     pub(crate) masks: Vec<Range<usize>>,
@@ -84,17 +84,7 @@ pub(crate) struct Facts {
     pub(crate) es_output: bool,
 }
 
-impl<'a> Mapper<'a> {
-    pub(crate) fn new(text: &'a str) -> Self {
-        Self {
-            text,
-            diagnostics: Vec::new(),
-            masks: Vec::new(),
-            env: Vec::new(),
-            draft: Draft::default(),
-        }
-    }
-
+impl Mapper {
     fn report(&mut self, code: Code, message: String, span: Range<usize>, label: &str, help: &str) {
         let mut d = Diagnostic::new(code, message, span, label);
         if !help.is_empty() {

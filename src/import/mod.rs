@@ -53,8 +53,8 @@ impl Import {
     }
 }
 
-/// Imports the text of an `apm-server.yml` named `name` (as reports show it). `output_name`
-/// is how the policy's header names the input.
+/// Imports the text of an `apm-server.yml` named `name` (as reports and the policy's header
+/// show it).
 pub fn import(name: &str, text: &str) -> Import {
     let source = SourceFile::new(name, text);
     let root = match yaml::parse(text) {
@@ -99,12 +99,11 @@ pub fn import(name: &str, text: &str) -> Import {
         };
     }
 
-    let mut mapper = map::Mapper::new(text);
+    let mut mapper = map::Mapper::default();
     let mut leaves = Vec::new();
     map::flatten(&root, "", &mut leaves, &mut mapper.diagnostics);
     let facts = mapper.map(&leaves);
     mapper.draft.tests = cases::cases(&facts);
-    let _ = mapper.text;
     let lost = mapper
         .diagnostics
         .iter()
@@ -131,7 +130,14 @@ pub fn import(name: &str, text: &str) -> Import {
             .find(|(range, _)| range.contains(&d.offset()))
             .map(|(_, from)| from.as_str());
         let span = from
-            .and_then(|f| leaves.iter().rev().find(|l| l.path == f))
+            .and_then(|f| {
+                leaves.iter().rev().find(|l| {
+                    l.path == f
+                        || settings::LEGACY
+                            .iter()
+                            .any(|(old, new)| *old == l.path && *new == f)
+                })
+            })
             .map_or(0..0, |l| l.value.span.clone());
         let setting = from.map_or(String::new(), |f| format!("`{f}`: "));
         mapper.diagnostics.push(
