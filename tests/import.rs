@@ -556,3 +556,79 @@ async fn api_keys_enabled_in_the_yaml_are_verified_by_elasticsearch() {
     );
     assert_eq!(post(&intake, &[], payload("python", "svc")).await, 401);
 }
+
+/// The policy an import writes (panics when the YAML cannot be read).
+fn imported(yaml: &str) -> String {
+    apmgate::import::import("apm-server.yml", yaml)
+        .policy
+        .expect("readable YAML")
+}
+
+#[test]
+fn nested_and_dotted_keys_import_alike() {
+    let pairs = [
+        (
+            "apm-server:\n  rum:\n    enabled: true\n    allow_origins: [\"https://a.example\"]\n",
+            "apm-server.rum.enabled: true\napm-server.rum.allow_origins: [\"https://a.example\"]\n",
+        ),
+        (
+            "apm-server:\n  auth:\n    secret_token: ${T}\n  ssl:\n    certificate: /c.crt\n    key: /c.key\n",
+            "apm-server.auth.secret_token: ${T}\napm-server.ssl.certificate: /c.crt\napm-server:\n  ssl.key: /c.key\n",
+        ),
+        (
+            "output:\n  elasticsearch:\n    hosts: [es:9200]\n    backoff:\n      init: 2s\n",
+            "output.elasticsearch.hosts: [es:9200]\noutput.elasticsearch.backoff.init: 2s\n",
+        ),
+    ];
+    for (nested, dotted) in pairs {
+        let a = imported(nested);
+        let b = imported(dotted);
+        // The header comments name the keys in the order they were read: compare the settings.
+        let strip = |p: &str| {
+            p.lines()
+                .filter(|l| !l.starts_with('#'))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        assert_eq!(strip(&a), strip(&b), "{nested}\n---\n{dotted}");
+    }
+}
+
+/// Anonymous access as APM Server decides it: switched on when RUM is on with authentication
+/// and `enabled` is not written; what is written wins; without authentication it has no
+/// effect (everyone may send).
+#[test]
+fn anonymous_access_follows_apm_servers_rules() {
+    let token = "apm-server.auth.secret_token: ${T}\n";
+    let cases: [(&str, Option<bool>); 6] = [
+        ("apm-server.rum.enabled: true\n", Some(true)),
+        ("apm-server.rum.enabled: false\n", None),
+        (
+            "apm-server.rum.enabled: true\napm-server.auth.anonymous.enabled: false\n",
+            Some(false),
+        ),
+        ("apm-server.auth.anonymous.enabled: true\n", Some(true)),
+        (
+            "apm-server.auth.anonymous.allow_service: [web]\n",
+            Some(false),
+        ),
+        (
+            "apm-server.rum.enabled: true\napm-server.auth.anonymous.rate_limit.event_limit: 10\n",
+            Some(true),
+        ),
+    ];
+    for (yaml, expected) in cases {
+        let policy: toml::Table = imported(&format!("{token}{yaml}")).parse().unwrap();
+        let enabled = policy
+            .get("auth")
+            .and_then(|a| a.get("anonymous"))
+            .map(|a| a["enabled"].as_bool().unwrap());
+        assert_eq!(enabled, expected, "{yaml}");
+    }
+    // Without authentication, no anonymous section: it would restrict every caller.
+    let policy: toml::Table =
+        imported("apm-server.rum.enabled: true\napm-server.auth.anonymous.enabled: true\n")
+            .parse()
+            .unwrap();
+    assert!(policy.get("auth").is_none(), "{policy:?}");
+}
