@@ -427,6 +427,18 @@ impl Mapper {
             )
             .collect();
         let leaves = &renamed[..];
+        let mut seen: Vec<&str> = Vec::new();
+        for leaf in leaves {
+            if seen.contains(&leaf.path.as_str()) {
+                self.differs(
+                    leaf,
+                    format!("`{}` is written twice", leaf.path),
+                    "the policy carries this later value; remove the other from apm-server.yml",
+                );
+            } else {
+                seen.push(&leaf.path);
+            }
+        }
         for leaf in leaves {
             let path = leaf.path.as_str();
             if let Some((root, why)) = NO_EQUIVALENT.iter().find(|(root, _)| under(path, root)) {
