@@ -988,6 +988,22 @@ impl Mapper {
             self.draft.remove("tls.apm-server");
         }
 
+        // APM Server 8 reads central agent configuration (made in Kibana) from Elasticsearch
+        // when the file declares none; the policy serves what it declares.
+        if facts.es_output && self.draft.agent_configs.is_empty() {
+            if let Some(leaf) = leaves
+                .iter()
+                .find(|l| under(&l.path, "output.elasticsearch"))
+            {
+                let leaf = leaf.clone();
+                self.differs(
+                    &leaf,
+                    "central agent configuration made in Kibana is not read from Elasticsearch".to_string(),
+                    "APM Server served the configurations stored in `.apm-agent-configuration`; apmgate serves the policy's [[agent_config]] entries (none yet: agents keep their own settings)",
+                );
+            }
+        }
+
         // Elasticsearch hosts: scheme and port as APM Server completes them.
         if facts.es_output {
             let (leaf_path, hosts) = match es_hosts {
