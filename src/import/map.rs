@@ -318,6 +318,28 @@ impl Mapper {
         if i.whole {
             let r = &i.references[0];
             let var = r.name.clone();
+            let valid = var
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                self.report(
+                    Code::ImportSecretToEnv,
+                    format!(
+                        "`{}` reads the keystore key `{var}`, which cannot name an environment variable; the policy reads it from {generated}",
+                        leaf.path
+                    ),
+                    leaf.value.span.clone(),
+                    "moved to another name",
+                    &format!("set {generated} to the keystore's `{var}` where apmgate runs"),
+                );
+                self.add_env(
+                    generated,
+                    format!("the value of the keystore key `{var}` (`{}`)", leaf.path),
+                );
+                return Some(format!("env:{generated}"));
+            }
             if r.default.as_deref().is_some_and(|d| !d.is_empty()) {
                 self.masks.push(leaf.value.span.clone());
                 self.report(
