@@ -632,3 +632,25 @@ fn anonymous_access_follows_apm_servers_rules() {
             .unwrap();
     assert!(policy.get("auth").is_none(), "{policy:?}");
 }
+
+#[test]
+fn hosts_become_bind_addresses_as_apm_server_reads_them() {
+    for (host, bind) in [
+        ("localhost:8200", "localhost:8200"),
+        ("localhost", "localhost:8200"),
+        ("0.0.0.0:8201", "0.0.0.0:8201"),
+        (":8200", "0.0.0.0:8200"),
+        ("[::1]:8200", "[::1]:8200"),
+        ("[::1]", "[::1]:8200"),
+        ("::", "[::]:8200"),
+        ("unix:/run/apm.sock", "unix:/run/apm.sock"),
+    ] {
+        let policy = imported(&format!("apm-server.host: \"{host}\"\n"));
+        assert!(
+            policy.contains(&format!("bind = \"{bind}\"\n")),
+            "{host}: {policy}"
+        );
+    }
+    // Without a host, APM Server's default.
+    assert!(imported("output.elasticsearch.hosts: [es]\n").contains("bind = \"127.0.0.1:8200\""));
+}
