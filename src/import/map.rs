@@ -594,6 +594,13 @@ impl Mapper {
                 | "apm-server.shutdown_timeout" => {
                     if let Some(d) = self.duration(leaf) {
                         let key = path.trim_start_matches("apm-server.");
+                        if d == "0s" {
+                            self.not_carried(
+                                leaf,
+                                "0 means no limit in APM Server; apmgate always bounds it, and the policy keeps apmgate's default (30s, idle 45s): write a long duration instead",
+                            );
+                            continue;
+                        }
                         self.draft.set("listener.limits", key, toml_str(&d), path);
                     }
                 }
