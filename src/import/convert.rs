@@ -163,6 +163,29 @@ pub(crate) fn interpolate(text: &str) -> Interpolated {
     }
 }
 
+/// The URL APM Server makes of a host: scheme from `protocol`, port 9200 when none is given.
+pub(crate) fn es_url(host: &str, scheme: &str) -> String {
+    let (scheme, rest) = match host.split_once("://") {
+        Some((s, r)) => (s.to_string(), r.to_string()),
+        None => (scheme.to_string(), host.to_string()),
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (rest[..i].to_string(), rest[i..].to_string()),
+        None => (rest, String::new()),
+    };
+    let has_port = if authority.starts_with('[') {
+        authority.contains("]:")
+    } else {
+        authority.contains(':')
+    };
+    let authority = if has_port {
+        authority
+    } else {
+        format!("{authority}:9200")
+    };
+    format!("{scheme}://{authority}{path}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,5 +242,16 @@ mod tests {
         let i = interpolate("plain");
         assert!(i.references.is_empty());
         assert_eq!(i.with_defaults.as_deref(), Some("plain"));
+    }
+
+    #[test]
+    pub(super) fn elasticsearch_hosts_are_completed_as_apm_server_does() {
+        assert_eq!(es_url("localhost:9200", "http"), "http://localhost:9200");
+        assert_eq!(es_url("es1", "https"), "https://es1:9200");
+        assert_eq!(es_url("http://es:9201/p", "https"), "http://es:9201/p");
+        assert_eq!(
+            es_url("[2001:db8::1]", "https"),
+            "https://[2001:db8::1]:9200"
+        );
     }
 }

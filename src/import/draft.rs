@@ -287,6 +287,24 @@ impl Draft {
     }
 }
 
+/// A TOML array of strings.
+pub(crate) fn toml_list(items: &[String]) -> String {
+    let items: Vec<String> = items.iter().map(|s| toml_str(s)).collect();
+    format!("[{}]", items.join(", "))
+}
+
+/// A TOML inline table of strings.
+pub(crate) fn inline_table(pairs: &[(String, String)]) -> String {
+    if pairs.is_empty() {
+        return "{}".to_string();
+    }
+    let items: Vec<String> = pairs
+        .iter()
+        .map(|(k, v)| format!("{} = {}", toml_str(k), toml_str(v)))
+        .collect();
+    format!("{{ {} }}", items.join(", "))
+}
+
 fn toml_key(k: &str) -> String {
     if !k.is_empty()
         && k.chars()

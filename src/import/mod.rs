@@ -13,6 +13,7 @@ mod convert;
 mod draft;
 mod map;
 mod settings;
+mod values;
 mod yaml;
 
 use crate::policy::diagnostics::{Code, Diagnostic, Severity, SourceFile};
