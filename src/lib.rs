@@ -8,6 +8,7 @@ pub mod access;
 pub mod aggregation;
 pub mod devcerts;
 pub mod elasticsearch;
+pub mod import;
 pub mod intake;
 pub mod model;
 pub mod output;

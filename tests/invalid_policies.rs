@@ -123,7 +123,8 @@ fn every_code_is_covered() {
     let files = corpus();
     let covered: Vec<Code> = files.iter().filter_map(|p| named_code(p)).collect();
     let mut missing = Vec::new();
-    for code in Code::ALL {
+    // I1xx are `apmgate import`'s codes: its own corpus covers them (tests/import.rs).
+    for code in Code::ALL.iter().filter(|c| !c.as_str().starts_with('I')) {
         let in_corpus = covered.contains(code);
         let excused = NOT_IN_CORPUS.iter().any(|(c, _)| *c == code.as_str());
         match (in_corpus, excused) {

@@ -14,6 +14,7 @@ macro_rules! println {
 }
 
 mod explain;
+mod import;
 mod keys;
 mod policy_tests;
 mod run;
@@ -51,6 +52,8 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         intake: Option<PathBuf>,
     },
+    /// Translate an APM Server `apm-server.yml` into a policy, reporting what did not carry over.
+    Import(import::Args),
     /// Manage API keys declared in the policy.
     Keys {
         #[command(subcommand)]
@@ -90,6 +93,8 @@ pub(crate) enum Outcome {
     Ok,
     /// Exit 1: invalid policy, failed test.
     Failed,
+    /// Exit 2, already reported: `import`'s unreadable input.
+    Unreadable,
 }
 
 /// A usage or I/O error: exit 2.
@@ -155,6 +160,7 @@ pub(crate) fn main() -> ExitCode {
         }
         Command::Schema { intake: Some(dir) } => write_intake_schemas(&dir),
         Command::Keys { command } => keys::run(&command),
+        Command::Import(args) => import::run(&args),
         Command::Certs {
             command: CertsCommand::Dev { dir },
         } => match apmgate::devcerts::write(&dir, &apmgate::devcerts::Validity::default()) {
@@ -184,6 +190,7 @@ pub(crate) fn main() -> ExitCode {
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
         Ok(Outcome::Failed) => ExitCode::from(1),
+        Ok(Outcome::Unreadable) => ExitCode::from(2),
         Err(UsageError(message)) => {
             eprintln!("error: {message}");
             ExitCode::from(2)

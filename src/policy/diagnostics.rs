@@ -110,6 +110,16 @@ codes! {
     UnusedTlsProfile = "W110", Warning, "TLS profile never used";
     ProxyHeaderUnset = "W111", Warning, "trusted proxies without their forwarding header";
     IntervalUnread = "W112", Warning, "aggregation interval Kibana does not read";
+    ImportYamlSyntax = "I100", Error, "apm-server.yml cannot be read";
+    ImportNotCarried = "I101", Error, "setting not carried";
+    ImportUnknownSetting = "I102", Error, "unknown APM Server setting";
+    ImportWrongType = "I103", Error, "APM Server setting of the wrong type";
+    ImportMeaningDiffers = "I104", Warning, "carried with a different meaning";
+    ImportSecretToEnv = "I105", Warning, "secret moved to the environment";
+    ImportEnvDefault = "I106", Warning, "environment reference replaced by its default";
+    ImportOutputUnsupported = "I107", Error, "output apmgate does not have";
+    ImportAggregation = "I108", Error, "aggregation setting not carried";
+    ImportInvalidPolicy = "I109", Error, "the imported policy does not validate";
 }
 
 impl fmt::Display for Code {
