@@ -162,37 +162,7 @@ impl Mapper {
                 continue;
             }
             if under(path, "apm-server.aggregation") {
-                let key = match path {
-                    "apm-server.aggregation.max_services" => Some("max_services"),
-                    "apm-server.aggregation.transactions.max_groups" => {
-                        Some("max_transaction_groups")
-                    }
-                    "apm-server.aggregation.service_transactions.max_groups" => {
-                        Some("max_service_transaction_groups")
-                    }
-                    "apm-server.aggregation.service_destinations.max_groups" => {
-                        Some("max_service_destination_groups")
-                    }
-                    _ => None,
-                };
-                match key {
-                    Some(key) => {
-                        // 0 or less: sized from memory, in both.
-                        if let Some(n) = self.integer(leaf) {
-                            if n > 0 {
-                                let n = n.min(u64::from(u32::MAX));
-                                self.draft.set("aggregation", key, n.to_string(), path);
-                            }
-                        }
-                    }
-                    None => self.report(
-                        Code::ImportAggregation,
-                        format!("`{path}` is not carried over"),
-                        leaf.key.clone(),
-                        "not carried",
-                        "apmgate aggregates as APM Server 8.7 and later do: at `[aggregation] intervals` (1m, 10m, 60m) with APM Server's histogram precision; only the group limits are settings",
-                    ),
-                }
+                self.aggregation(leaf, path);
                 continue;
             }
             if under(path, "output")

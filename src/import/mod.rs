@@ -8,6 +8,7 @@
 //! environment) to make sure it is usable. Secrets are never copied: literal ones move to
 //! environment variables and are masked in the reports.
 
+mod aggregation;
 mod cases;
 mod convert;
 mod draft;
@@ -39,18 +40,12 @@ pub struct Import {
 impl Import {
     /// Settings that could not be carried over (errors).
     pub fn lost(&self) -> usize {
-        self.diagnostics
-            .iter()
-            .filter(|d| d.severity == Severity::Error)
-            .count()
+        crate::policy::diagnostics::count(&self.diagnostics, Severity::Error)
     }
 
     /// Settings carried with a difference (warnings).
     pub fn warnings(&self) -> usize {
-        self.diagnostics
-            .iter()
-            .filter(|d| d.severity == Severity::Warning)
-            .count()
+        crate::policy::diagnostics::count(&self.diagnostics, Severity::Warning)
     }
 }
 

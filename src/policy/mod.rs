@@ -62,18 +62,12 @@ pub struct Compilation {
 impl Compilation {
     /// Number of errors.
     pub fn errors(&self) -> usize {
-        self.diagnostics
-            .iter()
-            .filter(|d| d.severity == Severity::Error)
-            .count()
+        crate::policy::diagnostics::count(&self.diagnostics, Severity::Error)
     }
 
     /// Number of warnings.
     pub fn warnings(&self) -> usize {
-        self.diagnostics
-            .iter()
-            .filter(|d| d.severity == Severity::Warning)
-            .count()
+        crate::policy::diagnostics::count(&self.diagnostics, Severity::Warning)
     }
 }
 
