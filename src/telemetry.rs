@@ -42,11 +42,15 @@ pub enum Counter {
     AggregationDocumentsTotal,
     /// `apmgate_aggregation_overflow_total`
     AggregationOverflowTotal,
+    /// `apmgate_agent_config_refreshes_total`
+    AgentConfigRefreshesTotal,
+    /// `apmgate_agent_config_requests_total`
+    AgentConfigRequestsTotal,
 }
 
 impl Counter {
     /// Every counter, in the order they are rendered.
-    pub const ALL: [Counter; 16] = [
+    pub const ALL: [Counter; 18] = [
         Counter::RequestsTotal,
         Counter::EventsAcceptedTotal,
         Counter::EventsRejectedTotal,
@@ -63,6 +67,8 @@ impl Counter {
         Counter::ApiKeyHashesTotal,
         Counter::AggregationDocumentsTotal,
         Counter::AggregationOverflowTotal,
+        Counter::AgentConfigRefreshesTotal,
+        Counter::AgentConfigRequestsTotal,
     ];
 
     /// The Prometheus name.
@@ -86,6 +92,8 @@ impl Counter {
             Counter::ApiKeyHashesTotal => "apmgate_api_key_hashes_total",
             Counter::AggregationDocumentsTotal => "apmgate_aggregation_documents_total",
             Counter::AggregationOverflowTotal => "apmgate_aggregation_overflow_total",
+            Counter::AgentConfigRefreshesTotal => "apmgate_agent_config_refreshes_total",
+            Counter::AgentConfigRequestsTotal => "apmgate_agent_config_requests_total",
         }
     }
 
@@ -123,6 +131,12 @@ impl Counter {
             Counter::AggregationOverflowTotal => {
                 "Events whose group did not fit the aggregation limits and went to an `_other` bucket, by metric set."
             }
+            Counter::AgentConfigRefreshesTotal => {
+                "Reads of `.apm-agent-configuration`, by result (success, failure, unauthorized)."
+            }
+            Counter::AgentConfigRequestsTotal => {
+                "Central configuration requests, by where the answer came from (policy, elasticsearch, none, not_ready, unauthorized)."
+            }
         }
     }
 }
@@ -144,11 +158,13 @@ pub enum Gauge {
     PublishReady,
     /// `apmgate_output_buffer_documents`
     BufferDocuments,
+    /// `apmgate_agent_config_entries`
+    AgentConfigEntries,
 }
 
 impl Gauge {
     /// Every gauge, in the order they are rendered.
-    pub const ALL: [Gauge; 7] = [
+    pub const ALL: [Gauge; 8] = [
         Gauge::IntakeMemoryBytes,
         Gauge::IntakeMemoryCapacityBytes,
         Gauge::BufferBytes,
@@ -156,6 +172,7 @@ impl Gauge {
         Gauge::RequestsInFlight,
         Gauge::PublishReady,
         Gauge::BufferDocuments,
+        Gauge::AgentConfigEntries,
     ];
 
     /// The Prometheus name.
@@ -168,6 +185,7 @@ impl Gauge {
             Gauge::RequestsInFlight => "apmgate_output_requests_in_flight",
             Gauge::PublishReady => "apmgate_output_publish_ready",
             Gauge::BufferDocuments => "apmgate_output_buffer_documents",
+            Gauge::AgentConfigEntries => "apmgate_agent_config_entries",
         }
     }
 
@@ -184,6 +202,9 @@ impl Gauge {
             Gauge::RequestsInFlight => "Bulk requests in flight.",
             Gauge::PublishReady => "1 once the output's startup check passed.",
             Gauge::BufferDocuments => "Accepted documents the output holds.",
+            Gauge::AgentConfigEntries => {
+                "Central configuration entries cached from Elasticsearch (-1 until the first read succeeds)."
+            }
         }
     }
 }

@@ -83,6 +83,7 @@ const ORDER: &[&str] = &[
     "output.elasticsearch",
     "output.elasticsearch.tls",
     "output.file",
+    "agent_config_source",
     "aggregation",
 ];
 

@@ -52,6 +52,9 @@ pub struct PolicyFile {
     /// Central agent configuration served on `/config/v1/agents`.
     #[serde(default, rename = "agent_config")]
     pub agent_configs: Vec<AgentConfig>,
+    /// Central agent configuration kept in Elasticsearch by Kibana's APM app.
+    #[serde(default)]
+    pub agent_config_source: AgentConfigSource,
     /// Where accepted events go. Without this section, events go to the file output.
     #[serde(default)]
     pub output: Output,
@@ -434,6 +437,20 @@ pub struct AgentConfig {
     pub agent_name: Option<Sp<String>>,
     /// Settings, e.g. `transaction_sample_rate = 0.2`.
     pub settings: Named<Sp<SettingValue>>,
+}
+
+/// Where central agent configuration comes from besides the policy's `[[agent_config]]`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfigSource {
+    /// Answer agents from the entries Kibana's APM app keeps in `.apm-agent-configuration`,
+    /// read through the Elasticsearch output's connection (its hosts, credentials and TLS), as
+    /// APM Server does. Needs `[output.elasticsearch]`. Default false: only the policy's
+    /// entries are served.
+    pub elasticsearch: Option<Sp<bool>>,
+    /// How often the entries are read again, so how long a change made in Kibana takes to
+    /// reach agents (APM Server's `apm-server.agent.config.cache.expiration`). Default `30s`.
+    pub cache_expiration: Option<Sp<String>>,
 }
 
 /// Outputs. At most one may be declared; the file output is the default.

@@ -45,6 +45,8 @@ pub struct Policy {
     pub rum: RumSettings,
     /// Central agent configuration.
     pub agent_configs: Vec<AgentConfigEntry>,
+    /// Central agent configuration read from Elasticsearch; `None`: the policy's entries only.
+    pub agent_config_source: Option<AgentConfigSourceSettings>,
     /// Output.
     pub output: OutputSettings,
     /// Aggregated metrics.
@@ -375,6 +377,17 @@ pub struct AgentConfigEntry {
     /// Entity tag of the settings.
     pub etag: String,
 }
+
+/// Central agent configuration read from `.apm-agent-configuration`
+/// (`[agent_config_source] elasticsearch = true`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentConfigSourceSettings {
+    /// How often the entries are read again.
+    pub cache_expiration: Duration,
+}
+
+/// APM Server's `apm-server.agent.config.cache.expiration`.
+pub const AGENT_CONFIG_CACHE_EXPIRATION: Duration = Duration::from_secs(30);
 
 /// Where events go.
 #[derive(Debug, Clone)]

@@ -98,6 +98,7 @@ codes! {
     CertificateExpired = "E706", Error, "certificate expired";
     KeyPassphrase = "E707", Error, "encrypted key cannot be decrypted";
     AggregationIntervals = "E801", Error, "aggregation intervals that do not nest";
+    EsSourceWithoutOutput = "E802", Error, "data read from Elasticsearch needs an Elasticsearch output";
     ShadowedRule = "W101", Warning, "rule can never match";
     UnusedRole = "W102", Warning, "role never used";
     UnusedAllowlist = "W103", Warning, "allowlist never used";

@@ -16,7 +16,10 @@ use crate::access::argon2_pool::Argon2Pool;
 use crate::access::cache::VerificationCache;
 use crate::access::elasticsearch::EsKeyVerifier;
 use crate::access::ratelimit::RateLimiter;
+use crate::agent_config::applied::AppliedConfigs;
+use crate::agent_config::elasticsearch::EsAgentConfig;
 use crate::aggregation::Aggregator;
+use crate::elasticsearch::transport::Transport;
 use crate::intake::decoders::DecoderLimit;
 use crate::intake::memory::IntakeMemory;
 use crate::model::{APM_SERVER_VERSION, ModelConfig};
@@ -112,6 +115,14 @@ pub struct Shared {
     pub intake_memory: IntakeMemory,
     /// Aggregated metrics (kept across reloads).
     pub aggregator: Arc<Aggregator>,
+    /// The client of the Elasticsearch output, for data read from the cluster (`None` with
+    /// another output).
+    pub elasticsearch: Option<Arc<Transport>>,
+    /// Central configuration read from Elasticsearch (created with an Elasticsearch output,
+    /// read while the policy asks for it).
+    pub es_agent_config: Option<Arc<EsAgentConfig>>,
+    /// Configurations agents applied, reported as the `agent_config` metric set.
+    pub applied_configs: Arc<AppliedConfigs>,
 }
 
 /// Swaps policies into a running server.

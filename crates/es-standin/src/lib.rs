@@ -1,15 +1,18 @@
 //! An Elasticsearch stand-in that speaks the real protocol on 127.0.0.1 (port 0):
 //! `GET /` (with `X-Elastic-Product: Elasticsearch`), `POST|PUT /_bulk` (gzip or plain; checks
 //! `require_data_stream=true`, the `create` action lines and the data stream names; answers
-//! per-item statuses in Elasticsearch's shape, with `filter_path` applied or not) and
-//! `/_security/user/_has_privileges`. It records every request and every indexed document, and
-//! injects faults on command: per-item status mixes, whole-request statuses, latency, dropped
-//! connections (before or after indexing), and being down (listener closed) for a while.
+//! per-item statuses in Elasticsearch's shape, with `filter_path` applied or not),
+//! `/_security/user/_has_privileges`, and `.apm-agent-configuration` read by a scrolled search.
+//! It records every request and every indexed document, and injects faults on command:
+//! per-item status mixes, whole-request statuses, latency, dropped connections (before or after
+//! indexing), and being down (listener closed) for a while.
 //!
 //! Shared by apmgate's tests (a dev-dependency of `tests/support`) and `apmgate-load
 //! es-standin` (load runs, counting instead of recording). Only for loopback: it trusts every
 //! caller, unwraps on setup errors and keeps what it records in memory.
 #![forbid(unsafe_code)]
+
+mod agent_config;
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
@@ -77,6 +80,8 @@ struct Inner {
     /// With `count_only`: bulk requests and documents indexed.
     bulk_requests: u64,
     indexed: u64,
+    /// `.apm-agent-configuration`.
+    agent_config: agent_config::AgentConfigIndex,
 }
 
 struct State {
@@ -530,6 +535,16 @@ async fn handle(
             }
         }
         ("GET" | "POST", "/_security/user/_has_privileges") => has_privileges(state, auth, &body),
+        (_, _) if expect_auth.is_some() && auth != expect_auth && path.contains("_search") => {
+            unauthenticated()
+        }
+        ("POST" | "GET", p) if p == format!("/{}/_search", agent_config::INDEX) => {
+            agent_config::search(state, &query)
+        }
+        ("POST" | "GET", "/_search/scroll") => agent_config::scroll(state, &query, &body),
+        ("DELETE", p) if p.starts_with("/_search/scroll/") => {
+            agent_config::clear(state, &p["/_search/scroll/".len()..])
+        }
         ("POST" | "PUT", "/_bulk") => {
             if expect_auth.is_some() && auth != expect_auth {
                 unauthenticated()

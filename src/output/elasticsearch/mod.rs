@@ -69,7 +69,7 @@ struct Gauges {
 
 struct Inner {
     settings: EsOutputSettings,
-    transport: Transport,
+    transport: Arc<Transport>,
     buffer: Arc<dyn Buffer>,
     metrics: Arc<Metrics>,
     failures: Failures,
@@ -114,7 +114,7 @@ impl EsOutput {
         let max_requests = usize::try_from(settings.max_requests)
             .unwrap_or(usize::MAX)
             .clamp(1, Semaphore::MAX_PERMITS);
-        let transport = Transport::new(settings, Credentials::Own, max_requests)?;
+        let transport = Arc::new(Transport::new(settings, Credentials::Own, max_requests)?);
         let (retry_tx, retry_rx) = mpsc::unbounded_channel();
         let gauges = Gauges {
             buffer_bytes: metrics.gauge(Gauge::BufferBytes),
@@ -153,6 +153,12 @@ impl EsOutput {
             ready,
             drain_timeout,
         })
+    }
+
+    /// The output's client (its hosts, credentials and TLS), for reading data from the same
+    /// cluster.
+    pub fn transport(&self) -> Arc<Transport> {
+        self.inner.transport.clone()
     }
 
     /// Becomes true once Elasticsearch answered the startup check.

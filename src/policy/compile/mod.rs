@@ -123,6 +123,7 @@ impl<'a> Compiler<'a> {
         let auth = self.auth(&file.auth, &roles, &output, rum.enabled, &listeners);
         let access = self.access(&file.access, &allowlists, &listeners, &roles);
         let agent_configs = self.agent_configs(&file.agent_configs);
+        let agent_config_source = self.agent_config_source(&file.agent_config_source, &output);
         let tests = self.tests(&file.tests, &listeners, &auth, &access);
 
         for (name, span) in &roles.spans {
@@ -175,6 +176,7 @@ impl<'a> Compiler<'a> {
             access,
             rum,
             agent_configs,
+            agent_config_source,
             output,
             aggregation,
             tests,
