@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 mod agent_config;
+mod security;
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
@@ -82,6 +83,8 @@ struct Inner {
     indexed: u64,
     /// `.apm-agent-configuration`.
     agent_config: agent_config::AgentConfigIndex,
+    /// Users, and API keys made through the security API.
+    security: security::Security,
 }
 
 struct State {
@@ -534,7 +537,13 @@ async fn handle(
                 }
             }
         }
-        ("GET" | "POST", "/_security/user/_has_privileges") => has_privileges(state, auth, &body),
+        ("GET" | "POST", "/_security/user/_has_privileges") => {
+            security::user_privileges(state, auth.as_deref(), &body)
+                .unwrap_or_else(|| has_privileges(state, auth, &body))
+        }
+        ("POST" | "PUT", "/_security/api_key") => security::create(state, auth.as_deref(), &body),
+        ("GET", "/_security/api_key") => security::get(state, auth.as_deref(), &query),
+        ("DELETE", "/_security/api_key") => security::invalidate(state, auth.as_deref(), &body),
         (_, _) if expect_auth.is_some() && auth != expect_auth && path.contains("_search") => {
             unauthenticated()
         }
@@ -559,12 +568,18 @@ async fn handle(
 }
 
 fn has_privileges(state: &State, auth: Option<String>, body: &[u8]) -> Response<Full<Bytes>> {
+    let token = auth.as_deref().and_then(|a| a.strip_prefix("ApiKey "));
+    // Keys made through the security API first (they take the lock themselves).
+    let made = token.and_then(|t| security::key_privileges(state, t));
     let i = state.lock();
     if i.faults.privileges_unavailable {
         return respond(503, es_error(503, "cluster_block_exception", "unavailable"));
     }
-    let token = auth.as_deref().and_then(|a| a.strip_prefix("ApiKey "));
-    let Some(granted) = token.and_then(|t| i.keys.get(t)) else {
+    let granted = match made {
+        Some(live) => live,
+        None => token.and_then(|t| i.keys.get(t)).cloned(),
+    };
+    let Some(granted) = granted else {
         return respond(
             401,
             es_error(
