@@ -46,11 +46,19 @@ pub enum Counter {
     AgentConfigRefreshesTotal,
     /// `apmgate_agent_config_requests_total`
     AgentConfigRequestsTotal,
+    /// `apmgate_spool_replayed_records_total`
+    SpoolReplayedTotal,
+    /// `apmgate_spool_corrupt_records_total`
+    SpoolCorruptTotal,
+    /// `apmgate_spool_write_failures_total`
+    SpoolWriteFailuresTotal,
+    /// `apmgate_spool_fsyncs_total`
+    SpoolFsyncsTotal,
 }
 
 impl Counter {
     /// Every counter, in the order they are rendered.
-    pub const ALL: [Counter; 18] = [
+    pub const ALL: [Counter; 22] = [
         Counter::RequestsTotal,
         Counter::EventsAcceptedTotal,
         Counter::EventsRejectedTotal,
@@ -69,6 +77,10 @@ impl Counter {
         Counter::AggregationOverflowTotal,
         Counter::AgentConfigRefreshesTotal,
         Counter::AgentConfigRequestsTotal,
+        Counter::SpoolReplayedTotal,
+        Counter::SpoolCorruptTotal,
+        Counter::SpoolWriteFailuresTotal,
+        Counter::SpoolFsyncsTotal,
     ];
 
     /// The Prometheus name.
@@ -94,6 +106,10 @@ impl Counter {
             Counter::AggregationOverflowTotal => "apmgate_aggregation_overflow_total",
             Counter::AgentConfigRefreshesTotal => "apmgate_agent_config_refreshes_total",
             Counter::AgentConfigRequestsTotal => "apmgate_agent_config_requests_total",
+            Counter::SpoolReplayedTotal => "apmgate_spool_replayed_records_total",
+            Counter::SpoolCorruptTotal => "apmgate_spool_corrupt_records_total",
+            Counter::SpoolWriteFailuresTotal => "apmgate_spool_write_failures_total",
+            Counter::SpoolFsyncsTotal => "apmgate_spool_fsyncs_total",
         }
     }
 
@@ -137,6 +153,18 @@ impl Counter {
             Counter::AgentConfigRequestsTotal => {
                 "Central configuration requests, by where the answer came from (policy, elasticsearch, none, not_ready, unauthorized)."
             }
+            Counter::SpoolReplayedTotal => {
+                "Documents found in the spool at start and sent again (not acknowledged before the last stop)."
+            }
+            Counter::SpoolCorruptTotal => {
+                "Torn or corrupt spool records found at start (each ends what is read of its file)."
+            }
+            Counter::SpoolWriteFailuresTotal => {
+                "Batches the spool could not write (full disk, I/O error), answered 503."
+            }
+            Counter::SpoolFsyncsTotal => {
+                "fsyncs of the spool (each covers every batch written before it)."
+            }
         }
     }
 }
@@ -160,11 +188,17 @@ pub enum Gauge {
     BufferDocuments,
     /// `apmgate_agent_config_entries`
     AgentConfigEntries,
+    /// `apmgate_spool_bytes`
+    SpoolBytes,
+    /// `apmgate_spool_records`
+    SpoolRecords,
+    /// `apmgate_spool_oldest_unacknowledged_timestamp_seconds`
+    SpoolOldestUnacknowledgedTimestamp,
 }
 
 impl Gauge {
     /// Every gauge, in the order they are rendered.
-    pub const ALL: [Gauge; 8] = [
+    pub const ALL: [Gauge; 11] = [
         Gauge::IntakeMemoryBytes,
         Gauge::IntakeMemoryCapacityBytes,
         Gauge::BufferBytes,
@@ -173,6 +207,9 @@ impl Gauge {
         Gauge::PublishReady,
         Gauge::BufferDocuments,
         Gauge::AgentConfigEntries,
+        Gauge::SpoolBytes,
+        Gauge::SpoolRecords,
+        Gauge::SpoolOldestUnacknowledgedTimestamp,
     ];
 
     /// The Prometheus name.
@@ -186,6 +223,11 @@ impl Gauge {
             Gauge::PublishReady => "apmgate_output_publish_ready",
             Gauge::BufferDocuments => "apmgate_output_buffer_documents",
             Gauge::AgentConfigEntries => "apmgate_agent_config_entries",
+            Gauge::SpoolBytes => "apmgate_spool_bytes",
+            Gauge::SpoolRecords => "apmgate_spool_records",
+            Gauge::SpoolOldestUnacknowledgedTimestamp => {
+                "apmgate_spool_oldest_unacknowledged_timestamp_seconds"
+            }
         }
     }
 
@@ -204,6 +246,13 @@ impl Gauge {
             Gauge::BufferDocuments => "Accepted documents the output holds.",
             Gauge::AgentConfigEntries => {
                 "Central configuration entries cached from Elasticsearch (-1 until the first read succeeds)."
+            }
+            Gauge::SpoolBytes => {
+                "Bytes of documents the spool holds, not yet acknowledged by the output."
+            }
+            Gauge::SpoolRecords => "Documents the spool holds, not yet acknowledged by the output.",
+            Gauge::SpoolOldestUnacknowledgedTimestamp => {
+                "When the oldest document the spool holds was written (Unix seconds; 0 when it holds none)."
             }
         }
     }
@@ -418,7 +467,11 @@ impl Metrics {
                         )
                     })
                     .collect();
-                let _ = writeln!(out, "{name}{{{}}} {value}", labels.join(","));
+                if labels.is_empty() {
+                    let _ = writeln!(out, "{name} {value}");
+                } else {
+                    let _ = writeln!(out, "{name}{{{}}} {value}", labels.join(","));
+                }
             }
         }
         let _ = writeln!(

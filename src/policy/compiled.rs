@@ -51,6 +51,8 @@ pub struct Policy {
     pub output: OutputSettings,
     /// Aggregated metrics.
     pub aggregation: AggregationSettings,
+    /// The durable spool; `None`: accepted documents are held in memory.
+    pub spool: Option<SpoolSettings>,
     /// Policy tests.
     pub tests: Vec<PolicyTestCase>,
 }
@@ -70,6 +72,19 @@ pub struct AggregationSettings {
     pub max_service_transaction_groups: Option<u32>,
     /// Service destination groups per interval; `None` sizes it from memory.
     pub max_service_destination_groups: Option<u32>,
+}
+
+/// The durable spool (`[spool]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpoolSettings {
+    /// Its directory.
+    pub path: PathBuf,
+    /// Bytes of unacknowledged documents it may hold.
+    pub max_bytes: u64,
+    /// `None`: fsync each batch before answering; `Some(d)`: every `d`.
+    pub fsync_interval: Option<Duration>,
+    /// Size of one log file.
+    pub segment_bytes: u64,
 }
 
 /// APM Server's aggregation intervals.

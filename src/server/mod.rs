@@ -38,6 +38,7 @@ use crate::output::Output;
 use crate::output::discard::DiscardOutput;
 use crate::output::elasticsearch::EsOutput;
 use crate::output::file::FileOutput;
+use crate::output::spool::Spool;
 use crate::policy::Policy;
 use crate::policy::compiled::OutputSettings;
 use crate::telemetry::{Gauge, Metrics};
@@ -92,8 +93,18 @@ impl Server {
                     .map(|l| l.limits.shutdown_timeout)
                     .max()
                     .unwrap_or(Duration::from_secs(30));
-                let out = EsOutput::start(es, metrics.clone(), drain)
-                    .map_err(|e| ServerError::Output(e.to_string()))?;
+                let out = match &policy.spool {
+                    None => EsOutput::start(es, metrics.clone(), drain),
+                    Some(spool) => {
+                        let spool = Arc::new(
+                            Spool::open(spool, metrics.clone())
+                                .map_err(|e| ServerError::Output(e.to_string()))?,
+                        );
+                        tokio::spawn(spool.clone().sync_periodically());
+                        EsOutput::start_with_buffer(es, spool, metrics.clone(), drain)
+                    }
+                }
+                .map_err(|e| ServerError::Output(e.to_string()))?;
                 ready = Some(out.ready());
                 client = Some(out.transport());
                 Arc::new(out)

@@ -31,6 +31,7 @@ mod output;
 mod policy_tests;
 mod roles;
 mod shadow;
+mod spool;
 mod tls;
 
 pub use agent_config::etag_of;
@@ -75,6 +76,8 @@ pub(crate) enum FileUse {
     },
     /// CA certificates.
     Authorities,
+    /// The spool's directory: must exist and be writable, or be creatable.
+    SpoolDirectory,
 }
 
 pub(crate) struct Compiler<'a> {
@@ -120,6 +123,7 @@ impl<'a> Compiler<'a> {
         let rum = self.rum(&file.rum);
         let output = self.output(&file.output);
         let aggregation = self.aggregation(&file.aggregation);
+        let spool = file.spool.as_ref().and_then(|s| self.spool(s, &output));
         let auth = self.auth(&file.auth, &roles, &output, rum.enabled, &listeners);
         let access = self.access(&file.access, &allowlists, &listeners, &roles);
         let agent_configs = self.agent_configs(&file.agent_configs);
@@ -179,6 +183,7 @@ impl<'a> Compiler<'a> {
             agent_config_source,
             output,
             aggregation,
+            spool,
             tests,
         }
     }
