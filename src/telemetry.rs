@@ -54,11 +54,13 @@ pub enum Counter {
     SpoolWriteFailuresTotal,
     /// `apmgate_spool_fsyncs_total`
     SpoolFsyncsTotal,
+    /// `apmgate_reloads_total`
+    ReloadsTotal,
 }
 
 impl Counter {
     /// Every counter, in the order they are rendered.
-    pub const ALL: [Counter; 22] = [
+    pub const ALL: [Counter; 23] = [
         Counter::RequestsTotal,
         Counter::EventsAcceptedTotal,
         Counter::EventsRejectedTotal,
@@ -81,6 +83,7 @@ impl Counter {
         Counter::SpoolCorruptTotal,
         Counter::SpoolWriteFailuresTotal,
         Counter::SpoolFsyncsTotal,
+        Counter::ReloadsTotal,
     ];
 
     /// The Prometheus name.
@@ -110,6 +113,7 @@ impl Counter {
             Counter::SpoolCorruptTotal => "apmgate_spool_corrupt_records_total",
             Counter::SpoolWriteFailuresTotal => "apmgate_spool_write_failures_total",
             Counter::SpoolFsyncsTotal => "apmgate_spool_fsyncs_total",
+            Counter::ReloadsTotal => "apmgate_reloads_total",
         }
     }
 
@@ -164,6 +168,9 @@ impl Counter {
             }
             Counter::SpoolFsyncsTotal => {
                 "fsyncs of the spool (each covers every batch written before it)."
+            }
+            Counter::ReloadsTotal => {
+                "Policy reloads, by result (applied; refused: the new policy, or a listener's TLS, could not be loaded)."
             }
         }
     }

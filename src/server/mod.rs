@@ -17,7 +17,8 @@ pub mod timeout;
 pub mod tls;
 
 pub use error::ServerError;
-pub use runtime::{Reloader, Runtime, Shared};
+pub use runtime::{Reloaded, Reloader, Runtime, Shared};
+pub use tls::TlsError;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -221,15 +222,20 @@ impl Server {
         self.shared.clone()
     }
 
-    /// Swaps in a new policy for requests that start from now on. The listeners themselves
-    /// (addresses, TLS) are not rebound.
-    pub fn reload(&self, policy: Policy) {
-        self.reloader().reload(policy);
+    /// Swaps in a new policy for requests that start from now on, and the listeners'
+    /// certificates for handshakes that start from now on. Listener addresses are not
+    /// rebound.
+    pub fn reload(&self, policy: Policy) -> Result<Reloaded, TlsError> {
+        self.reloader().reload(policy)
     }
 
     /// A handle that can swap policies while the server runs.
     pub fn reloader(&self) -> Reloader {
-        Reloader::new(self.runtime_tx.clone())
+        Reloader::new(
+            self.runtime_tx.clone(),
+            self.listeners.iter().map(|l| l.tls_slot()).collect(),
+            self.shared.metrics.clone(),
+        )
     }
 
     /// Serves until `shutdown` resolves, then drains connections and flushes the output.
