@@ -23,8 +23,13 @@ struct Running {
 
 impl Running {
     fn start(dir: &std::path::Path) -> Running {
+        Self::start_with(dir, &[])
+    }
+
+    fn start_with(dir: &std::path::Path, args: &[&str]) -> Running {
         let mut child = Command::new(env!("CARGO_BIN_EXE_apmgate"))
             .args(["run", "--log-format", "json"])
+            .args(args)
             .arg(dir.join("policy.toml"))
             .env("RUN_TEST_TOKEN", TOKEN)
             .env("RUST_LOG", "info")
@@ -291,4 +296,54 @@ fn issue_12_a_deeply_nested_rule_is_refused_on_reload_and_nothing_is_lost() {
         4 * 8,
         "four accepted requests of 4 events"
     );
+}
+
+#[test]
+fn watch_reloads_on_an_edit_and_on_a_symlink_swap() {
+    let dir = tempfile::tempdir().unwrap();
+    let closed = policy(
+        "[access]\ndefault = \"allow\"\n[[access.rule]]\nname = \"closed\"\nwhen = 'route == intake'\neffect = \"deny\"\n",
+    );
+    std::fs::create_dir(dir.path().join("v1")).unwrap();
+    std::fs::create_dir(dir.path().join("v2")).unwrap();
+    std::fs::write(dir.path().join("v1/policy.toml"), policy("")).unwrap();
+    std::fs::write(dir.path().join("v2/policy.toml"), closed.clone()).unwrap();
+    // As Kubernetes mounts a ConfigMap: the policy is a symlink into a versioned directory.
+    std::os::unix::fs::symlink("v1/policy.toml", dir.path().join("policy.toml")).unwrap();
+    let mut run = Running::start_with(dir.path(), &["--watch"]);
+    let bound: serde_json::Value = serde_json::from_str(&run.wait_for("\"bound\"")).unwrap();
+    let url = format!(
+        "http://{}/intake/v2/events",
+        bound["address"].as_str().unwrap()
+    );
+    assert_eq!(post(&url, EVENTS).0, 202);
+
+    // The symlink swapped to the next version, atomically.
+    std::os::unix::fs::symlink("v2/policy.toml", dir.path().join("policy.toml.next")).unwrap();
+    std::fs::rename(
+        dir.path().join("policy.toml.next"),
+        dir.path().join("policy.toml"),
+    )
+    .unwrap();
+    let line = run.wait_for("policy reloaded");
+    assert!(line.contains("a watched file changed"), "{line}");
+    assert_eq!(post(&url, EVENTS).0, 403);
+
+    // The file edited in place: open again.
+    std::fs::write(dir.path().join("v2/policy.toml"), policy("")).unwrap();
+    run.wait_for("policy reloaded");
+    assert_eq!(post(&url, EVENTS).0, 202);
+
+    // A broken edit is refused once, and the running policy stays.
+    std::fs::write(
+        dir.path().join("v2/policy.toml"),
+        "[[listener]]\nname = 3\n",
+    )
+    .unwrap();
+    run.wait_for("reload refused");
+    assert_eq!(post(&url, EVENTS).0, 202);
+
+    run.signal("TERM");
+    run.wait_for("stopped");
+    assert_eq!(run.child.wait().unwrap().code(), Some(0));
 }
