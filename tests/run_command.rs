@@ -2,10 +2,9 @@
 //! (keeping the last good policy when the new one is invalid), logs ECS JSON without secrets,
 //! and stops cleanly on SIGTERM with everything accepted written.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+mod support;
+
+use std::process::Command;
 
 const TOKEN: &str = "run-command-token-0123456789abcdefghij";
 
@@ -15,68 +14,16 @@ fn policy(extra: &str) -> String {
     )
 }
 
-struct Running {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    log: Vec<String>,
-}
+/// The gateway as a child process on `dir/policy.toml`, with the token in its environment.
+struct Running;
 
 impl Running {
-    fn start(dir: &std::path::Path) -> Running {
+    fn start(dir: &std::path::Path) -> support::Process {
         Self::start_with(dir, &[])
     }
 
-    fn start_with(dir: &std::path::Path, args: &[&str]) -> Running {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_apmgate"))
-            .args(["run", "--log-format", "json"])
-            .args(args)
-            .arg(dir.join("policy.toml"))
-            .env("RUN_TEST_TOKEN", TOKEN)
-            .env("RUST_LOG", "info")
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Running {
-            child,
-            lines: rx,
-            log: Vec::new(),
-        }
-    }
-
-    /// Waits (at most 30 s) for a log line containing `needle`; returns it.
-    fn wait_for(&mut self, needle: &str) -> String {
-        loop {
-            let line = self
-                .lines
-                .recv_timeout(Duration::from_secs(30))
-                .unwrap_or_else(|_| {
-                    panic!("no log line with {needle:?}; log so far: {:#?}", self.log)
-                });
-            self.log.push(line.clone());
-            if line.contains(needle) {
-                return line;
-            }
-        }
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill -{sig}");
+    fn start_with(dir: &std::path::Path, args: &[&str]) -> support::Process {
+        support::Process::run(&dir.join("policy.toml"), args, &[("RUN_TEST_TOKEN", TOKEN)])
     }
 }
 
