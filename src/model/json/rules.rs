@@ -64,12 +64,15 @@ pub fn each<T: IsSet>(v: &[T], key: &str, f: impl Fn(&T) -> VResult) -> VResult 
     Ok(())
 }
 
-/// `requires at least one of the fields '<a>;<b>'`
-pub fn any_of(set: bool, names: &str) -> VResult {
+/// `requires at least one of the fields '<a>;<b>'`, naming the fields by their keys.
+pub fn any_of(set: bool, keys: &[&str]) -> VResult {
     if set {
         Ok(())
     } else {
-        Err(format!("requires at least one of the fields '{names}'"))
+        Err(format!(
+            "requires at least one of the fields '{}'",
+            keys.join(";")
+        ))
     }
 }
 

@@ -3,13 +3,16 @@
 
 use std::borrow::Cow;
 
-use super::context::{Context, map_context, validate_context};
-use super::metadata::{NameVersion3, nv_max};
-use super::stacktrace::{Frame, map_frames, validate_frames};
 use crate::model::event::*;
 use crate::model::json::rules::*;
-use crate::model::json::{IsSet, JBool, JFloat, JInt, JMap, JStr, JVec, LabelIn, json_struct};
+use crate::model::json::{
+    IsSet, JBool, JFloat, JInt, JMap, JStr, JVec, LabelIn, RumV3, json_struct,
+};
 use crate::model::map::*;
+use crate::model::v2::{
+    Context, Frame, NameVersionIn, map_context_identity, map_frames, map_http_context,
+    validate_frames,
+};
 
 json_struct! {
     /// `{"x": {...}}`
@@ -45,7 +48,7 @@ json_struct! {
         /// Session.
         ses: Session3<'a> = "ses" / "Session",
         /// Context.
-        c: Context<'a> = "c" / "Context",
+        c: Context<'a, RumV3> = "c" / "Context",
         /// User experience.
         exp: Experience3<'a> = "exp" / "UserExperience",
         /// Span count.
@@ -149,7 +152,7 @@ json_struct! {
         /// Name.
         n: Option<JStr<'a>> = "n" / "Name",
         /// Stack trace.
-        st: JVec<Frame<'a>> = "st" / "Stacktrace",
+        st: JVec<Frame<'a, RumV3>> = "st" / "Stacktrace",
         /// Type.
         t: Option<JStr<'a>> = "t" / "Type",
         /// Subtype.
@@ -193,7 +196,7 @@ json_struct! {
     /// `y[].c.se`
     pub struct SpanService3<'a>: "rumv3.spanContextService" {
         /// Agent.
-        a: NameVersion3<'a> = "a" / "Agent",
+        a: NameVersionIn<'a, RumV3> = "a" / "Agent",
         /// Name.
         n: Option<JStr<'a>> = "n" / "Name",
     }
@@ -259,7 +262,7 @@ pub fn validate_transaction_root(r: &TransactionRoot<'_>) -> VResult {
         each(&x.y, "y", |s| {
             max_len(&s.n, KEYWORD_MAX_LENGTH, "n")?;
             required(&s.n, "n")?;
-            validate_frames(&s.st)?;
+            validate_frames(&s.st, "st")?;
             max_len(&s.t, KEYWORD_MAX_LENGTH, "t")?;
             required(&s.t, "t")?;
             max_len(&s.su, KEYWORD_MAX_LENGTH, "su")?;
@@ -270,7 +273,7 @@ pub fn validate_transaction_root(r: &TransactionRoot<'_>) -> VResult {
             nested(&s.c, "c", |c| {
                 labels(&c.g.0, "g")?;
                 nested(&c.se, "se", |se| {
-                    nested(&se.a, "a", nv_max)?;
+                    nested(&se.a, "a", NameVersionIn::lengths)?;
                     max_len(&se.n, KEYWORD_MAX_LENGTH, "n")?;
                     alnum_ext(&se.n, "n")
                 })?;
@@ -314,7 +317,7 @@ pub fn validate_transaction_root(r: &TransactionRoot<'_>) -> VResult {
             required(&s.id, "id")?;
             min_f(s.seq.map(|v| v.0 as f64), 1.0, "seq", "1")
         })?;
-        nested(&x.c, "c", validate_context)?;
+        nested(&x.c, "c", Context::validate)?;
         nested(&x.exp, "exp", |e| {
             min_f(e.cls.map(|v| v.0), 0.0, "cls", "0")?;
             min_f(e.fid.map(|v| v.0), 0.0, "fid", "0")?;
@@ -379,9 +382,13 @@ pub fn map_transaction<'a>(x: &Transaction3<'a>, base: &ApmEvent<'a>) -> Vec<Apm
         r#type: Cow::Borrowed("unknown"),
         ..Default::default()
     };
-    map_context(&x.c, &mut ev);
-    if x.c.is_set() && x.c.cu.is_set() {
-        tx.custom = Some(x.c.cu.0.clone());
+    map_context_identity(&x.c, &mut ev);
+    if x.c.is_set() {
+        if x.c.custom.is_set() {
+            tx.custom = Some(x.c.custom.0.clone());
+        }
+        merge_labels(&x.c.tags.0, &mut ev.labels);
+        map_http_context(&x.c, &mut ev, false);
     }
     if let Some(d) = x.d {
         ev.event_mut().duration = ms_to_ns(d.0);
@@ -408,7 +415,7 @@ pub fn map_transaction<'a>(x: &Transaction3<'a>, base: &ApmEvent<'a>) -> Vec<Apm
             .collect();
     }
     set(&mut tx.name, &x.n);
-    ev.event_mut().outcome = match (&x.o, x.c.r.sc) {
+    ev.event_mut().outcome = match (&x.o, x.c.response.status_code) {
         (Some(o), _) => o.0.clone(),
         (None, Some(c)) if c.0 >= 500 => Cow::Borrowed("failure"),
         (None, Some(_)) => Cow::Borrowed("success"),

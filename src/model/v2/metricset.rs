@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use super::metadata::{NameVersionIn, name_version_max};
+use super::metadata::NameVersionIn;
 use super::transaction::{FaasIn, map_faas};
 use crate::model::event::*;
 use crate::model::json::rules::*;
@@ -107,7 +107,10 @@ pub fn validate_metricset_root(r: &MetricsetRoot<'_>) -> VResult {
         }
         for (k, v) in &m.samples.0 {
             (|| {
-                any_of(v.value.is_some() || !v.values.is_empty(), "value;values")?;
+                any_of(
+                    v.value.is_some() || !v.values.is_empty(),
+                    &["value", "values"],
+                )?;
                 if v.values.is_empty() && !v.counts.is_empty() {
                     return Err("'values' required when 'counts' is set".to_string());
                 }
@@ -133,7 +136,7 @@ pub fn validate_metricset_root(r: &MetricsetRoot<'_>) -> VResult {
             max_len(&t.name, KEYWORD_MAX_LENGTH, "name")?;
             max_len(&t.r#type, KEYWORD_MAX_LENGTH, "type")
         })?;
-        nested(&m.service, "service", name_version_max)?;
+        nested(&m.service, "service", NameVersionIn::lengths)?;
         nested(&m.faas, "faas", |_| Ok(()))
     })?;
     required(&r.metricset, "metricset")

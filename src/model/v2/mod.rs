@@ -7,7 +7,9 @@
 //!
 //! One file per section of the protocol: `metadata`, the `context` shared by transactions and
 //! errors, `stacktrace`, then one per event kind. The wire types and functions are re-exported
-//! here, so callers name them `v2::...`.
+//! here, so callers name them `v2::...`. The objects RUM v3 shares are declared here for both
+//! protocols (generic over `model::json::Protocol`, v2 by default); `rumv3` uses them under its
+//! abbreviated keys.
 
 mod context;
 mod error;
@@ -23,16 +25,15 @@ pub use self::context::{
     ContextRequestSocket, ContextRequestUrl, ContextResponse, ContextService, ContextServiceAgent,
     MessageAge, ServiceOriginIn, ServiceTargetIn,
 };
+pub(crate) use self::context::{map_context_identity, map_http_context};
 pub use self::error::{
     ErrorEvent, ErrorLogIn, ErrorRoot, ErrorTransactionRef, ExceptionIn, map_error,
-    validate_error_root,
 };
 pub use self::log::{LogIn, LogRoot, map_log, process_nested_log, validate_log_root};
 pub use self::metadata::{
     CloudMachine, IdName, IdOnly, KubernetesPod, Metadata, MetadataCloud, MetadataKubernetes,
     MetadataProcess, MetadataRoot, MetadataService, MetadataServiceAgent, MetadataSystem, NameOnly,
     NameVersionIn, Network, NetworkConnection, ServiceNode, User, map_metadata,
-    validate_metadata_root,
 };
 pub use self::metricset::{
     JCount, MetricsetIn, MetricsetRoot, NameType, SampleIn, TypeSubtype, map_metricset,
@@ -43,6 +44,7 @@ pub use self::span::{
     SpanHttpResponse, SpanIn, SpanRoot, map_span, validate_span_root,
 };
 pub use self::stacktrace::Frame;
+pub(crate) use self::stacktrace::{map_frames, validate_frames};
 pub use self::transaction::{
     DroppedDuration, DroppedSpanStats, DroppedSum, Experience, FaasIn, Longtask, Otel, SessionIn,
     SpanCountIn, SpanLinkIn, TransactionIn, TransactionRoot, Trigger, map_transaction,

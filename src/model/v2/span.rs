@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use super::context::{
     ContextMessage, ContextService, map_context_agent, map_context_service, map_message,
-    validate_context_service, validate_message,
+    validate_message,
 };
 use super::metadata::IdOnly;
 use super::stacktrace::{Frame, map_frames, validate_frames};
@@ -180,7 +180,7 @@ pub fn validate_span_root(r: &SpanRoot<'_>) -> VResult {
     nested(&r.span, "span", |s| {
         any_of(
             s.start.is_some() || s.timestamp.is_some(),
-            "start;timestamp",
+            &["start", "timestamp"],
         )?;
         nested(&s.otel, "otel", |_| Ok(()))?;
         max_len(&s.id, KEYWORD_MAX_LENGTH, "id")?;
@@ -202,7 +202,7 @@ pub fn validate_span_root(r: &SpanRoot<'_>) -> VResult {
         max_len(&s.parent_id, KEYWORD_MAX_LENGTH, "parent_id")?;
         required(&s.parent_id, "parent_id")?;
         validate_links(&s.links)?;
-        validate_frames(&s.stacktrace)?;
+        validate_frames(&s.stacktrace, "stacktrace")?;
         max_len(&s.r#type, KEYWORD_MAX_LENGTH, "type")?;
         required(&s.r#type, "type")?;
         max_len(&s.subtype, KEYWORD_MAX_LENGTH, "subtype")?;
@@ -216,7 +216,7 @@ pub fn validate_span_root(r: &SpanRoot<'_>) -> VResult {
         })?;
         nested(&s.context, "context", |c| {
             labels(&c.tags.0, "tags")?;
-            nested(&c.service, "service", validate_context_service)?;
+            nested(&c.service, "service", ContextService::validate)?;
             nested(&c.message, "message", validate_message)?;
             nested(&c.db, "db", |d| {
                 max_len(&d.link, KEYWORD_MAX_LENGTH, "link")

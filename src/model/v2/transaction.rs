@@ -3,10 +3,7 @@
 
 use std::borrow::Cow;
 
-use super::context::{
-    Context, map_context_agent, map_context_service, map_http_context, map_message, overwrite_user,
-    validate_context,
-};
+use super::context::{Context, map_context_identity, map_http_context, map_message};
 use crate::model::event::*;
 use crate::model::json::rules::*;
 use crate::model::json::{
@@ -250,7 +247,7 @@ pub fn validate_transaction_root(r: &TransactionRoot<'_>) -> VResult {
             required(&s.id, "id")?;
             min_f(s.sequence.map(|c| c.0 as f64), 1.0, "sequence", "1")
         })?;
-        nested(&t.context, "context", validate_context)?;
+        nested(&t.context, "context", Context::validate)?;
         nested(&t.experience, "experience", |x| {
             min_f(x.cls.map(|v| v.0), 0.0, "cls", "0")?;
             min_f(x.fid.map(|v| v.0), 0.0, "fid", "0")?;
@@ -295,15 +292,7 @@ pub(super) fn map_faas<'a>(f: &FaasIn<'a>, out: &mut ApmEvent<'a>) {
 pub fn map_transaction<'a>(t: &TransactionIn<'a>, out: &mut ApmEvent<'a>) {
     out.kind = Kind::Transaction;
     let mut tx = crate::model::event::Transaction::default();
-    map_context_service(&t.context.service, &mut out.service);
-    map_context_agent(&t.context.service.agent, &mut out.agent);
-    overwrite_user(&t.context.user, out);
-    user_agent_from_headers(&t.context.request.headers, out);
-    map_client(
-        t.context.request.socket.remote_address.as_ref(),
-        &t.context.request.headers,
-        out,
-    );
+    map_context_identity(&t.context, out);
     map_faas(&t.faas, out);
     if t.context.cloud.is_set() {
         let o = &t.context.cloud.origin;
