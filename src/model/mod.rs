@@ -441,7 +441,7 @@ pub fn decode_event(
         b"x" => {
             let root: rumv3::TransactionRoot<'_> = parse(line)?;
             check(rumv3::validate_transaction_root(&root))?;
-            events = rumv3::map_transaction(&root.x, &base);
+            events = rumv3::map_transaction(&root.transaction, &base);
             accepted = events.len();
         }
         b"e" => {

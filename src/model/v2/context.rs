@@ -312,7 +312,7 @@ impl<P: Protocol> ContextServiceAgent<'_, P> {
 /// What transactions and errors take alike from their context, before anything else: the
 /// service, agent and user (over the metadata's), the user agent and, in v2, the client address
 /// the agent reports.
-pub(crate) fn map_context_identity<'a, P: Protocol>(c: &Context<'a, P>, out: &mut ApmEvent<'a>) {
+pub(super) fn map_context_identity<'a, P: Protocol>(c: &Context<'a, P>, out: &mut ApmEvent<'a>) {
     map_context_service(&c.service, &mut out.service);
     map_context_agent(&c.service.agent, &mut out.agent);
     if let Some(u) = c.user.to_event() {
@@ -431,7 +431,7 @@ pub(super) fn map_message<'a>(m: &ContextMessage<'a>) -> Message<'a> {
 }
 
 /// Page URL, referer, request, response and URL of transactions and errors.
-pub(crate) fn map_http_context<'a, P>(
+pub(super) fn map_http_context<'a, P>(
     c: &Context<'a, P>,
     out: &mut ApmEvent<'a>,
     response_first: bool,

@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 
 use super::metadata::NameVersionIn;
+use super::span::TypeSubtype;
 use super::transaction::{FaasIn, map_faas};
 use crate::model::event::*;
 use crate::model::json::rules::*;
@@ -76,16 +77,6 @@ impl<'de> serde::Deserialize<'de> for JCount {
         u64::try_from(v.0)
             .map(JCount)
             .map_err(|_| serde::de::Error::custom("ReadUint64: unexpected character,"))
-    }
-}
-
-json_struct! {
-    /// A type and subtype.
-    pub struct TypeSubtype<'a>: "v2.metricsetSpanRef" {
-        /// Subtype.
-        subtype: Option<JStr<'a>> = "subtype" / "Subtype",
-        /// Type.
-        r#type: Option<JStr<'a>> = "type" / "Type",
     }
 }
 

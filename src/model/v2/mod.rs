@@ -25,7 +25,6 @@ pub use self::context::{
     ContextRequestSocket, ContextRequestUrl, ContextResponse, ContextService, ContextServiceAgent,
     MessageAge, ServiceOriginIn, ServiceTargetIn,
 };
-pub(crate) use self::context::{map_context_identity, map_http_context};
 pub use self::error::{
     ErrorEvent, ErrorLogIn, ErrorRoot, ErrorTransactionRef, ExceptionIn, map_error,
 };
@@ -36,17 +35,17 @@ pub use self::metadata::{
     NameVersionIn, Network, NetworkConnection, ServiceNode, User, map_metadata,
 };
 pub use self::metricset::{
-    JCount, MetricsetIn, MetricsetRoot, NameType, SampleIn, TypeSubtype, map_metricset,
-    validate_metricset_root,
+    JCount, MetricsetIn, MetricsetRoot, NameType, SampleIn, map_metricset, validate_metricset_root,
 };
 pub use self::span::{
-    CompositeIn, DestinationServiceIn, SpanContext, SpanDb, SpanDestination, SpanHttp,
-    SpanHttpResponse, SpanIn, SpanRoot, map_span, validate_span_root,
+    CompositeIn, DestinationServiceIn, Otel, SpanContext, SpanDb, SpanDestination, SpanHttp,
+    SpanHttpResponse, SpanIn, SpanLinkIn, SpanRoot, TypeSubtype, map_span, validate_span_root,
 };
+pub(crate) use self::span::{map_destination, map_span_http};
 pub use self::stacktrace::Frame;
 pub(crate) use self::stacktrace::{map_frames, validate_frames};
 pub use self::transaction::{
-    DroppedDuration, DroppedSpanStats, DroppedSum, Experience, FaasIn, Longtask, Otel, SessionIn,
-    SpanCountIn, SpanLinkIn, TransactionIn, TransactionRoot, Trigger, map_transaction,
+    DroppedDuration, DroppedSpanStats, DroppedSum, Experience, FaasIn, Longtask, SessionIn,
+    SpanCountIn, TransactionIn, TransactionRoot, Trigger, map_transaction,
     validate_transaction_root,
 };
