@@ -127,14 +127,12 @@ impl Compiler<'_> {
                             .join(", ")
                     )
                 });
-            self.push(
-                Diagnostic::new(
-                    Code::UnknownRuleField,
-                    format!("unknown field `{fname}` in rule expression"),
-                    text.span(fspan.clone()),
-                    "unknown field",
-                )
-                .with_help(help),
+            self.report(
+                Code::UnknownRuleField,
+                format!("unknown field `{fname}` in rule expression"),
+                text.span(fspan.clone()),
+                "unknown field",
+                help,
             );
             return None;
         };
@@ -149,14 +147,12 @@ impl Compiler<'_> {
                 _ if c.op == RawOp::In => format!("`in` takes a list here: `{} in [a, b]`", field.name()),
                 _ => format!("`{}` takes `==`, `!=` or `in [..]`", field.name()),
             };
-            self.push(
-                Diagnostic::new(
-                    Code::OperatorMismatch,
-                    format!("this operator cannot be used with `{}`", field.name()),
-                    text.span(c.op_span.clone()),
-                    "not valid here",
-                )
-                .with_help(help),
+            self.report(
+                Code::OperatorMismatch,
+                format!("this operator cannot be used with `{}`", field.name()),
+                text.span(c.op_span.clone()),
+                "not valid here",
+                help,
             );
             return None;
         }
@@ -234,16 +230,12 @@ impl Compiler<'_> {
             (Field::Source, _) => {
                 let v = values.first()?;
                 if v.0.parse::<IpAddr>().is_err() {
-                    self.push(
-                        Diagnostic::new(
-                            Code::InvalidAddress,
-                            format!("`{}` is not an IP address", v.0),
-                            text.span(v.1.clone()),
-                            "not an address",
-                        )
-                        .with_help(
-                            "compare `source` with one address, or use `source in ALLOWLIST`",
-                        ),
+                    self.report(
+                        Code::InvalidAddress,
+                        format!("`{}` is not an IP address", v.0),
+                        text.span(v.1.clone()),
+                        "not an address",
+                        "compare `source` with one address, or use `source in ALLOWLIST`",
                     );
                     return None;
                 }

@@ -31,15 +31,7 @@ impl Compiler<'_> {
 
     fn intervals(&mut self, list: &Sp<Vec<Sp<String>>>) -> Vec<Duration> {
         if list.is_empty() {
-            self.push(
-                Diagnostic::new(
-                    Code::EmptyList,
-                    "`intervals` must not be empty",
-                    list.span.clone(),
-                    "no interval",
-                )
-                .with_help("leave `intervals` out for APM Server's `[\"1m\", \"10m\", \"60m\"]`, or set `enabled = false`"),
-            );
+            self.report(Code::EmptyList, "`intervals` must not be empty", list.span.clone(), "no interval", "leave `intervals` out for APM Server's `[\"1m\", \"10m\", \"60m\"]`, or set `enabled = false`");
             return AGGREGATION_INTERVALS.to_vec();
         }
         let mut parsed: Vec<(Duration, &Sp<String>)> = Vec::new();
@@ -79,32 +71,24 @@ impl Compiler<'_> {
                 None
             };
             if let Some(label) = problem {
-                self.push(
-                    Diagnostic::new(
-                        Code::AggregationIntervals,
-                        format!("aggregation interval `{}` cannot be used", v.value),
-                        v.span.clone(),
-                        label,
-                    )
-                    .with_help(
-                        "intervals are whole seconds from 1s to 18h, each a multiple of the \
+                self.report(
+                    Code::AggregationIntervals,
+                    format!("aggregation interval `{}` cannot be used", v.value),
+                    v.span.clone(),
+                    label,
+                    "intervals are whole seconds from 1s to 18h, each a multiple of the \
                          shortest, as APM Server's aggregator requires",
-                    ),
                 );
                 continue;
             }
             if !AGGREGATION_INTERVALS.contains(&d) {
-                self.push(
-                    Diagnostic::new(
-                        Code::IntervalUnread,
-                        format!("Kibana's APM app does not read `{}` metrics", v.value),
-                        v.span.clone(),
-                        "written, but not charted",
-                    )
-                    .with_help(
-                        "Kibana reads `1m`, `10m` and `60m` (`metrics-apm.*.1m-*` and so on); \
+                self.report(
+                    Code::IntervalUnread,
+                    format!("Kibana's APM app does not read `{}` metrics", v.value),
+                    v.span.clone(),
+                    "written, but not charted",
+                    "Kibana reads `1m`, `10m` and `60m` (`metrics-apm.*.1m-*` and so on); \
                          other intervals are written to data streams of their own",
-                    ),
                 );
             }
             out.push(d);
@@ -119,17 +103,13 @@ impl Compiler<'_> {
     fn group_limit(&mut self, v: &Option<Sp<u32>>) -> Option<u32> {
         match v {
             Some(n) if n.value == 0 => {
-                self.push(
-                    Diagnostic::new(
-                        Code::ValueOutOfRange,
-                        "a group limit must be at least 1",
-                        n.span.clone(),
-                        "zero",
-                    )
-                    .with_help(
-                        "leave it out to size it from memory as APM Server does, or set \
+                self.report(
+                    Code::ValueOutOfRange,
+                    "a group limit must be at least 1",
+                    n.span.clone(),
+                    "zero",
+                    "leave it out to size it from memory as APM Server does, or set \
                          `enabled = false` to aggregate nothing",
-                    ),
                 );
                 None
             }

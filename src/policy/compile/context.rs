@@ -1,4 +1,4 @@
-//! Shared helpers of the compiler: pushing diagnostics, reading durations, sizes, paths,
+//! Shared helpers of the compiler: reporting diagnostics, reading durations, sizes, paths,
 //! secret references, addresses, globs, regular expressions and headers at their spans, and the
 //! `undefined`/duplicate-name findings every section uses.
 
@@ -18,6 +18,19 @@ use crate::policy::types::{AddressRange, Glob, SecretRef};
 impl Compiler<'_> {
     pub(super) fn push(&mut self, d: Diagnostic) {
         self.diags.push(d);
+    }
+
+    /// Reports what most findings are: `message`, at `span` labelled `label`, with `help` on how
+    /// to fix it.
+    pub(super) fn report(
+        &mut self,
+        code: Code,
+        message: impl Into<String>,
+        span: Range<usize>,
+        label: impl Into<String>,
+        help: impl Into<String>,
+    ) {
+        self.push(Diagnostic::new(code, message, span, label).with_help(help));
     }
 
     pub(super) fn text(&self, v: &Sp<String>) -> ValueText {
@@ -112,16 +125,12 @@ impl Compiler<'_> {
             Ok(r) => {
                 if let SecretRef::Inline(s) = &r {
                     self.facts.redactions.push(self.text(v).span(0..v.len()));
-                    self.push(
-                        Diagnostic::new(
-                            Code::InlineSecret,
-                            format!("{what} is written in the policy"),
-                            v.span.clone(),
-                            "inline secret (hidden)",
-                        )
-                        .with_help(
-                            "keep secrets out of git: write `env:NAME` or `file:/path` instead",
-                        ),
+                    self.report(
+                        Code::InlineSecret,
+                        format!("{what} is written in the policy"),
+                        v.span.clone(),
+                        "inline secret (hidden)",
+                        "keep secrets out of git: write `env:NAME` or `file:/path` instead",
                     );
                     if usage == SecretUse::SecretToken && s.chars().count() < MIN_SECRET_TOKEN_LEN {
                         self.push(short_token(v.span.clone(), s.chars().count()));
@@ -189,14 +198,12 @@ impl Compiler<'_> {
                     .trim()
                     .trim_start_matches("error: ")
                     .to_string();
-                self.push(
-                    Diagnostic::new(
-                        Code::InvalidRegex,
-                        format!("invalid regular expression: {detail}"),
-                        v.span.clone(),
-                        detail,
-                    )
-                    .with_help("this is a regular expression (RE2 syntax), as in APM Server"),
+                self.report(
+                    Code::InvalidRegex,
+                    format!("invalid regular expression: {detail}"),
+                    v.span.clone(),
+                    detail,
+                    "this is a regular expression (RE2 syntax), as in APM Server",
                 );
                 fallback()
             }
@@ -292,14 +299,12 @@ impl Compiler<'_> {
                 format!("defined {what}s: {}", known.join(", "))
             }
         });
-        self.push(
-            Diagnostic::new(
-                Code::UndefinedReference,
-                format!("undefined {what} `{}`", name.value),
-                span,
-                format!("no such {what}"),
-            )
-            .with_help(help),
+        self.report(
+            Code::UndefinedReference,
+            format!("undefined {what} `{}`", name.value),
+            span,
+            format!("no such {what}"),
+            help,
         );
     }
 }
