@@ -27,6 +27,14 @@ pub fn max_len(v: &Option<JStr<'_>>, n: usize, key: &str) -> VResult {
     }
 }
 
+/// [`max_len`] of [`KEYWORD_MAX_LENGTH`] for each field under its key, in order: the first
+/// violation.
+pub fn keywords(fields: &[(&Option<JStr<'_>>, &str)]) -> VResult {
+    fields
+        .iter()
+        .try_for_each(|(v, key)| max_len(v, KEYWORD_MAX_LENGTH, key))
+}
+
 /// `'<key>': validation rule 'minLength(1)' violated`
 pub fn min_len1(v: &Option<JStr<'_>>, key: &str) -> VResult {
     match v {

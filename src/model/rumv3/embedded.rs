@@ -207,12 +207,7 @@ pub(super) fn map_span<'a>(s: &Span3<'a>, ev: &mut ApmEvent<'a>) {
     }
     set(&mut sp.id, &s.id);
     set(&mut sp.name, &s.n);
-    ev.event_mut().outcome = match (&s.o, c.h.status_code) {
-        (Some(o), _) => o.0.clone(),
-        (None, Some(code)) if code.0 >= 400 => Cow::Borrowed("failure"),
-        (None, Some(_)) => Cow::Borrowed("success"),
-        (None, None) => Cow::Borrowed("unknown"),
-    };
+    ev.event_mut().outcome = event_outcome(&s.o, c.h.status_code, 400);
     if let Some(r) = s.sr {
         if r.0 > 0.0 {
             sp.representative_count = 1.0 / r.0;

@@ -13,8 +13,8 @@ use super::stacktrace::{Frame, map_frames, validate_frames};
 use crate::model::event::*;
 use crate::model::json::rules::*;
 use crate::model::json::{
-    IsSet, JBool, JFloat, JHeaders, JInt, JMap, JObject, JStr, JTime, JVec, LabelIn, Protocol,
-    json_struct,
+    IsSet, JBool, JFloat, JHeaders, JInt, JMap, JObject, JStr, JTime, JVec, LabelIn, Object,
+    Protocol, json_struct,
 };
 use crate::model::map::*;
 
@@ -218,13 +218,31 @@ pub(super) fn validate_links(l: &[SpanLinkIn<'_>]) -> VResult {
     })
 }
 
-pub(super) fn map_links<'a>(l: &[SpanLinkIn<'a>]) -> Vec<Link<'a>> {
-    l.iter()
-        .map(|l| Link {
-            span_id: st(&l.span_id),
-            trace_id: st(&l.trace_id),
-        })
-        .collect()
+/// What the agent's OpenTelemetry bridge sends, translated by `translate` (a transaction's or a
+/// span's translation), then the span links; after everything else, because the translation
+/// overrides what the event's own fields gave.
+pub(super) fn map_otel_and_links<'a>(
+    otel: &Otel<'a>,
+    links: &[SpanLinkIn<'a>],
+    translate: fn(&Object, Option<S<'a>>, &mut ApmEvent<'a>),
+    out: &mut ApmEvent<'a>,
+) {
+    if otel.is_set() {
+        translate(
+            &otel.attributes.0,
+            otel.span_kind.as_ref().map(|k| k.0.clone()),
+            out,
+        );
+    }
+    if !links.is_empty() {
+        out.span_mut().links = links
+            .iter()
+            .map(|l| Link {
+                span_id: st(&l.span_id),
+                trace_id: st(&l.trace_id),
+            })
+            .collect();
+    }
 }
 
 impl<P: Protocol> SpanDestination<'_, P> {
@@ -439,12 +457,7 @@ pub fn map_span<'a>(s: &SpanIn<'a>, out: &mut ApmEvent<'a>) {
     set(&mut sp.id, &s.id);
     set(&mut sp.name, &s.name);
     let ev = out.event_mut();
-    ev.outcome = match (&s.outcome, c.http.status_code) {
-        (Some(o), _) => o.0.clone(),
-        (None, Some(code)) if code.0 >= 400 => Cow::Borrowed("failure"),
-        (None, Some(_)) => Cow::Borrowed("success"),
-        (None, None) => Cow::Borrowed("unknown"),
-    };
+    ev.outcome = event_outcome(&s.outcome, c.http.status_code, 400);
     set(&mut out.parent_id, &s.parent_id);
     sp.representative_count = match s.sample_rate {
         Some(r) if r.0 > 0.0 => 1.0 / r.0,
@@ -468,16 +481,7 @@ pub fn map_span<'a>(s: &SpanIn<'a>, out: &mut ApmEvent<'a>) {
         });
     }
     out.span = Some(sp);
-    if s.otel.is_set() {
-        crate::model::otel::translate_span(
-            &s.otel.attributes.0,
-            s.otel.span_kind.as_ref().map(|k| k.0.clone()),
-            out,
-        );
-    }
-    if !s.links.is_empty() {
-        out.span_mut().links = map_links(&s.links);
-    }
+    map_otel_and_links(&s.otel, &s.links, crate::model::otel::translate_span, out);
     let sp = out.span_mut();
     if sp.r#type.is_empty() {
         sp.r#type = Cow::Borrowed("unknown");

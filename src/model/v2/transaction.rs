@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 
 use super::context::{Context, map_context_identity, map_http_context, map_message};
-use super::span::{Otel, SpanLinkIn, map_links, validate_links};
+use super::span::{Otel, SpanLinkIn, map_otel_and_links, validate_links};
 use crate::model::event::*;
 use crate::model::json::rules::*;
 use crate::model::json::{
@@ -330,12 +330,7 @@ pub fn map_transaction<'a, P: Protocol>(t: &TransactionIn<'a, P>, out: &mut ApmE
     }
     set(&mut tx.name, &t.name);
     let ev = out.event_mut();
-    ev.outcome = match (&t.outcome, t.context.response.status_code) {
-        (Some(o), _) => o.0.clone(),
-        (None, Some(code)) if code.0 >= 500 => Cow::Borrowed("failure"),
-        (None, Some(_)) => Cow::Borrowed("success"),
-        (None, None) => Cow::Borrowed("unknown"),
-    };
+    ev.outcome = event_outcome(&t.outcome, t.context.response.status_code, 500);
     set(&mut out.parent_id, &t.parent_id);
     set(&mut tx.result, &t.result);
     tx.sampled = t.sampled.is_none_or(|s| s.0);
@@ -393,16 +388,12 @@ pub fn map_transaction<'a, P: Protocol>(t: &TransactionIn<'a, P>, out: &mut ApmE
         });
     }
     out.transaction = Some(tx);
-    if t.otel.is_set() {
-        crate::model::otel::translate_transaction(
-            &t.otel.attributes.0,
-            t.otel.span_kind.as_ref().map(|s| s.0.clone()),
-            out,
-        );
-    }
-    if !t.links.is_empty() {
-        out.span_mut().links = map_links(&t.links);
-    }
+    map_otel_and_links(
+        &t.otel,
+        &t.links,
+        crate::model::otel::translate_transaction,
+        out,
+    );
     if let Some(tx) = &mut out.transaction {
         // Without a type a transaction is `unknown`; RUM v3 keeps an empty type as sent.
         if tx.r#type.is_empty() && !(P::RUM_V3 && t.r#type.is_some()) {
