@@ -10,9 +10,9 @@ use crate::model::json::{IsSet, JInt, JMap, JObject, JStr, JTime, LabelIn, json_
 use crate::model::map::*;
 
 json_struct! {
-    /// `{"log": {...}}`
+    /// A log line: `{"log": {...}}`.
     pub struct LogRoot<'a>: "v2.logRoot" {
-        /// The log.
+        /// The log event (required).
         log: LogIn<'a> = "log" / "Log",
     }
 }
@@ -21,9 +21,9 @@ json_struct! {
     /// An application log event; ECS fields may be flat (`"log.level"`) or nested
     /// (`"log": {"level"}`), nested winning.
     pub struct LogIn<'a>: "v2.log" {
-        /// Labels.
+        /// The event's labels (`labels.*`, `numeric_labels.*`).
         labels: JMap<'a, LabelIn<'a>> = "labels" / "Labels",
-        /// Timestamp.
+        /// `@timestamp`; the request's receipt time when absent.
         timestamp: Option<JTime> = "@timestamp" / "Timestamp",
         /// Nested `service`.
         service: JObject = "service" / "NestedStruct",
@@ -51,15 +51,15 @@ json_struct! {
         process: JObject = "process" / "NestedStruct",
         /// Flat `process.thread.name`.
         process_thread_name: Option<JStr<'a>> = "process.thread.name" / "ProcessThreadName",
-        /// Trace id.
+        /// `trace.id` of the trace the event was logged in.
         trace_id: Option<JStr<'a>> = "trace.id" / "TraceID",
-        /// Transaction id.
+        /// `transaction.id` of the transaction the event was logged in.
         transaction_id: Option<JStr<'a>> = "transaction.id" / "TransactionID",
-        /// Span id.
+        /// `span.id` of the span the event was logged in.
         span_id: Option<JStr<'a>> = "span.id" / "SpanID",
-        /// Message.
+        /// `message`: the logged message.
         message: Option<JStr<'a>> = "message" / "Message",
-        /// Function as a service.
+        /// The function invocation the event was logged in (`faas.*`).
         faas: FaasIn<'a> = "faas" / "FAAS",
         /// Nested `log`.
         log: JObject = "log" / "NestedStruct",

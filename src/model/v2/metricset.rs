@@ -12,45 +12,46 @@ use crate::model::json::{IsSet, JFloat, JInt, JMap, JStr, JTime, JVec, LabelIn, 
 use crate::model::map::*;
 
 json_struct! {
-    /// `{"metricset": {...}}`
+    /// A metricset line: `{"metricset": {...}}`.
     pub struct MetricsetRoot<'a>: "v2.metricsetRoot" {
-        /// The metricset.
+        /// The metricset (required).
         metricset: MetricsetIn<'a> = "metricset" / "Metricset",
     }
 }
 
 json_struct! {
-    /// A metricset.
+    /// A metricset: samples of metrics taken at one time, or a breakdown of a transaction's
+    /// self time by span type.
     pub struct MetricsetIn<'a>: "v2.metricset" {
-        /// Timestamp.
+        /// `@timestamp`; the request's receipt time when absent.
         timestamp: Option<JTime> = "timestamp" / "Timestamp",
-        /// Samples by metric name.
+        /// The samples by metric name, written as fields of that name (required).
         samples: JMap<'a, SampleIn<'a>> = "samples" / "Samples",
-        /// Span reference (breakdown metrics).
+        /// The spans' type and subtype, for breakdown metrics (`span.type`, `span.subtype`).
         span: TypeSubtype<'a> = "span" / "Span",
-        /// Labels.
+        /// The metricset's labels (`labels.*`, `numeric_labels.*`).
         tags: JMap<'a, LabelIn<'a>> = "tags" / "Tags",
-        /// Transaction reference (breakdown metrics).
+        /// The transaction's name and type, for breakdown metrics (`transaction.*`).
         transaction: NameType<'a> = "transaction" / "Transaction",
-        /// Service reference.
+        /// The service, when it differs from the metadata's (`service.name`, `service.version`).
         service: NameVersionIn<'a> = "service" / "Service",
-        /// Function as a service.
+        /// The function invocation the metrics are of (`faas.*`).
         faas: FaasIn<'a> = "faas" / "FAAS",
     }
 }
 
 json_struct! {
-    /// One metric sample.
+    /// One metric's sample: a value, or a histogram.
     pub struct SampleIn<'a>: "v2.metricsetSampleValue" {
-        /// gauge, counter, histogram or summary.
+        /// The metric's type: `gauge`, `counter`, `histogram` or `summary`.
         r#type: Option<JStr<'a>> = "type" / "Type",
-        /// Unit.
+        /// The metric's unit, e.g. `byte` or `percent`.
         unit: Option<JStr<'a>> = "unit" / "Unit",
-        /// Histogram bucket values.
+        /// A histogram's bucket values, ascending (with `counts`).
         values: JVec<JFloat> = "values" / "Values",
-        /// Histogram bucket counts.
+        /// A histogram's count in each bucket (with `values`).
         counts: JVec<JCount> = "counts" / "Counts",
-        /// Value.
+        /// The value (this or a histogram is required).
         value: Option<JFloat> = "value" / "Value",
     }
 }
@@ -83,9 +84,9 @@ impl<'de> serde::Deserialize<'de> for JCount {
 json_struct! {
     /// A name and a type.
     pub struct NameType<'a>: "v2.metricsetTransactionRef" {
-        /// Name.
+        /// `transaction.name`.
         name: Option<JStr<'a>> = "name" / "Name",
-        /// Type.
+        /// `transaction.type`.
         r#type: Option<JStr<'a>> = "type" / "Type",
     }
 }

@@ -19,103 +19,107 @@ use crate::model::json::{
 use crate::model::map::*;
 
 json_struct! {
-    /// `{"span": {...}}`
+    /// A span line: `{"span": {...}}`.
     pub struct SpanRoot<'a>: "v2.spanRoot" {
-        /// The span.
+        /// The span (required).
         span: SpanIn<'a> = "span" / "Span",
     }
 }
 
 json_struct! {
-    /// A span.
+    /// A span: one operation within a transaction, e.g. a database query or an outgoing
+    /// request.
     pub struct SpanIn<'a>: "v2.span" {
-        /// Timestamp.
+        /// `@timestamp`; without it, the transaction's start plus `start`.
         timestamp: Option<JTime> = "timestamp" / "Timestamp",
-        /// OpenTelemetry bridge data.
+        /// What the agent's OpenTelemetry bridge sends.
         otel: Otel<'a> = "otel" / "OTel",
-        /// Id.
+        /// `span.id` (required).
         id: Option<JStr<'a>> = "id" / "ID",
-        /// Trace id.
+        /// `trace.id` (required).
         trace_id: Option<JStr<'a>> = "trace_id" / "TraceID",
-        /// Action.
+        /// `span.action`, e.g. `query`.
         action: Option<JStr<'a>> = "action" / "Action",
-        /// Name.
+        /// `span.name`, e.g. `SELECT FROM users` (required).
         name: Option<JStr<'a>> = "name" / "Name",
-        /// Outcome.
+        /// `event.outcome`; from the HTTP status code when absent.
         outcome: Option<JStr<'a>> = "outcome" / "Outcome",
-        /// Child ids.
+        /// `child.id`: the spans and transactions this span started.
         child_ids: JVec<JStr<'a>> = "child_ids" / "ChildIDs",
-        /// Parent id.
+        /// `parent.id`: the transaction or span that started this one (required).
         parent_id: Option<JStr<'a>> = "parent_id" / "ParentID",
-        /// Links.
+        /// Links to spans of other traces (`span.links`).
         links: JVec<SpanLinkIn<'a>> = "links" / "Links",
-        /// Stack trace.
+        /// Where the span started, innermost frame first.
         stacktrace: JVec<Frame<'a>> = "stacktrace" / "Stacktrace",
-        /// Type.
+        /// `span.type`, e.g. `db` (required); split on dots into type, subtype and action when
+        /// neither of those is sent.
         r#type: Option<JStr<'a>> = "type" / "Type",
-        /// Subtype.
+        /// `span.subtype`, e.g. `postgresql`.
         subtype: Option<JStr<'a>> = "subtype" / "Subtype",
-        /// Transaction id.
+        /// `transaction.id` of the span's transaction.
         transaction_id: Option<JStr<'a>> = "transaction_id" / "TransactionID",
-        /// Composite (compressed) span.
+        /// What a span compressed from several similar ones sums up (`span.composite.*`).
         composite: CompositeIn<'a> = "composite" / "Composite",
-        /// Context.
+        /// What the span called.
         context: SpanContext<'a> = "context" / "Context",
-        /// Start offset in milliseconds.
+        /// The start, in milliseconds after the transaction's (this or a timestamp is
+        /// required).
         start: Option<JFloat> = "start" / "Start",
-        /// Sample rate.
+        /// The sampling rate in effect; its inverse is the span's representative count.
         sample_rate: Option<JFloat> = "sample_rate" / "SampleRate",
-        /// Duration in milliseconds.
+        /// The duration in milliseconds (`span.duration.us`; required).
         duration: Option<JFloat> = "duration" / "Duration",
-        /// Synchronous.
+        /// `span.sync`: whether the span ran synchronously.
         sync: Option<JBool> = "sync" / "Sync",
     }
 }
 
 json_struct! {
-    /// `span.composite`
+    /// `span.composite`: a span that stands for several similar consecutive ones.
     pub struct CompositeIn<'a>: "v2.spanComposite" {
-        /// `exact_match` or `same_kind`.
+        /// How they were compressed: `exact_match` or `same_kind` (required).
         compression_strategy: Option<JStr<'a>> = "compression_strategy" / "CompressionStrategy",
-        /// Count.
+        /// How many spans it stands for, at least 2 (required).
         count: Option<JInt> = "count" / "Count",
-        /// Sum in milliseconds.
+        /// Their total duration in milliseconds (required).
         sum: Option<JFloat> = "sum" / "Sum",
     }
 }
 
 json_struct! {
-    /// `span.context`
+    /// `span.context`: what a span called.
     pub struct SpanContext<'a>: "v2.spanContext" {
-        /// Labels.
+        /// The span's labels (`labels.*`, `numeric_labels.*`).
         tags: JMap<'a, LabelIn<'a>> = "tags" / "Tags",
-        /// Service.
+        /// The service, when the span's differs from the metadata's; its target names what the
+        /// span called.
         service: ContextService<'a> = "service" / "Service",
-        /// Messaging.
+        /// The message the span sent (`span.message.*`).
         message: ContextMessage<'a> = "message" / "Message",
-        /// Database.
+        /// The database query (`span.db.*`).
         db: SpanDb<'a> = "db" / "Database",
-        /// Destination.
+        /// The destination (`destination.*`, `span.destination.service.*`).
         destination: SpanDestination<'a> = "destination" / "Destination",
-        /// HTTP.
+        /// The HTTP request the span sent (`http.*`, `url.original`).
         http: SpanHttp<'a> = "http" / "HTTP",
     }
 }
 
 json_struct! {
-    /// `span.context.db`
+    /// `span.context.db`: the database query a span ran.
     pub struct SpanDb<'a>: "v2.spanContextDatabase" {
-        /// Instance.
+        /// `span.db.instance`: the database's name.
         instance: Option<JStr<'a>> = "instance" / "Instance",
-        /// Link.
+        /// `span.db.link`: a database link, e.g. of Oracle.
         link: Option<JStr<'a>> = "link" / "Link",
-        /// Statement.
+        /// `span.db.statement`: the query.
         statement: Option<JStr<'a>> = "statement" / "Statement",
-        /// Type.
+        /// `span.db.type`, e.g. `sql`.
         r#type: Option<JStr<'a>> = "type" / "Type",
-        /// User.
+        /// `span.db.user.name`.
         user: Option<JStr<'a>> = "user" / "User",
-        /// Rows affected.
+        /// `span.db.rows_affected`.
         rows_affected: Option<JInt> = "rows_affected" / "RowsAffected",
     }
 }

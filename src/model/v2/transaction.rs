@@ -76,63 +76,64 @@ json_struct! {
 }
 
 json_struct! {
-    /// `dropped_spans_stats[]`
+    /// `dropped_spans_stats[]`: what the spans the agent dropped to one destination and with one
+    /// outcome would have recorded (service destination metrics).
     pub struct DroppedSpanStats<'a>: "v2.transactionDroppedSpanStats" {
-        /// Destination resource.
+        /// The destination's resource, e.g. `mysql`.
         destination_service_resource: Option<JStr<'a>> = "destination_service_resource" / "DestinationServiceResource",
-        /// Target type.
+        /// The target's type, e.g. `mysql`.
         service_target_type: Option<JStr<'a>> = "service_target_type" / "ServiceTargetType",
-        /// Target name.
+        /// The target's name, e.g. a database name.
         service_target_name: Option<JStr<'a>> = "service_target_name" / "ServiceTargetName",
-        /// Outcome.
+        /// The spans' outcome.
         outcome: Option<JStr<'a>> = "outcome" / "Outcome",
-        /// Duration.
+        /// How many spans, and how long they took together.
         duration: DroppedDuration<'a> = "duration" / "Duration",
     }
 }
 
 json_struct! {
-    /// `dropped_spans_stats[].duration`
+    /// `dropped_spans_stats[].duration`: the dropped spans' count and total duration.
     pub struct DroppedDuration<'a>: "v2.transactionDroppedSpansDuration" {
-        /// Count.
+        /// How many spans were dropped, at least 1.
         count: Option<JInt> = "count" / "Count",
-        /// Sum.
+        /// Their total duration.
         sum: DroppedSum<'a> = "sum" / "Sum",
     }
 }
 
 json_struct! {
-    /// `dropped_spans_stats[].duration.sum`
+    /// `dropped_spans_stats[].duration.sum`: a total duration.
     pub struct DroppedSum<'a>: "v2.transactionDroppedSpansDurationSum" {
-        /// Microseconds.
+        /// In microseconds.
         us: Option<JInt> = "us" / "Us",
     }
 }
 
 json_struct! {
-    /// `faas`
+    /// `faas`: the serverless function invocation an event belongs to.
     pub struct FaasIn<'a>: "v2.faas" {
-        /// Id.
+        /// `faas.id`: the function's unique id, e.g. its ARN.
         id: Option<JStr<'a>> = "id" / "ID",
-        /// Execution.
+        /// `faas.execution`: the invocation's id.
         execution: Option<JStr<'a>> = "execution" / "Execution",
-        /// Trigger.
+        /// What triggered the invocation (`faas.trigger.*`).
         trigger: Trigger<'a> = "trigger" / "Trigger",
-        /// Name.
+        /// `faas.name`.
         name: Option<JStr<'a>> = "name" / "Name",
-        /// Version.
+        /// `faas.version`.
         version: Option<JStr<'a>> = "version" / "Version",
-        /// Cold start.
+        /// `faas.coldstart`: whether the invocation started the function.
         coldstart: Option<JBool> = "coldstart" / "Coldstart",
     }
 }
 
 json_struct! {
-    /// `faas.trigger`
+    /// `faas.trigger`: what triggered a function invocation.
     pub struct Trigger<'a>: "v2.trigger" {
-        /// Type.
+        /// `faas.trigger.type`, e.g. `http` or `pubsub`.
         r#type: Option<JStr<'a>> = "type" / "Type",
-        /// Request id.
+        /// `faas.trigger.request_id`.
         request_id: Option<JStr<'a>> = "request_id" / "RequestID",
     }
 }
