@@ -1,7 +1,6 @@
 //! Compiles `[output.*]`: the file, discard and Elasticsearch outputs, with the client TLS
 //! towards Elasticsearch.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{Compiler, DEFAULT_FILE_OUTPUT, FileUse, SecretUse};
@@ -265,16 +264,7 @@ impl Compiler<'_> {
             )),
             (None, None) => {}
         }
-        let cas: Vec<PathBuf> = t
-            .certificate_authorities
-            .iter()
-            .map(|c| self.path(c))
-            .collect();
-        for (p, c) in cas.iter().zip(&t.certificate_authorities) {
-            self.facts
-                .files
-                .push((p.clone(), c.span.clone(), FileUse::Authorities));
-        }
+        let cas = self.certificate_authorities(&t.certificate_authorities);
         ClientTlsSettings {
             verification_mode: t
                 .verification_mode

@@ -54,6 +54,18 @@ const CURVE_ALIASES: [(&str, &str); 6] = [
 ];
 
 impl Compiler<'_> {
+    /// The paths of the CA files a TLS profile or the Elasticsearch output names, each recorded
+    /// for the environment step to read.
+    pub(super) fn certificate_authorities(&mut self, files: &[Sp<String>]) -> Vec<PathBuf> {
+        let cas: Vec<PathBuf> = files.iter().map(|c| self.path(c)).collect();
+        for (path, c) in cas.iter().zip(files) {
+            self.facts
+                .files
+                .push((path.clone(), c.span.clone(), FileUse::Authorities));
+        }
+        cas
+    }
+
     pub(super) fn tls_versions(&mut self, v: &Option<Sp<Vec<Sp<String>>>>) -> Vec<TlsVersion> {
         let Some(list) = v else {
             return vec![TlsVersion::Tls12, TlsVersion::Tls13];
@@ -270,16 +282,7 @@ impl Compiler<'_> {
                         .map(|(s, sp)| (s.source.clone(), sp.span.clone())),
                 },
             ));
-            let cas: Vec<PathBuf> = p
-                .certificate_authorities
-                .iter()
-                .map(|c| self.path(c))
-                .collect();
-            for (path, c) in cas.iter().zip(&p.certificate_authorities) {
-                self.facts
-                    .files
-                    .push((path.clone(), c.span.clone(), FileUse::Authorities));
-            }
+            let cas = self.certificate_authorities(&p.certificate_authorities);
             out.insert(
                 name.value.clone(),
                 Arc::new(TlsProfile {
