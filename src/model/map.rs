@@ -119,7 +119,8 @@ pub fn merge_labels<'a>(from: &[(Cow<'a, str>, LabelIn<'a>)], to: &mut Labels<'a
     }
 }
 
-/// Metadata labels.
+/// The metadata's labels, written on every event of the request (the event's own labels are
+/// merged over them).
 pub fn global_labels<'a>(from: &[(Cow<'a, str>, LabelIn<'a>)], to: &mut ApmEvent<'a>) {
     merge_labels(from, &mut to.labels);
 }

@@ -8,10 +8,10 @@ use super::embedded::{map_metricset, map_span, validate_metricset, validate_span
 use crate::model::event::*;
 use crate::model::json::RumV3;
 use crate::model::json::rules::*;
-use crate::model::v2::{Context, Longtask, TransactionIn, TransactionRoot};
+use crate::model::v2::{TransactionIn, TransactionRoot};
 
 /// Validates a RUM v3 transaction with its spans and metricsets. APM Server's RUM v3 decoder
-/// checks the fields in another order than v2's, and the session id's length not at all.
+/// checks the first fields in another order than v2's; from the session on, both agree.
 pub fn validate_transaction_root(r: &TransactionRoot<'_, RumV3>) -> VResult {
     nested(&r.transaction, "x", |x| {
         max_len(&x.trace_id, KEYWORD_MAX_LENGTH, "tid")?;
@@ -26,22 +26,7 @@ pub fn validate_transaction_root(r: &TransactionRoot<'_, RumV3>) -> VResult {
         max_len(&x.name, KEYWORD_MAX_LENGTH, "n")?;
         outcome(&x.outcome, "o")?;
         max_len(&x.parent_id, KEYWORD_MAX_LENGTH, "pid")?;
-        nested(&x.session, "ses", |s| {
-            required(&s.id, "id")?;
-            min_f(s.sequence.map(|v| v.0 as f64), 1.0, "seq", "1")
-        })?;
-        nested(&x.context, "c", Context::validate)?;
-        nested(&x.experience, "exp", |e| {
-            min_f(e.cls.map(|v| v.0), 0.0, "cls", "0")?;
-            min_f(e.fid.map(|v| v.0), 0.0, "fid", "0")?;
-            min_f(e.tbt.map(|v| v.0), 0.0, "tbt", "0")?;
-            nested(&e.longtask, "lt", Longtask::validate)
-        })?;
-        nested(&x.span_count, "yc", |c| required(&c.started, "sd"))?;
-        required(&x.span_count, "yc")?;
-        min_f(x.duration.map(|v| v.0), 0.0, "d", "0")?;
-        max_duration(x.duration.map(|v| v.0), "d")?;
-        required(&x.duration, "d")
+        x.validate_session_to_duration()
     })?;
     required(&r.transaction, "x")
 }

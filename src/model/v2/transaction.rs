@@ -186,7 +186,7 @@ json_struct! {
 
 impl<P: Protocol> Longtask<'_, P> {
     /// Validates a page's long tasks as APM Server does.
-    pub(crate) fn validate(&self) -> VResult {
+    fn validate(&self) -> VResult {
         min_f(self.count.map(|v| v.0 as f64), 0.0, Self::count, "0")?;
         required(&self.count, Self::count)?;
         min_f(self.max.map(|v| v.0), 0.0, Self::max, "0")?;
@@ -236,27 +236,53 @@ pub fn validate_transaction_root(r: &TransactionRoot<'_>) -> VResult {
         })?;
         outcome(&t.outcome, "outcome")?;
         nested(&t.faas, "faas", |_| Ok(()))?;
-        nested(&t.session, "session", |s| {
-            max_len(&s.id, KEYWORD_MAX_LENGTH, "id")?;
-            required(&s.id, "id")?;
-            min_f(s.sequence.map(|c| c.0 as f64), 1.0, "sequence", "1")
-        })?;
-        nested(&t.context, "context", Context::validate)?;
-        nested(&t.experience, "experience", |x| {
-            min_f(x.cls.map(|v| v.0), 0.0, "cls", "0")?;
-            min_f(x.fid.map(|v| v.0), 0.0, "fid", "0")?;
-            nested(&x.longtask, "longtask", Longtask::validate)?;
-            min_f(x.tbt.map(|v| v.0), 0.0, "tbt", "0")
-        })?;
-        nested(&t.span_count, "span_count", |s| {
-            required(&s.started, "started")
-        })?;
-        required(&t.span_count, "span_count")?;
-        min_f(t.duration.map(|v| v.0), 0.0, "duration", "0")?;
-        max_duration(t.duration.map(|v| v.0), "duration")?;
-        required(&t.duration, "duration")
+        t.validate_session_to_duration()
     })?;
     required(&r.transaction, "transaction")
+}
+
+impl<P: Protocol> TransactionIn<'_, P> {
+    /// The checks both protocols make last, in the same order: session, context, experience,
+    /// span count, duration.
+    pub(crate) fn validate_session_to_duration(&self) -> VResult {
+        nested(&self.session, Self::session, SessionIn::validate)?;
+        nested(&self.context, Self::context, Context::validate)?;
+        nested(&self.experience, Self::experience, Experience::validate)?;
+        nested(&self.span_count, Self::span_count, |c| {
+            required(&c.started, SpanCountIn::<P>::started)
+        })?;
+        required(&self.span_count, Self::span_count)?;
+        min_f(self.duration.map(|v| v.0), 0.0, Self::duration, "0")?;
+        max_duration(self.duration.map(|v| v.0), Self::duration)?;
+        required(&self.duration, Self::duration)
+    }
+}
+
+impl<P: Protocol> SessionIn<'_, P> {
+    fn validate(&self) -> VResult {
+        // APM Server's RUM v3 decoder does not check the id's length.
+        if !P::RUM_V3 {
+            max_len(&self.id, KEYWORD_MAX_LENGTH, Self::id)?;
+        }
+        required(&self.id, Self::id)?;
+        min_f(self.sequence.map(|c| c.0 as f64), 1.0, Self::sequence, "1")
+    }
+}
+
+impl<P: Protocol> Experience<'_, P> {
+    fn validate(&self) -> VResult {
+        min_f(self.cls.map(|v| v.0), 0.0, Self::cls, "0")?;
+        min_f(self.fid.map(|v| v.0), 0.0, Self::fid, "0")?;
+        // APM Server's v2 decoder checks the long tasks before the total blocking time, its RUM
+        // v3 decoder after.
+        if P::RUM_V3 {
+            min_f(self.tbt.map(|v| v.0), 0.0, Self::tbt, "0")?;
+            nested(&self.longtask, Self::longtask, Longtask::validate)
+        } else {
+            nested(&self.longtask, Self::longtask, Longtask::validate)?;
+            min_f(self.tbt.map(|v| v.0), 0.0, Self::tbt, "0")
+        }
+    }
 }
 
 pub(super) fn map_faas<'a>(f: &FaasIn<'a>, out: &mut ApmEvent<'a>) {
