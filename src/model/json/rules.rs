@@ -52,6 +52,18 @@ pub fn required<T: IsSet>(v: &T, key: &str) -> VResult {
     }
 }
 
+/// `'<key>' required when '<other>' is set`, for the first of `others` (whether it is set, and
+/// its key) that is set while this field is not (the schema's `requiredIfAny`).
+pub fn required_if_any<T: IsSet>(v: &T, key: &str, others: &[(bool, &str)]) -> VResult {
+    if v.is_set() {
+        return Ok(());
+    }
+    match others.iter().find(|(set, _)| *set) {
+        Some((_, other)) => Err(format!("'{key}' required when '{other}' is set")),
+        None => Ok(()),
+    }
+}
+
 /// Runs a nested struct's validation when it is set, prefixing its path.
 pub fn nested<T: IsSet>(v: &T, key: &str, f: impl FnOnce(&T) -> VResult) -> VResult {
     if v.is_set() {

@@ -114,23 +114,23 @@ impl<P: Protocol> ErrorEvent<'_, P> {
         max_len(&self.id, KEYWORD_MAX_LENGTH, Self::id)?;
         required(&self.id, Self::id)?;
         max_len(&self.parent_id, KEYWORD_MAX_LENGTH, Self::parent_id)?;
-        if self.parent_id.is_none() {
-            if self.transaction_id.is_some() {
-                return Err(required_when(Self::parent_id, Self::transaction_id));
-            }
-            if self.trace_id.is_some() {
-                return Err(required_when(Self::parent_id, Self::trace_id));
-            }
-        }
+        required_if_any(
+            &self.parent_id,
+            Self::parent_id,
+            &[
+                (self.transaction_id.is_some(), Self::transaction_id),
+                (self.trace_id.is_some(), Self::trace_id),
+            ],
+        )?;
         max_len(&self.trace_id, KEYWORD_MAX_LENGTH, Self::trace_id)?;
-        if self.trace_id.is_none() {
-            if self.transaction_id.is_some() {
-                return Err(required_when(Self::trace_id, Self::transaction_id));
-            }
-            if self.parent_id.is_some() {
-                return Err(required_when(Self::trace_id, Self::parent_id));
-            }
-        }
+        required_if_any(
+            &self.trace_id,
+            Self::trace_id,
+            &[
+                (self.transaction_id.is_some(), Self::transaction_id),
+                (self.parent_id.is_some(), Self::parent_id),
+            ],
+        )?;
         max_len(
             &self.transaction_id,
             KEYWORD_MAX_LENGTH,
@@ -161,11 +161,6 @@ impl<P: Protocol> ErrorTransactionRef<'_, P> {
         max_len(&self.name, KEYWORD_MAX_LENGTH, Self::name)?;
         max_len(&self.r#type, KEYWORD_MAX_LENGTH, Self::r#type)
     }
-}
-
-/// `'<key>' required when '<other>' is set`
-fn required_when(key: &str, other: &str) -> String {
-    format!("'{key}' required when '{other}' is set")
 }
 
 impl<P: Protocol> ExceptionIn<'_, P> {
