@@ -51,6 +51,7 @@ pub(crate) fn validate_frames<P: Protocol>(frames: &[Frame<'_, P>], key: &str) -
     })
 }
 
+/// The frames of a validated stack trace, as the event carries them.
 pub(crate) fn map_frames<'a, P>(frames: &[Frame<'a, P>]) -> Vec<crate::model::event::Frame<'a>> {
     frames
         .iter()
