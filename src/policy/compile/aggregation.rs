@@ -4,9 +4,10 @@
 use std::time::Duration;
 
 use super::Compiler;
+use super::context::zero_value;
 use crate::policy::ast;
 use crate::policy::compiled::*;
-use crate::policy::diagnostics::{Code, Diagnostic};
+use crate::policy::diagnostics::Code;
 use crate::policy::spanned::Sp;
 
 /// apm-aggregation's bounds: whole seconds, and an interval that fits two bytes of seconds.
@@ -39,11 +40,9 @@ impl Compiler<'_> {
             let d = self.duration(&Some(v.clone()), Duration::ZERO);
             if d.is_zero() {
                 if crate::policy::grammar::parse_duration(v).is_ok() {
-                    self.push(Diagnostic::new(
-                        Code::ValueOutOfRange,
+                    self.push(zero_value(
                         "an aggregation interval must be longer than zero",
                         v.span.clone(),
-                        "zero",
                     ));
                 }
                 continue;
@@ -103,13 +102,11 @@ impl Compiler<'_> {
     fn group_limit(&mut self, v: &Option<Sp<u32>>) -> Option<u32> {
         match v {
             Some(n) if n.value == 0 => {
-                self.report(
-                    Code::ValueOutOfRange,
-                    "a group limit must be at least 1",
-                    n.span.clone(),
-                    "zero",
-                    "leave it out to size it from memory as APM Server does, or set \
+                self.push(
+                    zero_value("a group limit must be at least 1", n.span.clone()).with_help(
+                        "leave it out to size it from memory as APM Server does, or set \
                          `enabled = false` to aggregate nothing",
+                    ),
                 );
                 None
             }

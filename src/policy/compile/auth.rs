@@ -6,6 +6,7 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use super::context::zero_value;
 use super::{Compiler, RoleTable, SecretUse};
 use crate::policy::ast;
 use crate::policy::compiled::*;
@@ -169,15 +170,10 @@ impl Compiler<'_> {
                 let positive = |c: &mut Self, v: Option<&Sp<u64>>, name: &str, d: u64| match v {
                     Some(n) if n.value == 0 => {
                         c.push(
-                            Diagnostic::new(
-                                Code::ValueOutOfRange,
-                                format!("`{name}` must be at least 1"),
-                                n.span.clone(),
-                                "zero",
-                            )
-                            .with_help(
-                                "to refuse anonymous callers, set `enabled = false` instead",
-                            ),
+                            zero_value(format!("`{name}` must be at least 1"), n.span.clone())
+                                .with_help(
+                                    "to refuse anonymous callers, set `enabled = false` instead",
+                                ),
                         );
                         d
                     }

@@ -15,6 +15,11 @@ use crate::policy::grammar::{self, ValueError, ValueText};
 use crate::policy::spanned::Sp;
 use crate::policy::types::{AddressRange, Glob, SecretRef};
 
+/// A value that must be positive and is zero: `message` at `span`, labelled so.
+pub(super) fn zero_value(message: impl Into<String>, span: Range<usize>) -> Diagnostic {
+    Diagnostic::new(Code::ValueOutOfRange, message, span, "zero")
+}
+
 impl Compiler<'_> {
     pub(super) fn push(&mut self, d: Diagnostic) {
         self.diags.push(d);
@@ -61,11 +66,9 @@ impl Compiler<'_> {
         let d = self.duration(v, default);
         if let (Some(v), true) = (v, d.is_zero()) {
             if grammar::parse_duration(v).is_ok() {
-                self.push(Diagnostic::new(
-                    Code::ValueOutOfRange,
+                self.push(zero_value(
                     "duration must be longer than zero",
                     v.span.clone(),
-                    "zero",
                 ));
             }
             return default;
@@ -94,12 +97,7 @@ impl Compiler<'_> {
         let n = self.size(v, default);
         if n == 0 {
             if let Some(v) = v {
-                self.push(Diagnostic::new(
-                    Code::ValueOutOfRange,
-                    "size must be larger than zero",
-                    v.span.clone(),
-                    "zero",
-                ));
+                self.push(zero_value("size must be larger than zero", v.span.clone()));
             }
             return default;
         }

@@ -4,6 +4,7 @@ use std::ops::Range;
 use std::time::Duration;
 
 use super::Compiler;
+use super::context::zero_value;
 use crate::policy::ast;
 use crate::policy::compiled::*;
 use crate::policy::diagnostics::Code;
@@ -53,12 +54,12 @@ impl Compiler<'_> {
                 .positive_duration(&g.agent_config_max_age, Duration::from_secs(30)),
             max_concurrent_decoders: match &g.max_concurrent_decoders {
                 Some(n) if n.value == 0 => {
-                    self.report(
-                        Code::ValueOutOfRange,
-                        "`max_concurrent_decoders` must be at least 1",
-                        n.span.clone(),
-                        "zero",
-                        "leave it out to size it from memory as APM Server does",
+                    self.push(
+                        zero_value(
+                            "`max_concurrent_decoders` must be at least 1",
+                            n.span.clone(),
+                        )
+                        .with_help("leave it out to size it from memory as APM Server does"),
                     );
                     None
                 }

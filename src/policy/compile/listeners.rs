@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::sync::Arc;
 
+use super::context::zero_value;
 use super::{Compiler, MIN_HEADER_SIZE};
 use crate::policy::ast::{self, SizeValue};
 use crate::policy::compiled::*;
@@ -42,11 +43,9 @@ impl Compiler<'_> {
                 .filter(|m| *m > 0),
             quic_max_streams: match &l.quic_max_streams {
                 Some(n) if n.value == 0 => {
-                    self.push(Diagnostic::new(
-                        Code::ValueOutOfRange,
+                    self.push(zero_value(
                         "`quic_max_streams` must be at least 1",
                         n.span.clone(),
-                        "zero",
                     ));
                     d.quic_max_streams
                 }

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::context::zero_value;
 use super::{Compiler, DEFAULT_FILE_OUTPUT, FileUse, SecretUse};
 use crate::policy::ast;
 use crate::policy::compiled::*;
@@ -148,11 +149,9 @@ impl Compiler<'_> {
         };
         let at_least_one = |c: &mut Self, v: &Option<Sp<u64>>, name: &str, default: u64| match v {
             Some(n) if n.value == 0 => {
-                c.push(Diagnostic::new(
-                    Code::ValueOutOfRange,
+                c.push(zero_value(
                     format!("`{name}` must be at least 1"),
                     n.span.clone(),
-                    "zero",
                 ));
                 default
             }
