@@ -114,23 +114,13 @@ impl<P: Protocol> ErrorEvent<'_, P> {
         max_len(&self.id, KEYWORD_MAX_LENGTH, Self::id)?;
         required(&self.id, Self::id)?;
         max_len(&self.parent_id, KEYWORD_MAX_LENGTH, Self::parent_id)?;
-        required_if_any(
-            &self.parent_id,
-            Self::parent_id,
-            &[
-                (self.transaction_id.is_some(), Self::transaction_id),
-                (self.trace_id.is_some(), Self::trace_id),
-            ],
-        )?;
+        // Whether each id is sent, and its key.
+        let transaction_id = (self.transaction_id.is_some(), Self::transaction_id);
+        let trace_id = (self.trace_id.is_some(), Self::trace_id);
+        let parent_id = (self.parent_id.is_some(), Self::parent_id);
+        required_if_any(&self.parent_id, parent_id.1, &[transaction_id, trace_id])?;
         max_len(&self.trace_id, KEYWORD_MAX_LENGTH, Self::trace_id)?;
-        required_if_any(
-            &self.trace_id,
-            Self::trace_id,
-            &[
-                (self.transaction_id.is_some(), Self::transaction_id),
-                (self.parent_id.is_some(), Self::parent_id),
-            ],
-        )?;
+        required_if_any(&self.trace_id, trace_id.1, &[transaction_id, parent_id])?;
         max_len(
             &self.transaction_id,
             KEYWORD_MAX_LENGTH,
