@@ -252,7 +252,7 @@ impl Gauge {
             Gauge::PublishReady => "1 once the output's startup check passed.",
             Gauge::BufferDocuments => "Accepted documents the output holds.",
             Gauge::AgentConfigEntries => {
-                "Central configuration entries cached from Elasticsearch (-1 until the first read succeeds)."
+                "Central configuration entries cached from Elasticsearch (-1 while reads fail and none has succeeded yet)."
             }
             Gauge::SpoolBytes => {
                 "Bytes of documents the spool holds, not yet acknowledged by the output."

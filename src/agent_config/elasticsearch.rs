@@ -77,7 +77,6 @@ impl EsAgentConfig {
     /// A cold cache.
     pub fn new(metrics: Arc<Metrics>) -> Self {
         let entries_gauge = metrics.gauge(Gauge::AgentConfigEntries);
-        entries_gauge.store(-1, Ordering::Relaxed);
         Self {
             state: RwLock::new(State::default()),
             metrics,
@@ -151,6 +150,9 @@ impl EsAgentConfig {
                 }
                 state.failing = true;
                 state.unauthorized = matches!(e, ReadError::Unauthorized(_));
+                if state.entries.is_none() {
+                    self.entries_gauge.store(-1, Ordering::Relaxed);
+                }
                 Err(e)
             }
         }
