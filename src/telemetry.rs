@@ -42,11 +42,13 @@ pub enum Counter {
     AggregationDocumentsTotal,
     /// `apmgate_aggregation_overflow_total`
     AggregationOverflowTotal,
+    /// `apmgate_source_map_fetches_total`
+    SourceMapFetchesTotal,
 }
 
 impl Counter {
     /// Every counter, in the order they are rendered.
-    pub const ALL: [Counter; 16] = [
+    pub const ALL: [Counter; 17] = [
         Counter::RequestsTotal,
         Counter::EventsAcceptedTotal,
         Counter::EventsRejectedTotal,
@@ -63,6 +65,7 @@ impl Counter {
         Counter::ApiKeyHashesTotal,
         Counter::AggregationDocumentsTotal,
         Counter::AggregationOverflowTotal,
+        Counter::SourceMapFetchesTotal,
     ];
 
     /// The Prometheus name.
@@ -86,6 +89,7 @@ impl Counter {
             Counter::ApiKeyHashesTotal => "apmgate_api_key_hashes_total",
             Counter::AggregationDocumentsTotal => "apmgate_aggregation_documents_total",
             Counter::AggregationOverflowTotal => "apmgate_aggregation_overflow_total",
+            Counter::SourceMapFetchesTotal => "apmgate_source_map_fetches_total",
         }
     }
 
@@ -122,6 +126,9 @@ impl Counter {
             }
             Counter::AggregationOverflowTotal => {
                 "Events whose group did not fit the aggregation limits and went to an `_other` bucket, by metric set."
+            }
+            Counter::SourceMapFetchesTotal => {
+                "Source maps read from Elasticsearch, by result (found, missing, malformed, too_large, unavailable)."
             }
         }
     }

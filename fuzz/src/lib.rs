@@ -198,6 +198,7 @@ fn intake(data: &[u8], rum: bool) {
         gate: &OpenGate,
         output: &output,
         memory: &IntakeMemory::unbounded(),
+        source_maps: None,
         aggregation: Some((&aggregator, aggregation_settings())),
     };
     let result = block_on(apmgate::intake::process_stream(data, &ctx));

@@ -22,7 +22,8 @@ use tokio::io::AsyncBufRead;
 
 use crate::aggregation::Aggregator;
 use crate::model::aggregate::Observation;
-use crate::model::{self, Document, Metadata, ModelConfig, RequestMeta};
+use crate::model::sourcemap::{BundleKey, Resolutions};
+use crate::model::{self, Decoded, Document, Metadata, ModelConfig, ModelError, RequestMeta};
 use crate::output::{Output, OutputDocument, PublishError};
 use crate::policy::compiled::AggregationSettings;
 
@@ -45,6 +46,17 @@ pub trait BatchGate: Send + Sync {
     /// Waits for `events` tokens of the caller's rate limit; false when they cannot be had in
     /// time.
     fn acquire(&self, events: usize) -> Pin<Box<dyn Future<Output = bool> + Send + '_>>;
+}
+
+/// The source maps of RUM stack frames, fetched before a line's events are written.
+/// Implemented by `crate::sourcemap`; never fails a request (problems come back as
+/// `sourcemap.error` resolutions).
+pub trait SourceMapper: Send + Sync {
+    /// The source map of each bundle, or why there is none.
+    fn resolve(
+        &self,
+        bundles: Vec<BundleKey>,
+    ) -> Pin<Box<dyn Future<Output = Resolutions> + Send + '_>>;
 }
 
 /// A gate that lets everything through (authenticated callers).
@@ -160,6 +172,8 @@ pub struct StreamContext<'a> {
     pub memory: &'a IntakeMemory,
     /// Where accepted events are aggregated into metrics, and the settings in force.
     pub aggregation: Option<(&'a Aggregator, &'a AggregationSettings)>,
+    /// Source maps for the stack frames of RUM events (RUM routes with source mapping on).
+    pub source_maps: Option<&'a dyn SourceMapper>,
 }
 
 const BATCH_PREFIX: &str = "cannot handle stream: cannot process batch: ";
@@ -253,7 +267,7 @@ pub async fn process_stream<R: AsyncBufRead + Unpin>(
                     result.bytes = lines.bytes_read();
                     return result;
                 }
-                match model::decode_event(&line, &metadata, &ctx.request, ctx.model) {
+                match decode_line(&line, &metadata, ctx).await {
                     Ok(decoded) => {
                         batch_accepted += decoded.accepted;
                         batch_bytes += decoded.documents.iter().map(held_by).sum::<usize>();
@@ -309,6 +323,24 @@ pub async fn process_stream<R: AsyncBufRead + Unpin>(
             return result;
         }
     }
+}
+
+/// Decodes one event line; with source maps, the maps its RUM frames need are fetched (each
+/// once, within the policy's timeout) before its documents are written.
+async fn decode_line(
+    line: &[u8],
+    metadata: &Metadata,
+    ctx: &StreamContext<'_>,
+) -> Result<Decoded, ModelError> {
+    let mut pending = model::decode_events(line, metadata, &ctx.request, ctx.model)?;
+    if let Some(maps) = ctx.source_maps.filter(|_| ctx.request.rum) {
+        let bundles = pending.source_map_bundles();
+        if !bundles.is_empty() {
+            let resolved = maps.resolve(bundles).await;
+            pending.apply_source_maps(&resolved);
+        }
+    }
+    Ok(pending.finish(metadata, &ctx.request, ctx.model))
 }
 
 /// What a body that could not be read fails the stream with.

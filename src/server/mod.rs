@@ -37,6 +37,7 @@ use crate::output::elasticsearch::EsOutput;
 use crate::output::file::FileOutput;
 use crate::policy::Policy;
 use crate::policy::compiled::OutputSettings;
+use crate::sourcemap::SourceMapStore;
 use crate::telemetry::{Gauge, Metrics};
 
 /// The memory this process may use, in bytes: the cgroup limit (v2, then v1) when there is
@@ -121,6 +122,13 @@ impl Server {
             )),
             _ => None,
         };
+        let source_maps = match (&policy.rum.source_mapping, &policy.output) {
+            (Some(settings), OutputSettings::Elasticsearch(es)) => Some(Arc::new(
+                SourceMapStore::start(es, settings, metrics.clone())
+                    .map_err(|e| ServerError::Output(e.to_string()))?,
+            )),
+            _ => None,
+        };
         let decoders = DecoderLimit::new(match policy.gateway.max_concurrent_decoders {
             Some(n) => n as usize,
             None => DecoderLimit::auto_size(memory_limit()),
@@ -155,6 +163,7 @@ impl Server {
             decoders,
             intake_memory,
             aggregator: Arc::new(Aggregator::new(memory_limit(), metrics.clone())),
+            source_maps,
         });
         if let Some(mut ready) = ready {
             let shared = shared.clone();
