@@ -169,10 +169,14 @@ async fn sync(inner: &Arc<Inner>) -> Result<usize, String> {
                 break;
             }
         }
-        clear_scroll(inner, &scroll_id).await;
     }
     let n = found.len();
+    // In force before the scroll is cleared (APM Server clears first): whoever sees the clear
+    // sees the new list.
     update(inner, found);
+    if !scroll_id.is_empty() {
+        clear_scroll(inner, &scroll_id).await;
+    }
     Ok(n)
 }
 
@@ -217,36 +221,11 @@ fn aliases(id: &BundleKey) -> Vec<BundleKey> {
 }
 
 /// Makes `found` the list in force; maps whose hash changed or that are gone leave the cache.
-fn update(inner: &Inner, mut found: HashMap<BundleKey, String>) {
-    let mut invalid = Vec::new();
-    {
-        let mut m: std::sync::RwLockWriteGuard<'_, Metadata> =
-            inner.metadata.write().unwrap_or_else(|e| e.into_inner());
-        let known: Vec<(BundleKey, String)> =
-            m.set.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        for (id, hash) in known {
-            match found.get(&id) {
-                Some(new) if *new == hash => {
-                    found.remove(&id);
-                }
-                Some(_) => invalid.push(id),
-                None => {
-                    m.set.remove(&id);
-                    for a in aliases(&id) {
-                        m.alias.remove(&a);
-                    }
-                    invalid.push(id);
-                }
-            }
-        }
-        for (id, hash) in found {
-            for a in aliases(&id) {
-                m.alias.insert(a, id.clone());
-            }
-            m.set.insert(id, hash);
-        }
-        m.init_error = None;
-    }
+fn update(inner: &Inner, found: HashMap<BundleKey, String>) {
+    let invalid = {
+        let mut m = inner.metadata.write().unwrap_or_else(|e| e.into_inner());
+        replace_list(&mut m, found)
+    };
     if !invalid.is_empty() {
         let mut cache = lock(&inner.cache);
         for id in &invalid {
@@ -254,6 +233,37 @@ fn update(inner: &Inner, mut found: HashMap<BundleKey, String>) {
             cache.remove(id);
         }
     }
+}
+
+/// APM Server's metadata update: `found` replaces the list; what changed hash or is gone is
+/// returned, to leave the cache.
+fn replace_list(m: &mut Metadata, mut found: HashMap<BundleKey, String>) -> Vec<BundleKey> {
+    let mut invalid = Vec::new();
+    let known: Vec<(BundleKey, String)> =
+        m.set.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    for (id, hash) in known {
+        match found.get(&id) {
+            Some(new) if *new == hash => {
+                found.remove(&id);
+            }
+            Some(_) => invalid.push(id),
+            None => {
+                m.set.remove(&id);
+                for a in aliases(&id) {
+                    m.alias.remove(&a);
+                }
+                invalid.push(id);
+            }
+        }
+    }
+    for (id, hash) in found {
+        for a in aliases(&id) {
+            m.alias.insert(a, id.clone());
+        }
+        m.set.insert(id, hash);
+    }
+    m.init_error = None;
+    invalid
 }
 
 #[cfg(test)]
@@ -266,6 +276,25 @@ mod tests {
             service_version: "1".into(),
             path: path.into(),
         }
+    }
+
+    #[test]
+    fn a_changed_or_removed_map_is_invalidated_and_its_aliases_follow() {
+        let mut m = Metadata::default();
+        let url = key("http://h/b.js.map");
+        let found = |list: &[(&BundleKey, &str)]| {
+            list.iter()
+                .map(|(k, h)| ((*k).clone(), h.to_string()))
+                .collect::<HashMap<_, _>>()
+        };
+        assert!(replace_list(&mut m, found(&[(&url, "a"), (&key("/x.map"), "b")])).is_empty());
+        assert_eq!(m.alias.get(&key("/b.js.map")), Some(&url));
+        let mut invalid = replace_list(&mut m, found(&[(&url, "changed")]));
+        invalid.sort();
+        assert_eq!(invalid, vec![key("/x.map"), url.clone()]);
+        assert_eq!(m.set.get(&url).map(String::as_str), Some("changed"));
+        assert_eq!(replace_list(&mut m, HashMap::new()), vec![url]);
+        assert!(m.alias.is_empty() && m.set.is_empty());
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! `GET /` (with `X-Elastic-Product: Elasticsearch`), `POST|PUT /_bulk` (gzip or plain; checks
 //! `require_data_stream=true`, the `create` action lines and the data stream names; answers
 //! per-item statuses in Elasticsearch's shape, with `filter_path` applied or not) and
-//! `/_security/user/_has_privileges`. It records every request and every indexed document, and
+//! `/_security/user/_has_privileges`, and the `.apm-source-map` index Kibana writes source maps
+//! to (`sourcemap.rs`). It records every request and every indexed document, and
 //! injects faults on command: per-item status mixes, whole-request statuses, latency, dropped
 //! connections (before or after indexing), and being down (listener closed) for a while.
 //!
@@ -10,6 +11,9 @@
 //! es-standin` (load runs, counting instead of recording). Only for loopback: it trusts every
 //! caller, unwraps on setup errors and keeps what it records in memory.
 #![forbid(unsafe_code)]
+
+mod sourcemap;
+pub use sourcemap::kibana_content;
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
@@ -77,6 +81,8 @@ struct Inner {
     /// With `count_only`: bulk requests and documents indexed.
     bulk_requests: u64,
     indexed: u64,
+    /// `.apm-source-map` (sourcemap.rs).
+    source_maps: sourcemap::Index,
 }
 
 struct State {
@@ -537,6 +543,7 @@ async fn handle(
                 bulk(state, &query, &body, kill).await
             }
         }
+        (m, p) if sourcemap::handles(p) => sourcemap::handle(state, m, p, &query, kill).await,
         _ => respond(404, es_error(404, "not_found", "no handler")),
     };
     state.changed.notify_waiters();
