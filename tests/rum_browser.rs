@@ -220,10 +220,7 @@ dead_letter_path = "dead.ndjson"
     assert_eq!(frames[0]["sourcemap"]["updated"], true, "{error}");
     assert_eq!(frames[0]["function"], "renderCheckout", "{error}");
     assert_eq!(
-        frames[0]["line"]["context"]
-            .as_str()
-            .unwrap_or("")
-            .trim(),
+        frames[0]["line"]["context"].as_str().unwrap_or("").trim(),
         "throw new Error('checkout failed: no currency for a total of ' + total);"
     );
     assert_eq!(error["error"]["culprit"], "app.src.js in renderCheckout");

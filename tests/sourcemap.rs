@@ -96,7 +96,9 @@ fn rum_error(id: &str, service: &str, version: &str, abs_path: &str) -> Vec<u8> 
 }
 
 fn error_doc(es: &EsStandin, id: &str) -> Option<Value> {
-    docs_of(es, "logs-apm.error").into_iter().find(|d| d["error"]["id"] == id)
+    docs_of(es, "logs-apm.error")
+        .into_iter()
+        .find(|d| d["error"]["id"] == id)
 }
 
 async fn wait_error(es: &EsStandin, id: &str) -> Value {
@@ -124,8 +126,10 @@ async fn apm_servers_error_approval_matches_with_the_map_in_elasticsearch() {
     );
     let gw = Gateway::start(&policy(&es, "")).await;
     send_rum(&gw, fixture("intake/v2/errors_rum.ndjson")).await;
-    es.wait_docs(WAIT, |d| d.iter().any(|(i, _)| i.starts_with("logs-apm.error")))
-        .await;
+    es.wait_docs(WAIT, |d| {
+        d.iter().any(|(i, _)| i.starts_with("logs-apm.error"))
+    })
+    .await;
     let doc = docs_of(&es, "logs-apm.error").remove(0);
     // The frames themselves (not indexed, so not in the approval): mapped from their bundle,
     // originals kept, function names moved one frame out as APM Server does.
@@ -139,7 +143,10 @@ async fn apm_servers_error_approval_matches_with_the_map_in_elasticsearch() {
         );
         assert_eq!(f["original"]["lineno"], 1);
         assert!(f["original"]["abs_path"].is_string());
-        assert!(f["filename"].as_str().unwrap().starts_with("webpack:///"), "{f}");
+        assert!(
+            f["filename"].as_str().unwrap().starts_with("webpack:///"),
+            "{f}"
+        );
     }
     assert_eq!(frames[4]["function"], "<anonymous>");
     assert_eq!(frames[0]["original"]["function"], "<anonymous>");
@@ -183,7 +190,10 @@ async fn apm_servers_span_approval_matches_with_the_map_under_another_host() {
     assert_eq!(frames.len(), 2);
     for f in frames {
         assert_eq!(f["sourcemap"]["updated"], true, "{f}");
-        assert_eq!(f["filename"], "webpack:///webpack/bootstrap 6002740481c9666b0d38");
+        assert_eq!(
+            f["filename"],
+            "webpack:///webpack/bootstrap 6002740481c9666b0d38"
+        );
     }
     assert_eq!(frames[1]["function"], "<anonymous>");
     let captured = capture(&es, gw.dir.path(), "traces-apm");
@@ -213,13 +223,22 @@ async fn a_missing_map_is_a_sourcemap_error_and_the_request_is_accepted() {
     assert!(doc["error"].get("culprit").is_none());
     assert_eq!(exception_frames(&doc)[0]["function"], "a");
     assert_eq!(exception_frames(&doc)[1]["function"], "b");
-    assert_eq!(es.source_map_fetches(), 0, "only maps the list has are fetched");
+    assert_eq!(
+        es.source_map_fetches(),
+        0,
+        "only maps the list has are fetched"
+    );
 }
 
 #[tokio::test]
 async fn a_malformed_map_is_a_sourcemap_error_then_remembered_as_absent() {
     let es = EsStandin::start().await;
-    es.put_source_map("shop", "2.0.0", "http://h/app.js", b"{\"version\": 3, \"mappings\": 7}");
+    es.put_source_map(
+        "shop",
+        "2.0.0",
+        "http://h/app.js",
+        b"{\"version\": 3, \"mappings\": 7}",
+    );
     let gw = Gateway::start(&policy(&es, "")).await;
     send_rum(&gw, rum_error("m1", "shop", "2.0.0", "http://h/app.js")).await;
     let doc = wait_error(&es, "m1").await;
@@ -303,7 +322,10 @@ async fn many_requests_for_one_bundle_fetch_it_once() {
     });
     futures_util::future::join_all(sends).await;
     es.wait_docs(WAIT, |d| {
-        d.iter().filter(|(i, _)| i.starts_with("logs-apm.error")).count() == 40
+        d.iter()
+            .filter(|(i, _)| i.starts_with("logs-apm.error"))
+            .count()
+            == 40
     })
     .await;
     for d in docs_of(&es, "logs-apm.error") {

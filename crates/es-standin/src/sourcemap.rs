@@ -37,7 +37,9 @@ pub(crate) struct Index {
 
 /// Whether a request is for the index or the scroll API.
 pub(crate) fn handles(path: &str) -> bool {
-    path.starts_with("/.apm-source-map/") || path == "/.apm-source-map" || path.starts_with("/_search/scroll")
+    path.starts_with("/.apm-source-map/")
+        || path == "/.apm-source-map"
+        || path.starts_with("/_search/scroll")
 }
 
 fn percent_decode(s: &str) -> String {
@@ -147,7 +149,14 @@ pub(crate) async fn handle(
         }
         ("GET" | "POST", "/_search/scroll") => {
             let Some(id) = params.get("scroll_id") else {
-                return respond(400, es_error(400, "action_request_validation_exception", "scrollId is missing"));
+                return respond(
+                    400,
+                    es_error(
+                        400,
+                        "action_request_validation_exception",
+                        "scrollId is missing",
+                    ),
+                );
             };
             match index.scrolls.get_mut(id) {
                 Some(rest) => {
@@ -156,7 +165,11 @@ pub(crate) async fn handle(
                 }
                 None => respond(
                     404,
-                    es_error(404, "search_phase_execution_exception", "No search context found"),
+                    es_error(
+                        404,
+                        "search_phase_execution_exception",
+                        "No search context found",
+                    ),
                 ),
             }
         }
