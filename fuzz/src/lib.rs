@@ -405,6 +405,7 @@ fn gateway() -> &'static Gateway {
                 1 << 30,
                 Arc::new(apmgate::telemetry::Metrics::default()),
             )),
+            source_maps: None,
         });
         Gateway {
             policy,
