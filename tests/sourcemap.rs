@@ -377,3 +377,24 @@ async fn a_changed_map_is_used_once_the_cached_one_expires() {
     }
     assert_eq!(es.source_map_fetches(), 2);
 }
+
+#[tokio::test]
+async fn a_slow_cluster_costs_a_request_no_more_than_the_timeout() {
+    let es = EsStandin::start().await;
+    es.put_source_map("shop", "2.0.0", "/app.js", &fixture(BUNDLE));
+    es.faults(|f| f.latency = Duration::from_secs(3));
+    let gw = Gateway::start(&policy(&es, "timeout = \"200ms\"")).await;
+    let started = std::time::Instant::now();
+    send_rum(&gw, rum_error("slow", "shop", "2.0.0", "/app.js")).await;
+    // Answered before the cluster (3s a request) could have answered anything.
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    let doc = wait_error(&es, "slow").await;
+    assert_eq!(
+        exception_frames(&doc)[0]["sourcemap"]["error"],
+        "error waiting for metadata fetcher to be ready: context deadline exceeded"
+    );
+}

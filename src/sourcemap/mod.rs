@@ -381,3 +381,62 @@ fn found(map: Option<Arc<ParsedMap>>, id: &BundleKey) -> Resolution {
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(path: &str) -> BundleKey {
+        BundleKey {
+            service_name: "s".into(),
+            service_version: "1".into(),
+            path: path.into(),
+        }
+    }
+
+    fn cache(entries: usize, max_bytes: u64, ttl: Duration) -> BodyCache {
+        BodyCache {
+            entries: lru::LruCache::new(NonZeroUsize::new(entries).unwrap()),
+            bytes: 0,
+            max_bytes,
+            ttl,
+        }
+    }
+
+    #[test]
+    fn the_cache_is_bounded_by_entries_and_bytes() {
+        let mut c = cache(2, 100, Duration::from_secs(60));
+        c.put(key("a"), None, 40);
+        c.put(key("b"), None, 40);
+        c.put(key("c"), None, 10);
+        assert!(
+            c.get(&key("a")).is_none(),
+            "beyond 2 entries, the oldest goes"
+        );
+        assert_eq!(c.bytes, 50);
+        c.put(key("d"), None, 90);
+        assert!(
+            c.get(&key("b")).is_none(),
+            "beyond 100 bytes, the least recently used go"
+        );
+        assert!(c.get(&key("c")).is_some());
+        assert_eq!(c.bytes, 100);
+        c.put(key("e"), None, 101);
+        assert!(
+            c.get(&key("e")).is_none(),
+            "a map larger than the cache is not kept"
+        );
+        assert!(c.get(&key("d")).is_some());
+        c.remove(&key("d"));
+        c.remove(&key("c"));
+        assert_eq!((c.bytes, c.entries.len()), (0, 0));
+    }
+
+    #[test]
+    fn cached_entries_expire() {
+        let mut c = cache(2, 100, Duration::ZERO);
+        c.put(key("a"), None, 1);
+        assert!(c.get(&key("a")).is_none());
+        assert_eq!(c.bytes, 0);
+    }
+}
