@@ -12,7 +12,7 @@ mod support;
 
 use std::convert::Infallible;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -54,11 +54,9 @@ fn prerequisites() -> Option<PathBuf> {
     browser
 }
 
-/// Serves the page, the agent and the bundle on loopback.
-async fn serve_page(gateway: String) -> std::net::SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let page = format!(
+/// The page, pointing the agent at `gateway`.
+fn page(gateway: &str) -> String {
+    format!(
         r#"<!doctype html>
 <html><head><meta charset="utf-8"><title>checkout</title>
 <script src="/elastic-apm-rum.umd.min.js"></script>
@@ -75,9 +73,14 @@ elasticApm.init({{
 </script>
 <script src="/bundle.min.js"></script>
 </head><body>checkout</body></html>"#
-    );
+    )
+}
+
+/// Serves the page (once `gateway` is known), the agent and the bundle on loopback.
+async fn serve_page(gateway: Arc<OnceLock<String>>) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
     let files: Arc<Vec<(&str, &str, Bytes)>> = Arc::new(vec![
-        ("/", "text/html", Bytes::from(page)),
         (
             "/elastic-apm-rum.umd.min.js",
             "application/javascript",
@@ -95,10 +98,19 @@ elasticApm.init({{
                 continue;
             };
             let files = files.clone();
+            let gateway = gateway.clone();
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |req: hyper::Request<_>| {
                     let files = files.clone();
+                    let gateway = gateway.clone();
                     async move {
+                        if req.uri().path() == "/" {
+                            let html = page(gateway.get().expect("the gateway runs"));
+                            let mut resp = hyper::Response::new(Full::new(Bytes::from(html)));
+                            resp.headers_mut()
+                                .insert("content-type", "text/html".parse().unwrap());
+                            return Ok::<_, Infallible>(resp);
+                        }
                         let found = files.iter().find(|(p, _, _)| *p == req.uri().path());
                         let mut resp = hyper::Response::new(Full::new(
                             found.map(|f| f.2.clone()).unwrap_or_default(),
@@ -127,7 +139,17 @@ async fn a_browser_error_from_a_minified_bundle_is_stored_with_mapped_frames() {
     let Some(browser) = prerequisites() else {
         return;
     };
+    // The map is in Elasticsearch before the gateway first reads the list of maps.
     let es = EsStandin::start().await;
+    let gateway = Arc::new(OnceLock::new());
+    let page = serve_page(gateway.clone()).await;
+    let bundle = format!("http://{page}/bundle.min.js");
+    es.put_source_map(
+        "checkout-web",
+        "1.4.2",
+        &bundle,
+        &std::fs::read(Path::new(RUM).join("bundle.min.js.map")).unwrap(),
+    );
     let gw = Gateway::start(&format!(
         r#"
 [[listener]]
@@ -147,14 +169,7 @@ dead_letter_path = "dead.ndjson"
         es.url()
     ))
     .await;
-    let page = serve_page(gw.url("plain", false, "")).await;
-    let bundle = format!("http://{page}/bundle.min.js");
-    es.put_source_map(
-        "checkout-web",
-        "1.4.2",
-        &bundle,
-        &std::fs::read(Path::new(RUM).join("bundle.min.js.map")).unwrap(),
-    );
+    gateway.set(gw.url("plain", false, "")).unwrap();
 
     let profile = tempfile::tempdir().unwrap();
     let run = tokio::process::Command::new(browser)

@@ -206,6 +206,25 @@ impl SourceMapper for SourceMapStore {
     }
 }
 
+/// Go's `URL.JoinPath()` of a URL's path: cleaned, kept relative when it was (without leading
+/// `..`), and ending in `/` when it did.
+fn join_path(path: &str) -> String {
+    let (relative, first) = match path.strip_prefix('/') {
+        Some(_) => (false, path.to_string()),
+        None => (true, format!("/{path}")),
+    };
+    let cleaned = crate::model::sourcemap::clean_path(&first);
+    let mut out = if relative {
+        cleaned[1..].to_string()
+    } else {
+        cleaned
+    };
+    if first.ends_with('/') && !out.ends_with('/') {
+        out.push('/');
+    }
+    out
+}
+
 /// `404 Not Found`, as Go's `Response.Status` reads.
 fn status_text(status: u16) -> String {
     let reason = http::StatusCode::from_u16(status)
@@ -281,11 +300,7 @@ impl Inner {
                 url.query = None;
                 url.fragment = None;
                 if url.opaque.is_none() {
-                    let trailing = url.path.ends_with('/');
-                    url.path = crate::model::sourcemap::clean_path(&url.path);
-                    if trailing && !url.path.ends_with('/') {
-                        url.path.push('/');
-                    }
+                    url.path = join_path(&url.path);
                 }
                 let clean = url.to_string();
                 if clean != path {
@@ -430,6 +445,18 @@ mod tests {
         c.remove(&key("d"));
         c.remove(&key("c"));
         assert_eq!((c.bytes, c.entries.len()), (0, 0));
+    }
+
+    #[test]
+    fn paths_are_joined_as_go_joins_them() {
+        for (input, want) in [
+            ("", "/"),
+            ("/a/./b/", "/a/b/"),
+            ("a/../../b", "b"),
+            ("/x/y.js.map", "/x/y.js.map"),
+        ] {
+            assert_eq!(join_path(input), want, "{input}");
+        }
     }
 
     #[test]
