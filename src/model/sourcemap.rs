@@ -452,6 +452,97 @@ impl std::fmt::Display for GoUrl {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{ModelConfig, RequestMeta, decode_events, decode_metadata};
+
+    /// A map that sends every position to `src/app.ts`, 100 lines on, named after its line.
+    #[derive(Debug)]
+    struct Shifted;
+
+    impl OriginalPosition for Shifted {
+        fn original(&self, line: u32, column: u32) -> Option<OriginalSource> {
+            Some(OriginalSource {
+                file: "src/app.ts".into(),
+                function: format!("fn_{line}"),
+                line: line + 100,
+                column,
+                context_line: "ctx".into(),
+                ..Default::default()
+            })
+        }
+    }
+
+    /// A RUM v3 error through the model with a map and with an error: frames rewritten as
+    /// APM Server does, the culprit from the first mapped application frame.
+    #[test]
+    fn a_rum_v3_error_is_mapped_or_says_why_not() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/fixtures/intake/rumv3/rum_errors.ndjson"
+        ))
+        .expect("fixture");
+        let mut lines = text.lines();
+        let metadata = decode_metadata(lines.next().unwrap().as_bytes()).unwrap();
+        let line = lines.next().unwrap().as_bytes();
+        let request = RequestMeta {
+            receipt_time: std::time::SystemTime::UNIX_EPOCH,
+            rum: true,
+            client_ip: None,
+            client_port: None,
+            nat_ip: None,
+            user_agent: None,
+        };
+        let config = ModelConfig {
+            library_pattern: Some(regex::Regex::new("node_modules|bower_components|~").unwrap()),
+            exclude_from_grouping: Some(regex::Regex::new("^/webpack").unwrap()),
+            source_mapping: true,
+            ..ModelConfig::default()
+        };
+        let document = |resolution: Resolution| {
+            let mut pending = decode_events(line, &metadata, &request, &config).unwrap();
+            let bundles = pending.source_map_bundles();
+            assert_eq!(
+                bundles,
+                vec![BundleKey {
+                    service_name: "apm-a-rum-test-e2e-general-usecase".into(),
+                    service_version: "0.0.1".into(),
+                    path: "http://localhost:8000/test/e2e/general-usecase/app.e2e-bundle.min.js?token=secret".into(),
+                }]
+            );
+            let maps: Resolutions = bundles
+                .into_iter()
+                .map(|b| (b, resolution.clone()))
+                .collect();
+            pending.apply_source_maps(&maps);
+            let decoded = pending.finish(&metadata, &request, &config);
+            serde_json::from_slice::<serde_json::Value>(&decoded.documents[0].body).unwrap()
+        };
+
+        let mapped = document(Ok(Arc::new(Shifted)));
+        let frames = &mapped["error"]["exception"][0]["stacktrace"];
+        assert_eq!(frames[0]["function"], "fn_7666");
+        assert_eq!(frames[1]["function"], "<anonymous>");
+        assert_eq!(frames[0]["filename"], "src/app.ts");
+        assert_eq!(frames[0]["line"]["number"], 7762);
+        assert_eq!(frames[0]["line"]["context"], "ctx");
+        assert_eq!(frames[0]["original"]["function"], "generateError");
+        assert_eq!(frames[0]["original"]["lineno"], 7662);
+        assert_eq!(frames[0]["sourcemap"]["updated"], true);
+        assert_eq!(mapped["error"]["culprit"], "src/app.ts in fn_7666");
+
+        let unmapped = document(Err("no map".into()));
+        let frames = &unmapped["error"]["exception"][0]["stacktrace"];
+        assert_eq!(frames[0]["sourcemap"]["error"], "no map");
+        assert_eq!(frames[0]["function"], "generateError");
+        assert!(frames[0].get("original").is_none());
+        assert_eq!(
+            unmapped["error"]["culprit"],
+            "test/e2e/general-usecase/app.e2e-bundle.min.js?token=secret"
+        );
+        assert_ne!(
+            mapped["error"]["grouping_key"], unmapped["error"]["grouping_key"],
+            "the grouping key follows the mapped frames"
+        );
+    }
 
     #[test]
     fn urls_are_cleaned_as_apm_server_cleans_them() {

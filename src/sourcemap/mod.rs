@@ -175,6 +175,12 @@ impl SourceMapStore {
             metrics,
         });
         tokio::spawn(metadata::keep_fresh(Arc::downgrade(&inner)));
+        tracing::info!(
+            index = INDEX,
+            cache_expiration = ?settings.cache_expiration,
+            max_sourcemap_size = settings.max_sourcemap_size,
+            "RUM stack frames are source mapped with the maps stored in Elasticsearch"
+        );
         Ok(Self { inner })
     }
 
