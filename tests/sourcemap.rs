@@ -375,7 +375,9 @@ async fn a_changed_map_is_used_once_the_cached_one_expires() {
             "the changed map was never used"
         );
     }
-    assert_eq!(es.source_map_fetches(), 2);
+    // Fetched again only on expiry (once or twice: the first entry may have expired before
+    // the map changed, on a slow machine).
+    assert!((2..=3).contains(&es.source_map_fetches()));
 }
 
 #[tokio::test]
@@ -397,4 +399,23 @@ async fn a_slow_cluster_costs_a_request_no_more_than_the_timeout() {
         exception_frames(&doc)[0]["sourcemap"]["error"],
         "error waiting for metadata fetcher to be ready: context deadline exceeded"
     );
+}
+
+#[tokio::test]
+async fn a_reload_turns_source_mapping_off_and_on() {
+    let es = EsStandin::start().await;
+    es.put_source_map("shop", "2.0.0", "/app.js", &fixture(BUNDLE));
+    let gw = Gateway::start(&policy(&es, "")).await;
+    gw.reload(&policy(&es, "enabled = false"));
+    send_rum(&gw, rum_error("off", "shop", "2.0.0", "/app.js")).await;
+    let doc = wait_error(&es, "off").await;
+    let f = &exception_frames(&doc)[0];
+    assert!(
+        f.get("sourcemap").is_none() && f.get("original").is_none(),
+        "{f}"
+    );
+    gw.reload(&policy(&es, ""));
+    send_rum(&gw, rum_error("on", "shop", "2.0.0", "/app.js")).await;
+    let doc = wait_error(&es, "on").await;
+    assert_eq!(exception_frames(&doc)[0]["sourcemap"]["updated"], true);
 }
