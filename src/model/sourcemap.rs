@@ -568,6 +568,22 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// `abs_path` comes from agents: any text is cleaned without a panic, and a URL's
+        /// scheme and host survive.
+        #[test]
+        fn any_abs_path_is_cleaned_without_a_panic(s in "\\PC{0,40}", host in "[a-z]{1,8}") {
+            let _ = clean_url_path(&s);
+            let _ = GoUrl::parse(&s).map(|u| u.unescaped_path());
+            let url = format!("https://{host}:8000/{s}");
+            let cleaned = clean_url_path(&url);
+            if GoUrl::parse(&url).is_some() {
+                let prefix = format!("https://{host}:8000/");
+                proptest::prop_assert!(cleaned.starts_with(&prefix), "{}", cleaned);
+            }
+        }
+    }
+
     #[test]
     fn paths_are_cleaned_as_go_cleans_them() {
         for (input, want) in [
