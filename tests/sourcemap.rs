@@ -254,6 +254,12 @@ async fn a_malformed_map_is_a_sourcemap_error_then_remembered_as_absent() {
         "unable to find sourcemap for service.name=shop service.version=2.0.0 bundle.path=http://h/app.js"
     );
     assert_eq!(es.source_map_fetches(), 1);
+    let fetches = |result| {
+        gw.shared
+            .metrics
+            .get("apmgate_source_map_fetches_total", &[("result", result)])
+    };
+    assert_eq!((fetches("malformed"), fetches("found")), (1, 0));
 }
 
 #[tokio::test]
