@@ -52,10 +52,14 @@ pub trait BatchGate: Send + Sync {
 /// Implemented by `crate::sourcemap`; never fails a request (problems come back as
 /// `sourcemap.error` resolutions).
 pub trait SourceMapper: Send + Sync {
-    /// The source map of each bundle, or why there is none.
+    /// How long the maps of one batch may take (APM Server's per-batch `timeout`).
+    fn timeout(&self) -> std::time::Duration;
+
+    /// The source map of each bundle, or why there is none by `deadline`.
     fn resolve(
         &self,
         bundles: Vec<BundleKey>,
+        deadline: tokio::time::Instant,
     ) -> Pin<Box<dyn Future<Output = Resolutions> + Send + '_>>;
 }
 
@@ -249,6 +253,9 @@ pub async fn process_stream<R: AsyncBufRead + Unpin>(
     let mut batch_bytes = 0usize;
     let mut batch_accepted = 0usize;
     let mut batch_lines = 0usize;
+    // When the source maps of this batch's RUM frames must be in (set by the first line that
+    // needs one).
+    let mut maps_deadline: Option<tokio::time::Instant> = None;
     loop {
         let besides_line = metadata_bytes + batch_bytes;
         let read = lines
@@ -267,7 +274,7 @@ pub async fn process_stream<R: AsyncBufRead + Unpin>(
                     result.bytes = lines.bytes_read();
                     return result;
                 }
-                match decode_line(&line, &metadata, ctx).await {
+                match decode_line(&line, &metadata, ctx, &mut maps_deadline).await {
                     Ok(decoded) => {
                         batch_accepted += decoded.accepted;
                         batch_bytes += decoded.documents.iter().map(held_by).sum::<usize>();
@@ -300,6 +307,7 @@ pub async fn process_stream<R: AsyncBufRead + Unpin>(
         }
         if batch_lines >= BATCH_SIZE || (eof && batch_lines > 0) {
             batch_lines = 0;
+            maps_deadline = None;
             let published = flush(
                 std::mem::take(&mut batch),
                 std::mem::take(&mut observations),
@@ -326,17 +334,21 @@ pub async fn process_stream<R: AsyncBufRead + Unpin>(
 }
 
 /// Decodes one event line; with source maps, the maps its RUM frames need are fetched (each
-/// once, within the policy's timeout) before its documents are written.
+/// once) before its documents are written, all the lines of a batch within one timeout from
+/// the first that needed a map (`deadline`), as APM Server times out a batch.
 async fn decode_line(
     line: &[u8],
     metadata: &Metadata,
     ctx: &StreamContext<'_>,
+    deadline: &mut Option<tokio::time::Instant>,
 ) -> Result<Decoded, ModelError> {
     let mut pending = model::decode_events(line, metadata, &ctx.request, ctx.model)?;
     if let Some(maps) = ctx.source_maps.filter(|_| ctx.request.rum) {
         let bundles = pending.source_map_bundles();
         if !bundles.is_empty() {
-            let resolved = maps.resolve(bundles).await;
+            let deadline =
+                *deadline.get_or_insert_with(|| tokio::time::Instant::now() + maps.timeout());
+            let resolved = maps.resolve(bundles, deadline).await;
             pending.apply_source_maps(&resolved);
         }
     }

@@ -411,7 +411,7 @@ pub struct RumSourceMapping {
     /// How long a fetched source map (or its absence) is kept, and the longest the list of
     /// uploaded maps is trusted before it is read again (at most every 30s). Default `5m`.
     pub cache_expiration: Option<Sp<String>>,
-    /// Time the source maps of one event may take to fetch. Default `5s` (APM Server's).
+    /// Time the source maps of a batch (10 events) may take. Default `5s` (APM Server's).
     pub timeout: Option<Sp<String>>,
     /// Largest source map, decompressed; a larger one is not used (`sourcemap.error`).
     /// Default `500MiB` (APM Server's).

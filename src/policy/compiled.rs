@@ -370,7 +370,7 @@ pub struct SourceMappingSettings {
     /// How long a fetched map, or its absence, is kept; the list of uploaded maps is read
     /// again at this interval, at most [`SOURCE_MAP_METADATA_REFRESH`].
     pub cache_expiration: Duration,
-    /// Time the source maps of one event may take.
+    /// Time the source maps of one batch of events may take.
     pub timeout: Duration,
     /// Largest decompressed source map used.
     pub max_sourcemap_size: u64,

@@ -184,9 +184,12 @@ impl SourceMapStore {
         Ok(Self { inner })
     }
 
-    /// Resolves the source maps of `bundles` within the policy's `timeout`.
-    pub async fn resolve_all(&self, bundles: Vec<BundleKey>) -> Resolutions {
-        let deadline = tokio::time::Instant::now() + self.inner.settings.timeout;
+    /// Resolves the source maps of `bundles` by `deadline`.
+    pub async fn resolve_all(
+        &self,
+        bundles: Vec<BundleKey>,
+        deadline: tokio::time::Instant,
+    ) -> Resolutions {
         let inner = &self.inner;
         let resolved = futures_util::future::join_all(
             bundles
@@ -204,11 +207,16 @@ impl SourceMapStore {
 }
 
 impl SourceMapper for SourceMapStore {
+    fn timeout(&self) -> Duration {
+        self.inner.settings.timeout
+    }
+
     fn resolve(
         &self,
         bundles: Vec<BundleKey>,
+        deadline: tokio::time::Instant,
     ) -> Pin<Box<dyn Future<Output = Resolutions> + Send + '_>> {
-        Box::pin(self.resolve_all(bundles))
+        Box::pin(self.resolve_all(bundles, deadline))
     }
 }
 
