@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
+pub mod agent_config;
 pub mod aggregation;
 pub mod devcerts;
 pub mod elasticsearch;

@@ -42,13 +42,27 @@ pub enum Counter {
     AggregationDocumentsTotal,
     /// `apmgate_aggregation_overflow_total`
     AggregationOverflowTotal,
+    /// `apmgate_agent_config_refreshes_total`
+    AgentConfigRefreshesTotal,
+    /// `apmgate_agent_config_requests_total`
+    AgentConfigRequestsTotal,
+    /// `apmgate_spool_replayed_records_total`
+    SpoolReplayedTotal,
+    /// `apmgate_spool_corrupt_records_total`
+    SpoolCorruptTotal,
+    /// `apmgate_spool_write_failures_total`
+    SpoolWriteFailuresTotal,
+    /// `apmgate_spool_fsyncs_total`
+    SpoolFsyncsTotal,
+    /// `apmgate_reloads_total`
+    ReloadsTotal,
     /// `apmgate_source_map_fetches_total`
     SourceMapFetchesTotal,
 }
 
 impl Counter {
     /// Every counter, in the order they are rendered.
-    pub const ALL: [Counter; 17] = [
+    pub const ALL: [Counter; 24] = [
         Counter::RequestsTotal,
         Counter::EventsAcceptedTotal,
         Counter::EventsRejectedTotal,
@@ -65,6 +79,13 @@ impl Counter {
         Counter::ApiKeyHashesTotal,
         Counter::AggregationDocumentsTotal,
         Counter::AggregationOverflowTotal,
+        Counter::AgentConfigRefreshesTotal,
+        Counter::AgentConfigRequestsTotal,
+        Counter::SpoolReplayedTotal,
+        Counter::SpoolCorruptTotal,
+        Counter::SpoolWriteFailuresTotal,
+        Counter::SpoolFsyncsTotal,
+        Counter::ReloadsTotal,
         Counter::SourceMapFetchesTotal,
     ];
 
@@ -89,6 +110,13 @@ impl Counter {
             Counter::ApiKeyHashesTotal => "apmgate_api_key_hashes_total",
             Counter::AggregationDocumentsTotal => "apmgate_aggregation_documents_total",
             Counter::AggregationOverflowTotal => "apmgate_aggregation_overflow_total",
+            Counter::AgentConfigRefreshesTotal => "apmgate_agent_config_refreshes_total",
+            Counter::AgentConfigRequestsTotal => "apmgate_agent_config_requests_total",
+            Counter::SpoolReplayedTotal => "apmgate_spool_replayed_records_total",
+            Counter::SpoolCorruptTotal => "apmgate_spool_corrupt_records_total",
+            Counter::SpoolWriteFailuresTotal => "apmgate_spool_write_failures_total",
+            Counter::SpoolFsyncsTotal => "apmgate_spool_fsyncs_total",
+            Counter::ReloadsTotal => "apmgate_reloads_total",
             Counter::SourceMapFetchesTotal => "apmgate_source_map_fetches_total",
         }
     }
@@ -127,6 +155,27 @@ impl Counter {
             Counter::AggregationOverflowTotal => {
                 "Events whose group did not fit the aggregation limits and went to an `_other` bucket, by metric set."
             }
+            Counter::AgentConfigRefreshesTotal => {
+                "Reads of `.apm-agent-configuration`, by result (success, failure, unauthorized)."
+            }
+            Counter::AgentConfigRequestsTotal => {
+                "Central configuration requests, by where the answer came from (policy, elasticsearch, none, not_ready, unauthorized)."
+            }
+            Counter::SpoolReplayedTotal => {
+                "Documents found in the spool at start and sent again (not acknowledged before the last stop)."
+            }
+            Counter::SpoolCorruptTotal => {
+                "Torn or corrupt spool records found at start (each ends what is read of its file)."
+            }
+            Counter::SpoolWriteFailuresTotal => {
+                "Batches the spool could not write (full disk, I/O error), answered 503."
+            }
+            Counter::SpoolFsyncsTotal => {
+                "fsyncs of the spool (each covers every batch written before it)."
+            }
+            Counter::ReloadsTotal => {
+                "Policy reloads, by result (applied; refused: the new policy, or a listener's TLS, could not be loaded)."
+            }
             Counter::SourceMapFetchesTotal => {
                 "Source maps read from Elasticsearch, by result (found, missing, malformed, too_large, unavailable)."
             }
@@ -151,11 +200,19 @@ pub enum Gauge {
     PublishReady,
     /// `apmgate_output_buffer_documents`
     BufferDocuments,
+    /// `apmgate_agent_config_entries`
+    AgentConfigEntries,
+    /// `apmgate_spool_bytes`
+    SpoolBytes,
+    /// `apmgate_spool_records`
+    SpoolRecords,
+    /// `apmgate_spool_oldest_unacknowledged_timestamp_seconds`
+    SpoolOldestUnacknowledgedTimestamp,
 }
 
 impl Gauge {
     /// Every gauge, in the order they are rendered.
-    pub const ALL: [Gauge; 7] = [
+    pub const ALL: [Gauge; 11] = [
         Gauge::IntakeMemoryBytes,
         Gauge::IntakeMemoryCapacityBytes,
         Gauge::BufferBytes,
@@ -163,6 +220,10 @@ impl Gauge {
         Gauge::RequestsInFlight,
         Gauge::PublishReady,
         Gauge::BufferDocuments,
+        Gauge::AgentConfigEntries,
+        Gauge::SpoolBytes,
+        Gauge::SpoolRecords,
+        Gauge::SpoolOldestUnacknowledgedTimestamp,
     ];
 
     /// The Prometheus name.
@@ -175,6 +236,12 @@ impl Gauge {
             Gauge::RequestsInFlight => "apmgate_output_requests_in_flight",
             Gauge::PublishReady => "apmgate_output_publish_ready",
             Gauge::BufferDocuments => "apmgate_output_buffer_documents",
+            Gauge::AgentConfigEntries => "apmgate_agent_config_entries",
+            Gauge::SpoolBytes => "apmgate_spool_bytes",
+            Gauge::SpoolRecords => "apmgate_spool_records",
+            Gauge::SpoolOldestUnacknowledgedTimestamp => {
+                "apmgate_spool_oldest_unacknowledged_timestamp_seconds"
+            }
         }
     }
 
@@ -191,6 +258,16 @@ impl Gauge {
             Gauge::RequestsInFlight => "Bulk requests in flight.",
             Gauge::PublishReady => "1 once the output's startup check passed.",
             Gauge::BufferDocuments => "Accepted documents the output holds.",
+            Gauge::AgentConfigEntries => {
+                "Central configuration entries cached from Elasticsearch (-1 until the first read succeeds)."
+            }
+            Gauge::SpoolBytes => {
+                "Bytes of documents the spool holds, not yet acknowledged by the output."
+            }
+            Gauge::SpoolRecords => "Documents the spool holds, not yet acknowledged by the output.",
+            Gauge::SpoolOldestUnacknowledgedTimestamp => {
+                "When the oldest document the spool holds was written (Unix seconds; 0 when it holds none)."
+            }
         }
     }
 }
@@ -404,7 +481,11 @@ impl Metrics {
                         )
                     })
                     .collect();
-                let _ = writeln!(out, "{name}{{{}}} {value}", labels.join(","));
+                if labels.is_empty() {
+                    let _ = writeln!(out, "{name} {value}");
+                } else {
+                    let _ = writeln!(out, "{name}{{{}}} {value}", labels.join(","));
+                }
             }
         }
         let _ = writeln!(

@@ -406,6 +406,9 @@ fn gateway() -> &'static Gateway {
                 Arc::new(apmgate::telemetry::Metrics::default()),
             )),
             source_maps: None,
+            elasticsearch: None,
+            es_agent_config: None,
+            applied_configs: Arc::default(),
         });
         Gateway {
             policy,

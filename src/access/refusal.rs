@@ -64,6 +64,11 @@ pub enum Refusal {
         /// The service.
         service: String,
     },
+    /// Central configuration is read from Elasticsearch and no read has succeeded yet.
+    ConfigNotReady,
+    /// Central configuration is read from Elasticsearch, no read has succeeded yet, and
+    /// Elasticsearch refused the output's credentials.
+    ConfigSourceUnauthorized,
     /// A bug: a handler panicked.
     Internal,
 }
@@ -87,6 +92,8 @@ impl Refusal {
             Refusal::Intake(_) => "intake",
             Refusal::ConfigQueryMissingService { .. } => "invalid_query",
             Refusal::ConfigServiceNotAllowed { .. } => "service_not_allowed",
+            Refusal::ConfigNotReady => "config_not_ready",
+            Refusal::ConfigSourceUnauthorized => "config_unauthorized",
             Refusal::Internal => "internal",
         }
     }

@@ -13,6 +13,7 @@ macro_rules! println {
     ($($t:tt)*) => { $crate::cli::emit(&format!("{}\n", format_args!($($t)*))) };
 }
 
+mod apikey;
 mod explain;
 mod import;
 mod keys;
@@ -58,6 +59,12 @@ enum Command {
     Keys {
         #[command(subcommand)]
         command: keys::Command,
+    },
+    /// Manage API keys with APM privileges in Elasticsearch (APM Server's `apikey` commands),
+    /// through the policy's Elasticsearch output.
+    Apikey {
+        #[command(subcommand)]
+        command: apikey::Command,
     },
     /// Development certificates.
     Certs {
@@ -160,6 +167,7 @@ pub(crate) fn main() -> ExitCode {
         }
         Command::Schema { intake: Some(dir) } => write_intake_schemas(&dir),
         Command::Keys { command } => keys::run(&command),
+        Command::Apikey { command } => apikey::run(&command),
         Command::Import(args) => import::run(&args),
         Command::Certs {
             command: CertsCommand::Dev { dir },

@@ -70,10 +70,10 @@ pub(super) fn run(args: &Args) -> Result<Outcome, UsageError> {
                 .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
                 match compiled {
                     Ok(c) => match c.policy {
-                        Some(p) => {
-                            reloader.reload(p);
-                            tracing::info!(policy = %file.display(), "policy reloaded (listener addresses, TLS, the output and max_concurrent_decoders apply at the next start)");
-                        }
+                        Some(p) => match reloader.reload(p) {
+                            Ok(r) => tracing::info!(policy = %file.display(), tls_reloaded = ?r.tls_replaced, "policy reloaded, listeners' certificates read again (listener addresses, the output and max_concurrent_decoders apply at the next start)"),
+                            Err(e) => tracing::error!(policy = %file.display(), error = %e, "reload refused: keeping the running policy"),
+                        },
                         None => {
                             for d in c.diagnostics.iter().filter(|d| d.severity == apmgate::policy::Severity::Error) {
                                 tracing::error!(policy = %file.display(), code = %d.code, "{}", d.message);

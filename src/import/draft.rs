@@ -84,6 +84,7 @@ const ORDER: &[&str] = &[
     "output.elasticsearch",
     "output.elasticsearch.tls",
     "output.file",
+    "agent_config_source",
     "aggregation",
 ];
 

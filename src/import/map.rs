@@ -112,6 +112,7 @@ impl Mapper {
         let mut api_key_leaf: Option<Leaf> = None;
         let mut limit_leaf: Option<Leaf> = None;
         let mut es_hosts: Option<(Leaf, Vec<String>)> = None;
+        let mut agent_config_expiration: Option<(String, String)> = None;
         let mut protocol: Option<String> = None;
         let mut file_path: (Option<String>, Option<String>) = (None, None);
 
@@ -552,9 +553,12 @@ impl Mapper {
                     }
                 }
                 "apm-server.agent.config.cache.expiration" => {
+                    // APM Server uses it for both: how long agents cache, and how often the
+                    // entries are read from Elasticsearch.
                     if let Some(d) = self.duration(leaf) {
                         self.draft
                             .set("gateway", "agent_config_max_age", toml_str(&d), path);
+                        agent_config_expiration = Some((d, path.to_string()));
                     }
                 }
                 "apm-server.agent_config" => self.agent_configs(leaf),
@@ -719,18 +723,14 @@ impl Mapper {
         }
 
         // APM Server 8 reads central agent configuration (made in Kibana) from Elasticsearch
-        // when the file declares none; the policy serves what it declares.
+        // when the file declares none, through the output's connection; so does the policy.
         if facts.es_output && self.draft.agent_configs.is_empty() {
-            if let Some(leaf) = leaves
-                .iter()
-                .find(|l| under(&l.path, "output.elasticsearch"))
-            {
-                let leaf = leaf.clone();
-                self.differs(
-                    &leaf,
-                    "central agent configuration made in Kibana is not read from Elasticsearch".to_string(),
-                    "APM Server served the configurations stored in `.apm-agent-configuration`; apmgate serves the policy's [[agent_config]] entries (none yet: agents keep their own settings)",
-                );
+            let from = "output.elasticsearch";
+            self.draft
+                .set("agent_config_source", "elasticsearch", "true".into(), from);
+            if let Some((d, path)) = &agent_config_expiration {
+                self.draft
+                    .set("agent_config_source", "cache_expiration", toml_str(d), path);
             }
         }
 

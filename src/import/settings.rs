@@ -94,11 +94,11 @@ pub(crate) const KNOWN: &[&str] = &[
 pub(crate) const NO_EQUIVALENT: &[(&str, &str)] = &[
     (
         "apm-server.kibana",
-        "apmgate serves central agent configuration from the policy's [[agent_config]] entries, not from Kibana",
+        "apmgate reads central agent configuration from Elasticsearch ([agent_config_source]) and the policy's [[agent_config]] entries, not through Kibana",
     ),
     (
         "apm-server.agent.config.elasticsearch",
-        "apmgate serves central agent configuration from the policy's [[agent_config]] entries",
+        "apmgate reads central agent configuration through the Elasticsearch output's connection ([agent_config_source])",
     ),
     (
         "apm-server.rum.source_mapping.elasticsearch",

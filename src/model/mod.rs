@@ -18,6 +18,7 @@ use std::time::SystemTime;
 
 use serde::Deserialize;
 
+pub mod agent_config;
 pub mod aggregate;
 pub mod encode;
 pub mod event;

@@ -5,10 +5,10 @@
 //! counts every such document, including those the sender has taken and not yet acknowledged
 //! (in flight, or waiting for a retry), so the bytes of accepted documents never exceed it.
 //!
-//! The in-memory [`MemoryBuffer`] is the implementation today. A durable spool will implement
-//! the same trait later: `push` will return once the batch is on disk (202 then means "on
-//! disk"), `pop` will read from the spool, and `ack` will let it reclaim space. Nothing outside
-//! this module may assume that documents are in memory.
+//! [`MemoryBuffer`] holds documents in memory; the durable spool (`output::spool`) implements
+//! the same trait: `push` returns once the batch is on disk (202 then means "on disk"), `pop`
+//! reads from the log, and `ack` lets it reclaim space. Nothing outside these modules may
+//! assume that documents are in memory.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -95,6 +95,12 @@ pub trait Buffer: Send + Sync + 'static {
     /// Waits until something changes (a push, an ack, a close): for callers that wait for a
     /// condition on [`stats`](Self::stats).
     fn changed(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
+
+    /// Whether what it holds outlives the process (a spool): then what the output could not
+    /// write by shutdown stays for the next start instead of being recorded as failed.
+    fn durable(&self) -> bool {
+        false
+    }
 }
 
 #[derive(Default)]

@@ -10,6 +10,7 @@ pub mod buffer;
 pub mod discard;
 pub mod elasticsearch;
 pub mod file;
+pub mod spool;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -52,12 +52,17 @@ pub struct PolicyFile {
     /// Central agent configuration served on `/config/v1/agents`.
     #[serde(default, rename = "agent_config")]
     pub agent_configs: Vec<AgentConfig>,
+    /// Central agent configuration kept in Elasticsearch by Kibana's APM app.
+    #[serde(default)]
+    pub agent_config_source: AgentConfigSource,
     /// Where accepted events go. Without this section, events go to the file output.
     #[serde(default)]
     pub output: Output,
     /// Aggregated metrics (what Kibana's APM app charts), as APM Server computes them.
     #[serde(default)]
     pub aggregation: Aggregation,
+    /// A write-ahead log between intake and output: 202 then means "on disk".
+    pub spool: Option<Spool>,
     /// Policy tests run by `apmgate test`: a request and the decision expected for it.
     #[serde(default, rename = "test")]
     pub tests: Vec<PolicyTest>,
@@ -119,6 +124,36 @@ pub struct Aggregation {
     /// Service destination groups per interval (a tenth per service). Default: 5,000 per GiB
     /// plus 5,000.
     pub max_service_destination_groups: Option<Sp<u32>>,
+}
+
+/// The durable spool: accepted documents are written to a write-ahead log before the intake
+/// answers 202, and replayed after a crash until the output has indexed them.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Spool {
+    /// The spool's directory (created at start; relative paths from the policy's directory).
+    pub path: Sp<String>,
+    /// Bytes of documents the spool may hold before intake answers 503 `queue is full`.
+    /// Default `1GiB`. The disk may hold one segment more.
+    pub max_bytes: Option<Sp<SizeValue>>,
+    /// `batch` (default): a batch is answered 202 once it is fsynced, concurrent batches sharing
+    /// one fsync; it survives a power cut. `interval`: answered once written (it survives the
+    /// process being killed), fsynced every `fsync_interval`.
+    pub fsync: Option<Sp<FsyncMode>>,
+    /// With `fsync = "interval"`: how often. Default `1s`.
+    pub fsync_interval: Option<Sp<String>>,
+    /// Size of one log file; acknowledged files are deleted whole. Default `64MiB`.
+    pub segment_bytes: Option<Sp<SizeValue>>,
+}
+
+/// When the spool fsyncs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FsyncMode {
+    /// Before answering each batch (group commit).
+    Batch,
+    /// Every `fsync_interval`.
+    Interval,
 }
 
 /// A listener: an address, the protocols spoken there, and what is served.
@@ -458,6 +493,20 @@ pub struct AgentConfig {
     pub agent_name: Option<Sp<String>>,
     /// Settings, e.g. `transaction_sample_rate = 0.2`.
     pub settings: Named<Sp<SettingValue>>,
+}
+
+/// Where central agent configuration comes from besides the policy's `[[agent_config]]`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfigSource {
+    /// Answer agents from the entries Kibana's APM app keeps in `.apm-agent-configuration`,
+    /// read through the Elasticsearch output's connection (its hosts, credentials and TLS), as
+    /// APM Server does. Needs `[output.elasticsearch]`. Default false: only the policy's
+    /// entries are served.
+    pub elasticsearch: Option<Sp<bool>>,
+    /// How often the entries are read again, so how long a change made in Kibana takes to
+    /// reach agents (APM Server's `apm-server.agent.config.cache.expiration`). Default `30s`.
+    pub cache_expiration: Option<Sp<String>>,
 }
 
 /// Outputs. At most one may be declared; the file output is the default.

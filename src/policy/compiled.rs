@@ -45,10 +45,14 @@ pub struct Policy {
     pub rum: RumSettings,
     /// Central agent configuration.
     pub agent_configs: Vec<AgentConfigEntry>,
+    /// Central agent configuration read from Elasticsearch; `None`: the policy's entries only.
+    pub agent_config_source: Option<AgentConfigSourceSettings>,
     /// Output.
     pub output: OutputSettings,
     /// Aggregated metrics.
     pub aggregation: AggregationSettings,
+    /// The durable spool; `None`: accepted documents are held in memory.
+    pub spool: Option<SpoolSettings>,
     /// Policy tests.
     pub tests: Vec<PolicyTestCase>,
 }
@@ -68,6 +72,19 @@ pub struct AggregationSettings {
     pub max_service_transaction_groups: Option<u32>,
     /// Service destination groups per interval; `None` sizes it from memory.
     pub max_service_destination_groups: Option<u32>,
+}
+
+/// The durable spool (`[spool]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpoolSettings {
+    /// Its directory.
+    pub path: PathBuf,
+    /// Bytes of unacknowledged documents it may hold.
+    pub max_bytes: u64,
+    /// `None`: fsync each batch before answering; `Some(d)`: every `d`.
+    pub fsync_interval: Option<Duration>,
+    /// Size of one log file.
+    pub segment_bytes: u64,
 }
 
 /// APM Server's aggregation intervals.
@@ -415,6 +432,17 @@ pub struct AgentConfigEntry {
     /// Entity tag of the settings.
     pub etag: String,
 }
+
+/// Central agent configuration read from `.apm-agent-configuration`
+/// (`[agent_config_source] elasticsearch = true`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentConfigSourceSettings {
+    /// How often the entries are read again.
+    pub cache_expiration: Duration,
+}
+
+/// APM Server's `apm-server.agent.config.cache.expiration`.
+pub const AGENT_CONFIG_CACHE_EXPIRATION: Duration = Duration::from_secs(30);
 
 /// Where events go.
 #[derive(Debug, Clone)]

@@ -98,7 +98,9 @@ codes! {
     KeyMismatch = "E705", Error, "key does not match certificate";
     CertificateExpired = "E706", Error, "certificate expired";
     KeyPassphrase = "E707", Error, "encrypted key cannot be decrypted";
+    SpoolUnwritable = "E708", Error, "spool directory cannot be written";
     AggregationIntervals = "E801", Error, "aggregation intervals that do not nest";
+    EsSourceWithoutOutput = "E802", Error, "data read from Elasticsearch needs an Elasticsearch output";
     ShadowedRule = "W101", Warning, "rule can never match";
     UnusedRole = "W102", Warning, "role never used";
     UnusedAllowlist = "W103", Warning, "allowlist never used";
@@ -111,6 +113,7 @@ codes! {
     UnusedTlsProfile = "W110", Warning, "TLS profile never used";
     ProxyHeaderUnset = "W111", Warning, "trusted proxies without their forwarding header";
     IntervalUnread = "W112", Warning, "aggregation interval Kibana does not read";
+    UnusedSetting = "W113", Warning, "setting has no effect";
     SourceMappingWithoutRum = "W121", Warning, "source mapping while RUM is off";
     ImportYamlSyntax = "I100", Error, "apm-server.yml cannot be read";
     ImportNotCarried = "I101", Error, "setting not carried";

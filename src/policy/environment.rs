@@ -48,6 +48,19 @@ pub(crate) fn check(facts: &Facts, policy: &mut Policy) -> Vec<Diagnostic> {
     fill(policy, &resolved);
     for (path, span, usage) in &facts.files {
         match usage {
+            FileUse::SpoolDirectory => {
+                if let Err(why) = writable_directory(path) {
+                    diags.push(
+                        Diagnostic::new(
+                            Code::SpoolUnwritable,
+                            format!("the spool directory `{}` cannot be written: {why}", path.display()),
+                            span.clone(),
+                            "not writable",
+                        )
+                        .with_help("create the directory and give the user apmgate runs as write access to it; relative paths are resolved from the policy file's directory"),
+                    );
+                }
+            }
             FileUse::Authorities => {
                 if let Some(pem) = read(path, span, &mut diags) {
                     match CertificateDer::pem_slice_iter(&pem).collect::<Result<Vec<_>, _>>() {
@@ -102,6 +115,37 @@ pub(crate) fn check(facts: &Facts, policy: &mut Policy) -> Vec<Diagnostic> {
         }
     }
     diags
+}
+
+/// Whether files can be created in `dir`, or `dir` created (the gateway creates it at start).
+/// Creates nothing that stays.
+pub fn writable_directory(dir: &Path) -> Result<(), String> {
+    if dir.exists() {
+        if !dir.is_dir() {
+            return Err("it is not a directory".into());
+        }
+        let probe = dir.join(format!(".apmgate-probe-{}", std::process::id()));
+        std::fs::write(&probe, b"").map_err(|e| e.to_string())?;
+        let _ = std::fs::remove_file(&probe);
+        return Ok(());
+    }
+    let parent = dir
+        .ancestors()
+        .skip(1)
+        .find(|a| a.exists())
+        .ok_or_else(|| "no parent directory exists".to_string())?;
+    if !parent.is_dir() {
+        return Err(format!("`{}` is not a directory", parent.display()));
+    }
+    let probe = parent.join(format!(".apmgate-probe-{}", std::process::id()));
+    std::fs::write(&probe, b"").map_err(|e| {
+        format!(
+            "it does not exist and `{}` cannot be written: {e}",
+            parent.display()
+        )
+    })?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
 }
 
 fn fill(policy: &mut Policy, resolved: &HashMap<SecretRef, Secret>) {

@@ -1,4 +1,5 @@
-//! Central agent configuration (`/config/v1/agents`, `/config/v1/rum/agents`) from the policy.
+//! Central agent configuration (`/config/v1/agents`, `/config/v1/rum/agents`) from the policy
+//! and, with `[agent_config_source] elasticsearch = true`, from `.apm-agent-configuration`.
 //!
 //! As APM Server: GET with `service.name`/`service.environment` query parameters or POST with
 //! `{"service":{"name","environment"}}`; a missing environment takes the default; values are
@@ -13,9 +14,10 @@ use http::header::{CACHE_CONTROL, ETAG, HeaderValue};
 use http::{Method, Response};
 
 use super::respond::{self, Body};
-use super::runtime::Runtime;
+use super::runtime::{Runtime, Shared};
 use crate::access::Refusal;
-use crate::policy::compiled::AgentConfigEntry;
+use crate::agent_config::{self, elasticsearch::Cached};
+use crate::telemetry::Counter;
 
 fn query_param(query: &str, name: &str) -> Option<String> {
     query.split('&').find_map(|kv| {
@@ -57,30 +59,11 @@ fn with_cache_control(mut r: Response<Body>, value: &str) -> Response<Body> {
     r
 }
 
-/// The best entry for a service and environment: an exact environment match, else an entry
-/// for any environment.
-fn find<'p>(
-    entries: &'p [AgentConfigEntry],
-    service: &str,
-    environment: Option<&str>,
-) -> Option<&'p AgentConfigEntry> {
-    entries
-        .iter()
-        .find(|e| {
-            e.service == service
-                && e.environment.is_some()
-                && e.environment.as_deref() == environment
-        })
-        .or_else(|| {
-            entries
-                .iter()
-                .find(|e| e.service == service && e.environment.is_none())
-        })
-}
-
-/// Answers a configuration request.
+/// Answers a configuration request from the policy's entries and, when the policy reads
+/// them, Elasticsearch's; notes the entity tags agents present back as applied.
 pub fn handle(
     rt: &Runtime,
+    shared: &Shared,
     parts: &http::request::Parts,
     body: Option<&[u8]>,
     anonymous: bool,
@@ -109,13 +92,46 @@ pub fn handle(
     if environment.as_deref().is_none_or(str::is_empty) {
         environment = policy.gateway.default_service_environment.clone();
     }
-    let mut settings: BTreeMap<String, String> = BTreeMap::new();
-    let mut etag = "-".to_string();
-    if let Some(anon) = policy.auth.anonymous.as_ref().filter(|_| anonymous) {
+    let anon = policy.auth.anonymous.as_ref().filter(|_| anonymous);
+    if let Some(anon) = anon {
         if !anon.allow_service.is_empty() && !anon.allow_service.contains(&service) {
             return Err(Refusal::ConfigServiceNotAllowed { service });
         }
-        if let Some(entry) = find(&policy.agent_configs, &service, environment.as_deref()) {
+    }
+    let count = |source: &str| {
+        shared
+            .metrics
+            .add(Counter::AgentConfigRequestsTotal, &[("source", source)], 1);
+    };
+    let from_elasticsearch = match (&policy.agent_config_source, &shared.es_agent_config) {
+        (Some(_), Some(cache)) => match cache.cached() {
+            Cached::Ready(entries) => Some(entries),
+            Cached::NotReady => {
+                count("not_ready");
+                return Err(Refusal::ConfigNotReady);
+            }
+            Cached::Unauthorized => {
+                count("unauthorized");
+                return Err(Refusal::ConfigSourceUnauthorized);
+            }
+        },
+        _ => None,
+    };
+    let entry = agent_config::best(
+        &policy.agent_configs,
+        from_elasticsearch.as_deref().map_or(&[], |e| &e[..]),
+        &service,
+        environment.as_deref(),
+    );
+    count(match entry {
+        None => "none",
+        Some(e) if policy.agent_configs.iter().any(|p| std::ptr::eq(p, e)) => "policy",
+        Some(_) => "elasticsearch",
+    });
+    let mut settings: BTreeMap<String, String> = BTreeMap::new();
+    let mut etag = agent_config::NO_ENTRY_ETAG.to_string();
+    if let Some(anon) = anon {
+        if let Some(entry) = entry {
             let for_them = entry.agent_name.as_deref().is_none_or(|a| {
                 a.is_empty() || anon.allow_agent.iter().any(|x| a.starts_with(x.as_str()))
             });
@@ -132,7 +148,7 @@ pub fn handle(
                 etag = entry.etag.clone();
             }
         }
-    } else if let Some(entry) = find(&policy.agent_configs, &service, environment.as_deref()) {
+    } else if let Some(entry) = entry {
         settings = entry.settings.clone();
         etag = entry.etag.clone();
     }
@@ -147,6 +163,7 @@ pub fn handle(
         policy.gateway.agent_config_max_age.as_secs()
     );
     let mut r = if if_none_match.as_deref() == Some(etag.as_str()) {
+        shared.applied_configs.record(&etag);
         respond::empty(304)
     } else {
         respond::json(200, &settings, json)

@@ -1,7 +1,7 @@
 //! One listener: accepts connections, runs TLS and serves HTTP/1.1 or HTTP/2 on each.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -26,8 +26,57 @@ enum Socket {
 pub struct BoundListener {
     listener: Arc<Listener>,
     socket: Option<Socket>,
-    acceptor: Option<Acceptor>,
+    acceptor: Option<Arc<RwLock<Acceptor>>>,
     quic: Option<quinn::Endpoint>,
+}
+
+/// A running listener's TLS, which a reload replaces whole (certificate rotation): new
+/// handshakes use the new certificate, key and CAs; connections already open keep theirs.
+#[derive(Clone)]
+pub struct TlsSlot {
+    name: String,
+    acceptor: Option<Arc<RwLock<Acceptor>>>,
+    quic: Option<quinn::Endpoint>,
+}
+
+/// TLS built for a reload, not yet in use.
+pub struct PreparedTls {
+    acceptor: Option<Acceptor>,
+    quic: Option<quinn::ServerConfig>,
+}
+
+impl TlsSlot {
+    /// The listener's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Builds the TLS of `next` (the reloaded policy's listener of the same name), reading its
+    /// files again; `Ok(None)` when the listener has no TLS to replace.
+    pub fn prepare(&self, next: &Listener) -> Result<Option<PreparedTls>, tls::TlsError> {
+        let Some(profile) = &next.tls else {
+            return Ok(None);
+        };
+        let acceptor = match &self.acceptor {
+            Some(_) => Some(tls::acceptor(next, profile)?),
+            None => None,
+        };
+        let quic = match (&self.quic, next.speaks(compiled::Protocol::Http3)) {
+            (Some(_), true) => Some(tls::quic_config(next, profile)?),
+            _ => None,
+        };
+        Ok(Some(PreparedTls { acceptor, quic }))
+    }
+
+    /// Puts prepared TLS in use for the handshakes that start from now on.
+    pub fn install(&self, prepared: PreparedTls) {
+        if let (Some(slot), Some(a)) = (&self.acceptor, prepared.acceptor) {
+            *slot.write().unwrap_or_else(|e| e.into_inner()) = a;
+        }
+        if let (Some(ep), Some(config)) = (&self.quic, prepared.quic) {
+            ep.set_server_config(Some(config));
+        }
+    }
 }
 
 /// The accept queue's length: the system's `somaxconn`, as Go's listeners (and so APM Server)
@@ -87,7 +136,7 @@ impl BoundListener {
 
     async fn bind_once(listener: Arc<Listener>) -> Result<Self, ServerError> {
         let acceptor = match &listener.tls {
-            Some(profile) => Some(tls::acceptor(&listener, profile)?),
+            Some(profile) => Some(Arc::new(RwLock::new(tls::acceptor(&listener, profile)?))),
             None => None,
         };
         let tcp = listener
@@ -160,6 +209,15 @@ impl BoundListener {
     /// Listener name.
     pub fn name(&self) -> &str {
         &self.listener.name
+    }
+
+    /// The handle a reload replaces the listener's TLS through.
+    pub fn tls_slot(&self) -> TlsSlot {
+        TlsSlot {
+            name: self.listener.name.clone(),
+            acceptor: self.acceptor.clone(),
+            quic: self.quic.clone(),
+        }
     }
 
     /// Bound address (TCP, else QUIC).
@@ -248,7 +306,10 @@ impl BoundListener {
                 1,
             );
             let listener = self.listener.clone();
-            let acceptor = self.acceptor.clone();
+            let acceptor = self
+                .acceptor
+                .as_ref()
+                .map(|a| a.read().unwrap_or_else(|e| e.into_inner()).clone());
             let shared = shared.clone();
             let builder = builder.clone();
             let watcher = graceful.watcher();

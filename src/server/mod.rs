@@ -17,7 +17,8 @@ pub mod timeout;
 pub mod tls;
 
 pub use error::ServerError;
-pub use runtime::{Reloader, Runtime, Shared};
+pub use runtime::{Reloaded, Reloader, Runtime, Shared};
+pub use tls::TlsError;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,13 +29,17 @@ use tokio::sync::watch;
 
 use crate::access::argon2_pool::Argon2Pool;
 use crate::access::elasticsearch::EsKeyVerifier;
+use crate::agent_config::applied::REPORT_INTERVAL;
+use crate::agent_config::elasticsearch::EsAgentConfig;
 use crate::aggregation::Aggregator;
+use crate::elasticsearch::transport::{Credentials, Transport};
 use crate::intake::decoders::DecoderLimit;
 use crate::intake::memory::IntakeMemory;
 use crate::output::Output;
 use crate::output::discard::DiscardOutput;
 use crate::output::elasticsearch::EsOutput;
 use crate::output::file::FileOutput;
+use crate::output::spool::Spool;
 use crate::policy::Policy;
 use crate::policy::compiled::OutputSettings;
 use crate::sourcemap::SourceMapStore;
@@ -73,6 +78,7 @@ impl Server {
     pub async fn build(policy: Policy) -> Result<Self, ServerError> {
         let metrics = Arc::new(Metrics::default());
         let mut ready = None;
+        let mut client = None;
         let output: Arc<dyn Output> = match &policy.output {
             OutputSettings::File(f) => Arc::new(
                 FileOutput::open(f, Duration::from_secs(1))
@@ -89,13 +95,24 @@ impl Server {
                     .map(|l| l.limits.shutdown_timeout)
                     .max()
                     .unwrap_or(Duration::from_secs(30));
-                let out = EsOutput::start(es, metrics.clone(), drain)
-                    .map_err(|e| ServerError::Output(e.to_string()))?;
+                let out = match &policy.spool {
+                    None => EsOutput::start(es, metrics.clone(), drain),
+                    Some(spool) => {
+                        let spool = Arc::new(
+                            Spool::open(spool, metrics.clone())
+                                .map_err(|e| ServerError::Output(e.to_string()))?,
+                        );
+                        tokio::spawn(spool.clone().sync_periodically());
+                        EsOutput::start_with_buffer(es, spool, metrics.clone(), drain)
+                    }
+                }
+                .map_err(|e| ServerError::Output(e.to_string()))?;
                 ready = Some(out.ready());
+                client = Some(out.transport());
                 Arc::new(out)
             }
         };
-        Self::assemble(policy, output, metrics, ready).await
+        Self::assemble(policy, output, metrics, ready, client).await
     }
 
     /// Binds every listener of the policy, sending documents to `output` (for embedding the
@@ -104,17 +121,27 @@ impl Server {
         policy: Policy,
         output: Arc<dyn Output>,
     ) -> Result<Self, ServerError> {
-        Self::assemble(policy, output, Arc::new(Metrics::default()), None).await
+        Self::assemble(policy, output, Arc::new(Metrics::default()), None, None).await
     }
 
     /// Binds the listeners around an output; `ready` (when the output has a startup check)
-    /// drives `publish_ready`.
+    /// drives `publish_ready`; `client` is the Elasticsearch output's client (one is made from
+    /// the policy's output settings when the output given is not the Elasticsearch output).
     async fn assemble(
         policy: Policy,
         output: Arc<dyn Output>,
         metrics: Arc<Metrics>,
         ready: Option<watch::Receiver<bool>>,
+        client: Option<Arc<Transport>>,
     ) -> Result<Self, ServerError> {
+        let client = match (client, &policy.output) {
+            (Some(c), _) => Some(c),
+            (None, OutputSettings::Elasticsearch(es)) => Some(Arc::new(
+                Transport::new(es, Credentials::Own, 4)
+                    .map_err(|e| ServerError::Output(e.to_string()))?,
+            )),
+            (None, _) => None,
+        };
         let es_keys = match (&policy.auth.elasticsearch_api_keys, &policy.output) {
             (Some(keys), OutputSettings::Elasticsearch(es)) => Some(Arc::new(
                 EsKeyVerifier::new(es, keys, metrics.clone())
@@ -122,11 +149,13 @@ impl Server {
             )),
             _ => None,
         };
-        let source_maps = match (&policy.rum.source_mapping, &policy.output) {
-            (Some(settings), OutputSettings::Elasticsearch(es)) => Some(Arc::new(
-                SourceMapStore::start(es, settings, metrics.clone())
-                    .map_err(|e| ServerError::Output(e.to_string()))?,
-            )),
+        // Read through the output's own client (its hosts, credentials, TLS and host backoff).
+        let source_maps = match (&policy.rum.source_mapping, &client) {
+            (Some(settings), Some(client)) => Some(Arc::new(SourceMapStore::start(
+                client.clone(),
+                settings,
+                metrics.clone(),
+            ))),
             _ => None,
         };
         let decoders = DecoderLimit::new(match policy.gateway.max_concurrent_decoders {
@@ -164,6 +193,11 @@ impl Server {
             intake_memory,
             aggregator: Arc::new(Aggregator::new(memory_limit(), metrics.clone())),
             source_maps,
+            es_agent_config: client
+                .as_ref()
+                .map(|_| Arc::new(EsAgentConfig::new(metrics.clone()))),
+            elasticsearch: client,
+            applied_configs: Arc::default(),
         });
         if let Some(mut ready) = ready {
             let shared = shared.clone();
@@ -199,15 +233,20 @@ impl Server {
         self.shared.clone()
     }
 
-    /// Swaps in a new policy for requests that start from now on. The listeners themselves
-    /// (addresses, TLS) are not rebound.
-    pub fn reload(&self, policy: Policy) {
-        self.reloader().reload(policy);
+    /// Swaps in a new policy for requests that start from now on, and the listeners'
+    /// certificates for handshakes that start from now on. Listener addresses are not
+    /// rebound.
+    pub fn reload(&self, policy: Policy) -> Result<Reloaded, TlsError> {
+        self.reloader().reload(policy)
     }
 
     /// A handle that can swap policies while the server runs.
     pub fn reloader(&self) -> Reloader {
-        Reloader::new(self.runtime_tx.clone())
+        Reloader::new(
+            self.runtime_tx.clone(),
+            self.listeners.iter().map(|l| l.tls_slot()).collect(),
+            self.shared.metrics.clone(),
+        )
     }
 
     /// Serves until `shutdown` resolves, then drains connections and flushes the output.
@@ -226,6 +265,7 @@ impl Server {
         // listeners have drained (so that it holds every accepted event), before the output
         // drains.
         let (aggregation_stop_tx, aggregation_stop) = watch::channel(false);
+        let applied_stop = aggregation_stop.clone();
         let aggregation = {
             let aggregator = self.shared.aggregator.clone();
             let output = self.shared.output.clone();
@@ -241,6 +281,42 @@ impl Server {
                     .await
             })
         };
+        // Central configuration from Elasticsearch is read while the policy asks for it.
+        if let (Some(cache), Some(client)) = (
+            self.shared.es_agent_config.clone(),
+            self.shared.elasticsearch.clone(),
+        ) {
+            tokio::spawn(cache.run(
+                client,
+                self.shared.runtime.clone(),
+                |rt| {
+                    rt.policy
+                        .agent_config_source
+                        .as_ref()
+                        .map(|s| s.cache_expiration)
+                },
+                stop_rx.clone(),
+            ));
+        }
+        // Applied configurations are reported every 30 s, and once more after the listeners
+        // drained.
+        let applied = {
+            let applied = self.shared.applied_configs.clone();
+            let output = self.shared.output.clone();
+            let runtime = self.shared.runtime.clone();
+            let stop = applied_stop;
+            tokio::spawn(async move {
+                applied
+                    .run(
+                        output,
+                        move || runtime.borrow().model.clone(),
+                        crate::model::observer_hostname(),
+                        REPORT_INTERVAL,
+                        stop,
+                    )
+                    .await
+            })
+        };
         shutdown.await;
         tracing::info!("shutting down: no new connections; draining in-flight requests");
         let _ = stop_tx.send(true);
@@ -248,6 +324,9 @@ impl Server {
         let _ = aggregation_stop_tx.send(true);
         if let Err(e) = aggregation.await {
             tracing::error!(error = %e, "the aggregator stopped abnormally");
+        }
+        if let Err(e) = applied.await {
+            tracing::error!(error = %e, "the report of applied configurations stopped abnormally");
         }
         let lost = self.shared.output.close().await;
         if lost > 0 {

@@ -20,6 +20,10 @@ use crate::access::Refusal;
 use crate::intake::{Failure, IntakeError, IntakeResult};
 use crate::policy::compiled::RouteName;
 
+/// APM Server's answer when Elasticsearch refuses to let it read central configuration (it
+/// names APM Server's settings; agents and operators search for this text).
+const CONFIG_SOURCE_UNAUTHORIZED: &str = "Your Elasticsearch configuration does not support agent config queries. Check your configurations at `output.elasticsearch` or `apm-server.agent.config.elasticsearch`.";
+
 /// APM Server's message when RUM is disabled.
 pub const RUM_DISABLED: &str = "forbidden request: RUM endpoint is disabled. Configure the `apm-server.rum` section in apm-server.yml to enable ingestion of RUM events. If you are not using the RUM agent, you can safely ignore this error.";
 
@@ -172,6 +176,11 @@ pub fn refusal_answer(refusal: &Refusal) -> (u16, serde_json::Value) {
                 "unauthorized: anonymous access not permitted for service \"{service}\""
             )),
         ),
+        Refusal::ConfigNotReady => (
+            503,
+            error("Agent configuration infrastructure is not ready. Please retry later."),
+        ),
+        Refusal::ConfigSourceUnauthorized => (403, error(CONFIG_SOURCE_UNAUTHORIZED)),
         Refusal::Internal => (500, error("internal server error")),
     }
 }
@@ -192,7 +201,7 @@ pub fn refusal(refusal: &Refusal, route: Option<RouteName>, json_accepted: bool)
     // APM Server sends no Retry-After; clients that honour it back off instead of hammering.
     let wait = match refusal {
         Refusal::Intake(result) => result.failure == Some(Failure::Unavailable),
-        Refusal::VerificationBusy => true,
+        Refusal::VerificationBusy | Refusal::ConfigNotReady => true,
         _ => false,
     };
     if wait {

@@ -363,7 +363,7 @@ where
         }
         Some(RouteName::Config | RouteName::RumConfig) => {
             let body = collect_small(body, MAX_CONFIG_BODY).await;
-            super::agent_config::handle(rt, parts, body.as_deref(), anonymous, json)
+            super::agent_config::handle(rt, shared, parts, body.as_deref(), anonymous, json)
         }
         Some(RouteName::Metrics) => {
             let mut r = Response::new(http_body_util::Full::new(Bytes::from(

@@ -12,11 +12,16 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use super::listener::TlsSlot;
+use super::tls::TlsError;
 use crate::access::argon2_pool::Argon2Pool;
 use crate::access::cache::VerificationCache;
 use crate::access::elasticsearch::EsKeyVerifier;
 use crate::access::ratelimit::RateLimiter;
+use crate::agent_config::applied::AppliedConfigs;
+use crate::agent_config::elasticsearch::EsAgentConfig;
 use crate::aggregation::Aggregator;
+use crate::elasticsearch::transport::Transport;
 use crate::intake::decoders::DecoderLimit;
 use crate::intake::memory::IntakeMemory;
 use crate::model::{APM_SERVER_VERSION, ModelConfig};
@@ -24,7 +29,7 @@ use crate::output::Output;
 use crate::policy::Policy;
 use crate::policy::compiled::{KEY_CACHE_SIZE, KEY_CACHE_TTL};
 use crate::sourcemap::SourceMapStore;
-use crate::telemetry::Metrics;
+use crate::telemetry::{Counter, Metrics};
 
 /// Capacity and lifetime of the declared-key verification cache when the policy has no
 /// `[auth.elasticsearch_api_keys]` to say otherwise.
@@ -114,6 +119,14 @@ pub struct Shared {
     pub intake_memory: IntakeMemory,
     /// Aggregated metrics (kept across reloads).
     pub aggregator: Arc<Aggregator>,
+    /// The client of the Elasticsearch output, for data read from the cluster (`None` with
+    /// another output).
+    pub elasticsearch: Option<Arc<Transport>>,
+    /// Central configuration read from Elasticsearch (created with an Elasticsearch output,
+    /// read while the policy asks for it).
+    pub es_agent_config: Option<Arc<EsAgentConfig>>,
+    /// Configurations agents applied, reported as the `agent_config` metric set.
+    pub applied_configs: Arc<AppliedConfigs>,
     /// RUM source maps read from Elasticsearch (`[rum.source_mapping]` of the policy the
     /// server started with; a reload can turn mapping off and on, not move the store).
     pub source_maps: Option<Arc<SourceMapStore>>,
@@ -123,16 +136,58 @@ pub struct Shared {
 #[derive(Clone)]
 pub struct Reloader {
     runtime: watch::Sender<Arc<Runtime>>,
+    tls: Arc<Vec<TlsSlot>>,
+    metrics: Arc<Metrics>,
+}
+
+/// What a reload changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reloaded {
+    /// Listeners whose TLS was read again and replaced.
+    pub tls_replaced: Vec<String>,
 }
 
 impl Reloader {
-    pub(super) fn new(runtime: watch::Sender<Arc<Runtime>>) -> Self {
-        Self { runtime }
+    pub(super) fn new(
+        runtime: watch::Sender<Arc<Runtime>>,
+        tls: Vec<TlsSlot>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            runtime,
+            tls: Arc::new(tls),
+            metrics,
+        }
     }
 
-    /// Makes `policy` the one new requests read, carrying over what [`Runtime::next`] keeps.
-    pub fn reload(&self, policy: Policy) {
+    /// Makes `policy` the one new requests read, carrying over what [`Runtime::next`] keeps,
+    /// and reads every listener's certificate, key and CAs again (so that a rotated
+    /// certificate is served to new connections). All or nothing: when a listener's TLS
+    /// cannot be built, nothing changes and the reason is returned.
+    pub fn reload(&self, policy: Policy) -> Result<Reloaded, TlsError> {
+        let result = self.prepare_and_swap(policy);
+        let label = if result.is_ok() { "applied" } else { "refused" };
+        self.metrics
+            .add(Counter::ReloadsTotal, &[("result", label)], 1);
+        result
+    }
+
+    fn prepare_and_swap(&self, policy: Policy) -> Result<Reloaded, TlsError> {
+        let mut prepared = Vec::new();
+        for slot in self.tls.iter() {
+            if let Some(next) = policy.listeners.iter().find(|l| l.name == slot.name()) {
+                if let Some(p) = slot.prepare(next)? {
+                    prepared.push((slot, p));
+                }
+            }
+        }
+        let mut reloaded = Reloaded::default();
+        for (slot, p) in prepared {
+            slot.install(p);
+            reloaded.tls_replaced.push(slot.name().to_owned());
+        }
         self.runtime
             .send_modify(|current| *current = Arc::new(Runtime::next(current, policy)));
+        Ok(reloaded)
     }
 }

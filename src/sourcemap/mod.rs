@@ -34,10 +34,10 @@ use futures_util::FutureExt as _;
 use futures_util::future::{BoxFuture, Shared};
 use tokio::sync::watch;
 
-use crate::elasticsearch::transport::{Credentials, Transport, TransportError};
+use crate::elasticsearch::transport::Transport;
 use crate::intake::SourceMapper;
 use crate::model::sourcemap::{BundleKey, GoUrl, OriginalPosition, Resolution, Resolutions};
-use crate::policy::compiled::{EsOutputSettings, SourceMappingSettings};
+use crate::policy::compiled::SourceMappingSettings;
 use crate::telemetry::{Counter, Metrics};
 
 pub use parse::ParsedMap;
@@ -133,7 +133,7 @@ impl BodyCache {
 struct Inner {
     /// The store's own allocation, for the tasks it starts (which end when it is dropped).
     me: Weak<Inner>,
-    transport: Transport,
+    transport: Arc<Transport>,
     settings: SourceMappingSettings,
     metadata: RwLock<Metadata>,
     /// True once the list was read (or failed to be read) for the first time.
@@ -152,13 +152,12 @@ impl SourceMapStore {
     /// A store reading from the output's cluster; the list of uploaded maps is read at once and
     /// then kept fresh in the background for as long as the store lives.
     pub fn start(
-        output: &EsOutputSettings,
+        transport: Arc<Transport>,
         settings: &SourceMappingSettings,
         metrics: Arc<Metrics>,
-    ) -> Result<Self, TransportError> {
+    ) -> Self {
         let entries =
             NonZeroUsize::new(settings.cache_entries as usize).unwrap_or(NonZeroUsize::MIN);
-        let transport = Transport::new(output, Credentials::Own, 4)?;
         let inner = Arc::new_cyclic(|me| Inner {
             me: me.clone(),
             transport,
@@ -181,7 +180,7 @@ impl SourceMapStore {
             max_sourcemap_size = settings.max_sourcemap_size,
             "RUM stack frames are source mapped with the maps stored in Elasticsearch"
         );
-        Ok(Self { inner })
+        Self { inner }
     }
 
     /// Resolves the source maps of `bundles` by `deadline`.

@@ -101,7 +101,9 @@ impl Gateway {
             "reloaded policy is invalid: {:#?}",
             c.diagnostics
         );
-        self.reloader.reload(c.policy.unwrap());
+        self.reloader
+            .reload(c.policy.unwrap())
+            .expect("reload applied");
     }
 
     /// Address of a listener.

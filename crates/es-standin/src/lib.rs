@@ -1,17 +1,20 @@
 //! An Elasticsearch stand-in that speaks the real protocol on 127.0.0.1 (port 0):
 //! `GET /` (with `X-Elastic-Product: Elasticsearch`), `POST|PUT /_bulk` (gzip or plain; checks
 //! `require_data_stream=true`, the `create` action lines and the data stream names; answers
-//! per-item statuses in Elasticsearch's shape, with `filter_path` applied or not) and
-//! `/_security/user/_has_privileges`, and the `.apm-source-map` index Kibana writes source maps
-//! to (`sourcemap.rs`). It records every request and every indexed document, and
-//! injects faults on command: per-item status mixes, whole-request statuses, latency, dropped
-//! connections (before or after indexing), and being down (listener closed) for a while.
+//! per-item statuses in Elasticsearch's shape, with `filter_path` applied or not),
+//! `/_security/user/_has_privileges`, `.apm-agent-configuration` read by a scrolled search, and
+//! the `.apm-source-map` index Kibana writes source maps to (`sourcemap.rs`).
+//! It records every request and every indexed document, and injects faults on command:
+//! per-item status mixes, whole-request statuses, latency, dropped connections (before or after
+//! indexing), and being down (listener closed) for a while.
 //!
 //! Shared by apmgate's tests (a dev-dependency of `tests/support`) and `apmgate-load
 //! es-standin` (load runs, counting instead of recording). Only for loopback: it trusts every
 //! caller, unwraps on setup errors and keeps what it records in memory.
 #![forbid(unsafe_code)]
 
+mod agent_config;
+mod security;
 mod sourcemap;
 pub use sourcemap::kibana_content;
 
@@ -81,6 +84,10 @@ struct Inner {
     /// With `count_only`: bulk requests and documents indexed.
     bulk_requests: u64,
     indexed: u64,
+    /// `.apm-agent-configuration`.
+    agent_config: agent_config::AgentConfigIndex,
+    /// Users, and API keys made through the security API.
+    security: security::Security,
     /// `.apm-source-map` (sourcemap.rs).
     source_maps: sourcemap::Index,
 }
@@ -535,7 +542,28 @@ async fn handle(
                 }
             }
         }
-        ("GET" | "POST", "/_security/user/_has_privileges") => has_privileges(state, auth, &body),
+        ("GET" | "POST", "/_security/user/_has_privileges") => {
+            security::user_privileges(state, auth.as_deref(), &body)
+                .unwrap_or_else(|| has_privileges(state, auth, &body))
+        }
+        ("POST" | "PUT", "/_security/api_key") => security::create(state, auth.as_deref(), &body),
+        ("GET", "/_security/api_key") => security::get(state, auth.as_deref(), &query),
+        ("DELETE", "/_security/api_key") => security::invalidate(state, auth.as_deref(), &body),
+        (_, _) if expect_auth.is_some() && auth != expect_auth && path.contains("_search") => {
+            unauthenticated()
+        }
+        // Before the agent configuration's scroll routes: scrolls of the source map index
+        // are answered by it.
+        (m, p) if sourcemap::handles(state, p, &query) => {
+            sourcemap::handle(state, m, p, &query, kill).await
+        }
+        ("POST" | "GET", p) if p == format!("/{}/_search", agent_config::INDEX) => {
+            agent_config::search(state, &query)
+        }
+        ("POST" | "GET", "/_search/scroll") => agent_config::scroll(state, &query, &body),
+        ("DELETE", p) if p.starts_with("/_search/scroll/") => {
+            agent_config::clear(state, &p["/_search/scroll/".len()..])
+        }
         ("POST" | "PUT", "/_bulk") => {
             if expect_auth.is_some() && auth != expect_auth {
                 unauthenticated()
@@ -543,7 +571,6 @@ async fn handle(
                 bulk(state, &query, &body, kill).await
             }
         }
-        (m, p) if sourcemap::handles(p) => sourcemap::handle(state, m, p, &query, kill).await,
         _ => respond(404, es_error(404, "not_found", "no handler")),
     };
     state.changed.notify_waiters();
@@ -551,12 +578,18 @@ async fn handle(
 }
 
 fn has_privileges(state: &State, auth: Option<String>, body: &[u8]) -> Response<Full<Bytes>> {
+    let token = auth.as_deref().and_then(|a| a.strip_prefix("ApiKey "));
+    // Keys made through the security API first (they take the lock themselves).
+    let made = token.and_then(|t| security::key_privileges(state, t));
     let i = state.lock();
     if i.faults.privileges_unavailable {
         return respond(503, es_error(503, "cluster_block_exception", "unavailable"));
     }
-    let token = auth.as_deref().and_then(|a| a.strip_prefix("ApiKey "));
-    let Some(granted) = token.and_then(|t| i.keys.get(t)) else {
+    let granted = match made {
+        Some(live) => live,
+        None => token.and_then(|t| i.keys.get(t)).cloned(),
+    };
+    let Some(granted) = granted else {
         return respond(
             401,
             es_error(

@@ -35,11 +35,18 @@ pub(crate) struct Index {
     down: bool,
 }
 
-/// Whether a request is for the index or the scroll API.
-pub(crate) fn handles(path: &str) -> bool {
-    path.starts_with("/.apm-source-map/")
-        || path == "/.apm-source-map"
-        || path.starts_with("/_search/scroll")
+/// Whether a request is for the index, or for one of its scrolls (the scroll API is shared
+/// with the other indices: a scroll is answered by the index that opened it).
+pub(crate) fn handles(state: &State, path: &str, query: &str) -> bool {
+    if path.starts_with("/.apm-source-map/") || path == "/.apm-source-map" {
+        return true;
+    }
+    let id = if path == "/_search/scroll" {
+        params(query).remove("scroll_id")
+    } else {
+        path.strip_prefix("/_search/scroll/").map(percent_decode)
+    };
+    id.is_some_and(|id| state.lock().source_maps.scrolls.contains_key(&id))
 }
 
 fn percent_decode(s: &str) -> String {

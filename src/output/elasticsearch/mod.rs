@@ -69,7 +69,7 @@ struct Gauges {
 
 struct Inner {
     settings: EsOutputSettings,
-    transport: Transport,
+    transport: Arc<Transport>,
     buffer: Arc<dyn Buffer>,
     metrics: Arc<Metrics>,
     failures: Failures,
@@ -114,7 +114,7 @@ impl EsOutput {
         let max_requests = usize::try_from(settings.max_requests)
             .unwrap_or(usize::MAX)
             .clamp(1, Semaphore::MAX_PERMITS);
-        let transport = Transport::new(settings, Credentials::Own, max_requests)?;
+        let transport = Arc::new(Transport::new(settings, Credentials::Own, max_requests)?);
         let (retry_tx, retry_rx) = mpsc::unbounded_channel();
         let gauges = Gauges {
             buffer_bytes: metrics.gauge(Gauge::BufferBytes),
@@ -153,6 +153,12 @@ impl EsOutput {
             ready,
             drain_timeout,
         })
+    }
+
+    /// The output's client (its hosts, credentials and TLS), for reading data from the same
+    /// cluster.
+    pub fn transport(&self) -> Arc<Transport> {
+        self.inner.transport.clone()
     }
 
     /// Becomes true once Elasticsearch answered the startup check.
@@ -200,6 +206,16 @@ impl Inner {
     }
 
     async fn fail_shutdown(&self, items: Vec<Item>) {
+        if self.buffer.durable() {
+            // Left unacknowledged: the spool holds them for the next start.
+            if !items.is_empty() {
+                tracing::info!(
+                    documents = items.len(),
+                    "not indexed by shutdown: they stay in the spool and are sent at the next start"
+                );
+            }
+            return;
+        }
         let why = FailReason {
             status: 0,
             error_type: "shutdown".into(),
@@ -241,8 +257,12 @@ impl Output for EsOutput {
                 );
                 inner.cancel.cancel();
                 let _ = tokio::time::timeout(DEAD_LETTER_GRACE, &mut batcher).await;
-                // Request tasks and delayed retries dead-letter their documents on cancel.
+                // Request tasks and delayed retries dead-letter their documents on cancel
+                // (with a spool they leave them there instead: nothing to wait for).
                 let _ = tokio::time::timeout(DEAD_LETTER_GRACE, async {
+                    if inner.buffer.durable() {
+                        return;
+                    }
                     loop {
                         let changed = inner.buffer.changed();
                         if inner.buffer.stats().used_bytes() == 0 {
@@ -255,7 +275,12 @@ impl Output for EsOutput {
             }
             inner.cancel.cancel();
             let s = inner.buffer.stats();
-            let unrecorded = s.queued_docs + s.leased_docs;
+            // What a spool still holds is not lost: it is sent at the next start.
+            let unrecorded = if inner.buffer.durable() {
+                0
+            } else {
+                s.queued_docs + s.leased_docs
+            };
             let lost = inner.lost.load(Ordering::Relaxed) + unrecorded;
             tracing::info!(
                 seconds = start.elapsed().as_secs_f64(),

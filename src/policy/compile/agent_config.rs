@@ -94,3 +94,34 @@ pub fn etag_of(settings: &BTreeMap<String, String>) -> String {
     }
     format!("{h:016x}")
 }
+
+impl Compiler<'_> {
+    /// `[agent_config_source]`: entries read from Elasticsearch, which needs the Elasticsearch
+    /// output's connection (E802).
+    pub(super) fn agent_config_source(
+        &mut self,
+        s: &ast::AgentConfigSource,
+        output: &OutputSettings,
+    ) -> Option<AgentConfigSourceSettings> {
+        let cache_expiration =
+            self.positive_duration(&s.cache_expiration, AGENT_CONFIG_CACHE_EXPIRATION);
+        let enabled = s.elasticsearch.as_ref()?;
+        if !enabled.value {
+            return None;
+        }
+        if !matches!(output, OutputSettings::Elasticsearch(_)) {
+            self.push(
+                Diagnostic::new(
+                    Code::EsSourceWithoutOutput,
+                    "central agent configuration from Elasticsearch needs an Elasticsearch output",
+                    enabled.span.clone(),
+                    "no cluster to read from",
+                )
+                .with_help(
+                    "add `[output.elasticsearch]`, or serve the configuration from the policy with `[[agent_config]]` entries",
+                ),
+            );
+        }
+        Some(AgentConfigSourceSettings { cache_expiration })
+    }
+}

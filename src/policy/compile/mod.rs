@@ -33,6 +33,7 @@ mod policy_tests;
 mod roles;
 mod shadow;
 mod sourcemap;
+mod spool;
 mod tls;
 
 pub use agent_config::etag_of;
@@ -77,6 +78,8 @@ pub(crate) enum FileUse {
     },
     /// CA certificates.
     Authorities,
+    /// The spool's directory: must exist and be writable, or be creatable.
+    SpoolDirectory,
 }
 
 pub(crate) struct Compiler<'a> {
@@ -123,9 +126,11 @@ impl<'a> Compiler<'a> {
         let output = self.output(&file.output);
         rum.source_mapping = self.source_mapping(&file.rum.source_mapping, rum.enabled, &output);
         let aggregation = self.aggregation(&file.aggregation);
+        let spool = file.spool.as_ref().and_then(|s| self.spool(s, &output));
         let auth = self.auth(&file.auth, &roles, &output, rum.enabled, &listeners);
         let access = self.access(&file.access, &allowlists, &listeners, &roles);
         let agent_configs = self.agent_configs(&file.agent_configs);
+        let agent_config_source = self.agent_config_source(&file.agent_config_source, &output);
         let tests = self.tests(&file.tests, &listeners, &auth, &access);
 
         for (name, span) in &roles.spans {
@@ -178,8 +183,10 @@ impl<'a> Compiler<'a> {
             access,
             rum,
             agent_configs,
+            agent_config_source,
             output,
             aggregation,
+            spool,
             tests,
         }
     }

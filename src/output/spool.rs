@@ -1,0 +1,976 @@
+//! The durable spool: a write-ahead log that is the output's [`Buffer`].
+//!
+//! With `[spool]`, a batch is answered 202 only once its documents are in the log: written and,
+//! with `fsync = "batch"`, fsynced (group commit: every batch written while an fsync runs
+//! shares the next one). The output reads documents back from the log in order and
+//! acknowledges them once indexed or dead-lettered; acknowledged log files are deleted whole.
+//! After a crash the gateway replays every record at or after the acknowledgement watermark.
+//!
+//! On disk, in the spool's directory:
+//! - `segment-<first sequence number, 20 digits>.log`: records, each `length (u32 LE) |
+//!   CRC-32 of the payload (u32 LE) | payload`, the payload being `sequence number (u64 LE) |
+//!   written at, ms since the epoch (u64 LE) | data stream length (u16 LE) | data stream |
+//!   document`.
+//! - `acknowledged`: the watermark (every record below it is done with) and its CRC-32,
+//!   rewritten when it moves.
+//!
+//! A torn or corrupt record (a crash in the middle of a write, a damaged disk) ends what is
+//! read of its file: it is counted and logged, the file is cut there when it is the last one
+//! (so that appends continue cleanly), and everything before it is replayed; it never stops
+//! the gateway from starting.
+//!
+//! Duplicates: documents carry no `_id`, and the watermark only covers an unbroken run of
+//! acknowledged records. After a crash, the documents replayed that Elasticsearch had already
+//! indexed are at most those in flight at the crash (the bulk requests sent and not yet
+//! answered) plus those acknowledged out of order above the watermark (answered before an
+//! earlier request that was still being retried).
+
+use std::collections::{BTreeSet, VecDeque};
+use std::fs::{File, OpenOptions};
+use std::future::Future;
+use std::io::Write as _;
+use std::os::unix::fs::FileExt as _;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::Notify;
+
+use super::buffer::{Buffer, BufferStats, Entry, PopFuture, Ticket};
+use super::{OutputDocument, PublishError, PublishFuture};
+use crate::policy::compiled::SpoolSettings;
+use crate::telemetry::{Counter, Gauge, Metrics};
+
+/// Bytes before a record's payload: its length and CRC.
+const RECORD_HEADER: usize = 8;
+/// Bytes of a payload before the data stream name.
+const PAYLOAD_HEADER: usize = 8 + 8 + 2;
+/// No record is larger (a corrupt length is recognised as such).
+const MAX_RECORD: usize = 256 << 20;
+/// Bytes read from a log file at once when documents are taken.
+const READ_CHUNK: u64 = 1 << 20;
+const WATERMARK_FILE: &str = "acknowledged";
+
+/// Why the spool could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[error("spool `{path}`: {reason}")]
+pub struct SpoolError {
+    path: String,
+    reason: String,
+}
+
+fn err(path: &Path, reason: impl std::fmt::Display) -> SpoolError {
+    SpoolError {
+        path: path.display().to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// One log file.
+struct Segment {
+    first_seq: u64,
+    path: PathBuf,
+    file: File,
+    /// Bytes of whole, valid records.
+    len: u64,
+}
+
+struct State {
+    segments: VecDeque<Segment>,
+    next_seq: u64,
+    /// Where the next record to take is: a segment's first sequence number and an offset.
+    read: (u64, u64),
+    /// Every record below it has been acknowledged.
+    watermark: u64,
+    /// Acknowledged records above the watermark.
+    acked: BTreeSet<u64>,
+    /// (first sequence number, written at) of each write still above the watermark, for the
+    /// age of the oldest unacknowledged record.
+    writes: VecDeque<(u64, u64)>,
+    stats: BufferStats,
+    /// Bytes written since the spool opened, and up to where they are fsynced.
+    written: u64,
+    /// Whether a write failed since the last success (logged once per change).
+    write_failing: bool,
+}
+
+struct Sync {
+    synced: u64,
+    running: bool,
+}
+
+struct Gauges {
+    bytes: Arc<AtomicI64>,
+    records: Arc<AtomicI64>,
+    oldest: Arc<AtomicI64>,
+}
+
+/// The spool.
+pub struct Spool {
+    dir: PathBuf,
+    settings: SpoolSettings,
+    state: Mutex<State>,
+    sync: Mutex<Sync>,
+    /// Woken when an fsync ends.
+    synced: Notify,
+    data: Notify,
+    room: Notify,
+    change: Notify,
+    metrics: Arc<Metrics>,
+    gauges: Gauges,
+}
+
+fn segment_path(dir: &Path, first_seq: u64) -> PathBuf {
+    dir.join(format!("segment-{first_seq:020}.log"))
+}
+
+/// Encodes one record.
+fn encode(out: &mut Vec<u8>, seq: u64, written_ms: u64, doc: &OutputDocument) {
+    let ds = doc.data_stream.as_bytes();
+    let ds_len = u16::try_from(ds.len()).unwrap_or(u16::MAX);
+    let ds = &ds[..usize::from(ds_len)];
+    let payload_len = PAYLOAD_HEADER + ds.len() + doc.body.len();
+    let start = out.len();
+    out.extend_from_slice(&u32::try_from(payload_len).unwrap_or(u32::MAX).to_le_bytes());
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&seq.to_le_bytes());
+    out.extend_from_slice(&written_ms.to_le_bytes());
+    out.extend_from_slice(&ds_len.to_le_bytes());
+    out.extend_from_slice(ds);
+    out.extend_from_slice(&doc.body);
+    let crc = crc32fast::hash(&out[start + RECORD_HEADER..]);
+    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// A record read back.
+struct Record {
+    seq: u64,
+    written_ms: u64,
+    doc: OutputDocument,
+    /// Bytes it takes in the file.
+    size: u64,
+}
+
+/// Decodes the record at the start of `buf`: `Ok(None)` when `buf` holds only part of it,
+/// `Err` when it is corrupt.
+fn decode(buf: &[u8]) -> Result<Option<Record>, &'static str> {
+    if buf.len() < RECORD_HEADER {
+        return Ok(None);
+    }
+    let len = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+    if !(PAYLOAD_HEADER..=MAX_RECORD).contains(&len) {
+        return Err("impossible record length");
+    }
+    if buf.len() < RECORD_HEADER + len {
+        return Ok(None);
+    }
+    let crc = u32::from_le_bytes([buf[4], buf[5], buf[6], buf[7]]);
+    let payload = &buf[RECORD_HEADER..RECORD_HEADER + len];
+    if crc32fast::hash(payload) != crc {
+        return Err("checksum mismatch");
+    }
+    let u64_at = |i: usize| {
+        let mut b = [0; 8];
+        b.copy_from_slice(&payload[i..i + 8]);
+        u64::from_le_bytes(b)
+    };
+    let ds_len = usize::from(u16::from_le_bytes([payload[16], payload[17]]));
+    if PAYLOAD_HEADER + ds_len > len {
+        return Err("impossible data stream length");
+    }
+    let data_stream = std::str::from_utf8(&payload[PAYLOAD_HEADER..PAYLOAD_HEADER + ds_len])
+        .map_err(|_| "data stream name not UTF-8")?
+        .to_owned();
+    Ok(Some(Record {
+        seq: u64_at(0),
+        written_ms: u64_at(8),
+        doc: OutputDocument {
+            data_stream,
+            body: payload[PAYLOAD_HEADER + ds_len..].to_vec(),
+        },
+        size: (RECORD_HEADER + len) as u64,
+    }))
+}
+
+/// What the scan of one file at start found.
+struct Scanned {
+    /// Bytes of whole, valid records.
+    valid: u64,
+    /// Whether something followed them that is not a whole valid record.
+    corrupt: Option<&'static str>,
+    records: Vec<(u64, u64, u64, u64)>, // (seq, written_ms, offset, bulk bytes)
+}
+
+fn scan(file: &File) -> std::io::Result<Scanned> {
+    let size = file.metadata()?.len();
+    let mut out = Scanned {
+        valid: 0,
+        corrupt: None,
+        records: Vec::new(),
+    };
+    let mut offset = 0u64;
+    let mut buf: Vec<u8> = Vec::new();
+    let mut buf_start = 0u64;
+    while offset < size {
+        let in_buf = (offset - buf_start) as usize;
+        match decode(&buf[in_buf.min(buf.len())..]) {
+            Ok(Some(r)) => {
+                out.records
+                    .push((r.seq, r.written_ms, offset, r.doc.bulk_len() as u64));
+                offset += r.size;
+                out.valid = offset;
+            }
+            Ok(None) => {
+                // Read more: at least the whole record whose header is here.
+                let want = READ_CHUNK.max(if buf.len() - in_buf.min(buf.len()) >= 4 {
+                    let b = &buf[in_buf..];
+                    u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])) + RECORD_HEADER as u64
+                } else {
+                    0
+                });
+                let n = want.min(size - offset) as usize;
+                if n == 0 || (buf.len() - in_buf.min(buf.len())) >= n {
+                    out.corrupt = Some("torn record at the end");
+                    break;
+                }
+                buf = vec![0; n];
+                file.read_exact_at(&mut buf, offset)?;
+                buf_start = offset;
+            }
+            Err(why) => {
+                out.corrupt = Some(why);
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn read_watermark(dir: &Path) -> Option<u64> {
+    let b = std::fs::read(dir.join(WATERMARK_FILE)).ok()?;
+    if b.len() != 12 {
+        return None;
+    }
+    let mut seq = [0; 8];
+    seq.copy_from_slice(&b[..8]);
+    let crc = u32::from_le_bytes([b[8], b[9], b[10], b[11]]);
+    (crc32fast::hash(&seq) == crc).then(|| u64::from_le_bytes(seq))
+}
+
+fn write_watermark(dir: &Path, seq: u64) -> std::io::Result<()> {
+    let mut b = seq.to_le_bytes().to_vec();
+    b.extend_from_slice(&crc32fast::hash(&seq.to_le_bytes()).to_le_bytes());
+    let tmp = dir.join(format!("{WATERMARK_FILE}.tmp"));
+    std::fs::write(&tmp, &b)?;
+    std::fs::rename(&tmp, dir.join(WATERMARK_FILE))
+}
+
+impl Spool {
+    /// Opens (creating) the spool at `settings.path` and reads back what it holds: every
+    /// record at or after the watermark will be taken again.
+    pub fn open(settings: &SpoolSettings, metrics: Arc<Metrics>) -> Result<Self, SpoolError> {
+        let dir = settings.path.clone();
+        std::fs::create_dir_all(&dir).map_err(|e| err(&dir, format!("cannot create it: {e}")))?;
+        crate::policy::environment::writable_directory(&dir).map_err(|e| err(&dir, e))?;
+        let watermark = read_watermark(&dir).unwrap_or_else(|| {
+            if dir.join(WATERMARK_FILE).exists() {
+                tracing::warn!(spool = %dir.display(), "the spool's watermark is unreadable: replaying every record it holds");
+            }
+            0
+        });
+        let mut firsts: Vec<u64> = std::fs::read_dir(&dir)
+            .map_err(|e| err(&dir, e))?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.strip_prefix("segment-")?
+                    .strip_suffix(".log")?
+                    .parse()
+                    .ok()
+            })
+            .collect();
+        firsts.sort_unstable();
+        let mut segments = VecDeque::new();
+        let mut stats = BufferStats {
+            capacity: settings.max_bytes,
+            ..BufferStats::default()
+        };
+        let mut writes = VecDeque::new();
+        let mut next_seq = watermark;
+        let mut read: Option<(u64, u64)> = None;
+        let mut corrupt = 0u64;
+        let count = firsts.len();
+        for (i, first) in firsts.into_iter().enumerate() {
+            let path = segment_path(&dir, first);
+            let file = OpenOptions::new()
+                .read(true)
+                .append(true)
+                .open(&path)
+                .map_err(|e| err(&path, e))?;
+            let scanned = scan(&file).map_err(|e| err(&path, e))?;
+            if let Some(why) = scanned.corrupt {
+                corrupt += 1;
+                let size = file.metadata().map_or(0, |m| m.len());
+                tracing::warn!(
+                    spool = %path.display(),
+                    offset = scanned.valid,
+                    skipped_bytes = size.saturating_sub(scanned.valid),
+                    reason = why,
+                    "corrupt or torn spool record: the records before it are replayed, the rest of the file is skipped"
+                );
+                if i + 1 == count {
+                    file.set_len(scanned.valid).map_err(|e| err(&path, e))?;
+                }
+            }
+            let live: Vec<_> = scanned
+                .records
+                .iter()
+                .filter(|(seq, ..)| *seq >= watermark)
+                .collect();
+            if live.is_empty() && i + 1 < count {
+                let _ = std::fs::remove_file(&path);
+                continue;
+            }
+            for &&(seq, written_ms, offset, bytes) in &live {
+                if read.is_none() {
+                    read = Some((first, offset));
+                }
+                stats.queued_bytes += bytes;
+                stats.queued_docs += 1;
+                if writes.back().is_none_or(|(_, ms)| *ms != written_ms) {
+                    writes.push_back((seq, written_ms));
+                }
+            }
+            if let Some(&(seq, ..)) = scanned.records.last() {
+                next_seq = next_seq.max(seq + 1);
+            }
+            segments.push_back(Segment {
+                first_seq: first,
+                path,
+                file,
+                len: scanned.valid,
+            });
+        }
+        if segments.is_empty() {
+            let path = segment_path(&dir, next_seq);
+            let file = OpenOptions::new()
+                .read(true)
+                .append(true)
+                .create(true)
+                .open(&path)
+                .map_err(|e| err(&path, e))?;
+            segments.push_back(Segment {
+                first_seq: next_seq,
+                path,
+                file,
+                len: 0,
+            });
+        }
+        let read = read.unwrap_or_else(|| {
+            segments
+                .back()
+                .map_or((next_seq, 0), |s| (s.first_seq, s.len))
+        });
+        let replayed = stats.queued_docs;
+        if replayed > 0 || corrupt > 0 {
+            tracing::info!(
+                spool = %dir.display(),
+                documents = replayed,
+                bytes = stats.queued_bytes,
+                corrupt,
+                "replaying the documents the spool holds"
+            );
+        }
+        metrics.add(Counter::SpoolReplayedTotal, &[], replayed);
+        metrics.add(Counter::SpoolCorruptTotal, &[], corrupt);
+        let gauges = Gauges {
+            bytes: metrics.gauge(Gauge::SpoolBytes),
+            records: metrics.gauge(Gauge::SpoolRecords),
+            oldest: metrics.gauge(Gauge::SpoolOldestUnacknowledgedTimestamp),
+        };
+        let spool = Self {
+            dir,
+            settings: settings.clone(),
+            state: Mutex::new(State {
+                segments,
+                next_seq,
+                read,
+                watermark,
+                acked: BTreeSet::new(),
+                writes,
+                stats,
+                written: 0,
+                write_failing: false,
+            }),
+            sync: Mutex::new(Sync {
+                synced: 0,
+                running: false,
+            }),
+            synced: Notify::new(),
+            data: Notify::new(),
+            room: Notify::new(),
+            change: Notify::new(),
+            metrics,
+            gauges,
+        };
+        spool.update_gauges(&spool.lock());
+        Ok(spool)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn update_gauges(&self, st: &State) {
+        let s = &st.stats;
+        self.gauges.bytes.store(
+            i64::try_from(s.used_bytes()).unwrap_or(i64::MAX),
+            Ordering::Relaxed,
+        );
+        self.gauges.records.store(
+            i64::try_from(s.queued_docs + s.leased_docs).unwrap_or(i64::MAX),
+            Ordering::Relaxed,
+        );
+        let oldest = if s.queued_docs + s.leased_docs == 0 {
+            0
+        } else {
+            st.writes.front().map_or(0, |(_, ms)| *ms / 1000)
+        };
+        self.gauges
+            .oldest
+            .store(i64::try_from(oldest).unwrap_or(0), Ordering::Relaxed);
+    }
+
+    /// Writes a batch now if there is room: `Ok(Some(end))` written (the byte count to fsync
+    /// up to), `Ok(None)` no room yet.
+    fn try_write(&self, batch: &[OutputDocument], size: u64) -> Result<Option<u64>, PublishError> {
+        let mut st = self.lock();
+        if st.stats.closed {
+            return Err(PublishError::Closed);
+        }
+        if size > st.stats.capacity {
+            return Err(PublishError::QueueFull);
+        }
+        if st.stats.used_bytes() + size > st.stats.capacity {
+            return Ok(None);
+        }
+        let written_ms = now_ms();
+        let first = st.next_seq;
+        let mut buf = Vec::with_capacity(batch.iter().map(|d| d.body.len() + 64).sum());
+        for (i, doc) in batch.iter().enumerate() {
+            encode(&mut buf, first + i as u64, written_ms, doc);
+        }
+        // A new file when this one is full (never an empty one).
+        let rotate = st
+            .segments
+            .back()
+            .is_some_and(|s| s.len > 0 && s.len + buf.len() as u64 > self.settings.segment_bytes);
+        if rotate {
+            if let Err(e) = self.rotate(&mut st, first) {
+                return Err(self.write_failed(&mut st, &e));
+            }
+        }
+        let Some(seg) = st.segments.back_mut() else {
+            return Err(PublishError::QueueFull);
+        };
+        if let Err(e) = seg.file.write_all(&buf) {
+            // Take back what part of it was written (a full disk), so appends stay whole.
+            let _ = seg.file.set_len(seg.len);
+            return Err(self.write_failed(&mut st, &e));
+        }
+        seg.len += buf.len() as u64;
+        st.next_seq += batch.len() as u64;
+        st.written += buf.len() as u64;
+        st.writes.push_back((first, written_ms));
+        st.stats.queued_docs += batch.len() as u64;
+        st.stats.queued_bytes += size;
+        st.stats.high_water_bytes = st.stats.high_water_bytes.max(st.stats.used_bytes());
+        if st.write_failing {
+            st.write_failing = false;
+            tracing::info!(spool = %self.dir.display(), "the spool accepts writes again");
+        }
+        self.update_gauges(&st);
+        Ok(Some(st.written))
+    }
+
+    fn write_failed(&self, st: &mut State, e: &std::io::Error) -> PublishError {
+        if !st.write_failing {
+            st.write_failing = true;
+            tracing::error!(spool = %self.dir.display(), error = %e, "cannot write to the spool: intake answers 503 until it can");
+        }
+        self.metrics.add(Counter::SpoolWriteFailuresTotal, &[], 1);
+        PublishError::QueueFull
+    }
+
+    /// Closes the current file (fsynced) and starts the next at `first`.
+    fn rotate(&self, st: &mut State, first: u64) -> std::io::Result<()> {
+        if let Some(current) = st.segments.back() {
+            current.file.sync_data()?;
+        }
+        let path = segment_path(&self.dir, first);
+        let file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&path)?;
+        st.segments.push_back(Segment {
+            first_seq: first,
+            path,
+            file,
+            len: 0,
+        });
+        Ok(())
+    }
+
+    /// Returns once everything written up to `end` is fsynced: one fsync at a time, each
+    /// covering every write made before it started.
+    async fn sync_to(&self, end: u64) -> Result<(), PublishError> {
+        loop {
+            let done = self.synced.notified();
+            tokio::pin!(done);
+            done.as_mut().enable();
+            let start = {
+                let mut s = self.sync.lock().unwrap_or_else(|e| e.into_inner());
+                if s.synced >= end {
+                    return Ok(());
+                }
+                if s.running {
+                    false
+                } else {
+                    s.running = true;
+                    true
+                }
+            };
+            if !start {
+                done.await;
+                continue;
+            }
+            let (target, file) = {
+                let st = self.lock();
+                (
+                    st.written,
+                    st.segments.back().and_then(|s| s.file.try_clone().ok()),
+                )
+            };
+            let result = match file {
+                Some(f) => tokio::task::spawn_blocking(move || f.sync_data())
+                    .await
+                    .unwrap_or_else(|e| Err(std::io::Error::other(e))),
+                None => Ok(()),
+            };
+            {
+                let mut s = self.sync.lock().unwrap_or_else(|e| e.into_inner());
+                s.running = false;
+                if result.is_ok() {
+                    s.synced = s.synced.max(target);
+                }
+            }
+            self.synced.notify_waiters();
+            self.metrics.add(Counter::SpoolFsyncsTotal, &[], 1);
+            if let Err(e) = result {
+                tracing::error!(spool = %self.dir.display(), error = %e, "fsync of the spool failed");
+                return Err(PublishError::QueueFull);
+            }
+        }
+    }
+
+    /// With `fsync = "interval"`: fsyncs what was written every interval until the spool
+    /// closes.
+    pub async fn sync_periodically(self: Arc<Self>) {
+        let Some(every) = self.settings.fsync_interval else {
+            return;
+        };
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            let (written, closed) = {
+                let st = self.lock();
+                (st.written, st.stats.closed)
+            };
+            let _ = self.sync_to(written).await;
+            if closed {
+                return;
+            }
+        }
+    }
+
+    /// Takes records from the log, up to `max_bytes` (at least one).
+    fn take(&self, st: &mut State, max_bytes: u64) -> Vec<Entry> {
+        let mut out: Vec<Entry> = Vec::new();
+        let mut bytes = 0u64;
+        while st.stats.queued_docs > out.len() as u64 {
+            let (first, offset) = st.read;
+            let Some(idx) = st.segments.iter().position(|s| s.first_seq == first) else {
+                break;
+            };
+            let seg = &st.segments[idx];
+            if offset >= seg.len {
+                // The next file, if there is one.
+                match st.segments.get(idx + 1) {
+                    Some(next) => {
+                        st.read = (next.first_seq, 0);
+                        continue;
+                    }
+                    None => break,
+                }
+            }
+            let n = (seg.len - offset).min(READ_CHUNK.max(max_bytes.min(16 << 20)));
+            let mut buf = vec![0; n as usize];
+            if let Err(e) = seg.file.read_exact_at(&mut buf, offset) {
+                tracing::error!(spool = %seg.path.display(), error = %e, "cannot read the spool");
+                break;
+            }
+            let mut at = 0usize;
+            let mut progressed = false;
+            loop {
+                match decode(&buf[at..]) {
+                    Ok(Some(r)) => {
+                        let b = r.doc.bulk_len() as u64;
+                        if !out.is_empty() && bytes + b > max_bytes {
+                            break;
+                        }
+                        at += r.size as usize;
+                        progressed = true;
+                        bytes += b;
+                        out.push(Entry {
+                            ticket: Ticket {
+                                seq: r.seq,
+                                bytes: b,
+                            },
+                            doc: r.doc,
+                        });
+                        if bytes >= max_bytes {
+                            break;
+                        }
+                    }
+                    Ok(None) => {
+                        if at == 0 {
+                            // A record longer than the chunk: read it whole.
+                            let len =
+                                u64::from(u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]))
+                                    + RECORD_HEADER as u64;
+                            let mut whole = vec![0; len as usize];
+                            if seg.file.read_exact_at(&mut whole, offset).is_ok() {
+                                if let Ok(Some(r)) = decode(&whole) {
+                                    at = r.size as usize;
+                                    progressed = true;
+                                    let b = r.doc.bulk_len() as u64;
+                                    bytes += b;
+                                    out.push(Entry {
+                                        ticket: Ticket {
+                                            seq: r.seq,
+                                            bytes: b,
+                                        },
+                                        doc: r.doc,
+                                    });
+                                }
+                            }
+                        }
+                        break;
+                    }
+                    Err(why) => {
+                        tracing::error!(spool = %seg.path.display(), offset = offset + at as u64, reason = why, "corrupt spool record read back");
+                        break;
+                    }
+                }
+            }
+            st.read = (first, offset + at as u64);
+            if !progressed || bytes >= max_bytes {
+                break;
+            }
+        }
+        let n = out.len() as u64;
+        let s = &mut st.stats;
+        s.queued_bytes = s.queued_bytes.saturating_sub(bytes);
+        s.queued_docs = s.queued_docs.saturating_sub(n);
+        s.leased_bytes += bytes;
+        s.leased_docs += n;
+        out
+    }
+
+    /// Moves the watermark over acknowledged records, deletes the files below it, and
+    /// records it.
+    fn advance(&self, st: &mut State) {
+        let before = st.watermark;
+        while st.acked.remove(&st.watermark) {
+            st.watermark += 1;
+        }
+        if st.watermark == before {
+            return;
+        }
+        while st.writes.len() > 1 && st.writes[1].0 <= st.watermark {
+            st.writes.pop_front();
+        }
+        if st
+            .writes
+            .front()
+            .is_some_and(|(first, _)| *first < st.watermark)
+            && st.stats.queued_docs + st.stats.leased_docs == 0
+        {
+            st.writes.clear();
+        }
+        while st.segments.len() > 1 && st.segments[1].first_seq <= st.watermark {
+            if let Some(done) = st.segments.pop_front() {
+                if let Err(e) = std::fs::remove_file(&done.path) {
+                    tracing::warn!(spool = %done.path.display(), error = %e, "cannot delete an acknowledged spool file");
+                }
+            }
+        }
+        if let Err(e) = write_watermark(&self.dir, st.watermark) {
+            tracing::warn!(spool = %self.dir.display(), error = %e, "cannot record the spool's watermark (a restart would send more documents again)");
+        }
+    }
+}
+
+impl Buffer for Spool {
+    fn push(&self, batch: Vec<OutputDocument>, wait: Duration) -> PublishFuture<'_> {
+        Box::pin(async move {
+            if batch.is_empty() {
+                return Ok(());
+            }
+            let size: u64 = batch.iter().map(|d| d.bulk_len() as u64).sum();
+            let deadline = tokio::time::Instant::now() + wait;
+            let end = loop {
+                let room = self.room.notified();
+                tokio::pin!(room);
+                room.as_mut().enable();
+                if let Some(end) = self.try_write(&batch, size)? {
+                    break end;
+                }
+                if tokio::time::timeout_at(deadline, room).await.is_err() {
+                    return Err(PublishError::QueueFull);
+                }
+            };
+            // Readable at once (sending before the fsync can only duplicate, never lose);
+            // answered once durable.
+            self.data.notify_one();
+            self.change.notify_waiters();
+            if self.settings.fsync_interval.is_none() {
+                self.sync_to(end).await?;
+            }
+            Ok(())
+        })
+    }
+
+    fn pop(&self, max_bytes: u64) -> PopFuture<'_> {
+        Box::pin(async move {
+            loop {
+                let data = self.data.notified();
+                tokio::pin!(data);
+                data.as_mut().enable();
+                {
+                    let mut st = self.lock();
+                    if st.stats.queued_docs > 0 {
+                        let out = self.take(&mut st, max_bytes);
+                        let more = st.stats.queued_docs > 0;
+                        self.update_gauges(&st);
+                        drop(st);
+                        if more {
+                            self.data.notify_one();
+                        }
+                        if !out.is_empty() {
+                            return Some(out);
+                        }
+                    } else if st.stats.closed {
+                        return None;
+                    }
+                }
+                data.await;
+            }
+        })
+    }
+
+    fn try_pop(&self, max_bytes: u64) -> Vec<Entry> {
+        let mut st = self.lock();
+        let out = self.take(&mut st, max_bytes);
+        self.update_gauges(&st);
+        out
+    }
+
+    fn ack(&self, tickets: &[Ticket]) {
+        if tickets.is_empty() {
+            return;
+        }
+        {
+            let mut st = self.lock();
+            let bytes: u64 = tickets.iter().map(|t| t.bytes).sum();
+            st.stats.leased_bytes = st.stats.leased_bytes.saturating_sub(bytes);
+            st.stats.leased_docs = st.stats.leased_docs.saturating_sub(tickets.len() as u64);
+            for t in tickets {
+                if t.seq >= st.watermark {
+                    st.acked.insert(t.seq);
+                }
+            }
+            self.advance(&mut st);
+            self.update_gauges(&st);
+        }
+        self.room.notify_waiters();
+        self.change.notify_waiters();
+    }
+
+    fn close(&self) {
+        self.lock().stats.closed = true;
+        self.room.notify_waiters();
+        self.data.notify_waiters();
+        self.data.notify_one();
+        self.change.notify_waiters();
+    }
+
+    fn stats(&self) -> BufferStats {
+        self.lock().stats
+    }
+
+    fn changed(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(self.change.notified())
+    }
+
+    fn durable(&self) -> bool {
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(dir: &Path, max_bytes: u64, segment_bytes: u64) -> SpoolSettings {
+        SpoolSettings {
+            path: dir.to_path_buf(),
+            max_bytes,
+            fsync_interval: None,
+            segment_bytes,
+        }
+    }
+
+    fn doc(i: usize) -> OutputDocument {
+        OutputDocument {
+            data_stream: "traces-apm-default".into(),
+            body: format!(r#"{{"n":{i},"pad":"{}"}}"#, "x".repeat(i % 300)).into_bytes(),
+        }
+    }
+
+    #[tokio::test]
+    async fn what_is_pushed_is_read_back_in_order_and_replayed_until_acknowledged() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = settings(dir.path(), 1 << 30, 64 << 10);
+        let metrics = Arc::new(Metrics::default());
+        let spool = Spool::open(&s, metrics.clone()).unwrap();
+        for b in 0..100 {
+            spool
+                .push((b * 50..b * 50 + 50).map(doc).collect(), Duration::ZERO)
+                .await
+                .unwrap();
+        }
+        assert!(
+            std::fs::read_dir(dir.path()).unwrap().count() > 2,
+            "several files"
+        );
+        let taken = spool.pop(64 << 10).await.unwrap();
+        assert!(taken.len() > 1);
+        for (i, e) in taken.iter().enumerate() {
+            assert_eq!(e.doc, doc(i));
+            assert_eq!(e.ticket.seq, i as u64);
+        }
+        // Acknowledge all but the first: the watermark stays at 0.
+        let tickets: Vec<Ticket> = taken[1..].iter().map(|e| e.ticket).collect();
+        spool.ack(&tickets);
+        drop(spool);
+        let again = Spool::open(&s, metrics.clone()).unwrap();
+        assert_eq!(
+            again.stats().queued_docs,
+            5000,
+            "everything from the watermark"
+        );
+        let first = again.pop(1).await.unwrap();
+        assert_eq!(first[0].doc, doc(0));
+        // Acknowledge everything taken in order: files below the watermark go.
+        let mut all = first;
+        while again.stats().queued_docs > 0 {
+            all.extend(again.try_pop(1 << 20));
+        }
+        assert_eq!(all.len(), 5000);
+        assert!(all.iter().enumerate().all(|(i, e)| e.doc == doc(i)));
+        again.ack(&all.iter().map(|e| e.ticket).collect::<Vec<_>>());
+        assert_eq!(again.stats().used_bytes(), 0);
+        drop(again);
+        let files = std::fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(files, 2, "the last file and the watermark");
+        let last = Spool::open(&s, metrics).unwrap();
+        assert_eq!(last.stats().queued_docs, 0);
+        last.push(vec![doc(1)], Duration::ZERO).await.unwrap();
+        assert_eq!(
+            last.pop(1).await.unwrap()[0].ticket.seq,
+            5000,
+            "numbering goes on"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_torn_tail_is_cut_and_everything_before_it_replayed() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = settings(dir.path(), 1 << 30, 1 << 20);
+        let metrics = Arc::new(Metrics::default());
+        let spool = Spool::open(&s, metrics.clone()).unwrap();
+        spool
+            .push((0..10).map(doc).collect(), Duration::ZERO)
+            .await
+            .unwrap();
+        drop(spool);
+        let path = segment_path(dir.path(), 0);
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        let mut torn = Vec::new();
+        encode(&mut torn, 10, 0, &doc(10));
+        f.write_all(&torn[..torn.len() / 2]).unwrap();
+        drop(f);
+        let again = Spool::open(&s, metrics.clone()).unwrap();
+        assert_eq!(again.stats().queued_docs, 10);
+        assert!(
+            metrics
+                .render()
+                .lines()
+                .any(|l| l == "apmgate_spool_corrupt_records_total 1"),
+            "{}",
+            metrics.render()
+        );
+        again.push(vec![doc(10)], Duration::ZERO).await.unwrap();
+        let all = again.try_pop(u64::MAX);
+        assert_eq!(all.len(), 11);
+        assert_eq!(
+            all[10].doc,
+            doc(10),
+            "appends after the cut read back whole"
+        );
+    }
+
+    #[tokio::test]
+    async fn full_spool_refuses_then_accepts_after_acknowledgements() {
+        let dir = tempfile::tempdir().unwrap();
+        let one = doc(1).bulk_len() as u64;
+        let s = settings(dir.path(), one * 4, 1 << 20);
+        let spool = Spool::open(&s, Arc::new(Metrics::default())).unwrap();
+        spool
+            .push(vec![doc(1), doc(1), doc(1)], Duration::ZERO)
+            .await
+            .unwrap();
+        assert_eq!(
+            spool
+                .push(vec![doc(1), doc(1)], Duration::from_millis(5))
+                .await,
+            Err(PublishError::QueueFull)
+        );
+        let taken = spool.pop(u64::MAX).await.unwrap();
+        spool.ack(&taken.iter().map(|e| e.ticket).collect::<Vec<_>>());
+        spool
+            .push(vec![doc(1), doc(1)], Duration::ZERO)
+            .await
+            .unwrap();
+    }
+}

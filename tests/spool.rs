@@ -1,0 +1,303 @@
+//! The durable spool through real sockets and a real process: a gateway killed with SIGKILL
+//! (a child process) while Elasticsearch is down loses nothing it answered 202, a torn final
+//! record included, and a restart on the same spool indexes all of it; killed while indexing,
+//! it indexes everything again at most once more than the bulk requests in flight allowed; a
+//! spool at `max_bytes` answers 503 with `Retry-After` and recovers by itself.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Write as _};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use es_standin::{EsStandin, StandinOptions};
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// An address nothing listens on (yet).
+fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+fn policy(es: SocketAddr, spool: &str) -> String {
+    format!(
+        r#"
+[[listener]]
+name = "plain"
+bind = "127.0.0.1:0"
+protocols = ["http1"]
+
+[spool]
+path = "spool"
+{spool}
+
+[output.elasticsearch]
+hosts = ["http://{es}"]
+flush_interval = "20ms"
+flush_bytes = "16KiB"
+backoff_init = "10ms"
+backoff_max = "200ms"
+queue_timeout = "50ms"
+
+[aggregation]
+enabled = false
+"#
+    )
+}
+
+/// `apmgate run` as a child process.
+struct Gateway {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    log: Vec<String>,
+}
+
+impl Gateway {
+    fn start(dir: &std::path::Path) -> (Gateway, String) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_apmgate"))
+            .args(["run", "--log-format", "json"])
+            .arg(dir.join("policy.toml"))
+            .env("RUST_LOG", "info")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut g = Gateway {
+            child,
+            lines: rx,
+            log: Vec::new(),
+        };
+        let bound: Value = serde_json::from_str(&g.wait_for("\"bound\"")).unwrap();
+        let url = format!(
+            "http://{}/intake/v2/events",
+            bound["address"].as_str().unwrap()
+        );
+        (g, url)
+    }
+
+    /// The first log line (already read, or waited for) containing `needle`.
+    fn wait_for(&mut self, needle: &str) -> String {
+        if let Some(line) = self.log.iter().find(|l| l.contains(needle)) {
+            return line.clone();
+        }
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|_| panic!("no log line with {needle:?}; log: {:#?}", self.log));
+            self.log.push(line.clone());
+            if line.contains(needle) {
+                return line;
+            }
+        }
+    }
+
+    fn kill(mut self) {
+        self.child.kill().unwrap(); // SIGKILL
+        self.child.wait().unwrap();
+    }
+
+    fn stop(mut self) {
+        let ok = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+        let status = self.child.wait().unwrap();
+        assert_eq!(status.code(), Some(0));
+    }
+}
+
+/// An intake body of one transaction per id.
+fn events(ids: std::ops::Range<usize>) -> String {
+    let mut body = String::from(
+        r#"{"metadata":{"service":{"name":"checkout","agent":{"name":"python","version":"6.26.2"}}}}"#,
+    );
+    body.push('\n');
+    for n in ids {
+        body.push_str(&format!(
+            r#"{{"transaction":{{"id":"{n:016x}","trace_id":"{n:032x}","name":"GET /","type":"request","duration":1.5,"span_count":{{"started":0}}}}}}"#
+        ));
+        body.push('\n');
+    }
+    body
+}
+
+async fn send(url: &str, body: String) -> reqwest::Response {
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .post(url)
+        .header("Content-Type", "application/x-ndjson")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Transaction ids indexed, with how often.
+fn indexed(es: &EsStandin) -> std::collections::HashMap<String, usize> {
+    let mut m = std::collections::HashMap::new();
+    for (index, d) in es.docs() {
+        if index.starts_with("traces-apm") {
+            *m.entry(d["transaction"]["id"].as_str().unwrap().to_string())
+                .or_default() += 1;
+        }
+    }
+    m
+}
+
+fn last_segment(dir: &std::path::Path) -> std::path::PathBuf {
+    let mut files: Vec<_> = std::fs::read_dir(dir.join("spool"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    files.sort();
+    files.pop().expect("a spool file")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_answered_202_is_lost_to_sigkill_or_a_torn_record() {
+    let es_addr = free_addr();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("policy.toml"), policy(es_addr, "")).unwrap();
+    // Elasticsearch is down: everything accepted waits in the spool.
+    let (gw, url) = Gateway::start(dir.path());
+    for r in 0..40 {
+        let resp = send(&url, events(r * 10..r * 10 + 10)).await;
+        assert_eq!(resp.status(), 202);
+    }
+    gw.kill();
+    // A write torn by a crash: half a record at the end of the last file.
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(last_segment(dir.path()))
+        .unwrap();
+    f.write_all(&[0x40, 0, 0, 0, 1, 2, 3, 4, b'{', b'"'])
+        .unwrap();
+    drop(f);
+
+    let es = EsStandin::start_with(StandinOptions {
+        bind: Some(es_addr),
+        ..StandinOptions::default()
+    })
+    .await;
+    let (mut gw, url) = Gateway::start(dir.path());
+    let replay: Value =
+        serde_json::from_str(&gw.wait_for("replaying the documents the spool holds")).unwrap();
+    assert_eq!(replay["documents"], 400, "{replay}");
+    assert_eq!(replay["corrupt"], 1, "{replay}");
+    es.wait_docs(WAIT, |d| d.len() >= 400).await;
+    let got = indexed(&es);
+    assert_eq!(got.len(), 400);
+    assert!(
+        got.values().all(|n| *n == 1),
+        "nothing was in flight: exactly once"
+    );
+    // The spool goes on taking events after the cut.
+    assert_eq!(send(&url, events(400..410)).await.status(), 202);
+    es.wait_docs(WAIT, |d| d.len() >= 410).await;
+    gw.stop();
+    assert_eq!(indexed(&es).len(), 410);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_while_indexing_everything_is_indexed_duplicates_within_what_was_in_flight() {
+    let es = EsStandin::start().await;
+    // Slow answers: bulk requests are in flight when the process dies.
+    es.faults(|f| f.latency = Duration::from_millis(150));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("policy.toml"), policy(es.addr, "")).unwrap();
+    let (gw, url) = Gateway::start(dir.path());
+    for r in 0..60 {
+        assert_eq!(send(&url, events(r * 10..r * 10 + 10)).await.status(), 202);
+    }
+    es.wait_requests(WAIT, |r| {
+        r.iter().filter(|r| r.path.ends_with("/_bulk")).count() >= 3
+    })
+    .await;
+    gw.kill();
+    // Everything a bulk request carried before the kill may be indexed twice; nothing else.
+    let sent_before: usize = es
+        .bulk_requests()
+        .iter()
+        .map(|r| r.body.iter().filter(|b| **b == b'\n').count() / 2)
+        .sum();
+    es.faults(|f| f.latency = Duration::ZERO);
+    let (gw, _) = Gateway::start(dir.path());
+    es.wait_docs(WAIT, |docs| {
+        let ids: std::collections::HashSet<&str> = docs
+            .iter()
+            .filter_map(|(_, d)| d["transaction"]["id"].as_str())
+            .collect();
+        ids.len() == 600
+    })
+    .await;
+    gw.stop();
+    let got = indexed(&es);
+    let duplicates: usize = got.values().map(|n| n - 1).sum();
+    assert!(
+        duplicates <= sent_before,
+        "{duplicates} duplicates, {sent_before} documents were sent before the kill"
+    );
+}
+
+#[tokio::test]
+async fn a_full_spool_answers_503_and_recovers_by_itself() {
+    let es_addr = free_addr();
+    let gw = support::Gateway::start(&policy(es_addr, "max_bytes = \"16KiB\"")).await;
+    let url = gw.url("plain", false, "/intake/v2/events");
+    let mut accepted = Vec::new();
+    let mut refused = None;
+    for r in 0..200 {
+        let resp = send(&url, events(r * 10..r * 10 + 10)).await;
+        match resp.status().as_u16() {
+            202 => accepted.push(r),
+            503 => {
+                assert_eq!(resp.headers()["retry-after"], "1");
+                let body: Value = resp.json().await.unwrap();
+                assert!(body.to_string().contains("queue is full"), "{body}");
+                refused = Some(r);
+                break;
+            }
+            s => panic!("status {s}"),
+        }
+    }
+    assert!(refused.is_some(), "the spool never filled");
+    // Elasticsearch comes up: the spool drains and intake is accepted again.
+    let es = EsStandin::start_with(StandinOptions {
+        bind: Some(es_addr),
+        ..StandinOptions::default()
+    })
+    .await;
+    let n = accepted.len() * 10;
+    es.wait_docs(WAIT, |d| d.len() >= n).await;
+    assert_eq!(send(&url, events(5000..5010)).await.status(), 202);
+    es.wait_docs(WAIT, |d| d.len() >= n + 10).await;
+    gw.stop().await;
+    let got = indexed(&es);
+    for r in &accepted {
+        for id in r * 10..r * 10 + 10 {
+            assert_eq!(got.get(&format!("{id:016x}")), Some(&1), "{id}");
+        }
+    }
+}
