@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use es_standin::EsStandin;
 use serde_json::Value;
-use support::Gateway;
+use support::{Gateway, events};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -40,21 +40,6 @@ hosts = ["{}"]
 "#,
         es.url()
     )
-}
-
-/// An intake body: metadata, then one transaction per id.
-fn events(ids: std::ops::Range<usize>) -> String {
-    let mut body = String::from(
-        r#"{"metadata":{"service":{"name":"checkout","agent":{"name":"python","version":"6.26.2"}}}}"#,
-    );
-    body.push('\n');
-    for n in ids {
-        body.push_str(&format!(
-            r#"{{"transaction":{{"id":"{n:016x}","trace_id":"{n:032x}","name":"GET /","type":"request","duration":1.5,"span_count":{{"started":0}}}}}}"#
-        ));
-        body.push('\n');
-    }
-    body
 }
 
 fn client() -> reqwest::Client {
@@ -87,14 +72,7 @@ async fn root(gw: &Gateway) -> Value {
 
 /// Transaction ids indexed, with how often.
 fn indexed(es: &EsStandin) -> HashMap<String, usize> {
-    let mut m = HashMap::new();
-    for (index, d) in es.docs() {
-        if index.starts_with("traces-apm") {
-            *m.entry(d["transaction"]["id"].as_str().unwrap().to_string())
-                .or_default() += 1;
-        }
-    }
-    m
+    support::transaction_ids(&es.docs())
 }
 
 fn assert_exactly_once(es: &EsStandin, ids: impl Iterator<Item = usize>) {

@@ -4,14 +4,11 @@
 
 mod support;
 
-use std::convert::Infallible;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body_util::BodyExt as _;
-use support::{Gateway, Proto};
+use support::{ChannelBody, Gateway, Proto};
 use tokio::sync::mpsc;
 
 const POLICY: &str = r#"
@@ -25,23 +22,6 @@ tls = "dev"
 certificate = "certs/server.crt"
 key = "certs/server.key"
 "#;
-
-/// A request body fed by a channel: an upload that streams as long as the test wants.
-struct ChannelBody(mpsc::UnboundedReceiver<Bytes>);
-
-impl hyper::body::Body for ChannelBody {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
-        self.0
-            .poll_recv(cx)
-            .map(|b| b.map(|b| Ok(hyper::body::Frame::data(b))))
-    }
-}
 
 /// An HTTP/2 connection over TLS trusting `ca` (PEM); returns the sender and the DER of the
 /// certificate the server presented.

@@ -2,10 +2,9 @@
 //! (keeping the last good policy when the new one is invalid), logs ECS JSON without secrets,
 //! and stops cleanly on SIGTERM with everything accepted written.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+mod support;
+
+use std::process::Command;
 
 const TOKEN: &str = "run-command-token-0123456789abcdefghij";
 
@@ -15,63 +14,16 @@ fn policy(extra: &str) -> String {
     )
 }
 
-struct Running {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    log: Vec<String>,
-}
+/// The gateway as a child process on `dir/policy.toml`, with the token in its environment.
+struct Running;
 
 impl Running {
-    fn start(dir: &std::path::Path) -> Running {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_apmgate"))
-            .args(["run", "--log-format", "json"])
-            .arg(dir.join("policy.toml"))
-            .env("RUN_TEST_TOKEN", TOKEN)
-            .env("RUST_LOG", "info")
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Running {
-            child,
-            lines: rx,
-            log: Vec::new(),
-        }
+    fn start(dir: &std::path::Path) -> support::Process {
+        Self::start_with(dir, &[])
     }
 
-    /// Waits (at most 30 s) for a log line containing `needle`; returns it.
-    fn wait_for(&mut self, needle: &str) -> String {
-        loop {
-            let line = self
-                .lines
-                .recv_timeout(Duration::from_secs(30))
-                .unwrap_or_else(|_| {
-                    panic!("no log line with {needle:?}; log so far: {:#?}", self.log)
-                });
-            self.log.push(line.clone());
-            if line.contains(needle) {
-                return line;
-            }
-        }
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill -{sig}");
+    fn start_with(dir: &std::path::Path, args: &[&str]) -> support::Process {
+        support::Process::run(&dir.join("policy.toml"), args, &[("RUN_TEST_TOKEN", TOKEN)])
     }
 }
 
@@ -291,4 +243,54 @@ fn issue_12_a_deeply_nested_rule_is_refused_on_reload_and_nothing_is_lost() {
         4 * 8,
         "four accepted requests of 4 events"
     );
+}
+
+#[test]
+fn watch_reloads_on_an_edit_and_on_a_symlink_swap() {
+    let dir = tempfile::tempdir().unwrap();
+    let closed = policy(
+        "[access]\ndefault = \"allow\"\n[[access.rule]]\nname = \"closed\"\nwhen = 'route == intake'\neffect = \"deny\"\n",
+    );
+    std::fs::create_dir(dir.path().join("v1")).unwrap();
+    std::fs::create_dir(dir.path().join("v2")).unwrap();
+    std::fs::write(dir.path().join("v1/policy.toml"), policy("")).unwrap();
+    std::fs::write(dir.path().join("v2/policy.toml"), closed.clone()).unwrap();
+    // As Kubernetes mounts a ConfigMap: the policy is a symlink into a versioned directory.
+    std::os::unix::fs::symlink("v1/policy.toml", dir.path().join("policy.toml")).unwrap();
+    let mut run = Running::start_with(dir.path(), &["--watch"]);
+    let bound: serde_json::Value = serde_json::from_str(&run.wait_for("\"bound\"")).unwrap();
+    let url = format!(
+        "http://{}/intake/v2/events",
+        bound["address"].as_str().unwrap()
+    );
+    assert_eq!(post(&url, EVENTS).0, 202);
+
+    // The symlink swapped to the next version, atomically.
+    std::os::unix::fs::symlink("v2/policy.toml", dir.path().join("policy.toml.next")).unwrap();
+    std::fs::rename(
+        dir.path().join("policy.toml.next"),
+        dir.path().join("policy.toml"),
+    )
+    .unwrap();
+    let line = run.wait_for("policy reloaded");
+    assert!(line.contains("a watched file changed"), "{line}");
+    assert_eq!(post(&url, EVENTS).0, 403);
+
+    // The file edited in place: open again.
+    std::fs::write(dir.path().join("v2/policy.toml"), policy("")).unwrap();
+    run.wait_for("policy reloaded");
+    assert_eq!(post(&url, EVENTS).0, 202);
+
+    // A broken edit is refused once, and the running policy stays.
+    std::fs::write(
+        dir.path().join("v2/policy.toml"),
+        "[[listener]]\nname = 3\n",
+    )
+    .unwrap();
+    run.wait_for("reload refused");
+    assert_eq!(post(&url, EVENTS).0, 202);
+
+    run.signal("TERM");
+    run.wait_for("stopped");
+    assert_eq!(run.child.wait().unwrap().code(), Some(0));
 }

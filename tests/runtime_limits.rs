@@ -4,15 +4,12 @@
 
 mod support;
 
-use std::convert::Infallible;
 use std::io::Write;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::{Value, json};
-use support::{Gateway, HeldClock, Proto, client, gauge, payload};
+use support::{ChannelBody, Gateway, HeldClock, Proto, client, gauge, payload};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -66,23 +63,6 @@ fn chunked_head(path: &str) -> Vec<u8> {
         "POST {path} HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n"
     )
     .into_bytes()
-}
-
-/// A request body fed by a channel, for holding HTTP/2 request streams open.
-struct ChannelBody(mpsc::UnboundedReceiver<Bytes>);
-
-impl hyper::body::Body for ChannelBody {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
-        self.0
-            .poll_recv(cx)
-            .map(|b| b.map(|b| Ok(hyper::body::Frame::data(b))))
-    }
 }
 
 /// An h2c connection (prior knowledge) with hyper's client; the connection task runs apart.

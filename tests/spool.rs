@@ -6,14 +6,13 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Write as _};
+use std::io::Write as _;
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use es_standin::{EsStandin, StandinOptions};
 use serde_json::Value;
+use support::events;
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -51,93 +50,35 @@ enabled = false
     )
 }
 
-/// `apmgate run` as a child process.
-struct Gateway {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    log: Vec<String>,
-}
+/// `apmgate run` on the policy of `dir` as a child process, with the intake URL it serves.
+struct Gateway(support::Process);
 
 impl Gateway {
     fn start(dir: &std::path::Path) -> (Gateway, String) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_apmgate"))
-            .args(["run", "--log-format", "json"])
-            .arg(dir.join("policy.toml"))
-            .env("RUST_LOG", "info")
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut g = Gateway {
-            child,
-            lines: rx,
-            log: Vec::new(),
-        };
-        let bound: Value = serde_json::from_str(&g.wait_for("\"bound\"")).unwrap();
+        let mut p = support::Process::run(&dir.join("policy.toml"), &[], &[]);
+        let bound: Value = serde_json::from_str(&p.find("\"bound\"")).unwrap();
         let url = format!(
             "http://{}/intake/v2/events",
             bound["address"].as_str().unwrap()
         );
-        (g, url)
+        (Gateway(p), url)
     }
 
-    /// The first log line (already read, or waited for) containing `needle`.
-    fn wait_for(&mut self, needle: &str) -> String {
-        if let Some(line) = self.log.iter().find(|l| l.contains(needle)) {
-            return line.clone();
-        }
-        loop {
-            let line = self
-                .lines
-                .recv_timeout(Duration::from_secs(30))
-                .unwrap_or_else(|_| panic!("no log line with {needle:?}; log: {:#?}", self.log));
-            self.log.push(line.clone());
-            if line.contains(needle) {
-                return line;
-            }
-        }
+    fn find(&mut self, needle: &str) -> String {
+        self.0.find(needle)
     }
 
+    /// SIGKILL.
     fn kill(mut self) {
-        self.child.kill().unwrap(); // SIGKILL
-        self.child.wait().unwrap();
+        self.0.child.kill().unwrap();
+        self.0.child.wait().unwrap();
     }
 
-    fn stop(mut self) {
-        let ok = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok);
-        let status = self.child.wait().unwrap();
-        assert_eq!(status.code(), Some(0));
+    fn stop(self) {
+        self.0.signal("TERM");
+        let mut child = self.0.child;
+        assert_eq!(child.wait().unwrap().code(), Some(0));
     }
-}
-
-/// An intake body of one transaction per id.
-fn events(ids: std::ops::Range<usize>) -> String {
-    let mut body = String::from(
-        r#"{"metadata":{"service":{"name":"checkout","agent":{"name":"python","version":"6.26.2"}}}}"#,
-    );
-    body.push('\n');
-    for n in ids {
-        body.push_str(&format!(
-            r#"{{"transaction":{{"id":"{n:016x}","trace_id":"{n:032x}","name":"GET /","type":"request","duration":1.5,"span_count":{{"started":0}}}}}}"#
-        ));
-        body.push('\n');
-    }
-    body
 }
 
 async fn send(url: &str, body: String) -> reqwest::Response {
@@ -155,14 +96,7 @@ async fn send(url: &str, body: String) -> reqwest::Response {
 
 /// Transaction ids indexed, with how often.
 fn indexed(es: &EsStandin) -> std::collections::HashMap<String, usize> {
-    let mut m = std::collections::HashMap::new();
-    for (index, d) in es.docs() {
-        if index.starts_with("traces-apm") {
-            *m.entry(d["transaction"]["id"].as_str().unwrap().to_string())
-                .or_default() += 1;
-        }
-    }
-    m
+    support::transaction_ids(&es.docs())
 }
 
 fn last_segment(dir: &std::path::Path) -> std::path::PathBuf {
@@ -203,7 +137,7 @@ async fn nothing_answered_202_is_lost_to_sigkill_or_a_torn_record() {
     .await;
     let (mut gw, url) = Gateway::start(dir.path());
     let replay: Value =
-        serde_json::from_str(&gw.wait_for("replaying the documents the spool holds")).unwrap();
+        serde_json::from_str(&gw.find("replaying the documents the spool holds")).unwrap();
     assert_eq!(replay["documents"], 400, "{replay}");
     assert_eq!(replay["corrupt"], 1, "{replay}");
     es.wait_docs(WAIT, |d| d.len() >= 400).await;
@@ -244,14 +178,8 @@ async fn killed_while_indexing_everything_is_indexed_duplicates_within_what_was_
         .sum();
     es.faults(|f| f.latency = Duration::ZERO);
     let (gw, _) = Gateway::start(dir.path());
-    es.wait_docs(WAIT, |docs| {
-        let ids: std::collections::HashSet<&str> = docs
-            .iter()
-            .filter_map(|(_, d)| d["transaction"]["id"].as_str())
-            .collect();
-        ids.len() == 600
-    })
-    .await;
+    es.wait_docs(WAIT, |docs| support::transaction_ids(docs).len() == 600)
+        .await;
     gw.stop();
     let got = indexed(&es);
     let duplicates: usize = got.values().map(|n| n - 1).sum();

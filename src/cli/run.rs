@@ -1,7 +1,9 @@
 //! `apmgate run`: compile the policy, bind its listeners, serve until SIGTERM/SIGINT.
 //!
-//! SIGHUP recompiles the file: a valid policy is swapped in whole for new requests; an invalid
-//! one is reported and the running policy stays.
+//! SIGHUP recompiles the file: a valid policy is swapped in whole for new requests, and the
+//! listeners' certificates are read again; an invalid one is reported and the running policy
+//! stays. With `--watch`, a change to the policy file or to a file it names (certificates,
+//! keys, CAs, secrets; a Kubernetes-style symlink swap included) reloads the same way.
 
 use std::path::PathBuf;
 
@@ -26,6 +28,77 @@ pub(super) struct Args {
     /// Log format.
     #[arg(long, value_enum, default_value = "human")]
     log_format: LogFormatArg,
+    /// Reload when the policy file or a file it names changes (checked every second).
+    #[arg(long)]
+    watch: bool,
+}
+
+/// How often `--watch` looks at the files.
+const WATCH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// What identifies a file's content without reading it: device, inode, size and modification
+/// time of what the path points to (a symlink swap changes the inode).
+type Stamp = Option<(u64, u64, u64, i128)>;
+
+fn stamp(path: &std::path::Path) -> Stamp {
+    use std::os::unix::fs::MetadataExt as _;
+    let m = std::fs::metadata(path).ok()?;
+    Some((
+        m.dev(),
+        m.ino(),
+        m.len(),
+        i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+    ))
+}
+
+fn stamps(paths: &[PathBuf]) -> Vec<Stamp> {
+    paths.iter().map(|p| stamp(p)).collect()
+}
+
+/// Recompiles `file` and applies it; returns the files the applied policy names.
+async fn reload(
+    file: &std::path::Path,
+    reloader: &apmgate::server::Reloader,
+    why: &str,
+) -> Option<Vec<PathBuf>> {
+    let path = file.to_path_buf();
+    let compiled = tokio::task::spawn_blocking(move || {
+        apmgate::policy::compile_file(&path, apmgate::policy::CompileOptions::default())
+    })
+    .await
+    .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+    match compiled {
+        Ok(c) => match c.policy {
+            Some(p) => {
+                let files = p.files();
+                match reloader.reload(p) {
+                    Ok(r) => {
+                        tracing::info!(policy = %file.display(), trigger = why, tls_reloaded = ?r.tls_replaced, "policy reloaded, listeners' certificates read again (listener addresses, the output and max_concurrent_decoders apply at the next start)");
+                        Some(files)
+                    }
+                    Err(e) => {
+                        tracing::error!(policy = %file.display(), trigger = why, error = %e, "reload refused: keeping the running policy");
+                        None
+                    }
+                }
+            }
+            None => {
+                for d in c
+                    .diagnostics
+                    .iter()
+                    .filter(|d| d.severity == apmgate::policy::Severity::Error)
+                {
+                    tracing::error!(policy = %file.display(), code = %d.code, "{}", d.message);
+                }
+                tracing::error!(policy = %file.display(), trigger = why, errors = c.errors(), "reload refused: the policy is invalid; keeping the running one (run `apmgate validate`)");
+                None
+            }
+        },
+        Err(e) => {
+            tracing::error!(policy = %file.display(), trigger = why, error = %e, "reload refused: cannot read the policy");
+            None
+        }
+    }
 }
 
 pub(super) fn run(args: &Args) -> Result<Outcome, UsageError> {
@@ -49,43 +122,50 @@ pub(super) fn run(args: &Args) -> Result<Outcome, UsageError> {
     for d in &compilation.diagnostics {
         tracing::warn!(code = %d.code, "{}", d.message);
     }
+    let policy_files = policy.files();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let server = Server::build(policy).await.map_err(|e| UsageError(e.to_string()))?;
+        let server = Server::build(policy)
+            .await
+            .map_err(|e| UsageError(e.to_string()))?;
         for (name, addr) in server.local_addrs() {
             tracing::info!(listener = %name, address = %addr, "bound");
         }
         let reloader = server.reloader();
         let file = args.file.clone();
+        let watch = args.watch;
+        let mut watched: Vec<PathBuf> = std::iter::once(file.clone()).chain(policy_files).collect();
         tokio::spawn(async move {
-            let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
-            while hup.recv().await.is_some() {
-                let path = file.clone();
-                let compiled = tokio::task::spawn_blocking(move || {
-                    apmgate::policy::compile_file(&path, apmgate::policy::CompileOptions::default())
-                })
-                .await
-                .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
-                match compiled {
-                    Ok(c) => match c.policy {
-                        Some(p) => match reloader.reload(p) {
-                            Ok(r) => tracing::info!(policy = %file.display(), tls_reloaded = ?r.tls_replaced, "policy reloaded, listeners' certificates read again (listener addresses, the output and max_concurrent_decoders apply at the next start)"),
-                            Err(e) => tracing::error!(policy = %file.display(), error = %e, "reload refused: keeping the running policy"),
-                        },
-                        None => {
-                            for d in c.diagnostics.iter().filter(|d| d.severity == apmgate::policy::Severity::Error) {
-                                tracing::error!(policy = %file.display(), code = %d.code, "{}", d.message);
-                            }
-                            tracing::error!(policy = %file.display(), errors = c.errors(), "reload refused: the policy is invalid; keeping the running one (run `apmgate validate`)");
+            let Ok(mut hup) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            else {
+                return;
+            };
+            let mut seen = stamps(&watched);
+            let mut tick = tokio::time::interval(WATCH_EVERY);
+            loop {
+                let why = tokio::select! {
+                    s = hup.recv() => match s { Some(()) => "SIGHUP", None => return },
+                    _ = tick.tick(), if watch => {
+                        if stamps(&watched) == seen {
+                            continue;
                         }
-                    },
-                    Err(e) => tracing::error!(policy = %file.display(), error = %e, "reload refused: cannot read the policy"),
+                        "a watched file changed"
+                    }
+                };
+                if let Some(files) = reload(&file, &reloader, why).await {
+                    watched = std::iter::once(file.clone()).chain(files).collect();
                 }
+                // A refused change is not tried again until something changes again.
+                seen = stamps(&watched);
             }
         });
-        server.run(shutdown_signal()).await.map_err(|e| UsageError(e.to_string()))
+        server
+            .run(shutdown_signal())
+            .await
+            .map_err(|e| UsageError(e.to_string()))
     })?;
     Ok(Outcome::Ok)
 }

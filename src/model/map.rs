@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use std::net::IpAddr;
 
 use super::event::*;
-use super::json::{JAny, JHeaders, JStr, LabelIn, Value};
+use super::json::{JAny, JHeaders, JInt, JStr, LabelIn, Value};
 
 /// Sets `out` when the nullable string is set.
 pub fn set<'a>(out: &mut S<'a>, v: &Option<JStr<'a>>) {
@@ -30,6 +30,22 @@ pub fn ms_to_ns(ms: f64) -> u64 {
         u64::MAX
     } else {
         ns as u64
+    }
+}
+
+/// `event.outcome` as sent; else from the HTTP status code, a failure from `failure_from` up
+/// (500 for a transaction, which served the request; 400 for a span, which sent it); else
+/// `unknown`.
+pub fn event_outcome<'a>(
+    sent: &Option<JStr<'a>>,
+    status: Option<JInt>,
+    failure_from: i64,
+) -> S<'a> {
+    match (sent, status) {
+        (Some(o), _) => o.0.clone(),
+        (None, Some(code)) if code.0 >= failure_from => Cow::Borrowed("failure"),
+        (None, Some(_)) => Cow::Borrowed("success"),
+        (None, None) => Cow::Borrowed("unknown"),
     }
 }
 
@@ -103,7 +119,8 @@ pub fn merge_labels<'a>(from: &[(Cow<'a, str>, LabelIn<'a>)], to: &mut Labels<'a
     }
 }
 
-/// Metadata labels.
+/// The metadata's labels, written on every event of the request (the event's own labels are
+/// merged over them).
 pub fn global_labels<'a>(from: &[(Cow<'a, str>, LabelIn<'a>)], to: &mut ApmEvent<'a>) {
     merge_labels(from, &mut to.labels);
 }

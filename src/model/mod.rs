@@ -213,13 +213,13 @@ pub fn decode_metadata(line: &[u8]) -> Result<Metadata, ModelError> {
     match first_key_bytes(line) {
         Some(b"metadata") => {
             let root: v2::MetadataRoot<'_> = parse(line)?;
-            check(v2::validate_metadata_root(&root))?;
+            check(root.validate())?;
             v2::map_metadata(&root.metadata, &mut base);
         }
         Some(b"m") => {
             let root: rumv3::MetadataRoot<'_> = parse(line)?;
-            check(rumv3::validate_metadata_root(&root))?;
-            rumv3::map_metadata(&root.m, &mut base);
+            check(root.validate())?;
+            v2::map_metadata(&root.metadata, &mut base);
         }
         _ => return Err(ModelError::new("\"metadata\" or \"m\" required")),
     }
@@ -494,7 +494,7 @@ pub fn decode_events<'a>(
         }
         b"error" => {
             let root: v2::ErrorRoot<'_> = parse(line)?;
-            check(v2::validate_error_root(&root))?;
+            check(root.validate())?;
             let mut ev = base;
             v2::map_error(&root.error, &mut ev);
             events.push(ev);
@@ -523,14 +523,14 @@ pub fn decode_events<'a>(
         b"x" => {
             let root: rumv3::TransactionRoot<'_> = parse(line)?;
             check(rumv3::validate_transaction_root(&root))?;
-            events = rumv3::map_transaction(&root.x, &base);
+            events = rumv3::map_transaction(&root.transaction, &base);
             accepted = events.len();
         }
         b"e" => {
             let root: rumv3::ErrorRoot<'_> = parse(line)?;
-            check(rumv3::validate_error_root(&root))?;
+            check(root.validate())?;
             let mut ev = base;
-            rumv3::map_error(&root.e, &mut ev);
+            v2::map_error(&root.error, &mut ev);
             events.push(ev);
             accepted = 1;
         }

@@ -59,6 +59,27 @@ fn owned(s: &str) -> S<'static> {
     Cow::Owned(s.to_owned())
 }
 
+/// The `network.*` field an OpenTelemetry `net.host.connection.*` or `net.host.carrier.*`
+/// attribute sets, for transactions and spans alike.
+fn network_attribute<'n, 'a>(k: &str) -> Option<fn(&'n mut Network<'a>) -> &'n mut S<'a>> {
+    Some(match k {
+        "net.host.connection.type" => |n| &mut n.connection_type,
+        "net.host.connection.subtype" => |n| &mut n.connection_subtype,
+        "net.host.carrier.mcc" => |n| &mut n.carrier_mcc,
+        "net.host.carrier.mnc" => |n| &mut n.carrier_mnc,
+        "net.host.carrier.name" => |n| &mut n.carrier_name,
+        "net.host.carrier.icc" => |n| &mut n.carrier_icc,
+        _ => return None,
+    })
+}
+
+/// Sets the `network.*` field of a network attribute (see [`network_attribute`]).
+fn set_network(k: &str, s: &str, ev: &mut ApmEvent<'_>) {
+    if let Some(field) = network_attribute(k) {
+        *field(ev.network.get_or_insert_with(Default::default)) = owned(s);
+    }
+}
+
 fn label_key(k: &str) -> S<'static> {
     Cow::Owned(k.replace('.', "_"))
 }
@@ -230,28 +251,7 @@ pub fn translate_transaction<'a>(attrs: &Object, span_kind: Option<S<'a>>, ev: &
                         ev.source.get_or_insert_with(Default::default).domain = owned(s)
                     }
                     "net.host.name" => net_host_name = s.to_owned(),
-                    "net.host.connection.type" => {
-                        ev.network
-                            .get_or_insert_with(Default::default)
-                            .connection_type = owned(s)
-                    }
-                    "net.host.connection.subtype" => {
-                        ev.network
-                            .get_or_insert_with(Default::default)
-                            .connection_subtype = owned(s)
-                    }
-                    "net.host.carrier.mcc" => {
-                        ev.network.get_or_insert_with(Default::default).carrier_mcc = owned(s)
-                    }
-                    "net.host.carrier.mnc" => {
-                        ev.network.get_or_insert_with(Default::default).carrier_mnc = owned(s)
-                    }
-                    "net.host.carrier.name" => {
-                        ev.network.get_or_insert_with(Default::default).carrier_name = owned(s)
-                    }
-                    "net.host.carrier.icc" => {
-                        ev.network.get_or_insert_with(Default::default).carrier_icc = owned(s)
-                    }
+                    k if network_attribute(k).is_some() => set_network(k, s, ev),
                     "message_bus.destination" | "messaging.destination" => {
                         queue_name = Some(s.to_owned());
                         is_messaging = true;
@@ -518,28 +518,7 @@ pub fn translate_span<'a>(attrs: &Object, span_kind: Option<S<'a>>, ev: &mut Apm
                     }
                     "net.peer.ip" | "peer.ipv4" | "peer.ipv6" => net_peer_ip = s.into(),
                     "peer.address" => peer_address = s.into(),
-                    "net.host.connection.type" => {
-                        ev.network
-                            .get_or_insert_with(Default::default)
-                            .connection_type = owned(s)
-                    }
-                    "net.host.connection.subtype" => {
-                        ev.network
-                            .get_or_insert_with(Default::default)
-                            .connection_subtype = owned(s)
-                    }
-                    "net.host.carrier.mcc" => {
-                        ev.network.get_or_insert_with(Default::default).carrier_mcc = owned(s)
-                    }
-                    "net.host.carrier.mnc" => {
-                        ev.network.get_or_insert_with(Default::default).carrier_mnc = owned(s)
-                    }
-                    "net.host.carrier.name" => {
-                        ev.network.get_or_insert_with(Default::default).carrier_name = owned(s)
-                    }
-                    "net.host.carrier.icc" => {
-                        ev.network.get_or_insert_with(Default::default).carrier_icc = owned(s)
-                    }
+                    k if network_attribute(k).is_some() => set_network(k, s, ev),
                     "session.id" => ev.session.get_or_insert_with(Default::default).id = owned(s),
                     "message_bus.destination" | "messaging.destination" => {
                         queue_name = s.into();

@@ -74,6 +74,49 @@ pub struct AggregationSettings {
     pub max_service_destination_groups: Option<u32>,
 }
 
+impl Policy {
+    /// The files the policy names and reads when compiled: listeners' certificates, keys and
+    /// CAs, the Elasticsearch output's, and secrets read from files (secret tokens, output
+    /// credentials, key passphrases): what `--watch` watches.
+    pub fn files(&self) -> Vec<PathBuf> {
+        let mut out: Vec<PathBuf> = Vec::new();
+        let secret = |slot: &Option<SecretSlot>, out: &mut Vec<PathBuf>| {
+            if let Some(SecretSlot {
+                source: SecretRef::File(p),
+                ..
+            }) = slot
+            {
+                out.push(p.clone());
+            }
+        };
+        for l in &self.listeners {
+            if let Some(t) = &l.tls {
+                out.push(t.certificate.clone());
+                out.push(t.key.clone());
+                out.extend(t.certificate_authorities.iter().cloned());
+                secret(&t.key_passphrase, &mut out);
+            }
+        }
+        for t in &self.auth.secret_tokens {
+            secret(&Some(t.secret.clone()), &mut out);
+        }
+        if let OutputSettings::Elasticsearch(es) = &self.output {
+            match &es.credentials {
+                EsCredentials::ApiKey(k) => secret(&Some(k.clone()), &mut out),
+                EsCredentials::Basic { password, .. } => secret(&Some(password.clone()), &mut out),
+                EsCredentials::None => {}
+            }
+            out.extend(es.tls.certificate_authorities.iter().cloned());
+            out.extend(es.tls.certificate.iter().cloned());
+            out.extend(es.tls.key.iter().cloned());
+            secret(&es.tls.key_passphrase, &mut out);
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+}
+
 /// The durable spool (`[spool]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpoolSettings {

@@ -558,10 +558,8 @@ fn escape_property(s: &str) -> String {
 mod tests {
     use super::*;
 
-    /// miette's snippet of `span` read from the whole text by its own reader.
-    fn miette_snippet(text: &str, span: Range<usize>, before: usize, after: usize) -> String {
-        let source = miette::NamedSource::new("p.toml", text.to_string());
-        let c = source.read_span(&span.into(), before, after).unwrap();
+    /// Everything miette reads from a snippet, to compare two readers'.
+    fn describe(c: &dyn miette::SpanContents<'_>) -> String {
         format!(
             "{:?} {:?} {} {} {} {:?}",
             c.data(),
@@ -573,6 +571,13 @@ mod tests {
         )
     }
 
+    /// miette's snippet of `span` read from the whole text by its own reader.
+    fn miette_snippet(text: &str, span: Range<usize>, before: usize, after: usize) -> String {
+        let source = miette::NamedSource::new("p.toml", text.to_string());
+        let c = source.read_span(&span.into(), before, after).unwrap();
+        describe(c.as_ref())
+    }
+
     fn windowed_snippet(text: &str, span: Range<usize>, before: usize, after: usize) -> String {
         let source = SnippetSource {
             name: "p.toml",
@@ -580,15 +585,7 @@ mod tests {
             lines: LineIndex::miette(text),
         };
         let c = source.read_span(&span.into(), before, after).unwrap();
-        format!(
-            "{:?} {:?} {} {} {} {:?}",
-            c.data(),
-            c.span(),
-            c.line(),
-            c.column(),
-            c.line_count(),
-            c.name()
-        )
+        describe(c.as_ref())
     }
 
     #[test]

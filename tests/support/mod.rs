@@ -1065,3 +1065,126 @@ pub(crate) async fn quic_connect(
         .await;
     (endpoint, conn)
 }
+
+/// A request body fed by a channel, for holding request streams open (uploads that stream as
+/// long as a test wants).
+pub(crate) struct ChannelBody(pub tokio::sync::mpsc::UnboundedReceiver<bytes::Bytes>);
+
+impl hyper::body::Body for ChannelBody {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Self::Error>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|b| b.map(|b| Ok(hyper::body::Frame::data(b))))
+    }
+}
+
+/// An intake body: metadata (service `checkout`), then one transaction per id, each id as its
+/// transaction id (16 hex digits).
+pub(crate) fn events(ids: std::ops::Range<usize>) -> String {
+    let mut body = String::from(
+        r#"{"metadata":{"service":{"name":"checkout","agent":{"name":"python","version":"6.26.2"}}}}"#,
+    );
+    body.push('\n');
+    for n in ids {
+        body.push_str(&format!(
+            r#"{{"transaction":{{"id":"{n:016x}","trace_id":"{n:032x}","name":"GET /","type":"request","duration":1.5,"span_count":{{"started":0}}}}}}"#
+        ));
+        body.push('\n');
+    }
+    body
+}
+
+/// Transaction ids among documents, with how often each was indexed.
+pub(crate) fn transaction_ids(
+    docs: &[(String, serde_json::Value)],
+) -> std::collections::HashMap<String, usize> {
+    let mut m = std::collections::HashMap::new();
+    for (index, d) in docs {
+        if index.starts_with("traces-apm") {
+            if let Some(id) = d["transaction"]["id"].as_str() {
+                *m.entry(id.to_string()).or_default() += 1;
+            }
+        }
+    }
+    m
+}
+
+/// `apmgate run --log-format json` as a child process, its log lines read as they come.
+pub(crate) struct Process {
+    pub child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    pub log: Vec<String>,
+}
+
+impl Process {
+    /// Runs `apmgate run --log-format json FILE ARGS...` with `env`.
+    pub(crate) fn run(policy: &Path, args: &[&str], env: &[(&str, &str)]) -> Process {
+        use std::io::BufRead as _;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_apmgate"))
+            .args(["run", "--log-format", "json"])
+            .args(args)
+            .arg(policy)
+            .envs(env.iter().copied())
+            .env("RUST_LOG", "info")
+            .stderr(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Process {
+            child,
+            lines: rx,
+            log: Vec::new(),
+        }
+    }
+
+    /// Waits (at most 30 s) for the next log line containing `needle`; returns it.
+    pub(crate) fn wait_for(&mut self, needle: &str) -> String {
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(std::time::Duration::from_secs(30))
+                .unwrap_or_else(|_| panic!("no log line with {needle:?}; log: {:#?}", self.log));
+            self.log.push(line.clone());
+            if line.contains(needle) {
+                return line;
+            }
+        }
+    }
+
+    /// The first log line containing `needle`, already read or waited for.
+    pub(crate) fn find(&mut self, needle: &str) -> String {
+        match self.log.iter().find(|l| l.contains(needle)) {
+            Some(line) => line.clone(),
+            None => self.wait_for(needle),
+        }
+    }
+
+    /// Sends a signal (`TERM`, `HUP`, ...).
+    pub(crate) fn signal(&self, sig: &str) {
+        let ok = std::process::Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{sig}");
+    }
+}

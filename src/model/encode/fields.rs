@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 use super::Obj;
-use super::write::{write_f64, write_i64, write_str, write_u64};
+use super::write::{write_f64, write_i64, write_list, write_str, write_u64};
 use crate::model::event::*;
 
 /// IPs as Go's `netip.Addr.String()` writes them; IPv4-mapped IPv6 addresses stay IPv6.
@@ -35,11 +35,7 @@ fn frames(o: &mut Obj<'_>, k: &str, frames: &[Frame<'_>]) {
         return;
     }
     let b = o.key(k);
-    b.push(b'[');
-    for (i, f) in frames.iter().enumerate() {
-        if i > 0 {
-            b.push(b',');
-        }
+    write_list(b, frames, |b, f| {
         let mut fo = Obj::open(b);
         fo.key("exclude_from_grouping")
             .extend_from_slice(if f.exclude_from_grouping {
@@ -89,8 +85,7 @@ fn frames(o: &mut Obj<'_>, k: &str, frames: &[Frame<'_>]) {
         }
         fo.object("vars", &f.vars);
         fo.close();
-    }
-    b.push(b']');
+    });
 }
 
 fn exception_list<'x, 'a>(
@@ -213,18 +208,13 @@ pub(super) fn span(o: &mut Obj<'_>, s: &Span<'_>) {
         o.str("kind", &s.kind);
         if !s.links.is_empty() {
             let b = o.key("links");
-            b.push(b'[');
-            for (i, l) in s.links.iter().enumerate() {
-                if i > 0 {
-                    b.push(b',');
-                }
+            write_list(b, &s.links, |b, l| {
                 b.extend_from_slice(b"{\"span\":{\"id\":");
                 write_str(b, &l.span_id);
                 b.extend_from_slice(b"},\"trace\":{\"id\":");
                 write_str(b, &l.trace_id);
                 b.extend_from_slice(b"}}");
-            }
-            b.push(b']');
+            });
         }
         message(o, &s.message);
         o.str("name", &s.name);
@@ -328,11 +318,7 @@ pub(super) fn metricset(o: &mut Obj<'_>, m: &Metricset<'_>) {
         o.str("name", m.name);
         if !m.samples.is_empty() {
             let b = o.key("samples");
-            b.push(b'[');
-            for (i, s) in m.samples.iter().enumerate() {
-                if i > 0 {
-                    b.push(b',');
-                }
+            write_list(b, &m.samples, |b, s| {
                 b.extend_from_slice(b"{\"name\":");
                 write_str(b, &s.name);
                 if !s.r#type.is_empty() {
@@ -356,8 +342,7 @@ pub(super) fn metricset(o: &mut Obj<'_>, m: &Metricset<'_>) {
                     }
                 }
                 b.push(b'}');
-            }
-            b.push(b']');
+            });
         }
     });
 }

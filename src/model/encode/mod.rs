@@ -17,7 +17,7 @@ use self::fields::{
     canonical_ip, error, metricset, name_version, span, transaction, write_summary,
 };
 pub use self::write::{write_f64, write_str, write_timestamp, write_value};
-use self::write::{write_i64, write_object, write_u64};
+use self::write::{write_i64, write_list, write_object, write_u64};
 
 /// An object being written: keys are added only for non-empty values, and an object that ends
 /// up with no key is removed again (APM Server leaves such objects out).
@@ -102,14 +102,7 @@ impl<'b> Obj<'b> {
     fn strs(&mut self, k: &str, v: &[S<'_>]) {
         if !v.is_empty() {
             let b = self.key(k);
-            b.push(b'[');
-            for (i, s) in v.iter().enumerate() {
-                if i > 0 {
-                    b.push(b',');
-                }
-                write_str(b, s);
-            }
-            b.push(b']');
+            write_list(b, v, |b, s| write_str(b, s));
         }
     }
 
@@ -149,14 +142,7 @@ impl<'b> Obj<'b> {
             }
             write_str(b, name);
             b.push(b':');
-            b.push(b'[');
-            for (j, v) in vals.iter().enumerate() {
-                if j > 0 {
-                    b.push(b',');
-                }
-                write_str(b, v);
-            }
-            b.push(b']');
+            write_list(b, vals, |b, v| write_str(b, v));
         }
         b.push(b'}');
     }
@@ -288,14 +274,7 @@ pub fn encode(e: &ApmEvent<'_>, buf: &mut Vec<u8>) {
             o.str("id", &h.id);
             if !h.ip.is_empty() {
                 let b = o.key("ip");
-                b.push(b'[');
-                for (i, ip) in h.ip.iter().enumerate() {
-                    if i > 0 {
-                        b.push(b',');
-                    }
-                    write_str(b, &canonical_ip(*ip));
-                }
-                b.push(b']');
+                write_list(b, &h.ip, |b, ip| write_str(b, &canonical_ip(*ip)));
             }
             o.str("name", &h.name);
             o.nested("os", |o| o.str("platform", &h.os_platform));
@@ -547,15 +526,4 @@ fn label_map<V>(
         value(b, v);
     }
     b.push(b'}');
-}
-
-fn write_list<T>(b: &mut Vec<u8>, items: &[T], item: impl Fn(&mut Vec<u8>, &T)) {
-    b.push(b'[');
-    for (j, x) in items.iter().enumerate() {
-        if j > 0 {
-            b.push(b',');
-        }
-        item(b, x);
-    }
-    b.push(b']');
 }

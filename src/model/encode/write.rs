@@ -70,17 +70,22 @@ pub fn write_value(buf: &mut Vec<u8>, v: &Value) {
         Value::Number(n) => write_f64(buf, n.as_f64().unwrap_or(0.0)),
         Value::String(s) => write_str(buf, s),
         Value::Array(a) => {
-            buf.push(b'[');
-            for (i, e) in a.iter().enumerate() {
-                if i > 0 {
-                    buf.push(b',');
-                }
-                write_value(buf, e);
-            }
-            buf.push(b']');
+            write_list(buf, a, write_value);
         }
         Value::Object(m) => write_object(buf, m),
     }
+}
+
+/// A JSON array of `items`, each written by `item`.
+pub(super) fn write_list<T>(b: &mut Vec<u8>, items: &[T], item: impl Fn(&mut Vec<u8>, &T)) {
+    b.push(b'[');
+    for (j, x) in items.iter().enumerate() {
+        if j > 0 {
+            b.push(b',');
+        }
+        item(b, x);
+    }
+    b.push(b']');
 }
 
 pub(super) fn write_object(buf: &mut Vec<u8>, m: &Object) {

@@ -3,8 +3,9 @@
 //! APM Server decodes intake lines with jsoniter into generated "nullable" structs: `null` means
 //! "not set" everywhere, unknown keys are ignored, a repeated key keeps its last value, and a
 //! decoding error is reported with the Go type and field path (`v2.transaction.ID: ReadString:
-//! expects " or n,`). The types and the [`json_struct!`] macro here reproduce those semantics on
-//! top of serde, borrowing strings from the input line whenever they carry no escapes.
+//! expects " or n,`). The types here and the [`json_struct!`] macro (`declare.rs`, with the
+//! [`Protocol`] markers that let one declaration serve v2 and RUM v3) reproduce those semantics
+//! on top of serde, borrowing strings from the input line whenever they carry no escapes.
 //!
 //! This module never allocates for an unescaped string and never interprets what it decodes:
 //! validation lives beside each intake type, mapping lives in the decoders.
@@ -14,11 +15,14 @@ use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
+mod declare;
 mod headers;
 pub mod rules;
 mod schema;
 mod time;
 
+pub use self::declare::{Protocol, RumV3, V2};
+pub(crate) use self::declare::{field_schema, json_struct, object_schema};
 pub use self::headers::{JHeaders, canonical_header_key};
 pub use self::time::{JTime, civil_from_days, days_from_civil, parse_rfc3339};
 
@@ -533,93 +537,3 @@ pub fn wrap_struct<E: de::Error>(e: E, go_type: &str, fields: usize) -> E {
     };
     E::custom(format_args!("{go_type}.{translated}"))
 }
-
-/// Declares an intake struct: the fields, the JSON key of each and the Go names APM Server's
-/// decoder reports in error paths; derives `Deserialize` (last repeated key wins, unknown keys
-/// ignored, `null` = unset) and [`IsSet`].
-macro_rules! json_struct {
-    (
-        $(#[$meta:meta])*
-        pub struct $name:ident<$lt:lifetime> : $go:literal {
-            $(
-                $(#[$fmeta:meta])*
-                $field:ident : $ty:ty = $key:literal / $gofield:literal,
-            )*
-        }
-    ) => {
-        $(#[$meta])*
-        #[derive(Clone, Debug, Default, ::schemars::JsonSchema)]
-        // `null` is accepted for every object and means "not set".
-        #[schemars(extend("type" = ["object", "null"]))]
-        pub struct $name<$lt> {
-            $( $(#[$fmeta])* #[serde(rename = $key, default)] pub $field: $ty, )*
-            #[doc(hidden)]
-            #[serde(skip)]
-            pub _p: ::std::marker::PhantomData<&$lt ()>,
-        }
-
-        impl<$lt> ::serde::Deserialize<$lt> for $name<$lt> {
-            fn deserialize<D: ::serde::Deserializer<$lt>>(d: D) -> Result<Self, D::Error> {
-                struct V;
-                impl<$lt> ::serde::de::Visitor<$lt> for V {
-                    type Value = $name<$lt>;
-                    fn expecting(&self, f: &mut ::std::fmt::Formatter) -> ::std::fmt::Result {
-                        f.write_str(concat!("an object (", $go, ")"))
-                    }
-                    fn visit_unit<E: ::serde::de::Error>(self) -> Result<Self::Value, E> {
-                        Ok(Default::default())
-                    }
-                    #[allow(unused_mut)]
-                    fn visit_map<A: ::serde::de::MapAccess<$lt>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                        const FIELDS: usize = [$($key),*].len();
-                        let mut out: $name<$lt> = Default::default();
-                        loop {
-                            let key = match map.next_key::<$crate::model::json::JStr<$lt>>() {
-                                Ok(Some(k)) => k,
-                                Ok(None) => break,
-                                Err(e) => return Err($crate::model::json::wrap_struct(e, $go, FIELDS)),
-                            };
-                            match key.as_str() {
-                                $( $key => {
-                                    out.$field = map.next_value::<$ty>()
-                                        .map_err(|e| $crate::model::json::wrap_field(e, $go, $gofield))?;
-                                } )*
-                                _ => {
-                                    map.next_value::<::serde::de::IgnoredAny>()
-                                        .map_err(|e| $crate::model::json::wrap_struct(e, $go, FIELDS))?;
-                                }
-                            }
-                        }
-                        Ok(out)
-                    }
-                    fn visit_bool<E: ::serde::de::Error>(self, _: bool) -> Result<Self::Value, E> {
-                        Err(E::custom("readObjectStart: expect { or n,"))
-                    }
-                    fn visit_i64<E: ::serde::de::Error>(self, _: i64) -> Result<Self::Value, E> {
-                        Err(E::custom("readObjectStart: expect { or n,"))
-                    }
-                    fn visit_u64<E: ::serde::de::Error>(self, _: u64) -> Result<Self::Value, E> {
-                        Err(E::custom("readObjectStart: expect { or n,"))
-                    }
-                    fn visit_f64<E: ::serde::de::Error>(self, _: f64) -> Result<Self::Value, E> {
-                        Err(E::custom("readObjectStart: expect { or n,"))
-                    }
-                    fn visit_str<E: ::serde::de::Error>(self, _: &str) -> Result<Self::Value, E> {
-                        Err(E::custom("readObjectStart: expect { or n,"))
-                    }
-                    fn visit_seq<A: ::serde::de::SeqAccess<$lt>>(self, _: A) -> Result<Self::Value, A::Error> {
-                        Err(::serde::de::Error::custom("readObjectStart: expect { or n,"))
-                    }
-                }
-                d.deserialize_any(V)
-            }
-        }
-
-        impl $crate::model::json::IsSet for $name<'_> {
-            fn is_set(&self) -> bool {
-                false $( || $crate::model::json::IsSet::is_set(&self.$field) )*
-            }
-        }
-    };
-}
-pub(crate) use json_struct;

@@ -27,6 +27,14 @@ pub fn max_len(v: &Option<JStr<'_>>, n: usize, key: &str) -> VResult {
     }
 }
 
+/// [`max_len`] of [`KEYWORD_MAX_LENGTH`] for each field under its key, in order: the first
+/// violation.
+pub fn keywords(fields: &[(&Option<JStr<'_>>, &str)]) -> VResult {
+    fields
+        .iter()
+        .try_for_each(|(v, key)| max_len(v, KEYWORD_MAX_LENGTH, key))
+}
+
 /// `'<key>': validation rule 'minLength(1)' violated`
 pub fn min_len1(v: &Option<JStr<'_>>, key: &str) -> VResult {
     match v {
@@ -41,6 +49,18 @@ pub fn required<T: IsSet>(v: &T, key: &str) -> VResult {
         Ok(())
     } else {
         Err(format!("'{key}' required"))
+    }
+}
+
+/// `'<key>' required when '<other>' is set`, for the first of `others` (whether it is set, and
+/// its key) that is set while this field is not (the schema's `requiredIfAny`).
+pub fn required_if_any<T: IsSet>(v: &T, key: &str, others: &[(bool, &str)]) -> VResult {
+    if v.is_set() {
+        return Ok(());
+    }
+    match others.iter().find(|(set, _)| *set) {
+        Some((_, other)) => Err(format!("'{key}' required when '{other}' is set")),
+        None => Ok(()),
     }
 }
 
@@ -64,12 +84,15 @@ pub fn each<T: IsSet>(v: &[T], key: &str, f: impl Fn(&T) -> VResult) -> VResult 
     Ok(())
 }
 
-/// `requires at least one of the fields '<a>;<b>'`
-pub fn any_of(set: bool, names: &str) -> VResult {
+/// `requires at least one of the fields '<a>;<b>'`, naming the fields by their keys.
+pub fn any_of(set: bool, keys: &[&str]) -> VResult {
     if set {
         Ok(())
     } else {
-        Err(format!("requires at least one of the fields '{names}'"))
+        Err(format!(
+            "requires at least one of the fields '{}'",
+            keys.join(";")
+        ))
     }
 }
 

@@ -4,27 +4,24 @@
 //! Follows `apm-data/input/elasticapm/internal/modeldecoder/rumv3`. This module never writes
 //! documents and never sees HTTP.
 //!
-//! One file per section, as in `v2`: `metadata`, `context`, `stacktrace`, `error`, and
-//! `transaction` with its spans and metricsets; everything is re-exported here.
+//! The objects RUM v3 shares with v2 (metadata, context, errors, the transaction, stack frames,
+//! ...) are declared, validated and mapped once, in `v2`, for both protocols (see
+//! `model::json::Protocol`); what is RUM v3's alone lives here: `embedded`, the spans and
+//! breakdown metricsets a transaction carries, and `transaction`, RUM v3's validation order and
+//! the mapping of a transaction line into several events.
 
-mod context;
-mod error;
-mod metadata;
-mod stacktrace;
+mod embedded;
 mod transaction;
 
-pub use self::context::{Context, ContextPage, ContextRequest, ContextResponse, ContextService};
-pub use self::error::{
-    ErrorEvent, ErrorLog3, ErrorRoot, ErrorTransactionRef, Exception3, map_error,
-    validate_error_root,
-};
-pub use self::metadata::{
-    Metadata, MetadataRoot, MetadataService, NameVersion3, Network, NetworkConnection, User,
-    map_metadata, validate_metadata_root,
-};
-pub use self::stacktrace::Frame;
-pub use self::transaction::{
-    Destination3, DestinationService3, Experience3, Longtask3, Metricset3, SampleValue3, Samples3,
-    Session3, Span3, SpanContext3, SpanCount3, SpanHttp3, SpanHttpResponse3, SpanService3,
-    Transaction3, TransactionRoot, TypeSubtype3, map_transaction, validate_transaction_root,
-};
+pub use self::embedded::{Metricset3, SampleValue3, Samples3, Span3, SpanContext3, SpanService3};
+pub use self::transaction::{map_transaction, validate_transaction_root};
+
+/// The metadata line, `{"m": {...}}`: v2's, under RUM v3's keys.
+pub type MetadataRoot<'a> = crate::model::v2::MetadataRoot<'a, crate::model::json::RumV3>;
+
+/// A transaction line, `{"x": {...}}`: v2's, under RUM v3's keys, with its spans and
+/// metricsets embedded.
+pub type TransactionRoot<'a> = crate::model::v2::TransactionRoot<'a, crate::model::json::RumV3>;
+
+/// An error line, `{"e": {...}}`: v2's, under RUM v3's keys.
+pub type ErrorRoot<'a> = crate::model::v2::ErrorRoot<'a, crate::model::json::RumV3>;

@@ -1,243 +1,255 @@
-//! The `context` of v2 transactions and errors (HTTP request and response, user, service, page,
-//! message, custom): wire types, validation and mapping.
+//! The `context` of transactions and errors (HTTP request and response, user, service, page,
+//! message, custom; `c` in RUM v3): wire types, validation and mapping.
+//!
+//! RUM v3 sends a subset (no cloud, message, socket or request URL) under abbreviated keys: the
+//! shared objects are declared once for both protocols.
 
 use std::borrow::Cow;
 
-use super::metadata::{
-    IdOnly, NameOnly, NameVersionIn, ServiceNode, User, map_user, name_version, name_version_max,
-    validate_user,
-};
+use super::metadata::{IdOnly, NameOnly, NameVersionIn, ServiceNode, User, name_version};
 use crate::model::event::*;
 use crate::model::json::rules::*;
 use crate::model::json::{
-    IsSet, JAny, JBool, JHeaders, JInt, JMap, JObject, JStr, LabelIn, json_struct,
+    IsSet, JAny, JBool, JHeaders, JInt, JMap, JObject, JStr, LabelIn, Protocol, json_struct,
 };
 use crate::model::map::*;
 
 json_struct! {
-    /// `context` of transactions and errors.
-    pub struct Context<'a>: "v2.context" {
-        /// Free-form custom context.
-        custom: JObject = "custom" / "Custom",
-        /// Labels.
-        tags: JMap<'a, LabelIn<'a>> = "tags" / "Tags",
-        /// Per-event service information.
-        service: ContextService<'a> = "service" / "Service",
-        /// Cloud origin.
-        cloud: ContextCloud<'a> = "cloud" / "Cloud",
-        /// Per-event user.
-        user: User<'a> = "user" / "User",
-        /// RUM page.
-        page: ContextPage<'a> = "page" / "Page",
-        /// HTTP request.
-        request: ContextRequest<'a> = "request" / "Request",
-        /// Messaging.
-        message: ContextMessage<'a> = "message" / "Message",
-        /// HTTP response.
-        response: ContextResponse<'a> = "response" / "Response",
+    /// What a transaction or an error was about: the request, the user, the page. Its service,
+    /// agent and user override the metadata's.
+    pub struct Context<'a, P>: "v2.context" | "rumv3.context" {
+        /// Free-form data the application attached (`transaction.custom`, `error.custom`).
+        custom: JObject = "custom" | "cu" / "Custom",
+        /// The event's labels (`labels.*`, `numeric_labels.*`), over the metadata's.
+        tags: JMap<'a, LabelIn<'a>> = "tags" | "g" / "Tags",
+        /// The service, when the event's differs from the metadata's.
+        service: ContextService<'a, P> = "service" | "se" / "Service",
+        /// The cloud the event came from (`cloud.origin.*`; v2 only).
+        cloud: ContextCloud<'a> = "cloud" | _ / "Cloud",
+        /// The user, replacing the metadata's (`user.*`).
+        user: User<'a, P> = "user" | "u" / "User",
+        /// The browser page (`url.*` when no request URL is sent, `http.request.referrer`).
+        page: ContextPage<'a, P> = "page" | "p" / "Page",
+        /// The HTTP request served or sent (`http.request.*`, `url.*`, `user_agent.original`).
+        request: ContextRequest<'a, P> = "request" | "q" / "Request",
+        /// The message received or sent (`transaction.message.*`; v2 only).
+        message: ContextMessage<'a> = "message" | _ / "Message",
+        /// The HTTP response (`http.response.*`); its status code gives a transaction's
+        /// outcome when the agent sends none.
+        response: ContextResponse<'a, P> = "response" | "r" / "Response",
     }
 }
 
 json_struct! {
-    /// `context.service`
-    pub struct ContextService<'a>: "v2.contextService" {
-        /// Agent.
-        agent: ContextServiceAgent<'a> = "agent" / "Agent",
-        /// Environment.
-        environment: Option<JStr<'a>> = "environment" / "Environment",
-        /// Framework.
-        framework: NameVersionIn<'a> = "framework" / "Framework",
-        /// Id.
-        id: Option<JStr<'a>> = "id" / "ID",
-        /// Language.
-        language: NameVersionIn<'a> = "language" / "Language",
-        /// Name.
-        name: Option<JStr<'a>> = "name" / "Name",
-        /// Node.
-        node: ServiceNode<'a> = "node" / "Node",
-        /// Origin.
-        origin: ServiceOriginIn<'a> = "origin" / "Origin",
-        /// Runtime.
-        runtime: NameVersionIn<'a> = "runtime" / "Runtime",
-        /// Target.
-        target: ServiceTargetIn<'a> = "target" / "Target",
-        /// Version.
-        version: Option<JStr<'a>> = "version" / "Version",
+    /// `context.service`: the service of one event, when it differs from the metadata's.
+    pub struct ContextService<'a, P>: "v2.contextService" | "rumv3.contextService" {
+        /// The agent (`agent.*`).
+        agent: ContextServiceAgent<'a, P> = "agent" | "a" / "Agent",
+        /// `service.environment`.
+        environment: Option<JStr<'a>> = "environment" | "en" / "Environment",
+        /// `service.framework.*`.
+        framework: NameVersionIn<'a, P> = "framework" | "fw" / "Framework",
+        /// An immutable id of the service; accepted, not indexed (v2 only).
+        id: Option<JStr<'a>> = "id" | _ / "ID",
+        /// `service.language.*`.
+        language: NameVersionIn<'a, P> = "language" | "la" / "Language",
+        /// `service.name`: letters, digits, spaces, `_` and `-`; it brings its own version.
+        name: Option<JStr<'a>> = "name" | "n" / "Name",
+        /// The service instance (`service.node.name`; v2 only).
+        node: ServiceNode<'a> = "node" | _ / "Node",
+        /// The service that started the event, e.g. for a message (`service.origin.*`; v2
+        /// only).
+        origin: ServiceOriginIn<'a> = "origin" | _ / "Origin",
+        /// `service.runtime.*`.
+        runtime: NameVersionIn<'a, P> = "runtime" | "ru" / "Runtime",
+        /// The service a span calls (`service.target.*`; v2 only).
+        target: ServiceTargetIn<'a> = "target" | _ / "Target",
+        /// `service.version`, with the name.
+        version: Option<JStr<'a>> = "version" | "ve" / "Version",
     }
 }
 
 json_struct! {
-    /// `context.service.agent`
-    pub struct ContextServiceAgent<'a>: "v2.contextServiceAgent" {
-        /// Ephemeral id.
-        ephemeral_id: Option<JStr<'a>> = "ephemeral_id" / "EphemeralID",
-        /// Name.
-        name: Option<JStr<'a>> = "name" / "Name",
-        /// Version.
-        version: Option<JStr<'a>> = "version" / "Version",
+    /// `context.service.agent`: the agent of one event (RUM v3 sends a name and a version only).
+    pub struct ContextServiceAgent<'a, P>: "v2.contextServiceAgent" | "rumv3.nameVersion" {
+        /// `agent.ephemeral_id` (v2 only).
+        ephemeral_id: Option<JStr<'a>> = "ephemeral_id" | _ / "EphemeralID",
+        /// `agent.name`.
+        name: Option<JStr<'a>> = "name" | "n" / "Name",
+        /// `agent.version`.
+        version: Option<JStr<'a>> = "version" | "ve" / "Version",
     }
 }
 
 json_struct! {
-    /// `context.service.origin`
+    /// `context.service.origin`: the service that started the event.
     pub struct ServiceOriginIn<'a>: "v2.contextServiceOrigin" {
-        /// Id.
+        /// `service.origin.id`.
         id: Option<JStr<'a>> = "id" / "ID",
-        /// Name.
+        /// `service.origin.name`.
         name: Option<JStr<'a>> = "name" / "Name",
-        /// Version.
+        /// `service.origin.version`.
         version: Option<JStr<'a>> = "version" / "Version",
     }
 }
 
 json_struct! {
-    /// `context.service.target`
+    /// `context.service.target`: the service a span calls; at least a type or a name.
     pub struct ServiceTargetIn<'a>: "v2.contextServiceTarget" {
-        /// Name.
+        /// `service.target.name`, e.g. a database or queue name.
         name: Option<JStr<'a>> = "name" / "Name",
-        /// Type.
+        /// `service.target.type`, e.g. `mysql`.
         r#type: Option<JStr<'a>> = "type" / "Type",
     }
 }
 
 json_struct! {
-    /// `context.cloud`
+    /// `context.cloud`: the cloud an event came from.
     pub struct ContextCloud<'a>: "v2.contextCloud" {
-        /// Origin.
+        /// The origin (`cloud.origin.*`).
         origin: ContextCloudOrigin<'a> = "origin" / "Origin",
     }
 }
 
 json_struct! {
-    /// `context.cloud.origin`
+    /// `context.cloud.origin`: the cloud service that triggered the event.
     pub struct ContextCloudOrigin<'a>: "v2.contextCloudOrigin" {
-        /// Account.
+        /// `cloud.origin.account.id`.
         account: IdOnly<'a> = "account" / "Account",
-        /// Provider.
+        /// `cloud.origin.provider`.
         provider: Option<JStr<'a>> = "provider" / "Provider",
-        /// Region.
+        /// `cloud.origin.region`.
         region: Option<JStr<'a>> = "region" / "Region",
-        /// Service.
+        /// `cloud.origin.service.name`.
         service: NameOnly<'a> = "service" / "Service",
     }
 }
 
 json_struct! {
-    /// `context.page`
-    pub struct ContextPage<'a>: "v2.contextPage" {
-        /// Referer.
-        referer: Option<JStr<'a>> = "referer" / "Referer",
-        /// Page URL.
-        url: Option<JStr<'a>> = "url" / "URL",
+    /// `context.page`: the browser page a RUM event happened on.
+    pub struct ContextPage<'a, P>: "v2.contextPage" | "rumv3.contextPage" {
+        /// `http.request.referrer`.
+        referer: Option<JStr<'a>> = "referer" | "rf" / "Referer",
+        /// The page's URL (`url.*`, unless the request names one).
+        url: Option<JStr<'a>> = "url" | "url" / "URL",
     }
 }
 
 json_struct! {
-    /// `context.request`
-    pub struct ContextRequest<'a>: "v2.contextRequest" {
-        /// Cookies.
-        cookies: JObject = "cookies" / "Cookies",
-        /// Environment.
-        env: JObject = "env" / "Env",
-        /// Body: a string or an object.
-        body: Option<JAny> = "body" / "Body",
-        /// Headers.
-        headers: JHeaders<'a> = "headers" / "Headers",
-        /// URL.
-        url: ContextRequestUrl<'a> = "url" / "URL",
-        /// HTTP version.
-        http_version: Option<JStr<'a>> = "http_version" / "HTTPVersion",
-        /// Method.
-        method: Option<JStr<'a>> = "method" / "Method",
-        /// Socket.
-        socket: ContextRequestSocket<'a> = "socket" / "Socket",
+    /// `context.request`: the HTTP request a transaction served or an error happened in.
+    pub struct ContextRequest<'a, P>: "v2.contextRequest" | "rumv3.contextRequest" {
+        /// `http.request.cookies` (v2 only).
+        cookies: JObject = "cookies" | _ / "Cookies",
+        /// `http.request.env`: environment variables of a CGI-style request.
+        env: JObject = "env" | "en" / "Env",
+        /// `http.request.body`: a string or an object (v2 only).
+        body: Option<JAny> = "body" | _ / "Body",
+        /// `http.request.headers`; `User-Agent` gives `user_agent.original`.
+        headers: JHeaders<'a> = "headers" | "he" / "Headers",
+        /// The requested URL (`url.*`; v2 only).
+        url: ContextRequestUrl<'a> = "url" | _ / "URL",
+        /// `http.version`, e.g. `1.1`.
+        http_version: Option<JStr<'a>> = "http_version" | "hve" / "HTTPVersion",
+        /// `http.request.method` (required).
+        method: Option<JStr<'a>> = "method" | "mt" / "Method",
+        /// The connection (v2 only).
+        socket: ContextRequestSocket<'a> = "socket" | _ / "Socket",
     }
 }
 
 json_struct! {
-    /// `context.request.url`
+    /// `context.request.url`: the requested URL, in parts.
     pub struct ContextRequestUrl<'a>: "v2.contextRequestURL" {
-        /// Port: a string or an integer.
+        /// `url.port`: a string or an integer.
         port: Option<JAny> = "port" / "Port",
-        /// Full URL.
+        /// `url.full`.
         full: Option<JStr<'a>> = "full" / "Full",
-        /// Fragment.
+        /// `url.fragment`, without the `#`.
         hash: Option<JStr<'a>> = "hash" / "Hash",
-        /// Host name.
+        /// `url.domain`.
         hostname: Option<JStr<'a>> = "hostname" / "Hostname",
-        /// Path.
+        /// `url.path`.
         pathname: Option<JStr<'a>> = "pathname" / "Path",
-        /// Protocol.
+        /// `url.scheme`, a trailing `:` dropped.
         protocol: Option<JStr<'a>> = "protocol" / "Protocol",
-        /// Raw URL.
+        /// `url.original`: the URL as the request named it.
         raw: Option<JStr<'a>> = "raw" / "Raw",
-        /// Query string.
+        /// `url.query`, without the `?`.
         search: Option<JStr<'a>> = "search" / "Search",
     }
 }
 
 json_struct! {
-    /// `context.request.socket`
+    /// `context.request.socket`: the connection the request came on.
     pub struct ContextRequestSocket<'a>: "v2.contextRequestSocket" {
-        /// Remote address.
+        /// The peer's address (`source.*` and `client.*` unless the request's own peer is
+        /// known).
         remote_address: Option<JStr<'a>> = "remote_address" / "RemoteAddress",
-        /// Deprecated.
+        /// Accepted for old agents and ignored.
         encrypted: Option<JBool> = "encrypted" / "Encrypted",
     }
 }
 
 json_struct! {
-    /// `context.message`
+    /// `context.message`: a message received or sent (`*.message.*`).
     pub struct ContextMessage<'a>: "v2.contextMessage" {
-        /// Headers.
+        /// The message's headers.
         headers: JHeaders<'a> = "headers" / "Headers",
-        /// Body.
+        /// The message's body.
         body: Option<JStr<'a>> = "body" / "Body",
-        /// Queue.
+        /// The queue or topic (`message.queue.name`).
         queue: NameOnly<'a> = "queue" / "Queue",
-        /// Routing key.
+        /// `message.routing_key`, e.g. of RabbitMQ.
         routing_key: Option<JStr<'a>> = "routing_key" / "RoutingKey",
-        /// Age.
+        /// How long the message waited (`message.age.ms`).
         age: MessageAge<'a> = "age" / "Age",
     }
 }
 
 json_struct! {
-    /// `context.message.age`
+    /// `context.message.age`: the time from sending to receiving.
     pub struct MessageAge<'a>: "v2.contextMessageAge" {
-        /// Milliseconds.
+        /// In milliseconds.
         ms: Option<JInt> = "ms" / "Milliseconds",
     }
 }
 
 json_struct! {
-    /// `context.response`
-    pub struct ContextResponse<'a>: "v2.contextResponse" {
-        /// Headers.
-        headers: JHeaders<'a> = "headers" / "Headers",
-        /// Status code.
-        status_code: Option<JInt> = "status_code" / "StatusCode",
-        /// Transfer size.
-        transfer_size: Option<JInt> = "transfer_size" / "TransferSize",
-        /// Decoded body size.
-        decoded_body_size: Option<JInt> = "decoded_body_size" / "DecodedBodySize",
-        /// Encoded body size.
-        encoded_body_size: Option<JInt> = "encoded_body_size" / "EncodedBodySize",
-        /// Finished.
-        finished: Option<JBool> = "finished" / "Finished",
-        /// Headers sent.
-        headers_sent: Option<JBool> = "headers_sent" / "HeadersSent",
+    /// `context.response`: the HTTP response.
+    pub struct ContextResponse<'a, P>: "v2.contextResponse" | "rumv3.contextResponse" {
+        /// `http.response.headers`.
+        headers: JHeaders<'a> = "headers" | "he" / "Headers",
+        /// `http.response.status_code`.
+        status_code: Option<JInt> = "status_code" | "sc" / "StatusCode",
+        /// `http.response.transfer_size`: bytes on the wire, headers included.
+        transfer_size: Option<JInt> = "transfer_size" | "ts" / "TransferSize",
+        /// `http.response.decoded_body_size`: the body after content decoding.
+        decoded_body_size: Option<JInt> = "decoded_body_size" | "dbs" / "DecodedBodySize",
+        /// `http.response.encoded_body_size`: the body as sent.
+        encoded_body_size: Option<JInt> = "encoded_body_size" | "ebs" / "EncodedBodySize",
+        /// `http.response.finished` (v2 only).
+        finished: Option<JBool> = "finished" | _ / "Finished",
+        /// `http.response.headers_sent` (v2 only).
+        headers_sent: Option<JBool> = "headers_sent" | _ / "HeadersSent",
     }
 }
 
-pub(super) fn validate_context(c: &Context<'_>) -> VResult {
-    labels(&c.tags.0, "tags")?;
-    nested(&c.service, "service", validate_context_service)?;
-    nested(&c.cloud, "cloud", |_| Ok(()))?;
-    nested(&c.user, "user", validate_user)?;
-    nested(&c.page, "page", |_| Ok(()))?;
-    nested(&c.request, "request", |r| {
-        if let Some(JAny(b)) = &r.body {
+impl<P: Protocol> Context<'_, P> {
+    /// Validates a transaction's or an error's context as APM Server does.
+    pub(crate) fn validate(&self) -> VResult {
+        labels(&self.tags.0, Self::tags)?;
+        nested(&self.service, Self::service, ContextService::validate)?;
+        nested(&self.cloud, Self::cloud, |_| Ok(()))?;
+        nested(&self.user, Self::user, User::validate)?;
+        nested(&self.page, Self::page, |_| Ok(()))?;
+        nested(&self.request, Self::request, ContextRequest::validate)?;
+        nested(&self.message, Self::message, validate_message)
+    }
+}
+
+impl<P: Protocol> ContextRequest<'_, P> {
+    fn validate(&self) -> VResult {
+        if let Some(JAny(b)) = &self.body {
             if !matches!(
                 b,
                 serde_json::Value::String(_)
@@ -247,7 +259,7 @@ pub(super) fn validate_context(c: &Context<'_>) -> VResult {
                 return Err("'body': validation rule 'inputTypes(string;object)' violated ".into());
             }
         }
-        nested(&r.url, "url", |u| {
+        nested(&self.url, Self::url, |u| {
             string_or_int(&u.port, "port", KEYWORD_MAX_LENGTH, true)?;
             max_len(&u.full, KEYWORD_MAX_LENGTH, "full")?;
             max_len(&u.hash, KEYWORD_MAX_LENGTH, "hash")?;
@@ -257,12 +269,10 @@ pub(super) fn validate_context(c: &Context<'_>) -> VResult {
             max_len(&u.raw, KEYWORD_MAX_LENGTH, "raw")?;
             max_len(&u.search, KEYWORD_MAX_LENGTH, "search")
         })?;
-        max_len(&r.http_version, KEYWORD_MAX_LENGTH, "http_version")?;
-        max_len(&r.method, KEYWORD_MAX_LENGTH, "method")?;
-        required(&r.method, "method")
-    })?;
-    nested(&c.message, "message", validate_message)?;
-    Ok(())
+        max_len(&self.http_version, KEYWORD_MAX_LENGTH, Self::http_version)?;
+        max_len(&self.method, KEYWORD_MAX_LENGTH, Self::method)?;
+        required(&self.method, Self::method)
+    }
 }
 
 pub(super) fn validate_message(m: &ContextMessage<'_>) -> VResult {
@@ -271,28 +281,56 @@ pub(super) fn validate_message(m: &ContextMessage<'_>) -> VResult {
     })
 }
 
-pub(super) fn validate_context_service(s: &ContextService<'_>) -> VResult {
-    nested(&s.agent, "agent", |a| {
-        max_len(&a.ephemeral_id, KEYWORD_MAX_LENGTH, "ephemeral_id")?;
-        max_len(&a.name, KEYWORD_MAX_LENGTH, "name")?;
-        max_len(&a.version, KEYWORD_MAX_LENGTH, "version")
-    })?;
-    max_len(&s.environment, KEYWORD_MAX_LENGTH, "environment")?;
-    nested(&s.framework, "framework", name_version_max)?;
-    nested(&s.language, "language", name_version_max)?;
-    max_len(&s.name, KEYWORD_MAX_LENGTH, "name")?;
-    alnum_ext(&s.name, "name")?;
-    nested(&s.node, "node", |n| {
-        max_len(&n.configured_name, KEYWORD_MAX_LENGTH, "configured_name")
-    })?;
-    nested(&s.runtime, "runtime", name_version_max)?;
-    nested(&s.target, "target", |t| {
-        any_of(t.r#type.is_some() || t.name.is_some(), "type;name")
-    })?;
-    max_len(&s.version, KEYWORD_MAX_LENGTH, "version")
+impl<P: Protocol> ContextService<'_, P> {
+    /// Validates the service of a transaction, an error or a span as APM Server does.
+    pub(crate) fn validate(&self) -> VResult {
+        nested(&self.agent, Self::agent, ContextServiceAgent::validate)?;
+        max_len(&self.environment, KEYWORD_MAX_LENGTH, Self::environment)?;
+        nested(&self.framework, Self::framework, NameVersionIn::lengths)?;
+        nested(&self.language, Self::language, NameVersionIn::lengths)?;
+        max_len(&self.name, KEYWORD_MAX_LENGTH, Self::name)?;
+        alnum_ext(&self.name, Self::name)?;
+        nested(&self.node, Self::node, |n| {
+            max_len(&n.configured_name, KEYWORD_MAX_LENGTH, "configured_name")
+        })?;
+        nested(&self.runtime, Self::runtime, NameVersionIn::lengths)?;
+        nested(&self.target, Self::target, |t| {
+            any_of(t.r#type.is_some() || t.name.is_some(), &["type", "name"])
+        })?;
+        max_len(&self.version, KEYWORD_MAX_LENGTH, Self::version)
+    }
 }
 
-pub(super) fn map_context_service<'a>(s: &ContextService<'a>, out: &mut Service<'a>) {
+impl<P: Protocol> ContextServiceAgent<'_, P> {
+    fn validate(&self) -> VResult {
+        max_len(&self.ephemeral_id, KEYWORD_MAX_LENGTH, Self::ephemeral_id)?;
+        max_len(&self.name, KEYWORD_MAX_LENGTH, Self::name)?;
+        max_len(&self.version, KEYWORD_MAX_LENGTH, Self::version)
+    }
+}
+
+/// What transactions and errors take alike from their context, before anything else: the
+/// service, agent and user (over the metadata's), the user agent and, in v2, the client address
+/// the agent reports.
+pub(super) fn map_context_identity<'a, P: Protocol>(c: &Context<'a, P>, out: &mut ApmEvent<'a>) {
+    map_context_service(&c.service, &mut out.service);
+    map_context_agent(&c.service.agent, &mut out.agent);
+    if let Some(u) = c.user.to_event() {
+        out.user = Some(u);
+    }
+    user_agent_from_headers(&c.request.headers, out);
+    // RUM v3 has no socket, and APM Server's RUM v3 decoder does not take the client from the
+    // request headers the agent reports.
+    if !P::RUM_V3 {
+        map_client(
+            c.request.socket.remote_address.as_ref(),
+            &c.request.headers,
+            out,
+        );
+    }
+}
+
+pub(super) fn map_context_service<'a, P>(s: &ContextService<'a, P>, out: &mut Service<'a>) {
     set(&mut out.environment, &s.environment);
     name_version(&mut out.framework, &s.framework);
     name_version(&mut out.language, &s.language);
@@ -317,19 +355,13 @@ pub(super) fn map_context_service<'a>(s: &ContextService<'a>, out: &mut Service<
     }
 }
 
-pub(super) fn map_context_agent<'a>(a: &ContextServiceAgent<'a>, out: &mut Agent<'a>) {
+pub(super) fn map_context_agent<'a, P>(a: &ContextServiceAgent<'a, P>, out: &mut Agent<'a>) {
     set(&mut out.name, &a.name);
     set(&mut out.version, &a.version);
     set(&mut out.ephemeral_id, &a.ephemeral_id);
 }
 
-pub(super) fn overwrite_user<'a>(u: &User<'a>, out: &mut ApmEvent<'a>) {
-    if let Some(u) = map_user(u) {
-        out.user = Some(u);
-    }
-}
-
-fn map_request<'a>(r: &ContextRequest<'a>, out: &mut HttpRequest<'a>) {
+fn map_request<'a, P>(r: &ContextRequest<'a, P>, out: &mut HttpRequest<'a>) {
     set(&mut out.method, &r.method);
     if r.env.is_set() {
         out.env = Some(r.env.0.clone());
@@ -370,7 +402,7 @@ fn map_request_url<'a>(u: &ContextRequestUrl<'a>, out: &mut Url<'a>) {
     }
 }
 
-fn map_response<'a>(r: &ContextResponse<'a>, out: &mut HttpResponse<'a>) {
+fn map_response<'a, P>(r: &ContextResponse<'a, P>, out: &mut HttpResponse<'a>) {
     out.finished = r.finished.map(|b| b.0);
     if r.headers.set {
         out.headers = r.headers.values.clone();
@@ -399,7 +431,11 @@ pub(super) fn map_message<'a>(m: &ContextMessage<'a>) -> Message<'a> {
 }
 
 /// Page URL, referer, request, response and URL of transactions and errors.
-pub(super) fn map_http_context<'a>(c: &Context<'a>, out: &mut ApmEvent<'a>, response_first: bool) {
+pub(super) fn map_http_context<'a, P>(
+    c: &Context<'a, P>,
+    out: &mut ApmEvent<'a>,
+    response_first: bool,
+) {
     let req = |out: &mut ApmEvent<'a>| {
         if c.request.is_set() {
             let http = out.http_mut();

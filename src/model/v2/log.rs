@@ -10,9 +10,9 @@ use crate::model::json::{IsSet, JInt, JMap, JObject, JStr, JTime, LabelIn, json_
 use crate::model::map::*;
 
 json_struct! {
-    /// `{"log": {...}}`
+    /// A log line: `{"log": {...}}`.
     pub struct LogRoot<'a>: "v2.logRoot" {
-        /// The log.
+        /// The log event (required).
         log: LogIn<'a> = "log" / "Log",
     }
 }
@@ -21,9 +21,9 @@ json_struct! {
     /// An application log event; ECS fields may be flat (`"log.level"`) or nested
     /// (`"log": {"level"}`), nested winning.
     pub struct LogIn<'a>: "v2.log" {
-        /// Labels.
+        /// The event's labels (`labels.*`, `numeric_labels.*`).
         labels: JMap<'a, LabelIn<'a>> = "labels" / "Labels",
-        /// Timestamp.
+        /// `@timestamp`; the request's receipt time when absent.
         timestamp: Option<JTime> = "@timestamp" / "Timestamp",
         /// Nested `service`.
         service: JObject = "service" / "NestedStruct",
@@ -51,15 +51,15 @@ json_struct! {
         process: JObject = "process" / "NestedStruct",
         /// Flat `process.thread.name`.
         process_thread_name: Option<JStr<'a>> = "process.thread.name" / "ProcessThreadName",
-        /// Trace id.
+        /// `trace.id` of the trace the event was logged in.
         trace_id: Option<JStr<'a>> = "trace.id" / "TraceID",
-        /// Transaction id.
+        /// `transaction.id` of the transaction the event was logged in.
         transaction_id: Option<JStr<'a>> = "transaction.id" / "TransactionID",
-        /// Span id.
+        /// `span.id` of the span the event was logged in.
         span_id: Option<JStr<'a>> = "span.id" / "SpanID",
-        /// Message.
+        /// `message`: the logged message.
         message: Option<JStr<'a>> = "message" / "Message",
-        /// Function as a service.
+        /// The function invocation the event was logged in (`faas.*`).
         faas: FaasIn<'a> = "faas" / "FAAS",
         /// Nested `log`.
         log: JObject = "log" / "NestedStruct",
@@ -91,48 +91,45 @@ fn nested_str<'a>(
     None
 }
 
+/// Sets `flat` to the string at `path` in a nested ECS object, when there is one.
+fn nested_over<'a>(
+    obj: &serde_json::Map<String, serde_json::Value>,
+    path: &[&str],
+    flat: &mut Option<JStr<'a>>,
+) {
+    if let Some(v) = nested_str(obj, path) {
+        *flat = Some(v);
+    }
+}
+
 /// Copies nested ECS fields over the flat ones, as APM Server's `processNestedSource` does;
 /// fails like it when `log.origin.file.line` is not an integer.
 pub fn process_nested_log(l: &mut LogIn<'_>) -> Result<(), String> {
-    if let Some(v) = nested_str(&l.service.0, &["name"]) {
-        l.service_name = Some(v);
-    }
-    if let Some(v) = nested_str(&l.service.0, &["version"]) {
-        l.service_version = Some(v);
-    }
-    if let Some(v) = nested_str(&l.service.0, &["environment"]) {
-        l.service_environment = Some(v);
-    }
-    if let Some(v) = nested_str(&l.service.0, &["node", "name"]) {
-        l.service_node_name = Some(v);
-    }
-    if let Some(v) = nested_str(&l.error.0, &["type"]) {
-        l.error_type = Some(v);
-    }
-    if let Some(v) = nested_str(&l.error.0, &["message"]) {
-        l.error_message = Some(v);
-    }
-    if let Some(v) = nested_str(&l.error.0, &["stack_trace"]) {
-        l.error_stack_trace = Some(v);
-    }
-    if let Some(v) = nested_str(&l.event.0, &["dataset"]) {
-        l.event_dataset = Some(v);
-    }
-    if let Some(v) = nested_str(&l.process.0, &["thread", "name"]) {
-        l.process_thread_name = Some(v);
-    }
-    if let Some(v) = nested_str(&l.log.0, &["level"]) {
-        l.log_level = Some(v);
-    }
-    if let Some(v) = nested_str(&l.log.0, &["logger"]) {
-        l.log_logger = Some(v);
-    }
-    if let Some(v) = nested_str(&l.log.0, &["origin", "file", "name"]) {
-        l.log_origin_file_name = Some(v);
-    }
-    if let Some(v) = nested_str(&l.log.0, &["origin", "function"]) {
-        l.log_origin_function = Some(v);
-    }
+    nested_over(&l.service.0, &["name"], &mut l.service_name);
+    nested_over(&l.service.0, &["version"], &mut l.service_version);
+    nested_over(&l.service.0, &["environment"], &mut l.service_environment);
+    nested_over(&l.service.0, &["node", "name"], &mut l.service_node_name);
+    nested_over(&l.error.0, &["type"], &mut l.error_type);
+    nested_over(&l.error.0, &["message"], &mut l.error_message);
+    nested_over(&l.error.0, &["stack_trace"], &mut l.error_stack_trace);
+    nested_over(&l.event.0, &["dataset"], &mut l.event_dataset);
+    nested_over(
+        &l.process.0,
+        &["thread", "name"],
+        &mut l.process_thread_name,
+    );
+    nested_over(&l.log.0, &["level"], &mut l.log_level);
+    nested_over(&l.log.0, &["logger"], &mut l.log_logger);
+    nested_over(
+        &l.log.0,
+        &["origin", "file", "name"],
+        &mut l.log_origin_file_name,
+    );
+    nested_over(
+        &l.log.0,
+        &["origin", "function"],
+        &mut l.log_origin_function,
+    );
     let line = l
         .log
         .0
@@ -160,20 +157,12 @@ pub fn validate_log_root(r: &LogRoot<'_>) -> VResult {
             || l.service_environment.is_some()
             || l.service_node_name.is_some();
         if service_set {
-            (|| {
-                max_len(&l.service_name, KEYWORD_MAX_LENGTH, "service.name")?;
-                max_len(&l.service_version, KEYWORD_MAX_LENGTH, "service.version")?;
-                max_len(
-                    &l.service_environment,
-                    KEYWORD_MAX_LENGTH,
-                    "service.environment",
-                )?;
-                max_len(
-                    &l.service_node_name,
-                    KEYWORD_MAX_LENGTH,
-                    "service.node.name",
-                )
-            })()
+            keywords(&[
+                (&l.service_name, "service.name"),
+                (&l.service_version, "service.version"),
+                (&l.service_environment, "service.environment"),
+                (&l.service_node_name, "service.node.name"),
+            ])
             .map_err(|e| format!("ecslogservicefields: {e}"))?;
         }
         if l.event.is_set() || l.event_dataset.is_some() {
@@ -188,9 +177,11 @@ pub fn validate_log_root(r: &LogRoot<'_>) -> VResult {
             )
             .map_err(|e| format!("ecslogprocessfields: {e}"))?;
         }
-        max_len(&l.trace_id, KEYWORD_MAX_LENGTH, "trace.id")?;
-        max_len(&l.transaction_id, KEYWORD_MAX_LENGTH, "transaction.id")?;
-        max_len(&l.span_id, KEYWORD_MAX_LENGTH, "span.id")?;
+        keywords(&[
+            (&l.trace_id, "trace.id"),
+            (&l.transaction_id, "transaction.id"),
+            (&l.span_id, "span.id"),
+        ])?;
         nested(&l.faas, "faas", |_| Ok(()))?;
         if l.log.is_set()
             || l.log_level.is_some()
@@ -199,15 +190,11 @@ pub fn validate_log_root(r: &LogRoot<'_>) -> VResult {
             || l.log_origin_function.is_some()
             || l.log_origin_file_line.is_some()
         {
-            (|| {
-                max_len(&l.log_level, KEYWORD_MAX_LENGTH, "log.level")?;
-                max_len(&l.log_logger, KEYWORD_MAX_LENGTH, "log.logger")?;
-                max_len(
-                    &l.log_origin_file_name,
-                    KEYWORD_MAX_LENGTH,
-                    "log.origin.file.name",
-                )
-            })()
+            keywords(&[
+                (&l.log_level, "log.level"),
+                (&l.log_logger, "log.logger"),
+                (&l.log_origin_file_name, "log.origin.file.name"),
+            ])
             .map_err(|e| format!("ecsloglogfields: {e}"))?;
         }
         Ok(())

@@ -1,347 +1,403 @@
-//! Intake v2 `metadata`: the wire types, their validation and their mapping onto the base event
-//! that every event of the request starts from.
+//! The metadata line (`metadata` in v2, `m` in RUM v3): the wire types, their validation and
+//! their mapping onto the base event that every event of the request starts from.
+//!
+//! RUM v3 sends a subset (labels, service, user, network) under abbreviated keys: the shared
+//! objects are declared once for both protocols; cloud, system and process are v2's alone.
 
 use crate::model::event::*;
 use crate::model::json::rules::*;
-use crate::model::json::{IsSet, JAny, JInt, JMap, JStr, JVec, LabelIn, json_struct};
+use crate::model::json::{IsSet, JAny, JInt, JMap, JStr, JVec, LabelIn, Protocol, json_struct};
 use crate::model::map::*;
 
 json_struct! {
-    /// `{"metadata": {...}}`
-    pub struct MetadataRoot<'a>: "v2.metadataRoot" {
-        /// The metadata.
-        metadata: Metadata<'a> = "metadata" / "Metadata",
+    /// The first line of a request: `{"metadata": {...}}`, in RUM v3 `{"m": {...}}`.
+    pub struct MetadataRoot<'a, P>: "v2.metadataRoot" | "rumv3.metadataRoot" {
+        /// What every event of the request starts from.
+        metadata: Metadata<'a, P> = "metadata" | "m" / "Metadata",
     }
 }
 
 json_struct! {
-    /// Metadata shared by the events of one request.
-    pub struct Metadata<'a>: "v2.metadata" {
-        /// Global labels.
-        labels: JMap<'a, LabelIn<'a>> = "labels" / "Labels",
-        /// The monitored service.
-        service: MetadataService<'a> = "service" / "Service",
-        /// Cloud metadata.
-        cloud: MetadataCloud<'a> = "cloud" / "Cloud",
-        /// System metadata.
-        system: MetadataSystem<'a> = "system" / "System",
-        /// User metadata.
-        user: User<'a> = "user" / "User",
-        /// Network metadata.
-        network: Network<'a> = "network" / "Network",
-        /// Process metadata.
-        process: MetadataProcess<'a> = "process" / "Process",
+    /// Metadata shared by the events of one request; an event's own context overrides it.
+    pub struct Metadata<'a, P>: "v2.metadata" | "rumv3.metadata" {
+        /// Labels written on every event of the request (`labels.*`, `numeric_labels.*`); the
+        /// event's own labels win.
+        labels: JMap<'a, LabelIn<'a>> = "labels" | "l" / "Labels",
+        /// The monitored service and the agent that reports it (required).
+        service: MetadataService<'a, P> = "service" | "se" / "Service",
+        /// Where the service runs in a cloud (`cloud.*`; v2 only).
+        cloud: MetadataCloud<'a> = "cloud" | _ / "Cloud",
+        /// The host, container and Kubernetes pod (`host.*`, `container.id`, `kubernetes.*`; v2
+        /// only).
+        system: MetadataSystem<'a> = "system" | _ / "System",
+        /// The user on whose behalf the service runs (`user.*`).
+        user: User<'a, P> = "user" | "u" / "User",
+        /// The network the agent is on (`network.connection.type`).
+        network: Network<'a, P> = "network" | "n" / "Network",
+        /// The monitored process (`process.*`; v2 only).
+        process: MetadataProcess<'a> = "process" | _ / "Process",
     }
 }
 
 json_struct! {
-    /// `metadata.service`
-    pub struct MetadataService<'a>: "v2.metadataService" {
-        /// The agent.
-        agent: MetadataServiceAgent<'a> = "agent" / "Agent",
-        /// Environment.
-        environment: Option<JStr<'a>> = "environment" / "Environment",
-        /// Framework.
-        framework: NameVersionIn<'a> = "framework" / "Framework",
-        /// Unique service id (not indexed).
-        id: Option<JStr<'a>> = "id" / "ID",
-        /// Language.
-        language: NameVersionIn<'a> = "language" / "Language",
-        /// Service name.
-        name: Option<JStr<'a>> = "name" / "Name",
-        /// Service node.
-        node: ServiceNode<'a> = "node" / "Node",
-        /// Runtime.
-        runtime: NameVersionIn<'a> = "runtime" / "Runtime",
-        /// Service version.
-        version: Option<JStr<'a>> = "version" / "Version",
+    /// `metadata.service`: the monitored service.
+    pub struct MetadataService<'a, P>: "v2.metadataService" | "rumv3.metadataService" {
+        /// The agent reporting the service (`agent.*`; required).
+        agent: MetadataServiceAgent<'a, P> = "agent" | "a" / "Agent",
+        /// `service.environment`, e.g. `production`.
+        environment: Option<JStr<'a>> = "environment" | "en" / "Environment",
+        /// The application framework (`service.framework.*`).
+        framework: NameVersionIn<'a, P> = "framework" | "fw" / "Framework",
+        /// An immutable id of the service; accepted, not indexed (v2 only).
+        id: Option<JStr<'a>> = "id" | _ / "ID",
+        /// The programming language (`service.language.*`).
+        language: NameVersionIn<'a, P> = "language" | "la" / "Language",
+        /// `service.name` (required): letters, digits, spaces, `_` and `-`.
+        name: Option<JStr<'a>> = "name" | "n" / "Name",
+        /// The service instance (`service.node.name`; v2 only).
+        node: ServiceNode<'a> = "node" | _ / "Node",
+        /// The language runtime (`service.runtime.*`).
+        runtime: NameVersionIn<'a, P> = "runtime" | "ru" / "Runtime",
+        /// `service.version`, e.g. a release or commit.
+        version: Option<JStr<'a>> = "version" | "ve" / "Version",
     }
 }
 
 json_struct! {
-    /// `metadata.service.agent`
-    pub struct MetadataServiceAgent<'a>: "v2.metadataServiceAgent" {
-        /// Activation method.
-        activation_method: Option<JStr<'a>> = "activation_method" / "ActivationMethod",
-        /// Ephemeral id.
-        ephemeral_id: Option<JStr<'a>> = "ephemeral_id" / "EphemeralID",
-        /// Agent name.
-        name: Option<JStr<'a>> = "name" / "Name",
-        /// Agent version.
-        version: Option<JStr<'a>> = "version" / "Version",
+    /// `metadata.service.agent`: the APM agent (RUM v3 sends a name and a version only).
+    pub struct MetadataServiceAgent<'a, P>: "v2.metadataServiceAgent" | "rumv3.nameVersion" {
+        /// How the agent was started, e.g. `javaagent-flag` (`agent.activation_method`; v2 only).
+        activation_method: Option<JStr<'a>> = "activation_method" | _ / "ActivationMethod",
+        /// Identifies this agent's process run (`agent.ephemeral_id`; v2 only).
+        ephemeral_id: Option<JStr<'a>> = "ephemeral_id" | _ / "EphemeralID",
+        /// `agent.name`, e.g. `java` or `rum-js` (required); anonymous RUM access checks it.
+        name: Option<JStr<'a>> = "name" | "n" / "Name",
+        /// `agent.version` (required).
+        version: Option<JStr<'a>> = "version" | "ve" / "Version",
     }
 }
 
 json_struct! {
-    /// A name and a version (framework, language, runtime).
-    pub struct NameVersionIn<'a>: "v2.nameVersion" {
-        /// Name.
-        name: Option<JStr<'a>> = "name" / "Name",
-        /// Version.
-        version: Option<JStr<'a>> = "version" / "Version",
+    /// A name and a version: a service's framework, language or runtime.
+    pub struct NameVersionIn<'a, P>: "v2.nameVersion" | "rumv3.nameVersion" {
+        /// The name, e.g. `python`.
+        name: Option<JStr<'a>> = "name" | "n" / "Name",
+        /// The version, e.g. `3.12.1`.
+        version: Option<JStr<'a>> = "version" | "ve" / "Version",
     }
 }
 
 json_struct! {
-    /// `service.node`
+    /// `service.node`: one instance of a service.
     pub struct ServiceNode<'a>: "v2.serviceNode" {
-        /// Configured node name.
+        /// `service.node.name` as configured in the agent; without it, apmgate derives one
+        /// from the container id or the host name.
         configured_name: Option<JStr<'a>> = "configured_name" / "Name",
     }
 }
 
 json_struct! {
-    /// `metadata.cloud`
+    /// `metadata.cloud`: where the service runs in a cloud.
     pub struct MetadataCloud<'a>: "v2.metadataCloud" {
-        /// Account.
+        /// The cloud account (`cloud.account.id`, `cloud.account.name`).
         account: IdName<'a> = "account" / "Account",
-        /// Availability zone.
+        /// `cloud.availability_zone`.
         availability_zone: Option<JStr<'a>> = "availability_zone" / "AvailabilityZone",
-        /// Instance.
+        /// The VM or instance (`cloud.instance.id`, `cloud.instance.name`).
         instance: IdName<'a> = "instance" / "Instance",
-        /// Machine.
+        /// The machine (`cloud.machine.type`).
         machine: CloudMachine<'a> = "machine" / "Machine",
-        /// Project.
+        /// The cloud project (`cloud.project.id`, `cloud.project.name`).
         project: IdName<'a> = "project" / "Project",
-        /// Provider.
+        /// `cloud.provider`, e.g. `aws` (required).
         provider: Option<JStr<'a>> = "provider" / "Provider",
-        /// Region.
+        /// `cloud.region`.
         region: Option<JStr<'a>> = "region" / "Region",
-        /// Cloud service.
+        /// The cloud service, e.g. `lambda` (`cloud.service.name`).
         service: NameOnly<'a> = "service" / "Service",
     }
 }
 
 json_struct! {
-    /// An id and a name.
+    /// Something a cloud identifies by an id and a name (account, instance, project).
     pub struct IdName<'a>: "v2.idName" {
-        /// Id.
+        /// The provider's id of it.
         id: Option<JStr<'a>> = "id" / "ID",
-        /// Name.
+        /// Its human-readable name.
         name: Option<JStr<'a>> = "name" / "Name",
     }
 }
 
 json_struct! {
-    /// A name.
+    /// Something known by a name alone (a cloud service, a Kubernetes node, a queue).
     pub struct NameOnly<'a>: "v2.nameOnly" {
-        /// Name.
+        /// Its name.
         name: Option<JStr<'a>> = "name" / "Name",
     }
 }
 
 json_struct! {
-    /// `cloud.machine`
+    /// `cloud.machine`: the instance's machine.
     pub struct CloudMachine<'a>: "v2.metadataCloudMachine" {
-        /// Machine type.
+        /// `cloud.machine.type`, e.g. `t2.medium`.
         r#type: Option<JStr<'a>> = "type" / "Type",
     }
 }
 
 json_struct! {
-    /// `metadata.system`
+    /// `metadata.system`: the host, container and pod the service runs on.
     pub struct MetadataSystem<'a>: "v2.metadataSystem" {
-        /// Architecture.
+        /// `host.architecture`, e.g. `x86_64`.
         architecture: Option<JStr<'a>> = "architecture" / "Architecture",
-        /// Configured hostname.
+        /// `host.name` as configured in the agent.
         configured_hostname: Option<JStr<'a>> = "configured_hostname" / "ConfiguredHostname",
-        /// Container.
+        /// The container (`container.id`).
         container: IdOnly<'a> = "container" / "Container",
-        /// Detected hostname.
+        /// `host.hostname` as the agent detected it.
         detected_hostname: Option<JStr<'a>> = "detected_hostname" / "DetectedHostname",
-        /// Deprecated hostname.
+        /// The host name of agents older than `configured_hostname` and `detected_hostname`,
+        /// used when neither is sent.
         hostname: Option<JStr<'a>> = "hostname" / "DeprecatedHostname",
-        /// Kubernetes.
+        /// The Kubernetes pod (`kubernetes.*`).
         kubernetes: MetadataKubernetes<'a> = "kubernetes" / "Kubernetes",
-        /// Platform.
+        /// `host.os.platform`, e.g. `linux`.
         platform: Option<JStr<'a>> = "platform" / "Platform",
-        /// OTel host.id.
+        /// `host.id`, as OpenTelemetry's `host.id`.
         host_id: Option<JStr<'a>> = "host_id" / "HostId",
     }
 }
 
 json_struct! {
-    /// An id.
+    /// Something known by an id alone (a container, an HTTP request, a cloud account).
     pub struct IdOnly<'a>: "v2.idOnly" {
-        /// Id.
+        /// Its id.
         id: Option<JStr<'a>> = "id" / "ID",
     }
 }
 
 json_struct! {
-    /// `system.kubernetes`
+    /// `system.kubernetes`: the pod the service runs in.
     pub struct MetadataKubernetes<'a>: "v2.metadataSystemKubernetes" {
-        /// Namespace.
+        /// `kubernetes.namespace`.
         namespace: Option<JStr<'a>> = "namespace" / "Namespace",
-        /// Node.
+        /// The node (`kubernetes.node.name`).
         node: NameOnly<'a> = "node" / "Node",
-        /// Pod.
+        /// The pod (`kubernetes.pod.*`).
         pod: KubernetesPod<'a> = "pod" / "Pod",
     }
 }
 
 json_struct! {
-    /// `kubernetes.pod`
+    /// `kubernetes.pod`: the pod the service runs in.
     pub struct KubernetesPod<'a>: "v2.metadataSystemKubernetesPod" {
-        /// Pod name.
+        /// `kubernetes.pod.name`.
         name: Option<JStr<'a>> = "name" / "Name",
-        /// Pod uid.
+        /// `kubernetes.pod.uid`.
         uid: Option<JStr<'a>> = "uid" / "UID",
     }
 }
 
 json_struct! {
-    /// `user` (metadata or event context)
-    pub struct User<'a>: "v2.user" {
-        /// Domain.
-        domain: Option<JStr<'a>> = "domain" / "Domain",
-        /// Id: a string or an integer.
-        id: Option<JAny> = "id" / "ID",
-        /// Email.
-        email: Option<JStr<'a>> = "email" / "Email",
-        /// User name.
-        username: Option<JStr<'a>> = "username" / "Name",
+    /// A user (in metadata or an event's context); one that is sent replaces the one before it
+    /// whole.
+    pub struct User<'a, P>: "v2.user" | "rumv3.user" {
+        /// `user.domain`, e.g. a Windows domain.
+        domain: Option<JStr<'a>> = "domain" | "ud" / "Domain",
+        /// `user.id`: a string or an integer.
+        id: Option<JAny> = "id" | "id" / "ID",
+        /// `user.email`.
+        email: Option<JStr<'a>> = "email" | "em" / "Email",
+        /// `user.name`.
+        username: Option<JStr<'a>> = "username" | "un" / "Name",
     }
 }
 
 json_struct! {
-    /// `network`
-    pub struct Network<'a>: "v2.network" {
-        /// Connection.
-        connection: NetworkConnection<'a> = "connection" / "Connection",
+    /// The network the agent is on.
+    pub struct Network<'a, P>: "v2.network" | "rumv3.network" {
+        /// The agent's connection.
+        connection: NetworkConnection<'a, P> = "connection" | "c" / "Connection",
     }
 }
 
 json_struct! {
-    /// `network.connection`
-    pub struct NetworkConnection<'a>: "v2.networkConnection" {
-        /// Connection type.
-        r#type: Option<JStr<'a>> = "type" / "Type",
+    /// The agent's network connection.
+    pub struct NetworkConnection<'a, P>: "v2.networkConnection" | "rumv3.networkConnection" {
+        /// `network.connection.type`, e.g. `wifi` or `4g`.
+        r#type: Option<JStr<'a>> = "type" | "t" / "Type",
     }
 }
 
 json_struct! {
-    /// `metadata.process`
+    /// `metadata.process`: the monitored process.
     pub struct MetadataProcess<'a>: "v2.metadataProcess" {
-        /// Command line.
+        /// `process.args`: the command line.
         argv: JVec<JStr<'a>> = "argv" / "Argv",
-        /// Title.
+        /// `process.title`.
         title: Option<JStr<'a>> = "title" / "Title",
-        /// Process id.
+        /// `process.pid` (required).
         pid: Option<JInt> = "pid" / "Pid",
-        /// Parent process id.
+        /// `process.parent.pid`.
         ppid: Option<JInt> = "ppid" / "Ppid",
     }
 }
 
-/// Validates metadata as APM Server does.
-pub fn validate_metadata_root(m: &MetadataRoot<'_>) -> VResult {
-    nested(&m.metadata, "metadata", validate_metadata)?;
-    required(&m.metadata, "metadata")
+impl<P: Protocol> MetadataRoot<'_, P> {
+    /// Validates metadata as APM Server does.
+    pub fn validate(&self) -> VResult {
+        nested(&self.metadata, Self::metadata, Metadata::validate)?;
+        required(&self.metadata, Self::metadata)
+    }
 }
 
-fn validate_metadata(m: &Metadata<'_>) -> VResult {
-    labels(&m.labels.0, "labels")?;
-    nested(&m.service, "service", |s| {
-        nested(&s.agent, "agent", |a| {
-            max_len(
-                &a.activation_method,
-                KEYWORD_MAX_LENGTH,
-                "activation_method",
-            )?;
-            max_len(&a.ephemeral_id, KEYWORD_MAX_LENGTH, "ephemeral_id")?;
-            max_len(&a.name, KEYWORD_MAX_LENGTH, "name")?;
-            min_len1(&a.name, "name")?;
-            required(&a.name, "name")?;
-            max_len(&a.version, KEYWORD_MAX_LENGTH, "version")?;
-            required(&a.version, "version")
-        })?;
-        required(&s.agent, "agent")?;
-        max_len(&s.environment, KEYWORD_MAX_LENGTH, "environment")?;
-        nested(&s.framework, "framework", name_version_max)?;
-        nested(&s.language, "language", |l| {
-            max_len(&l.name, KEYWORD_MAX_LENGTH, "name")?;
-            required(&l.name, "name")?;
-            max_len(&l.version, KEYWORD_MAX_LENGTH, "version")
-        })?;
-        max_len(&s.name, KEYWORD_MAX_LENGTH, "name")?;
-        min_len1(&s.name, "name")?;
-        alnum_ext(&s.name, "name")?;
-        required(&s.name, "name")?;
-        nested(&s.node, "node", |n| {
-            max_len(&n.configured_name, KEYWORD_MAX_LENGTH, "configured_name")
-        })?;
-        nested(&s.runtime, "runtime", |r| {
-            max_len(&r.name, KEYWORD_MAX_LENGTH, "name")?;
-            required(&r.name, "name")?;
-            max_len(&r.version, KEYWORD_MAX_LENGTH, "version")?;
-            required(&r.version, "version")
-        })?;
-        max_len(&s.version, KEYWORD_MAX_LENGTH, "version")
-    })?;
-    required(&m.service, "service")?;
-    nested(&m.cloud, "cloud", |c| {
-        nested(&c.account, "account", id_name_max)?;
-        max_len(
-            &c.availability_zone,
-            KEYWORD_MAX_LENGTH,
-            "availability_zone",
-        )?;
-        nested(&c.instance, "instance", id_name_max)?;
-        nested(&c.machine, "machine", |m| {
-            max_len(&m.r#type, KEYWORD_MAX_LENGTH, "type")
-        })?;
-        nested(&c.project, "project", id_name_max)?;
-        max_len(&c.provider, KEYWORD_MAX_LENGTH, "provider")?;
-        required(&c.provider, "provider")?;
-        max_len(&c.region, KEYWORD_MAX_LENGTH, "region")?;
-        nested(&c.service, "service", |s| {
-            max_len(&s.name, KEYWORD_MAX_LENGTH, "name")
-        })
-    })?;
-    nested(&m.system, "system", |s| {
-        max_len(&s.architecture, KEYWORD_MAX_LENGTH, "architecture")?;
-        max_len(
-            &s.configured_hostname,
-            KEYWORD_MAX_LENGTH,
-            "configured_hostname",
-        )?;
-        nested(&s.container, "container", |c| {
-            max_len(&c.id, KEYWORD_MAX_LENGTH, "id")
-        })?;
-        max_len(
-            &s.detected_hostname,
-            KEYWORD_MAX_LENGTH,
-            "detected_hostname",
-        )?;
-        max_len(&s.hostname, KEYWORD_MAX_LENGTH, "hostname")?;
-        nested(&s.kubernetes, "kubernetes", |k| {
-            max_len(&k.namespace, KEYWORD_MAX_LENGTH, "namespace")?;
-            nested(&k.node, "node", |n| {
-                max_len(&n.name, KEYWORD_MAX_LENGTH, "name")
-            })?;
-            nested(&k.pod, "pod", |p| {
-                max_len(&p.name, KEYWORD_MAX_LENGTH, "name")?;
-                max_len(&p.uid, KEYWORD_MAX_LENGTH, "uid")
+impl<P: Protocol> Metadata<'_, P> {
+    fn validate(&self) -> VResult {
+        labels(&self.labels.0, Self::labels)?;
+        nested(&self.service, Self::service, MetadataService::validate)?;
+        required(&self.service, Self::service)?;
+        nested(&self.cloud, Self::cloud, validate_cloud)?;
+        nested(&self.system, Self::system, validate_system)?;
+        nested(&self.user, Self::user, User::validate)?;
+        nested(&self.network, Self::network, |n| {
+            nested(&n.connection, Network::<P>::connection, |c| {
+                max_len(
+                    &c.r#type,
+                    KEYWORD_MAX_LENGTH,
+                    NetworkConnection::<P>::r#type,
+                )
             })
         })?;
-        max_len(&s.platform, KEYWORD_MAX_LENGTH, "platform")?;
-        max_len(&s.host_id, KEYWORD_MAX_LENGTH, "host_id")
-    })?;
-    nested(&m.user, "user", validate_user)?;
-    nested(&m.network, "network", |n| {
-        nested(&n.connection, "connection", |c| {
-            max_len(&c.r#type, KEYWORD_MAX_LENGTH, "type")
+        nested(&self.process, Self::process, |p| {
+            max_len(&p.title, KEYWORD_MAX_LENGTH, "title")?;
+            required(&p.pid, "pid")
         })
+    }
+}
+
+impl<P: Protocol> MetadataService<'_, P> {
+    fn validate(&self) -> VResult {
+        nested(&self.agent, Self::agent, MetadataServiceAgent::validate)?;
+        required(&self.agent, Self::agent)?;
+        max_len(&self.environment, KEYWORD_MAX_LENGTH, Self::environment)?;
+        nested(&self.framework, Self::framework, NameVersionIn::lengths)?;
+        nested(&self.language, Self::language, NameVersionIn::name_required)?;
+        max_len(&self.name, KEYWORD_MAX_LENGTH, Self::name)?;
+        min_len1(&self.name, Self::name)?;
+        alnum_ext(&self.name, Self::name)?;
+        required(&self.name, Self::name)?;
+        nested(&self.node, Self::node, |n| {
+            max_len(&n.configured_name, KEYWORD_MAX_LENGTH, "configured_name")
+        })?;
+        nested(&self.runtime, Self::runtime, NameVersionIn::both_required)?;
+        max_len(&self.version, KEYWORD_MAX_LENGTH, Self::version)
+    }
+}
+
+impl<P: Protocol> MetadataServiceAgent<'_, P> {
+    fn validate(&self) -> VResult {
+        max_len(
+            &self.activation_method,
+            KEYWORD_MAX_LENGTH,
+            Self::activation_method,
+        )?;
+        max_len(&self.ephemeral_id, KEYWORD_MAX_LENGTH, Self::ephemeral_id)?;
+        max_len(&self.name, KEYWORD_MAX_LENGTH, Self::name)?;
+        min_len1(&self.name, Self::name)?;
+        required(&self.name, Self::name)?;
+        max_len(&self.version, KEYWORD_MAX_LENGTH, Self::version)?;
+        required(&self.version, Self::version)
+    }
+}
+
+impl<P: Protocol> NameVersionIn<'_, P> {
+    /// The name and the version are keywords: at most [`KEYWORD_MAX_LENGTH`] runes each.
+    pub(crate) fn lengths(&self) -> VResult {
+        name_version_max(&self.name, &self.version, [Self::name, Self::version])
+    }
+
+    /// As [`Self::lengths`], the name required (a service's language).
+    fn name_required(&self) -> VResult {
+        max_len(&self.name, KEYWORD_MAX_LENGTH, Self::name)?;
+        required(&self.name, Self::name)?;
+        max_len(&self.version, KEYWORD_MAX_LENGTH, Self::version)
+    }
+
+    /// As [`Self::lengths`], both required (a service's runtime).
+    fn both_required(&self) -> VResult {
+        max_len(&self.name, KEYWORD_MAX_LENGTH, Self::name)?;
+        required(&self.name, Self::name)?;
+        max_len(&self.version, KEYWORD_MAX_LENGTH, Self::version)?;
+        required(&self.version, Self::version)
+    }
+}
+
+impl<P: Protocol> User<'_, P> {
+    pub(crate) fn validate(&self) -> VResult {
+        user_fields(
+            &self.domain,
+            &self.id,
+            &self.email,
+            &self.username,
+            [Self::domain, Self::id, Self::email, Self::username],
+        )
+    }
+}
+
+impl<'a, P> User<'a, P> {
+    /// The user this object names, if any.
+    pub(crate) fn to_event(&self) -> Option<crate::model::event::User<'a>> {
+        user(&self.domain, &self.id, &self.email, &self.username)
+    }
+}
+
+fn validate_cloud(c: &MetadataCloud<'_>) -> VResult {
+    nested(&c.account, "account", id_name_max)?;
+    max_len(
+        &c.availability_zone,
+        KEYWORD_MAX_LENGTH,
+        "availability_zone",
+    )?;
+    nested(&c.instance, "instance", id_name_max)?;
+    nested(&c.machine, "machine", |m| {
+        max_len(&m.r#type, KEYWORD_MAX_LENGTH, "type")
     })?;
-    nested(&m.process, "process", |p| {
-        max_len(&p.title, KEYWORD_MAX_LENGTH, "title")?;
-        required(&p.pid, "pid")
+    nested(&c.project, "project", id_name_max)?;
+    max_len(&c.provider, KEYWORD_MAX_LENGTH, "provider")?;
+    required(&c.provider, "provider")?;
+    max_len(&c.region, KEYWORD_MAX_LENGTH, "region")?;
+    nested(&c.service, "service", |s| {
+        max_len(&s.name, KEYWORD_MAX_LENGTH, "name")
     })
 }
 
-pub(super) fn name_version_max(v: &NameVersionIn<'_>) -> VResult {
-    crate::model::json::rules::name_version_max(&v.name, &v.version, ["name", "version"])
+fn validate_system(s: &MetadataSystem<'_>) -> VResult {
+    max_len(&s.architecture, KEYWORD_MAX_LENGTH, "architecture")?;
+    max_len(
+        &s.configured_hostname,
+        KEYWORD_MAX_LENGTH,
+        "configured_hostname",
+    )?;
+    nested(&s.container, "container", |c| {
+        max_len(&c.id, KEYWORD_MAX_LENGTH, "id")
+    })?;
+    max_len(
+        &s.detected_hostname,
+        KEYWORD_MAX_LENGTH,
+        "detected_hostname",
+    )?;
+    max_len(&s.hostname, KEYWORD_MAX_LENGTH, "hostname")?;
+    nested(&s.kubernetes, "kubernetes", |k| {
+        max_len(&k.namespace, KEYWORD_MAX_LENGTH, "namespace")?;
+        nested(&k.node, "node", |n| {
+            max_len(&n.name, KEYWORD_MAX_LENGTH, "name")
+        })?;
+        nested(&k.pod, "pod", |p| {
+            max_len(&p.name, KEYWORD_MAX_LENGTH, "name")?;
+            max_len(&p.uid, KEYWORD_MAX_LENGTH, "uid")
+        })
+    })?;
+    max_len(&s.platform, KEYWORD_MAX_LENGTH, "platform")?;
+    max_len(&s.host_id, KEYWORD_MAX_LENGTH, "host_id")
 }
 
 fn id_name_max(v: &IdName<'_>) -> VResult {
@@ -349,20 +405,8 @@ fn id_name_max(v: &IdName<'_>) -> VResult {
     max_len(&v.name, KEYWORD_MAX_LENGTH, "name")
 }
 
-pub(super) fn validate_user(u: &User<'_>) -> VResult {
-    user_fields(&u.domain, &u.id, &u.email, &u.username, USER_KEYS)
-}
-
-/// The keys of a v2 user's domain, id, email and name.
-const USER_KEYS: [&str; 4] = ["domain", "id", "email", "username"];
-
-/// The user a v2 `user` object names, if any.
-pub(super) fn map_user<'a>(u: &User<'a>) -> Option<crate::model::event::User<'a>> {
-    user(&u.domain, &u.id, &u.email, &u.username)
-}
-
 /// Maps validated metadata onto a base event.
-pub fn map_metadata<'a>(m: &Metadata<'a>, out: &mut ApmEvent<'a>) {
+pub fn map_metadata<'a, P>(m: &Metadata<'a, P>, out: &mut ApmEvent<'a>) {
     let c = &m.cloud;
     if c.is_set() {
         let cloud = out.cloud.get_or_insert_with(Default::default);
@@ -434,7 +478,7 @@ pub fn map_metadata<'a>(m: &Metadata<'a>, out: &mut ApmEvent<'a>) {
         set(&mut kube.pod_name, &k.pod.name);
         set(&mut kube.pod_uid, &k.pod.uid);
     }
-    if let Some(u) = map_user(&m.user) {
+    if let Some(u) = m.user.to_event() {
         out.user = Some(u);
     }
     if let Some(t) = &m.network.connection.r#type {
@@ -444,6 +488,7 @@ pub fn map_metadata<'a>(m: &Metadata<'a>, out: &mut ApmEvent<'a>) {
     }
 }
 
-pub(super) fn name_version<'a>(out: &mut Option<NameVersion<'a>>, v: &NameVersionIn<'a>) {
+/// Sets a framework, language or runtime when either its name or its version is sent.
+pub(crate) fn name_version<'a, P>(out: &mut Option<NameVersion<'a>>, v: &NameVersionIn<'a, P>) {
     crate::model::map::name_version(out, &v.name, &v.version);
 }

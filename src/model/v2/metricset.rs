@@ -3,7 +3,8 @@
 
 use std::borrow::Cow;
 
-use super::metadata::{NameVersionIn, name_version_max};
+use super::metadata::NameVersionIn;
+use super::span::TypeSubtype;
 use super::transaction::{FaasIn, map_faas};
 use crate::model::event::*;
 use crate::model::json::rules::*;
@@ -11,45 +12,46 @@ use crate::model::json::{IsSet, JFloat, JInt, JMap, JStr, JTime, JVec, LabelIn, 
 use crate::model::map::*;
 
 json_struct! {
-    /// `{"metricset": {...}}`
+    /// A metricset line: `{"metricset": {...}}`.
     pub struct MetricsetRoot<'a>: "v2.metricsetRoot" {
-        /// The metricset.
+        /// The metricset (required).
         metricset: MetricsetIn<'a> = "metricset" / "Metricset",
     }
 }
 
 json_struct! {
-    /// A metricset.
+    /// A metricset: samples of metrics taken at one time, or a breakdown of a transaction's
+    /// self time by span type.
     pub struct MetricsetIn<'a>: "v2.metricset" {
-        /// Timestamp.
+        /// `@timestamp`; the request's receipt time when absent.
         timestamp: Option<JTime> = "timestamp" / "Timestamp",
-        /// Samples by metric name.
+        /// The samples by metric name, written as fields of that name (required).
         samples: JMap<'a, SampleIn<'a>> = "samples" / "Samples",
-        /// Span reference (breakdown metrics).
+        /// The spans' type and subtype, for breakdown metrics (`span.type`, `span.subtype`).
         span: TypeSubtype<'a> = "span" / "Span",
-        /// Labels.
+        /// The metricset's labels (`labels.*`, `numeric_labels.*`).
         tags: JMap<'a, LabelIn<'a>> = "tags" / "Tags",
-        /// Transaction reference (breakdown metrics).
+        /// The transaction's name and type, for breakdown metrics (`transaction.*`).
         transaction: NameType<'a> = "transaction" / "Transaction",
-        /// Service reference.
+        /// The service, when it differs from the metadata's (`service.name`, `service.version`).
         service: NameVersionIn<'a> = "service" / "Service",
-        /// Function as a service.
+        /// The function invocation the metrics are of (`faas.*`).
         faas: FaasIn<'a> = "faas" / "FAAS",
     }
 }
 
 json_struct! {
-    /// One metric sample.
+    /// One metric's sample: a value, or a histogram.
     pub struct SampleIn<'a>: "v2.metricsetSampleValue" {
-        /// gauge, counter, histogram or summary.
+        /// The metric's type: `gauge`, `counter`, `histogram` or `summary`.
         r#type: Option<JStr<'a>> = "type" / "Type",
-        /// Unit.
+        /// The metric's unit, e.g. `byte` or `percent`.
         unit: Option<JStr<'a>> = "unit" / "Unit",
-        /// Histogram bucket values.
+        /// A histogram's bucket values, ascending (with `counts`).
         values: JVec<JFloat> = "values" / "Values",
-        /// Histogram bucket counts.
+        /// A histogram's count in each bucket (with `values`).
         counts: JVec<JCount> = "counts" / "Counts",
-        /// Value.
+        /// The value (this or a histogram is required).
         value: Option<JFloat> = "value" / "Value",
     }
 }
@@ -80,21 +82,11 @@ impl<'de> serde::Deserialize<'de> for JCount {
 }
 
 json_struct! {
-    /// A type and subtype.
-    pub struct TypeSubtype<'a>: "v2.metricsetSpanRef" {
-        /// Subtype.
-        subtype: Option<JStr<'a>> = "subtype" / "Subtype",
-        /// Type.
-        r#type: Option<JStr<'a>> = "type" / "Type",
-    }
-}
-
-json_struct! {
     /// A name and a type.
     pub struct NameType<'a>: "v2.metricsetTransactionRef" {
-        /// Name.
+        /// `transaction.name`.
         name: Option<JStr<'a>> = "name" / "Name",
-        /// Type.
+        /// `transaction.type`.
         r#type: Option<JStr<'a>> = "type" / "Type",
     }
 }
@@ -107,7 +99,10 @@ pub fn validate_metricset_root(r: &MetricsetRoot<'_>) -> VResult {
         }
         for (k, v) in &m.samples.0 {
             (|| {
-                any_of(v.value.is_some() || !v.values.is_empty(), "value;values")?;
+                any_of(
+                    v.value.is_some() || !v.values.is_empty(),
+                    &["value", "values"],
+                )?;
                 if v.values.is_empty() && !v.counts.is_empty() {
                     return Err("'values' required when 'counts' is set".to_string());
                 }
@@ -133,7 +128,7 @@ pub fn validate_metricset_root(r: &MetricsetRoot<'_>) -> VResult {
             max_len(&t.name, KEYWORD_MAX_LENGTH, "name")?;
             max_len(&t.r#type, KEYWORD_MAX_LENGTH, "type")
         })?;
-        nested(&m.service, "service", name_version_max)?;
+        nested(&m.service, "service", NameVersionIn::lengths)?;
         nested(&m.faas, "faas", |_| Ok(()))
     })?;
     required(&r.metricset, "metricset")

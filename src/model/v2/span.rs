@@ -1,177 +1,344 @@
-//! Intake v2 `span` events (destination, database, message, composite): wire types,
-//! validation and mapping.
+//! Intake v2 `span` events (destination, database, message, composite, links, OpenTelemetry
+//! bridge data): wire types, validation and mapping. The destination, HTTP and type objects are
+//! declared for RUM v3's spans too (`rumv3::embedded`).
 
 use std::borrow::Cow;
 
 use super::context::{
     ContextMessage, ContextService, map_context_agent, map_context_service, map_message,
-    validate_context_service, validate_message,
+    validate_message,
 };
 use super::metadata::IdOnly;
 use super::stacktrace::{Frame, map_frames, validate_frames};
-use super::transaction::{Otel, SpanLinkIn, map_links, validate_links};
 use crate::model::event::*;
 use crate::model::json::rules::*;
 use crate::model::json::{
-    IsSet, JBool, JFloat, JHeaders, JInt, JMap, JStr, JTime, JVec, LabelIn, json_struct,
+    IsSet, JBool, JFloat, JHeaders, JInt, JMap, JObject, JStr, JTime, JVec, LabelIn, Object,
+    Protocol, json_struct,
 };
 use crate::model::map::*;
 
 json_struct! {
-    /// `{"span": {...}}`
+    /// A span line: `{"span": {...}}`.
     pub struct SpanRoot<'a>: "v2.spanRoot" {
-        /// The span.
+        /// The span (required).
         span: SpanIn<'a> = "span" / "Span",
     }
 }
 
 json_struct! {
-    /// A span.
+    /// A span: one operation within a transaction, e.g. a database query or an outgoing
+    /// request.
     pub struct SpanIn<'a>: "v2.span" {
-        /// Timestamp.
+        /// `@timestamp`; without it, the transaction's start plus `start`.
         timestamp: Option<JTime> = "timestamp" / "Timestamp",
-        /// OpenTelemetry bridge data.
+        /// What the agent's OpenTelemetry bridge sends.
         otel: Otel<'a> = "otel" / "OTel",
-        /// Id.
+        /// `span.id` (required).
         id: Option<JStr<'a>> = "id" / "ID",
-        /// Trace id.
+        /// `trace.id` (required).
         trace_id: Option<JStr<'a>> = "trace_id" / "TraceID",
-        /// Action.
+        /// `span.action`, e.g. `query`.
         action: Option<JStr<'a>> = "action" / "Action",
-        /// Name.
+        /// `span.name`, e.g. `SELECT FROM users` (required).
         name: Option<JStr<'a>> = "name" / "Name",
-        /// Outcome.
+        /// `event.outcome`; from the HTTP status code when absent.
         outcome: Option<JStr<'a>> = "outcome" / "Outcome",
-        /// Child ids.
+        /// `child.id`: the spans and transactions this span started.
         child_ids: JVec<JStr<'a>> = "child_ids" / "ChildIDs",
-        /// Parent id.
+        /// `parent.id`: the transaction or span that started this one (required).
         parent_id: Option<JStr<'a>> = "parent_id" / "ParentID",
-        /// Links.
+        /// Links to spans of other traces (`span.links`).
         links: JVec<SpanLinkIn<'a>> = "links" / "Links",
-        /// Stack trace.
+        /// Where the span started, innermost frame first.
         stacktrace: JVec<Frame<'a>> = "stacktrace" / "Stacktrace",
-        /// Type.
+        /// `span.type`, e.g. `db` (required); split on dots into type, subtype and action when
+        /// neither of those is sent.
         r#type: Option<JStr<'a>> = "type" / "Type",
-        /// Subtype.
+        /// `span.subtype`, e.g. `postgresql`.
         subtype: Option<JStr<'a>> = "subtype" / "Subtype",
-        /// Transaction id.
+        /// `transaction.id` of the span's transaction.
         transaction_id: Option<JStr<'a>> = "transaction_id" / "TransactionID",
-        /// Composite (compressed) span.
+        /// What a span compressed from several similar ones sums up (`span.composite.*`).
         composite: CompositeIn<'a> = "composite" / "Composite",
-        /// Context.
+        /// What the span called.
         context: SpanContext<'a> = "context" / "Context",
-        /// Start offset in milliseconds.
+        /// The start, in milliseconds after the transaction's (this or a timestamp is
+        /// required).
         start: Option<JFloat> = "start" / "Start",
-        /// Sample rate.
+        /// The sampling rate in effect; its inverse is the span's representative count.
         sample_rate: Option<JFloat> = "sample_rate" / "SampleRate",
-        /// Duration in milliseconds.
+        /// The duration in milliseconds (`span.duration.us`; required).
         duration: Option<JFloat> = "duration" / "Duration",
-        /// Synchronous.
+        /// `span.sync`: whether the span ran synchronously.
         sync: Option<JBool> = "sync" / "Sync",
     }
 }
 
 json_struct! {
-    /// `span.composite`
+    /// `span.composite`: a span that stands for several similar consecutive ones.
     pub struct CompositeIn<'a>: "v2.spanComposite" {
-        /// `exact_match` or `same_kind`.
+        /// How they were compressed: `exact_match` or `same_kind` (required).
         compression_strategy: Option<JStr<'a>> = "compression_strategy" / "CompressionStrategy",
-        /// Count.
+        /// How many spans it stands for, at least 2 (required).
         count: Option<JInt> = "count" / "Count",
-        /// Sum in milliseconds.
+        /// Their total duration in milliseconds (required).
         sum: Option<JFloat> = "sum" / "Sum",
     }
 }
 
 json_struct! {
-    /// `span.context`
+    /// `span.context`: what a span called.
     pub struct SpanContext<'a>: "v2.spanContext" {
-        /// Labels.
+        /// The span's labels (`labels.*`, `numeric_labels.*`).
         tags: JMap<'a, LabelIn<'a>> = "tags" / "Tags",
-        /// Service.
+        /// The service, when the span's differs from the metadata's; its target names what the
+        /// span called.
         service: ContextService<'a> = "service" / "Service",
-        /// Messaging.
+        /// The message the span sent (`span.message.*`).
         message: ContextMessage<'a> = "message" / "Message",
-        /// Database.
+        /// The database query (`span.db.*`).
         db: SpanDb<'a> = "db" / "Database",
-        /// Destination.
+        /// The destination (`destination.*`, `span.destination.service.*`).
         destination: SpanDestination<'a> = "destination" / "Destination",
-        /// HTTP.
+        /// The HTTP request the span sent (`http.*`, `url.original`).
         http: SpanHttp<'a> = "http" / "HTTP",
     }
 }
 
 json_struct! {
-    /// `span.context.db`
+    /// `span.context.db`: the database query a span ran.
     pub struct SpanDb<'a>: "v2.spanContextDatabase" {
-        /// Instance.
+        /// `span.db.instance`: the database's name.
         instance: Option<JStr<'a>> = "instance" / "Instance",
-        /// Link.
+        /// `span.db.link`: a database link, e.g. of Oracle.
         link: Option<JStr<'a>> = "link" / "Link",
-        /// Statement.
+        /// `span.db.statement`: the query.
         statement: Option<JStr<'a>> = "statement" / "Statement",
-        /// Type.
+        /// `span.db.type`, e.g. `sql`.
         r#type: Option<JStr<'a>> = "type" / "Type",
-        /// User.
+        /// `span.db.user.name`.
         user: Option<JStr<'a>> = "user" / "User",
-        /// Rows affected.
+        /// `span.db.rows_affected`.
         rows_affected: Option<JInt> = "rows_affected" / "RowsAffected",
     }
 }
 
 json_struct! {
-    /// `span.context.destination`
-    pub struct SpanDestination<'a>: "v2.spanContextDestination" {
-        /// Service.
-        service: DestinationServiceIn<'a> = "service" / "Service",
-        /// Address.
-        address: Option<JStr<'a>> = "address" / "Address",
-        /// Port.
-        port: Option<JInt> = "port" / "Port",
+    /// `span.context.destination`: what the span called.
+    pub struct SpanDestination<'a, P>: "v2.spanContextDestination" | "rumv3.spanContextDestination" {
+        /// The service called (`span.destination.service.*`).
+        service: DestinationServiceIn<'a, P> = "service" | "se" / "Service",
+        /// `destination.address`: a host name or an IP address.
+        address: Option<JStr<'a>> = "address" | "ad" / "Address",
+        /// `destination.port`.
+        port: Option<JInt> = "port" | "po" / "Port",
     }
 }
 
 json_struct! {
-    /// `span.context.destination.service`
-    pub struct DestinationServiceIn<'a>: "v2.spanContextDestinationService" {
-        /// Name.
-        name: Option<JStr<'a>> = "name" / "Name",
-        /// Resource.
-        resource: Option<JStr<'a>> = "resource" / "Resource",
-        /// Type.
-        r#type: Option<JStr<'a>> = "type" / "Type",
+    /// `span.context.destination.service`: the service called, for the service map.
+    pub struct DestinationServiceIn<'a, P>: "v2.spanContextDestinationService" | "rumv3.spanContextDestinationService" {
+        /// `span.destination.service.name` (deprecated by APM Server).
+        name: Option<JStr<'a>> = "name" | "n" / "Name",
+        /// `span.destination.service.resource`, e.g. `mysql` or `kafka/orders` (required);
+        /// gives `service.target.*` when the span names no target.
+        resource: Option<JStr<'a>> = "resource" | "rc" / "Resource",
+        /// `span.destination.service.type` (deprecated by APM Server).
+        r#type: Option<JStr<'a>> = "type" | "t" / "Type",
     }
 }
 
 json_struct! {
-    /// `span.context.http`
-    pub struct SpanHttp<'a>: "v2.spanContextHTTP" {
-        /// Request.
-        request: IdOnly<'a> = "request" / "Request",
-        /// Method.
-        method: Option<JStr<'a>> = "method" / "Method",
-        /// URL.
-        url: Option<JStr<'a>> = "url" / "URL",
-        /// Response.
-        response: SpanHttpResponse<'a> = "response" / "Response",
-        /// Deprecated status code.
-        status_code: Option<JInt> = "status_code" / "StatusCode",
+    /// `span.context.http`: the HTTP request a span sent.
+    pub struct SpanHttp<'a, P>: "v2.spanContextHTTP" | "rumv3.spanContextHTTP" {
+        /// The request (`http.request.id`; v2 only).
+        request: IdOnly<'a> = "request" | _ / "Request",
+        /// `http.request.method`.
+        method: Option<JStr<'a>> = "method" | "mt" / "Method",
+        /// `url.original`.
+        url: Option<JStr<'a>> = "url" | "url" / "URL",
+        /// The response (`http.response.*`).
+        response: SpanHttpResponse<'a, P> = "response" | "r" / "Response",
+        /// `http.response.status_code`, over the response's own; a code of 400 or more makes
+        /// the span's outcome a failure when the agent sends none.
+        status_code: Option<JInt> = "status_code" | "sc" / "StatusCode",
     }
 }
 
 json_struct! {
-    /// `span.context.http.response`
-    pub struct SpanHttpResponse<'a>: "v2.spanContextHTTPResponse" {
-        /// Headers.
-        headers: JHeaders<'a> = "headers" / "Headers",
-        /// Decoded body size.
-        decoded_body_size: Option<JInt> = "decoded_body_size" / "DecodedBodySize",
-        /// Encoded body size.
-        encoded_body_size: Option<JInt> = "encoded_body_size" / "EncodedBodySize",
-        /// Status code.
-        status_code: Option<JInt> = "status_code" / "StatusCode",
-        /// Transfer size.
-        transfer_size: Option<JInt> = "transfer_size" / "TransferSize",
+    /// `span.context.http.response`: the response a span received.
+    pub struct SpanHttpResponse<'a, P>: "v2.spanContextHTTPResponse" | "rumv3.spanContextHTTPResponse" {
+        /// `http.response.headers` (v2 only).
+        headers: JHeaders<'a> = "headers" | _ / "Headers",
+        /// `http.response.decoded_body_size`: the body after content decoding.
+        decoded_body_size: Option<JInt> = "decoded_body_size" | "dbs" / "DecodedBodySize",
+        /// `http.response.encoded_body_size`: the body as received.
+        encoded_body_size: Option<JInt> = "encoded_body_size" | "ebs" / "EncodedBodySize",
+        /// `http.response.status_code` (v2 only).
+        status_code: Option<JInt> = "status_code" | _ / "StatusCode",
+        /// `http.response.transfer_size`: bytes on the wire, headers included.
+        transfer_size: Option<JInt> = "transfer_size" | "ts" / "TransferSize",
+    }
+}
+
+json_struct! {
+    /// A span's type and subtype: a breakdown metricset's span (`metricset.span`, `me[].y`).
+    pub struct TypeSubtype<'a, P>: "v2.metricsetSpanRef" | "rumv3.metricsetSpanRef" {
+        /// `span.subtype`, e.g. `mysql`.
+        subtype: Option<JStr<'a>> = "subtype" | "su" / "Subtype",
+        /// `span.type`, e.g. `db`.
+        r#type: Option<JStr<'a>> = "type" | "t" / "Type",
+    }
+}
+
+json_struct! {
+    /// `otel`: what the OpenTelemetry bridge of an agent sends, translated as APM Server's
+    /// OTLP intake would.
+    pub struct Otel<'a>: "v2.otel" {
+        /// The span's OpenTelemetry attributes (`labels.*`, or the fields they map onto).
+        attributes: JObject = "attributes" / "Attributes",
+        /// `span.kind`, e.g. `SERVER`.
+        span_kind: Option<JStr<'a>> = "span_kind" / "SpanKind",
+    }
+}
+
+json_struct! {
+    /// A link to a span of another trace (`span.links[]`).
+    pub struct SpanLinkIn<'a>: "v2.spanLink" {
+        /// The linked span's id (required).
+        span_id: Option<JStr<'a>> = "span_id" / "SpanID",
+        /// The linked span's trace id (required).
+        trace_id: Option<JStr<'a>> = "trace_id" / "TraceID",
+    }
+}
+
+pub(super) fn validate_links(l: &[SpanLinkIn<'_>]) -> VResult {
+    each(l, "links", |l| {
+        max_len(&l.span_id, KEYWORD_MAX_LENGTH, "span_id")?;
+        required(&l.span_id, "span_id")?;
+        max_len(&l.trace_id, KEYWORD_MAX_LENGTH, "trace_id")?;
+        required(&l.trace_id, "trace_id")
+    })
+}
+
+/// What the agent's OpenTelemetry bridge sends, translated by `translate` (a transaction's or a
+/// span's translation), then the span links; after everything else, because the translation
+/// overrides what the event's own fields gave.
+pub(super) fn map_otel_and_links<'a>(
+    otel: &Otel<'a>,
+    links: &[SpanLinkIn<'a>],
+    translate: fn(&Object, Option<S<'a>>, &mut ApmEvent<'a>),
+    out: &mut ApmEvent<'a>,
+) {
+    if otel.is_set() {
+        translate(
+            &otel.attributes.0,
+            otel.span_kind.as_ref().map(|k| k.0.clone()),
+            out,
+        );
+    }
+    if !links.is_empty() {
+        out.span_mut().links = links
+            .iter()
+            .map(|l| Link {
+                span_id: st(&l.span_id),
+                trace_id: st(&l.trace_id),
+            })
+            .collect();
+    }
+}
+
+impl<P: Protocol> SpanDestination<'_, P> {
+    /// Validates a span's destination as APM Server does.
+    pub(crate) fn validate(&self) -> VResult {
+        nested(&self.service, Self::service, DestinationServiceIn::validate)?;
+        max_len(&self.address, KEYWORD_MAX_LENGTH, Self::address)
+    }
+}
+
+impl<P: Protocol> DestinationServiceIn<'_, P> {
+    fn validate(&self) -> VResult {
+        max_len(&self.name, KEYWORD_MAX_LENGTH, Self::name)?;
+        max_len(&self.resource, KEYWORD_MAX_LENGTH, Self::resource)?;
+        required(&self.resource, Self::resource)?;
+        max_len(&self.r#type, KEYWORD_MAX_LENGTH, Self::r#type)
+    }
+}
+
+impl<P: Protocol> SpanHttp<'_, P> {
+    /// Validates a span's HTTP request as APM Server does.
+    pub(crate) fn validate(&self) -> VResult {
+        nested(&self.request, Self::request, |_| Ok(()))?;
+        max_len(&self.method, KEYWORD_MAX_LENGTH, Self::method)?;
+        nested(&self.response, Self::response, |_| Ok(()))
+    }
+}
+
+/// `destination.*` and `span.destination.service.*` of a span.
+pub(crate) fn map_destination<'a, P>(
+    d: &SpanDestination<'a, P>,
+    out: &mut ApmEvent<'a>,
+    sp: &mut crate::model::event::Span<'a>,
+) {
+    if d.address.is_some() || d.port.is_some() {
+        let dest = out.destination.get_or_insert_with(Default::default);
+        set(&mut dest.address, &d.address);
+        if let Some(p) = d.port {
+            dest.port = p.0 as u32;
+        }
+    }
+    if d.service.is_set() {
+        let s = &d.service;
+        sp.destination_service = Some(DestinationService {
+            name: st(&s.name),
+            resource: st(&s.resource),
+            r#type: st(&s.r#type),
+            response_time: None,
+        });
+    }
+}
+
+/// `http.*` and `url.original` of a span that sent an HTTP request.
+pub(crate) fn map_span_http<'a, P>(h: &SpanHttp<'a, P>, out: &mut ApmEvent<'a>) {
+    if !h.is_set() {
+        return;
+    }
+    if let Some(m) = &h.method {
+        out.http_mut()
+            .request
+            .get_or_insert_with(Default::default)
+            .method = m.0.clone();
+    }
+    if let Some(id) = &h.request.id {
+        out.http_mut()
+            .request
+            .get_or_insert_with(Default::default)
+            .id = id.0.clone();
+    }
+    if h.response.is_set() {
+        let r = &h.response;
+        out.http_mut().response = Some(HttpResponse {
+            decoded_body_size: r.decoded_body_size.map(|v| v.0 as u64),
+            encoded_body_size: r.encoded_body_size.map(|v| v.0 as u64),
+            headers: if r.headers.set {
+                r.headers.values.clone()
+            } else {
+                Vec::new()
+            },
+            status_code: r.status_code.map_or(0, |v| v.0 as u32),
+            transfer_size: r.transfer_size.map(|v| v.0 as u64),
+            ..Default::default()
+        });
+    }
+    if let Some(code) = h.status_code {
+        out.http_mut()
+            .response
+            .get_or_insert_with(Default::default)
+            .status_code = code.0 as u32;
+    }
+    if let Some(u) = &h.url {
+        out.url.get_or_insert_with(Default::default).original = u.0.clone();
     }
 }
 
@@ -180,7 +347,7 @@ pub fn validate_span_root(r: &SpanRoot<'_>) -> VResult {
     nested(&r.span, "span", |s| {
         any_of(
             s.start.is_some() || s.timestamp.is_some(),
-            "start;timestamp",
+            &["start", "timestamp"],
         )?;
         nested(&s.otel, "otel", |_| Ok(()))?;
         max_len(&s.id, KEYWORD_MAX_LENGTH, "id")?;
@@ -202,7 +369,7 @@ pub fn validate_span_root(r: &SpanRoot<'_>) -> VResult {
         max_len(&s.parent_id, KEYWORD_MAX_LENGTH, "parent_id")?;
         required(&s.parent_id, "parent_id")?;
         validate_links(&s.links)?;
-        validate_frames(&s.stacktrace)?;
+        validate_frames(&s.stacktrace, "stacktrace")?;
         max_len(&s.r#type, KEYWORD_MAX_LENGTH, "type")?;
         required(&s.r#type, "type")?;
         max_len(&s.subtype, KEYWORD_MAX_LENGTH, "subtype")?;
@@ -216,25 +383,13 @@ pub fn validate_span_root(r: &SpanRoot<'_>) -> VResult {
         })?;
         nested(&s.context, "context", |c| {
             labels(&c.tags.0, "tags")?;
-            nested(&c.service, "service", validate_context_service)?;
+            nested(&c.service, "service", ContextService::validate)?;
             nested(&c.message, "message", validate_message)?;
             nested(&c.db, "db", |d| {
                 max_len(&d.link, KEYWORD_MAX_LENGTH, "link")
             })?;
-            nested(&c.destination, "destination", |d| {
-                nested(&d.service, "service", |s| {
-                    max_len(&s.name, KEYWORD_MAX_LENGTH, "name")?;
-                    max_len(&s.resource, KEYWORD_MAX_LENGTH, "resource")?;
-                    required(&s.resource, "resource")?;
-                    max_len(&s.r#type, KEYWORD_MAX_LENGTH, "type")
-                })?;
-                max_len(&d.address, KEYWORD_MAX_LENGTH, "address")
-            })?;
-            nested(&c.http, "http", |h| {
-                nested(&h.request, "request", |_| Ok(()))?;
-                max_len(&h.method, KEYWORD_MAX_LENGTH, "method")?;
-                nested(&h.response, "response", |_| Ok(()))
-            })
+            nested(&c.destination, "destination", SpanDestination::validate)?;
+            nested(&c.http, "http", SpanHttp::validate)
         })?;
         min_f(s.duration.map(|v| v.0), 0.0, "duration", "0")?;
         max_duration(s.duration.map(|v| v.0), "duration")?;
@@ -285,61 +440,8 @@ pub fn map_span<'a>(s: &SpanIn<'a>, out: &mut ApmEvent<'a>) {
             user_name: st(&d.user),
         });
     }
-    if c.destination.address.is_some() || c.destination.port.is_some() {
-        let dest = out.destination.get_or_insert_with(Default::default);
-        set(&mut dest.address, &c.destination.address);
-        if let Some(p) = c.destination.port {
-            dest.port = p.0 as u32;
-        }
-    }
-    if c.destination.service.is_set() {
-        let d = &c.destination.service;
-        sp.destination_service = Some(DestinationService {
-            name: st(&d.name),
-            resource: st(&d.resource),
-            r#type: st(&d.r#type),
-            response_time: None,
-        });
-    }
-    if c.http.is_set() {
-        let h = &c.http;
-        if let Some(m) = &h.method {
-            out.http_mut()
-                .request
-                .get_or_insert_with(Default::default)
-                .method = m.0.clone();
-        }
-        if let Some(id) = &h.request.id {
-            out.http_mut()
-                .request
-                .get_or_insert_with(Default::default)
-                .id = id.0.clone();
-        }
-        if h.response.is_set() {
-            let r = &h.response;
-            out.http_mut().response = Some(HttpResponse {
-                decoded_body_size: r.decoded_body_size.map(|v| v.0 as u64),
-                encoded_body_size: r.encoded_body_size.map(|v| v.0 as u64),
-                headers: if r.headers.set {
-                    r.headers.values.clone()
-                } else {
-                    Vec::new()
-                },
-                status_code: r.status_code.map_or(0, |v| v.0 as u32),
-                transfer_size: r.transfer_size.map(|v| v.0 as u64),
-                ..Default::default()
-            });
-        }
-        if let Some(code) = h.status_code {
-            out.http_mut()
-                .response
-                .get_or_insert_with(Default::default)
-                .status_code = code.0 as u32;
-        }
-        if let Some(u) = &h.url {
-            out.url.get_or_insert_with(Default::default).original = u.0.clone();
-        }
-    }
+    map_destination(&c.destination, out, &mut sp);
+    map_span_http(&c.http, out);
     if c.message.is_set() {
         sp.message = Some(map_message(&c.message));
     }
@@ -359,12 +461,7 @@ pub fn map_span<'a>(s: &SpanIn<'a>, out: &mut ApmEvent<'a>) {
     set(&mut sp.id, &s.id);
     set(&mut sp.name, &s.name);
     let ev = out.event_mut();
-    ev.outcome = match (&s.outcome, c.http.status_code) {
-        (Some(o), _) => o.0.clone(),
-        (None, Some(code)) if code.0 >= 400 => Cow::Borrowed("failure"),
-        (None, Some(_)) => Cow::Borrowed("success"),
-        (None, None) => Cow::Borrowed("unknown"),
-    };
+    ev.outcome = event_outcome(&s.outcome, c.http.status_code, 400);
     set(&mut out.parent_id, &s.parent_id);
     sp.representative_count = match s.sample_rate {
         Some(r) if r.0 > 0.0 => 1.0 / r.0,
@@ -388,16 +485,7 @@ pub fn map_span<'a>(s: &SpanIn<'a>, out: &mut ApmEvent<'a>) {
         });
     }
     out.span = Some(sp);
-    if s.otel.is_set() {
-        crate::model::otel::translate_span(
-            &s.otel.attributes.0,
-            s.otel.span_kind.as_ref().map(|k| k.0.clone()),
-            out,
-        );
-    }
-    if !s.links.is_empty() {
-        out.span_mut().links = map_links(&s.links);
-    }
+    map_otel_and_links(&s.otel, &s.links, crate::model::otel::translate_span, out);
     let sp = out.span_mut();
     if sp.r#type.is_empty() {
         sp.r#type = Cow::Borrowed("unknown");

@@ -1,49 +1,58 @@
-//! Stack trace frames of v2 errors and spans: wire type, validation and mapping.
+//! Stack trace frames of errors and spans, one declaration for v2 and RUM v3 (`st`): wire type,
+//! validation and mapping.
 
 use crate::model::json::rules::*;
-use crate::model::json::{IsSet, JBool, JInt, JObject, JStr, JVec, json_struct};
+use crate::model::json::{IsSet, JBool, JInt, JObject, JStr, JVec, Protocol, json_struct};
 use crate::model::map::*;
 
 json_struct! {
-    /// One stack frame.
-    pub struct Frame<'a>: "v2.stacktraceFrame" {
-        /// Local variables.
-        vars: JObject = "vars" / "Vars",
-        /// File name.
-        filename: Option<JStr<'a>> = "filename" / "Filename",
-        /// Absolute path.
-        abs_path: Option<JStr<'a>> = "abs_path" / "AbsPath",
-        /// Class name.
-        classname: Option<JStr<'a>> = "classname" / "Classname",
-        /// Context line.
-        context_line: Option<JStr<'a>> = "context_line" / "ContextLine",
-        /// Function.
-        function: Option<JStr<'a>> = "function" / "Function",
-        /// Module.
-        module: Option<JStr<'a>> = "module" / "Module",
-        /// Lines after.
-        post_context: JVec<JStr<'a>> = "post_context" / "PostContext",
-        /// Lines before.
-        pre_context: JVec<JStr<'a>> = "pre_context" / "PreContext",
-        /// Line number.
-        lineno: Option<JInt> = "lineno" / "LineNumber",
-        /// Column number.
-        colno: Option<JInt> = "colno" / "ColumnNumber",
-        /// Library frame.
-        library_frame: Option<JBool> = "library_frame" / "LibraryFrame",
+    /// One frame of a stack trace (of an exception, a log message or a span), innermost first.
+    pub struct Frame<'a, P>: "v2.stacktraceFrame" | "rumv3.stacktraceFrame" {
+        /// The frame's local variables, as the agent captured them (v2 only).
+        vars: JObject = "vars" | _ / "Vars",
+        /// The source file, relative to the project (RUM: the script URL).
+        filename: Option<JStr<'a>> = "filename" | "f" / "Filename",
+        /// The source file's absolute path; RUM source maps are looked up by it.
+        abs_path: Option<JStr<'a>> = "abs_path" | "ap" / "AbsPath",
+        /// The class of the method, for languages that have one (Java).
+        classname: Option<JStr<'a>> = "classname" | "cn" / "Classname",
+        /// The source line the frame stopped at (its context line).
+        context_line: Option<JStr<'a>> = "context_line" | "cli" / "ContextLine",
+        /// The function or method the frame is in.
+        function: Option<JStr<'a>> = "function" | "fn" / "Function",
+        /// The module or package the frame is in.
+        module: Option<JStr<'a>> = "module" | "mo" / "Module",
+        /// Source lines after the context line.
+        post_context: JVec<JStr<'a>> = "post_context" | "poc" / "PostContext",
+        /// Source lines before the context line.
+        pre_context: JVec<JStr<'a>> = "pre_context" | "prc" / "PreContext",
+        /// The line number of the context line.
+        lineno: Option<JInt> = "lineno" | "li" / "LineNumber",
+        /// The column number in that line.
+        colno: Option<JInt> = "colno" | "co" / "ColumnNumber",
+        /// Whether the frame is in a library rather than the application (v2 only; RUM frames
+        /// are classified by `library_pattern`).
+        library_frame: Option<JBool> = "library_frame" | _ / "LibraryFrame",
     }
 }
 
-pub(super) fn validate_frames(frames: &[Frame<'_>]) -> VResult {
-    each(frames, "stacktrace", |f| {
-        any_of(
-            f.classname.is_some() || f.filename.is_some(),
-            "classname;filename",
-        )
+/// Validates the frames of a stack trace sent under `key`: v2 wants a class name or a file name
+/// in each, RUM v3 a file name.
+pub(crate) fn validate_frames<P: Protocol>(frames: &[Frame<'_, P>], key: &str) -> VResult {
+    each(frames, key, |f| {
+        if P::RUM_V3 {
+            required(&f.filename, Frame::<P>::filename)
+        } else {
+            any_of(
+                f.classname.is_some() || f.filename.is_some(),
+                &[Frame::<P>::classname, Frame::<P>::filename],
+            )
+        }
     })
 }
 
-pub(super) fn map_frames<'a>(frames: &[Frame<'a>]) -> Vec<crate::model::event::Frame<'a>> {
+/// The frames of a validated stack trace, as the event carries them.
+pub(crate) fn map_frames<'a, P>(frames: &[Frame<'a, P>]) -> Vec<crate::model::event::Frame<'a>> {
     frames
         .iter()
         .map(|f| crate::model::event::Frame {

@@ -16,6 +16,16 @@ use crate::policy::grammar::{self, RawCondition, RawExpr, RawOp, ValueError, Val
 use crate::policy::spanned::Sp;
 use crate::policy::types::{AddressRange, IpSet};
 
+/// What the names in one rule's expression resolve against: the rule's text (for the spans of
+/// findings), and the policy's allowlists, listeners and roles.
+#[derive(Clone, Copy)]
+pub(super) struct RuleScope<'s> {
+    text: &'s ValueText,
+    allowlists: &'s BTreeMap<String, Arc<Allowlist>>,
+    listeners: &'s [Arc<Listener>],
+    roles: &'s RoleTable<'s>,
+}
+
 impl Compiler<'_> {
     pub(super) fn find_header(&self, header: &str) -> Range<usize> {
         self.src.find(header).map_or(0..0, |i| i..i + header.len())
@@ -41,7 +51,13 @@ impl Compiler<'_> {
                 }
             };
             let text = self.text(&r.when);
-            let Some(expr) = self.resolve_expr(&raw, &text, allowlists, listeners, roles) else {
+            let scope = RuleScope {
+                text: &text,
+                allowlists,
+                listeners,
+                roles,
+            };
+            let Some(expr) = self.resolve_expr(&raw, &scope) else {
                 continue;
             };
             if let Some(dnf) = expr.dnf(64) {
@@ -69,24 +85,15 @@ impl Compiler<'_> {
         }
     }
 
-    pub(super) fn resolve_expr(
-        &mut self,
-        raw: &RawExpr,
-        text: &ValueText,
-        allowlists: &BTreeMap<String, Arc<Allowlist>>,
-        listeners: &[Arc<Listener>],
-        roles: &RoleTable<'_>,
-    ) -> Option<Expr> {
+    pub(super) fn resolve_expr(&mut self, raw: &RawExpr, scope: &RuleScope<'_>) -> Option<Expr> {
         Some(match raw {
             RawExpr::Bool(b) => Expr::Const(*b),
-            RawExpr::Not(e) => Expr::Not(Box::new(
-                self.resolve_expr(e, text, allowlists, listeners, roles)?,
-            )),
+            RawExpr::Not(e) => Expr::Not(Box::new(self.resolve_expr(e, scope)?)),
             RawExpr::And(es) | RawExpr::Or(es) => {
                 let mut out = Vec::new();
                 let mut ok = true;
                 for e in es {
-                    match self.resolve_expr(e, text, allowlists, listeners, roles) {
+                    match self.resolve_expr(e, scope) {
                         Some(e) => out.push(e),
                         None => ok = false,
                     }
@@ -100,20 +107,21 @@ impl Compiler<'_> {
                     Expr::Or(out)
                 }
             }
-            RawExpr::Condition(c) => {
-                Expr::Cond(self.resolve_condition(c, text, allowlists, listeners, roles)?)
-            }
+            RawExpr::Condition(c) => Expr::Cond(self.resolve_condition(c, scope)?),
         })
     }
 
     pub(super) fn resolve_condition(
         &mut self,
         c: &RawCondition,
-        text: &ValueText,
-        allowlists: &BTreeMap<String, Arc<Allowlist>>,
-        listeners: &[Arc<Listener>],
-        roles: &RoleTable<'_>,
+        scope: &RuleScope<'_>,
     ) -> Option<Condition> {
+        let RuleScope {
+            text,
+            allowlists,
+            listeners,
+            roles,
+        } = *scope;
         let (fname, fspan) = &c.field;
         let Some(field) = Field::ALL.iter().find(|(n, _)| n == fname).map(|(_, f)| *f) else {
             let help =
@@ -127,14 +135,12 @@ impl Compiler<'_> {
                             .join(", ")
                     )
                 });
-            self.push(
-                Diagnostic::new(
-                    Code::UnknownRuleField,
-                    format!("unknown field `{fname}` in rule expression"),
-                    text.span(fspan.clone()),
-                    "unknown field",
-                )
-                .with_help(help),
+            self.report(
+                Code::UnknownRuleField,
+                format!("unknown field `{fname}` in rule expression"),
+                text.span(fspan.clone()),
+                "unknown field",
+                help,
             );
             return None;
         };
@@ -149,14 +155,12 @@ impl Compiler<'_> {
                 _ if c.op == RawOp::In => format!("`in` takes a list here: `{} in [a, b]`", field.name()),
                 _ => format!("`{}` takes `==`, `!=` or `in [..]`", field.name()),
             };
-            self.push(
-                Diagnostic::new(
-                    Code::OperatorMismatch,
-                    format!("this operator cannot be used with `{}`", field.name()),
-                    text.span(c.op_span.clone()),
-                    "not valid here",
-                )
-                .with_help(help),
+            self.report(
+                Code::OperatorMismatch,
+                format!("this operator cannot be used with `{}`", field.name()),
+                text.span(c.op_span.clone()),
+                "not valid here",
+                help,
             );
             return None;
         }
@@ -234,16 +238,12 @@ impl Compiler<'_> {
             (Field::Source, _) => {
                 let v = values.first()?;
                 if v.0.parse::<IpAddr>().is_err() {
-                    self.push(
-                        Diagnostic::new(
-                            Code::InvalidAddress,
-                            format!("`{}` is not an IP address", v.0),
-                            text.span(v.1.clone()),
-                            "not an address",
-                        )
-                        .with_help(
-                            "compare `source` with one address, or use `source in ALLOWLIST`",
-                        ),
+                    self.report(
+                        Code::InvalidAddress,
+                        format!("`{}` is not an IP address", v.0),
+                        text.span(v.1.clone()),
+                        "not an address",
+                        "compare `source` with one address, or use `source in ALLOWLIST`",
                     );
                     return None;
                 }

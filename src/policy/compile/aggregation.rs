@@ -4,9 +4,10 @@
 use std::time::Duration;
 
 use super::Compiler;
+use super::context::zero_value;
 use crate::policy::ast;
 use crate::policy::compiled::*;
-use crate::policy::diagnostics::{Code, Diagnostic};
+use crate::policy::diagnostics::Code;
 use crate::policy::spanned::Sp;
 
 /// apm-aggregation's bounds: whole seconds, and an interval that fits two bytes of seconds.
@@ -31,15 +32,7 @@ impl Compiler<'_> {
 
     fn intervals(&mut self, list: &Sp<Vec<Sp<String>>>) -> Vec<Duration> {
         if list.is_empty() {
-            self.push(
-                Diagnostic::new(
-                    Code::EmptyList,
-                    "`intervals` must not be empty",
-                    list.span.clone(),
-                    "no interval",
-                )
-                .with_help("leave `intervals` out for APM Server's `[\"1m\", \"10m\", \"60m\"]`, or set `enabled = false`"),
-            );
+            self.report(Code::EmptyList, "`intervals` must not be empty", list.span.clone(), "no interval", "leave `intervals` out for APM Server's `[\"1m\", \"10m\", \"60m\"]`, or set `enabled = false`");
             return AGGREGATION_INTERVALS.to_vec();
         }
         let mut parsed: Vec<(Duration, &Sp<String>)> = Vec::new();
@@ -47,11 +40,9 @@ impl Compiler<'_> {
             let d = self.duration(&Some(v.clone()), Duration::ZERO);
             if d.is_zero() {
                 if crate::policy::grammar::parse_duration(v).is_ok() {
-                    self.push(Diagnostic::new(
-                        Code::ValueOutOfRange,
+                    self.push(zero_value(
                         "an aggregation interval must be longer than zero",
                         v.span.clone(),
-                        "zero",
                     ));
                 }
                 continue;
@@ -79,32 +70,24 @@ impl Compiler<'_> {
                 None
             };
             if let Some(label) = problem {
-                self.push(
-                    Diagnostic::new(
-                        Code::AggregationIntervals,
-                        format!("aggregation interval `{}` cannot be used", v.value),
-                        v.span.clone(),
-                        label,
-                    )
-                    .with_help(
-                        "intervals are whole seconds from 1s to 18h, each a multiple of the \
+                self.report(
+                    Code::AggregationIntervals,
+                    format!("aggregation interval `{}` cannot be used", v.value),
+                    v.span.clone(),
+                    label,
+                    "intervals are whole seconds from 1s to 18h, each a multiple of the \
                          shortest, as APM Server's aggregator requires",
-                    ),
                 );
                 continue;
             }
             if !AGGREGATION_INTERVALS.contains(&d) {
-                self.push(
-                    Diagnostic::new(
-                        Code::IntervalUnread,
-                        format!("Kibana's APM app does not read `{}` metrics", v.value),
-                        v.span.clone(),
-                        "written, but not charted",
-                    )
-                    .with_help(
-                        "Kibana reads `1m`, `10m` and `60m` (`metrics-apm.*.1m-*` and so on); \
+                self.report(
+                    Code::IntervalUnread,
+                    format!("Kibana's APM app does not read `{}` metrics", v.value),
+                    v.span.clone(),
+                    "written, but not charted",
+                    "Kibana reads `1m`, `10m` and `60m` (`metrics-apm.*.1m-*` and so on); \
                          other intervals are written to data streams of their own",
-                    ),
                 );
             }
             out.push(d);
@@ -120,13 +103,7 @@ impl Compiler<'_> {
         match v {
             Some(n) if n.value == 0 => {
                 self.push(
-                    Diagnostic::new(
-                        Code::ValueOutOfRange,
-                        "a group limit must be at least 1",
-                        n.span.clone(),
-                        "zero",
-                    )
-                    .with_help(
+                    zero_value("a group limit must be at least 1", n.span.clone()).with_help(
                         "leave it out to size it from memory as APM Server does, or set \
                          `enabled = false` to aggregate nothing",
                     ),

@@ -6,6 +6,7 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use super::context::zero_value;
 use super::{Compiler, RoleTable, SecretUse};
 use crate::policy::ast;
 use crate::policy::compiled::*;
@@ -66,14 +67,8 @@ impl Compiler<'_> {
             }
             match argon2::password_hash::PasswordHash::new(&k.hash) {
                 Ok(h) if h.algorithm.as_str().starts_with("argon2") && h.hash.is_some() => {}
-                Ok(h) => self.push(
-                    Diagnostic::new(Code::InvalidHash, format!("unsupported hash algorithm `{}`", h.algorithm), k.hash.span.clone(), "not Argon2")
-                        .with_help("API key hashes are Argon2id PHC strings; `apmgate keys new` prints one"),
-                ),
-                Err(e) => self.push(
-                    Diagnostic::new(Code::InvalidHash, format!("`hash` is not a PHC hash string: {e}"), k.hash.span.clone(), "not a hash")
-                        .with_help("paste the `hash` that `apmgate keys new` printed (it starts with `$argon2id$`); never the key itself"),
-                ),
+                Ok(h) => self.report(Code::InvalidHash, format!("unsupported hash algorithm `{}`", h.algorithm), k.hash.span.clone(), "not Argon2", "API key hashes are Argon2id PHC strings; `apmgate keys new` prints one"),
+                Err(e) => self.report(Code::InvalidHash, format!("`hash` is not a PHC hash string: {e}"), k.hash.span.clone(), "not a hash", "paste the `hash` that `apmgate keys new` printed (it starts with `$argon2id$`); never the key itself"),
             }
             let expires = k.expires.as_ref().and_then(|e| {
                 let t = datetime_to_system_time(&e.value.0);
@@ -87,16 +82,12 @@ impl Compiler<'_> {
                 }
                 if let Some(t) = t {
                     if t < SystemTime::now() {
-                        self.push(
-                            Diagnostic::new(
-                                Code::ApiKeyExpired,
-                                format!("API key `{}` has expired", name.value),
-                                e.span.clone(),
-                                "in the past",
-                            )
-                            .with_help(
-                                "create a new key with `apmgate keys new`, or remove this one",
-                            ),
+                        self.report(
+                            Code::ApiKeyExpired,
+                            format!("API key `{}` has expired", name.value),
+                            e.span.clone(),
+                            "in the past",
+                            "create a new key with `apmgate keys new`, or remove this one",
                         );
                     }
                 }
@@ -126,10 +117,7 @@ impl Compiler<'_> {
                     } else {
                         span
                     };
-                    self.push(
-                        Diagnostic::new(Code::EsApiKeysWithoutOutput, "API keys verified by Elasticsearch need an Elasticsearch output", span, "no cluster to ask")
-                            .with_help("add `[output.elasticsearch]`, or declare the keys in the policy with `[auth.api_key.NAME]`"),
-                    );
+                    self.report(Code::EsApiKeysWithoutOutput, "API keys verified by Elasticsearch need an Elasticsearch output", span, "no cluster to ask", "add `[output.elasticsearch]`, or declare the keys in the policy with `[auth.api_key.NAME]`");
                 }
                 out.elasticsearch_api_keys = Some(EsApiKeySettings {
                     cache_size: es
@@ -142,10 +130,7 @@ impl Compiler<'_> {
         }
         for (name, c) in &a.client_cert {
             if c.subject.is_none() && c.san.is_none() {
-                self.push(
-                    Diagnostic::new(Code::IdentityWithoutPattern, format!("client-certificate identity `{}` matches nothing", name.value), name.span.clone(), "no `subject` or `san`")
-                        .with_help("add `subject = \"CN=*.agents.example.com\"` or `san = \"*.agents.example.com\"`"),
-                );
+                self.report(Code::IdentityWithoutPattern, format!("client-certificate identity `{}` matches nothing", name.value), name.span.clone(), "no `subject` or `san`", "add `subject = \"CN=*.agents.example.com\"` or `san = \"*.agents.example.com\"`");
             }
             let subject = c.subject.as_ref().and_then(|s| self.glob(s));
             let san = c.san.as_ref().and_then(|s| self.glob(s));
@@ -166,10 +151,7 @@ impl Compiler<'_> {
             })
         {
             if let Some((name, _)) = a.client_cert.iter().next() {
-                self.push(
-                    Diagnostic::new(Code::ClientAuthWithoutCa, "client-certificate identities are declared but no listener asks for client certificates", name.span.clone(), "never presented")
-                        .with_help("set `client_auth` and `certificate_authorities` in the TLS profile of a listener"),
-                );
+                self.report(Code::ClientAuthWithoutCa, "client-certificate identities are declared but no listener asks for client certificates", name.span.clone(), "never presented", "set `client_auth` and `certificate_authorities` in the TLS profile of a listener");
             }
         }
         let anonymous_default = rum_enabled && out.is_configured() && a.anonymous.is_none();
@@ -188,15 +170,10 @@ impl Compiler<'_> {
                 let positive = |c: &mut Self, v: Option<&Sp<u64>>, name: &str, d: u64| match v {
                     Some(n) if n.value == 0 => {
                         c.push(
-                            Diagnostic::new(
-                                Code::ValueOutOfRange,
-                                format!("`{name}` must be at least 1"),
-                                n.span.clone(),
-                                "zero",
-                            )
-                            .with_help(
-                                "to refuse anonymous callers, set `enabled = false` instead",
-                            ),
+                            zero_value(format!("`{name}` must be at least 1"), n.span.clone())
+                                .with_help(
+                                    "to refuse anonymous callers, set `enabled = false` instead",
+                                ),
                         );
                         d
                     }
@@ -246,15 +223,7 @@ impl Compiler<'_> {
                 .filter(|l| l.tls.is_none() && !l.bind.is_loopback())
             {
                 let span = self.bind_spans.get(&l.name).cloned().unwrap_or(0..0);
-                self.push(
-                    Diagnostic::new(
-                        Code::TokenOverPlaintext,
-                        format!("listener `{}` accepts credentials over plaintext on `{}`", l.name, l.bind),
-                        span,
-                        "no TLS",
-                    )
-                    .with_help("anyone on the network path can read secret tokens and API keys: add a TLS profile, or bind to loopback behind a TLS proxy"),
-                );
+                self.report(Code::TokenOverPlaintext, format!("listener `{}` accepts credentials over plaintext on `{}`", l.name, l.bind), span, "no TLS", "anyone on the network path can read secret tokens and API keys: add a TLS profile, or bind to loopback behind a TLS proxy");
             }
         }
         out

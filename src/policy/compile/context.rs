@@ -1,4 +1,4 @@
-//! Shared helpers of the compiler: pushing diagnostics, reading durations, sizes, paths,
+//! Shared helpers of the compiler: reporting diagnostics, reading durations, sizes, paths,
 //! secret references, addresses, globs, regular expressions and headers at their spans, and the
 //! `undefined`/duplicate-name findings every section uses.
 
@@ -15,9 +15,27 @@ use crate::policy::grammar::{self, ValueError, ValueText};
 use crate::policy::spanned::Sp;
 use crate::policy::types::{AddressRange, Glob, SecretRef};
 
+/// A value that must be positive and is zero: `message` at `span`, labelled so.
+pub(super) fn zero_value(message: impl Into<String>, span: Range<usize>) -> Diagnostic {
+    Diagnostic::new(Code::ValueOutOfRange, message, span, "zero")
+}
+
 impl Compiler<'_> {
     pub(super) fn push(&mut self, d: Diagnostic) {
         self.diags.push(d);
+    }
+
+    /// Reports what most findings are: `message`, at `span` labelled `label`, with `help` on how
+    /// to fix it.
+    pub(super) fn report(
+        &mut self,
+        code: Code,
+        message: impl Into<String>,
+        span: Range<usize>,
+        label: impl Into<String>,
+        help: impl Into<String>,
+    ) {
+        self.push(Diagnostic::new(code, message, span, label).with_help(help));
     }
 
     pub(super) fn text(&self, v: &Sp<String>) -> ValueText {
@@ -48,11 +66,9 @@ impl Compiler<'_> {
         let d = self.duration(v, default);
         if let (Some(v), true) = (v, d.is_zero()) {
             if grammar::parse_duration(v).is_ok() {
-                self.push(Diagnostic::new(
-                    Code::ValueOutOfRange,
+                self.push(zero_value(
                     "duration must be longer than zero",
                     v.span.clone(),
-                    "zero",
                 ));
             }
             return default;
@@ -81,12 +97,7 @@ impl Compiler<'_> {
         let n = self.size(v, default);
         if n == 0 {
             if let Some(v) = v {
-                self.push(Diagnostic::new(
-                    Code::ValueOutOfRange,
-                    "size must be larger than zero",
-                    v.span.clone(),
-                    "zero",
-                ));
+                self.push(zero_value("size must be larger than zero", v.span.clone()));
             }
             return default;
         }
@@ -112,16 +123,12 @@ impl Compiler<'_> {
             Ok(r) => {
                 if let SecretRef::Inline(s) = &r {
                     self.facts.redactions.push(self.text(v).span(0..v.len()));
-                    self.push(
-                        Diagnostic::new(
-                            Code::InlineSecret,
-                            format!("{what} is written in the policy"),
-                            v.span.clone(),
-                            "inline secret (hidden)",
-                        )
-                        .with_help(
-                            "keep secrets out of git: write `env:NAME` or `file:/path` instead",
-                        ),
+                    self.report(
+                        Code::InlineSecret,
+                        format!("{what} is written in the policy"),
+                        v.span.clone(),
+                        "inline secret (hidden)",
+                        "keep secrets out of git: write `env:NAME` or `file:/path` instead",
                     );
                     if usage == SecretUse::SecretToken && s.chars().count() < MIN_SECRET_TOKEN_LEN {
                         self.push(short_token(v.span.clone(), s.chars().count()));
@@ -189,14 +196,12 @@ impl Compiler<'_> {
                     .trim()
                     .trim_start_matches("error: ")
                     .to_string();
-                self.push(
-                    Diagnostic::new(
-                        Code::InvalidRegex,
-                        format!("invalid regular expression: {detail}"),
-                        v.span.clone(),
-                        detail,
-                    )
-                    .with_help("this is a regular expression (RE2 syntax), as in APM Server"),
+                self.report(
+                    Code::InvalidRegex,
+                    format!("invalid regular expression: {detail}"),
+                    v.span.clone(),
+                    detail,
+                    "this is a regular expression (RE2 syntax), as in APM Server",
                 );
                 fallback()
             }
@@ -292,14 +297,12 @@ impl Compiler<'_> {
                 format!("defined {what}s: {}", known.join(", "))
             }
         });
-        self.push(
-            Diagnostic::new(
-                Code::UndefinedReference,
-                format!("undefined {what} `{}`", name.value),
-                span,
-                format!("no such {what}"),
-            )
-            .with_help(help),
+        self.report(
+            Code::UndefinedReference,
+            format!("undefined {what} `{}`", name.value),
+            span,
+            format!("no such {what}"),
+            help,
         );
     }
 }

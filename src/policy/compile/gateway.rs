@@ -4,9 +4,10 @@ use std::ops::Range;
 use std::time::Duration;
 
 use super::Compiler;
+use super::context::zero_value;
 use crate::policy::ast;
 use crate::policy::compiled::*;
-use crate::policy::diagnostics::{Code, Diagnostic};
+use crate::policy::diagnostics::Code;
 use crate::policy::grammar;
 use crate::policy::spanned::Sp;
 use crate::policy::types::IpSet;
@@ -21,10 +22,7 @@ impl Compiler<'_> {
                         .chars()
                         .all(|c| !c.is_ascii_uppercase() && !"\\/*?\"<>| ,#:-".contains(c));
                 if !ok {
-                    self.push(
-                        Diagnostic::new(Code::ValueOutOfRange, format!("invalid data stream namespace `{}`", ns.value), ns.span.clone(), "not a valid namespace")
-                            .with_help("a namespace is lower case, at most 100 characters, without `\\ / * ? \" < > | , # : -` or spaces"),
-                    );
+                    self.report(Code::ValueOutOfRange, format!("invalid data stream namespace `{}`", ns.value), ns.span.clone(), "not a valid namespace", "a namespace is lower case, at most 100 characters, without `\\ / * ? \" < > | , # : -` or spaces");
                 }
                 ns.value.clone()
             }
@@ -32,18 +30,14 @@ impl Compiler<'_> {
         };
         let trusted = self.address_ranges(&g.trusted_proxies);
         if let (Some(first), None) = (g.trusted_proxies.first(), &g.trusted_proxy_header) {
-            self.push(
-                Diagnostic::new(
-                    Code::ProxyHeaderUnset,
-                    "trusted proxies are declared without the header they set",
-                    first.span.clone(),
-                    "believed in any of three headers",
-                )
-                .with_help(
-                    "add `trusted_proxy_header = \"x-forwarded-for\"` (or `forwarded`, `x-real-ip`): \
+            self.report(
+                Code::ProxyHeaderUnset,
+                "trusted proxies are declared without the header they set",
+                first.span.clone(),
+                "believed in any of three headers",
+                "add `trusted_proxy_header = \"x-forwarded-for\"` (or `forwarded`, `x-real-ip`): \
                      otherwise a client can send a `Forwarded` or `X-Real-IP` header that your \
                      proxy passes on, and it wins over the `X-Forwarded-For` the proxy appended",
-                ),
             );
         }
         GatewaySettings {
@@ -61,11 +55,9 @@ impl Compiler<'_> {
             max_concurrent_decoders: match &g.max_concurrent_decoders {
                 Some(n) if n.value == 0 => {
                     self.push(
-                        Diagnostic::new(
-                            Code::ValueOutOfRange,
+                        zero_value(
                             "`max_concurrent_decoders` must be at least 1",
                             n.span.clone(),
-                            "zero",
                         )
                         .with_help("leave it out to size it from memory as APM Server does"),
                     );
@@ -97,14 +89,12 @@ impl Compiler<'_> {
                     .map(|o| o.span.clone()),
             };
             if let Some(span) = open {
-                self.push(
-                    Diagnostic::new(
-                        Code::RumOpenOrigin,
-                        "RUM accepts events from any origin",
-                        span,
-                        "any web page may send events",
-                    )
-                    .with_help("list your sites: `allow_origins = [\"https://*.example.com\"]`"),
+                self.report(
+                    Code::RumOpenOrigin,
+                    "RUM accepts events from any origin",
+                    span,
+                    "any web page may send events",
+                    "list your sites: `allow_origins = [\"https://*.example.com\"]`",
                 );
             }
         }

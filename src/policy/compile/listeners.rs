@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::sync::Arc;
 
+use super::context::zero_value;
 use super::{Compiler, MIN_HEADER_SIZE};
 use crate::policy::ast::{self, SizeValue};
 use crate::policy::compiled::*;
@@ -21,10 +22,7 @@ impl Compiler<'_> {
                 let n = self.positive_size(&l.max_header_size, d.max_header_size);
                 match &l.max_header_size {
                     Some(v) if n < MIN_HEADER_SIZE => {
-                        self.push(
-                            Diagnostic::new(Code::ValueOutOfRange, "`max_header_size` must be at least 8KiB", v.span.clone(), "too small")
-                                .with_help("the HTTP/1.1 parser reads headers in buffers of at least 8KiB, so a smaller limit could not be enforced"),
-                        );
+                        self.report(Code::ValueOutOfRange, "`max_header_size` must be at least 8KiB", v.span.clone(), "too small", "the HTTP/1.1 parser reads headers in buffers of at least 8KiB, so a smaller limit could not be enforced");
                         d.max_header_size
                     }
                     _ => n,
@@ -45,11 +43,9 @@ impl Compiler<'_> {
                 .filter(|m| *m > 0),
             quic_max_streams: match &l.quic_max_streams {
                 Some(n) if n.value == 0 => {
-                    self.push(Diagnostic::new(
-                        Code::ValueOutOfRange,
+                    self.push(zero_value(
                         "`quic_max_streams` must be at least 1",
                         n.span.clone(),
-                        "zero",
                     ));
                     d.quic_max_streams
                 }
@@ -87,14 +83,12 @@ impl Compiler<'_> {
     ) -> Vec<Arc<Listener>> {
         self.check_duplicates("listener", listeners.iter().map(|l| &l.name));
         if listeners.is_empty() && !self.pruned {
-            self.push(
-                Diagnostic::new(
-                    Code::NoListeners,
-                    "the policy declares no listener",
-                    0..0,
-                    "",
-                )
-                .with_help("add one:\n[[listener]]\nname = \"default\"\nbind = \"127.0.0.1:8200\""),
+            self.report(
+                Code::NoListeners,
+                "the policy declares no listener",
+                0..0,
+                "",
+                "add one:\n[[listener]]\nname = \"default\"\nbind = \"127.0.0.1:8200\"",
             );
         }
         let mut out: Vec<Arc<Listener>> = Vec::new();
@@ -129,49 +123,29 @@ impl Compiler<'_> {
             let protocols: Vec<Protocol> = match &l.protocols {
                 Some(list) => {
                     if list.is_empty() {
-                        self.push(
-                            Diagnostic::new(
-                                Code::EmptyList,
-                                "`protocols` is empty",
-                                list.span.clone(),
-                                "empty",
-                            )
-                            .with_help("list at least one of `http1`, `http2`, `h2c`, `http3`"),
+                        self.report(
+                            Code::EmptyList,
+                            "`protocols` is empty",
+                            list.span.clone(),
+                            "empty",
+                            "list at least one of `http1`, `http2`, `h2c`, `http3`",
                         );
                     }
                     let mut ps = Vec::new();
                     for p in list.iter() {
                         match p.value {
-                            Protocol::Http2 if !has_tls => self.push(
-                                Diagnostic::new(Code::ProtocolTlsMismatch, "`http2` needs TLS on this listener", p.span.clone(), "HTTP/2 is negotiated by TLS ALPN")
-                                    .with_help("add `tls = \"PROFILE\"` to the listener, or use `h2c` for plaintext HTTP/2 by prior knowledge"),
-                            ),
-                            Protocol::H2c if has_tls => self.push(
-                                Diagnostic::new(Code::ProtocolTlsMismatch, "`h2c` is plaintext HTTP/2 but this listener has TLS", p.span.clone(), "plaintext only")
-                                    .with_help("with TLS, HTTP/2 is `http2` (chosen by ALPN)"),
-                            ),
-                            Protocol::Http3 if !has_tls => self.push(
-                                Diagnostic::new(Code::Http3WithoutTls, "`http3` needs TLS", p.span.clone(), "QUIC is always encrypted")
-                                    .with_help("add `tls = \"PROFILE\"` to the listener (TLS 1.3, rustls backend)"),
-                            ),
-                            Protocol::Http2 if profile.as_ref().is_some_and(|p| p.backend == TlsBackend::NativeTls) => self.push(
-                                Diagnostic::new(Code::NativeTlsUnsupported, "`http2` is not supported by the native-tls backend", p.span.clone(), "needs ALPN")
-                                    .with_help("native-tls cannot negotiate ALPN on the server side: serve `http1` only, or use the rustls backend"),
-                            ),
+                            Protocol::Http2 if !has_tls => self.report(Code::ProtocolTlsMismatch, "`http2` needs TLS on this listener", p.span.clone(), "HTTP/2 is negotiated by TLS ALPN", "add `tls = \"PROFILE\"` to the listener, or use `h2c` for plaintext HTTP/2 by prior knowledge"),
+                            Protocol::H2c if has_tls => self.report(Code::ProtocolTlsMismatch, "`h2c` is plaintext HTTP/2 but this listener has TLS", p.span.clone(), "plaintext only", "with TLS, HTTP/2 is `http2` (chosen by ALPN)"),
+                            Protocol::Http3 if !has_tls => self.report(Code::Http3WithoutTls, "`http3` needs TLS", p.span.clone(), "QUIC is always encrypted", "add `tls = \"PROFILE\"` to the listener (TLS 1.3, rustls backend)"),
+                            Protocol::Http2 if profile.as_ref().is_some_and(|p| p.backend == TlsBackend::NativeTls) => self.report(Code::NativeTlsUnsupported, "`http2` is not supported by the native-tls backend", p.span.clone(), "needs ALPN", "native-tls cannot negotiate ALPN on the server side: serve `http1` only, or use the rustls backend"),
                             Protocol::Http3 => {
                                 if let Some(prof) = &profile {
                                     if prof.backend == TlsBackend::NativeTls {
-                                        self.push(
-                                            Diagnostic::new(Code::Http3NativeTls, "`http3` cannot use the native-tls backend", p.span.clone(), "QUIC needs rustls")
-                                                .with_help(format!("set `backend = \"rustls\"` in `[tls.{}]`, or serve HTTP/3 from another listener", prof.name)),
-                                        );
+                                        self.report(Code::Http3NativeTls, "`http3` cannot use the native-tls backend", p.span.clone(), "QUIC needs rustls", format!("set `backend = \"rustls\"` in `[tls.{}]`, or serve HTTP/3 from another listener", prof.name));
                                     } else if !prof.versions.contains(&TlsVersion::Tls13) {
                                         // Not with native-tls: E403 already says what to change,
                                         // and adding TLS 1.3 to a native-tls profile is E412.
-                                        self.push(
-                                            Diagnostic::new(Code::TlsVersion, "`http3` needs TLS 1.3", p.span.clone(), "QUIC runs on TLS 1.3")
-                                                .with_help(format!("add `TLSv1.3` to `supported_protocols` of `[tls.{}]`", prof.name)),
-                                        );
+                                        self.report(Code::TlsVersion, "`http3` needs TLS 1.3", p.span.clone(), "QUIC runs on TLS 1.3", format!("add `TLSv1.3` to `supported_protocols` of `[tls.{}]`", prof.name));
                                     }
                                 }
                             }
@@ -195,8 +169,7 @@ impl Compiler<'_> {
             let routes = match &l.routes {
                 Some(rs) => {
                     if rs.is_empty() {
-                        self.push(Diagnostic::new(Code::EmptyList, "`routes` is empty", rs.span.clone(), "serves nothing")
-                            .with_help("list the route groups to serve, or remove the key to serve every APM route"));
+                        self.report(Code::EmptyList, "`routes` is empty", rs.span.clone(), "serves nothing", "list the route groups to serve, or remove the key to serve every APM route");
                     }
                     let mut v: Vec<RouteName> = rs.iter().map(|r| r.value).collect();
                     v.sort_unstable();

@@ -135,41 +135,38 @@ impl<'a> Compiler<'a> {
 
         for (name, span) in &roles.spans {
             if !self.used_roles.contains(*name) {
-                self.push(
-                    Diagnostic::new(Code::UnusedRole, format!("role `{name}` is never used"), span.clone(), "defined here")
-                        .with_help("grant it to an identity, include it in another role, test it in a rule, or remove it"),
+                self.report(
+                    Code::UnusedRole,
+                    format!("role `{name}` is never used"),
+                    span.clone(),
+                    "defined here",
+                    "grant it to an identity, include it in another role, test it in a rule, or \
+                     remove it",
                 );
             }
         }
         for name in file.allowlists.keys() {
             if !self.used_allowlists.contains(name.as_str()) {
-                self.push(
-                    Diagnostic::new(
-                        Code::UnusedAllowlist,
-                        format!("allowlist `{}` is never used", name.value),
-                        name.span.clone(),
-                        "defined here",
-                    )
-                    .with_help(format!(
-                        "use it in a rule (`source in {}`) or remove it",
-                        name.value
-                    )),
+                self.report(
+                    Code::UnusedAllowlist,
+                    format!("allowlist `{}` is never used", name.value),
+                    name.span.clone(),
+                    "defined here",
+                    format!("use it in a rule (`source in {}`) or remove it", name.value),
                 );
             }
         }
         for name in file.tls.keys() {
             if !self.used_tls.contains(name.as_str()) {
-                self.push(
-                    Diagnostic::new(
-                        Code::UnusedTlsProfile,
-                        format!("TLS profile `{}` is never used", name.value),
-                        name.span.clone(),
-                        "defined here",
-                    )
-                    .with_help(format!(
+                self.report(
+                    Code::UnusedTlsProfile,
+                    format!("TLS profile `{}` is never used", name.value),
+                    name.span.clone(),
+                    "defined here",
+                    format!(
                         "name it in a listener (`tls = \"{}\"`) or remove it",
                         name.value
-                    )),
+                    ),
                 );
             }
         }

@@ -1,9 +1,9 @@
 //! Compiles `[output.*]`: the file, discard and Elasticsearch outputs, with the client TLS
 //! towards Elasticsearch.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
+use super::context::zero_value;
 use super::{Compiler, DEFAULT_FILE_OUTPUT, FileUse, SecretUse};
 use crate::policy::ast;
 use crate::policy::compiled::*;
@@ -13,26 +13,22 @@ use crate::policy::spanned::Sp;
 impl Compiler<'_> {
     pub(super) fn output(&mut self, o: &ast::Output) -> OutputSettings {
         if let (Some(_), Some(es)) = (&o.file, &o.elasticsearch) {
-            self.push(
-                Diagnostic::new(
-                    Code::MultipleOutputs,
-                    "both a file and an Elasticsearch output are declared",
-                    es.hosts.span.clone(),
-                    "second output",
-                )
-                .with_help("declare one output: `[output.elasticsearch]` or `[output.file]`"),
+            self.report(
+                Code::MultipleOutputs,
+                "both a file and an Elasticsearch output are declared",
+                es.hosts.span.clone(),
+                "second output",
+                "declare one output: `[output.elasticsearch]` or `[output.file]`",
             );
         }
         if let Some(discard) = &o.discard {
             if o.file.is_some() || o.elasticsearch.is_some() {
-                self.push(
-                    Diagnostic::new(
-                        Code::MultipleOutputs,
-                        "the discard output is declared beside another output",
-                        discard.span.clone(),
-                        "second output",
-                    )
-                    .with_help("declare one output: `[output.discard]` drops every event"),
+                self.report(
+                    Code::MultipleOutputs,
+                    "the discard output is declared beside another output",
+                    discard.span.clone(),
+                    "second output",
+                    "declare one output: `[output.discard]` drops every event",
                 );
             }
         }
@@ -57,14 +53,12 @@ impl Compiler<'_> {
 
     pub(super) fn es_output(&mut self, es: &ast::EsOutput) -> EsOutputSettings {
         if es.hosts.is_empty() {
-            self.push(
-                Diagnostic::new(
-                    Code::EmptyList,
-                    "`hosts` is empty",
-                    es.hosts.span.clone(),
-                    "no Elasticsearch host",
-                )
-                .with_help("list at least one host, e.g. `hosts = [\"https://localhost:9200\"]`"),
+            self.report(
+                Code::EmptyList,
+                "`hosts` is empty",
+                es.hosts.span.clone(),
+                "no Elasticsearch host",
+                "list at least one host, e.g. `hosts = [\"https://localhost:9200\"]`",
             );
         }
         let mut hosts = Vec::new();
@@ -78,29 +72,17 @@ impl Compiler<'_> {
             if authority.contains('@') {
                 // Never echo the value: it holds a password.
                 self.facts.redactions.push(self.text(h).span(0..h.len()));
-                self.push(
-                    Diagnostic::new(
-                        Code::InvalidUrl,
-                        "an Elasticsearch host URL carries credentials",
-                        h.span.clone(),
-                        "credentials in the URL (hidden)",
-                    )
-                    .with_help("write the host alone and authenticate with `api_key = \"env:NAME\"` or `username` and `password = \"env:NAME\"`"),
-                );
+                self.report(Code::InvalidUrl, "an Elasticsearch host URL carries credentials", h.span.clone(), "credentials in the URL (hidden)", "write the host alone and authenticate with `api_key = \"env:NAME\"` or `username` and `password = \"env:NAME\"`");
                 continue;
             }
             match normalize_host(h) {
                 Ok(u) => hosts.push(u),
-                Err(msg) => self.push(
-                    Diagnostic::new(
-                        Code::InvalidUrl,
-                        format!("invalid Elasticsearch host `{}`: {msg}", h.value),
-                        h.span.clone(),
-                        msg,
-                    )
-                    .with_help(
-                        "write `https://host:9200` or `host:9200` (http, port 9200 by default)",
-                    ),
+                Err(msg) => self.report(
+                    Code::InvalidUrl,
+                    format!("invalid Elasticsearch host `{}`: {msg}", h.value),
+                    h.span.clone(),
+                    msg,
+                    "write `https://host:9200` or `host:9200` (http, port 9200 by default)",
                 ),
             }
         }
@@ -131,26 +113,22 @@ impl Compiler<'_> {
                 }
             }
             (None, Some(u), None) => {
-                self.push(
-                    Diagnostic::new(
-                        Code::MissingKey,
-                        "`username` is set without `password`",
-                        u.span.clone(),
-                        "needs a password",
-                    )
-                    .with_help("add `password = \"env:ES_PASSWORD\"`"),
+                self.report(
+                    Code::MissingKey,
+                    "`username` is set without `password`",
+                    u.span.clone(),
+                    "needs a password",
+                    "add `password = \"env:ES_PASSWORD\"`",
                 );
                 EsCredentials::None
             }
             (None, None, Some(p)) => {
-                self.push(
-                    Diagnostic::new(
-                        Code::MissingKey,
-                        "`password` is set without `username`",
-                        p.span.clone(),
-                        "needs a user",
-                    )
-                    .with_help("add `username = \"...\"`"),
+                self.report(
+                    Code::MissingKey,
+                    "`password` is set without `username`",
+                    p.span.clone(),
+                    "needs a user",
+                    "add `username = \"...\"`",
                 );
                 EsCredentials::None
             }
@@ -171,11 +149,9 @@ impl Compiler<'_> {
         };
         let at_least_one = |c: &mut Self, v: &Option<Sp<u64>>, name: &str, default: u64| match v {
             Some(n) if n.value == 0 => {
-                c.push(Diagnostic::new(
-                    Code::ValueOutOfRange,
+                c.push(zero_value(
                     format!("`{name}` must be at least 1"),
                     n.span.clone(),
-                    "zero",
                 ));
                 default
             }
@@ -204,10 +180,7 @@ impl Compiler<'_> {
         let buffer_bytes = self.positive_size(&es.buffer_bytes, 64 << 20);
         if buffer_bytes < flush_bytes {
             if let Some(b) = &es.buffer_bytes {
-                self.push(
-                    Diagnostic::new(Code::ValueOutOfRange, "`buffer_bytes` is smaller than `flush_bytes`", b.span.clone(), "smaller than one bulk request")
-                        .with_help("the buffer must hold at least one bulk request; make it several times `flush_bytes`"),
-                );
+                self.report(Code::ValueOutOfRange, "`buffer_bytes` is smaller than `flush_bytes`", b.span.clone(), "smaller than one bulk request", "the buffer must hold at least one bulk request; make it several times `flush_bytes`");
             }
         }
         EsOutputSettings {
@@ -245,16 +218,12 @@ impl Compiler<'_> {
             match bytes.and_then(|b| <[u8; 32]>::try_from(b).ok()) {
                 Some(b) => Some(b),
                 None => {
-                    self.push(
-                        Diagnostic::new(
-                            Code::ValueOutOfRange,
-                            "`ca_trusted_fingerprint` is not a SHA-256 fingerprint",
-                            f.span.clone(),
-                            "expected 64 hex digits",
-                        )
-                        .with_help(
-                            "get it with `openssl x509 -in ca.crt -noout -fingerprint -sha256`",
-                        ),
+                    self.report(
+                        Code::ValueOutOfRange,
+                        "`ca_trusted_fingerprint` is not a SHA-256 fingerprint",
+                        f.span.clone(),
+                        "expected 64 hex digits",
+                        "get it with `openssl x509 -in ca.crt -noout -fingerprint -sha256`",
                     );
                     None
                 }
@@ -294,16 +263,7 @@ impl Compiler<'_> {
             )),
             (None, None) => {}
         }
-        let cas: Vec<PathBuf> = t
-            .certificate_authorities
-            .iter()
-            .map(|c| self.path(c))
-            .collect();
-        for (p, c) in cas.iter().zip(&t.certificate_authorities) {
-            self.facts
-                .files
-                .push((p.clone(), c.span.clone(), FileUse::Authorities));
-        }
+        let cas = self.certificate_authorities(&t.certificate_authorities);
         ClientTlsSettings {
             verification_mode: t
                 .verification_mode

@@ -64,10 +64,7 @@ impl Compiler<'_> {
                     match parsed {
                         Some(p) => p,
                         None => {
-                            self.push(
-                                Diagnostic::new(Code::InvalidTestIdentity, format!("`{}` names no identity of this policy", id.value), id.span.clone(), "unknown identity")
-                                    .with_help("write `anonymous`, or `secret_token:NAME`, `api_key:NAME` or `client_cert:NAME` with a NAME declared under `[auth]`"),
-                            );
+                            self.report(Code::InvalidTestIdentity, format!("`{}` names no identity of this policy", id.value), id.span.clone(), "unknown identity", "write `anonymous`, or `secret_token:NAME`, `api_key:NAME` or `client_cert:NAME` with a NAME declared under `[auth]`");
                             ok = false;
                             TestIdentity::Anonymous
                         }

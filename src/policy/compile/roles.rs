@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::{Compiler, RoleTable};
 use crate::policy::ast;
 use crate::policy::compiled::*;
-use crate::policy::diagnostics::{Code, Diagnostic};
+use crate::policy::diagnostics::Code;
 use crate::policy::grammar;
 use crate::policy::spanned::Sp;
 use crate::policy::types::{IpSet, PrivilegeSet};
@@ -84,16 +84,12 @@ impl Compiler<'_> {
                 let mut key: Vec<&str> = stack[pos..].to_vec();
                 key.sort_unstable();
                 if reported.insert(key.join(",")) {
-                    self.push(
-                        Diagnostic::new(
-                            Code::RoleCycle,
-                            format!("roles include each other: {}", cycle.join(" -> ")),
-                            inc.span.clone(),
-                            "closes the cycle",
-                        )
-                        .with_help(
-                            "role inclusion must not loop; remove one of the `include` entries",
-                        ),
+                    self.report(
+                        Code::RoleCycle,
+                        format!("roles include each other: {}", cycle.join(" -> ")),
+                        inc.span.clone(),
+                        "closes the cycle",
+                        "role inclusion must not loop; remove one of the `include` entries",
                     );
                 }
                 continue;
@@ -141,14 +137,12 @@ impl Compiler<'_> {
         let mut out = BTreeMap::new();
         for (name, list) in lists {
             if list.cidrs.is_empty() {
-                self.push(
-                    Diagnostic::new(
-                        Code::EmptyList,
-                        format!("allowlist `{}` has no addresses", name.value),
-                        name.span.clone(),
-                        "empty",
-                    )
-                    .with_help("add CIDRs to `cidrs`, or remove the allowlist"),
+                self.report(
+                    Code::EmptyList,
+                    format!("allowlist `{}` has no addresses", name.value),
+                    name.span.clone(),
+                    "empty",
+                    "add CIDRs to `cidrs`, or remove the allowlist",
                 );
             }
             let include = self.address_ranges(&list.cidrs);

@@ -54,19 +54,29 @@ const CURVE_ALIASES: [(&str, &str); 6] = [
 ];
 
 impl Compiler<'_> {
+    /// The paths of the CA files a TLS profile or the Elasticsearch output names, each recorded
+    /// for the environment step to read.
+    pub(super) fn certificate_authorities(&mut self, files: &[Sp<String>]) -> Vec<PathBuf> {
+        let cas: Vec<PathBuf> = files.iter().map(|c| self.path(c)).collect();
+        for (path, c) in cas.iter().zip(files) {
+            self.facts
+                .files
+                .push((path.clone(), c.span.clone(), FileUse::Authorities));
+        }
+        cas
+    }
+
     pub(super) fn tls_versions(&mut self, v: &Option<Sp<Vec<Sp<String>>>>) -> Vec<TlsVersion> {
         let Some(list) = v else {
             return vec![TlsVersion::Tls12, TlsVersion::Tls13];
         };
         if list.is_empty() {
-            self.push(
-                Diagnostic::new(
-                    Code::EmptyList,
-                    "`supported_protocols` is empty",
-                    list.span.clone(),
-                    "empty",
-                )
-                .with_help("list `TLSv1.2`, `TLSv1.3` or both, or remove the key for both"),
+            self.report(
+                Code::EmptyList,
+                "`supported_protocols` is empty",
+                list.span.clone(),
+                "empty",
+                "list `TLSv1.2`, `TLSv1.3` or both, or remove the key for both",
             );
         }
         let mut out = Vec::new();
@@ -74,28 +84,22 @@ impl Compiler<'_> {
             match item.as_str() {
                 "TLSv1.2" => out.push(TlsVersion::Tls12),
                 "TLSv1.3" => out.push(TlsVersion::Tls13),
-                "TLSv1.0" | "TLSv1.1" | "SSLv3" | "TLSv1" => self.push(
-                    Diagnostic::new(
-                        Code::TlsVersion,
-                        format!("{} is not supported", item.value),
-                        item.span.clone(),
-                        "below TLS 1.2",
-                    )
-                    .with_help(
-                        "apmgate speaks TLS 1.2 and TLS 1.3 only; older versions are broken",
-                    ),
+                "TLSv1.0" | "TLSv1.1" | "SSLv3" | "TLSv1" => self.report(
+                    Code::TlsVersion,
+                    format!("{} is not supported", item.value),
+                    item.span.clone(),
+                    "below TLS 1.2",
+                    "apmgate speaks TLS 1.2 and TLS 1.3 only; older versions are broken",
                 ),
                 other => {
                     let help = did_you_mean(other, ["TLSv1.2", "TLSv1.3"])
                         .unwrap_or_else(|| "write `TLSv1.2` or `TLSv1.3`".into());
-                    self.push(
-                        Diagnostic::new(
-                            Code::TlsVersion,
-                            format!("unknown TLS version `{other}`"),
-                            item.span.clone(),
-                            "not a TLS version",
-                        )
-                        .with_help(help),
+                    self.report(
+                        Code::TlsVersion,
+                        format!("unknown TLS version `{other}`"),
+                        item.span.clone(),
+                        "not a TLS version",
+                        help,
                     );
                 }
             }
@@ -140,14 +144,12 @@ impl Compiler<'_> {
                                     .join(", ")
                             )
                         });
-                        self.push(
-                            Diagnostic::new(
-                                Code::UnknownCipherSuite,
-                                format!("unknown or unsupported cipher suite `{}`", s.value),
-                                s.span.clone(),
-                                "not supported",
-                            )
-                            .with_help(help),
+                        self.report(
+                            Code::UnknownCipherSuite,
+                            format!("unknown or unsupported cipher suite `{}`", s.value),
+                            s.span.clone(),
+                            "not supported",
+                            help,
                         );
                     }
                 }
@@ -165,14 +167,12 @@ impl Compiler<'_> {
                         None => did_you_mean(c, CURVES)
                             .unwrap_or_else(|| format!("supported curves: {}", CURVES.join(", "))),
                     };
-                    self.push(
-                        Diagnostic::new(
-                            Code::UnknownCurve,
-                            format!("unknown or unsupported curve `{}`", c.value),
-                            c.span.clone(),
-                            "not supported",
-                        )
-                        .with_help(help),
+                    self.report(
+                        Code::UnknownCurve,
+                        format!("unknown or unsupported curve `{}`", c.value),
+                        c.span.clone(),
+                        "not supported",
+                        help,
                     );
                 }
             }
@@ -248,21 +248,19 @@ impl Compiler<'_> {
             }
             if let Some(c) = &p.client_auth {
                 if c.value != ClientAuth::None && p.certificate_authorities.is_empty() {
-                    self.push(
-                        Diagnostic::new(
-                            Code::ClientAuthWithoutCa,
-                            format!(
-                                "client_auth `{}` needs certificate authorities",
-                                if c.value == ClientAuth::Required {
-                                    "required"
-                                } else {
-                                    "optional"
-                                }
-                            ),
-                            c.span.clone(),
-                            "no CA to verify client certificates against",
-                        )
-                        .with_help("add `certificate_authorities = [\"ca.pem\"]` to this profile"),
+                    self.report(
+                        Code::ClientAuthWithoutCa,
+                        format!(
+                            "client_auth `{}` needs certificate authorities",
+                            if c.value == ClientAuth::Required {
+                                "required"
+                            } else {
+                                "optional"
+                            }
+                        ),
+                        c.span.clone(),
+                        "no CA to verify client certificates against",
+                        "add `certificate_authorities = [\"ca.pem\"]` to this profile",
                     );
                 }
             }
@@ -284,16 +282,7 @@ impl Compiler<'_> {
                         .map(|(s, sp)| (s.source.clone(), sp.span.clone())),
                 },
             ));
-            let cas: Vec<PathBuf> = p
-                .certificate_authorities
-                .iter()
-                .map(|c| self.path(c))
-                .collect();
-            for (path, c) in cas.iter().zip(&p.certificate_authorities) {
-                self.facts
-                    .files
-                    .push((path.clone(), c.span.clone(), FileUse::Authorities));
-            }
+            let cas = self.certificate_authorities(&p.certificate_authorities);
             out.insert(
                 name.value.clone(),
                 Arc::new(TlsProfile {

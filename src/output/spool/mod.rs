@@ -38,20 +38,16 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::Notify;
 
+mod log;
+
+use self::log::{
+    READ_CHUNK, RECORD_HEADER, WATERMARK_FILE, decode, encode, read_watermark, scan, segment_path,
+    write_watermark,
+};
 use super::buffer::{Buffer, BufferStats, Entry, PopFuture, Ticket};
 use super::{OutputDocument, PublishError, PublishFuture};
 use crate::policy::compiled::SpoolSettings;
 use crate::telemetry::{Counter, Gauge, Metrics};
-
-/// Bytes before a record's payload: its length and CRC.
-const RECORD_HEADER: usize = 8;
-/// Bytes of a payload before the data stream name.
-const PAYLOAD_HEADER: usize = 8 + 8 + 2;
-/// No record is larger (a corrupt length is recognised as such).
-const MAX_RECORD: usize = 256 << 20;
-/// Bytes read from a log file at once when documents are taken.
-const READ_CHUNK: u64 = 1 << 20;
-const WATERMARK_FILE: &str = "acknowledged";
 
 /// Why the spool could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -100,7 +96,21 @@ struct State {
     written: u64,
     /// Whether a write failed since the last success (logged once per change).
     write_failing: bool,
+    /// The last documents written, in order, while they are not taken: what a reader that
+    /// keeps up takes without reading the files (at most [`TAIL_BYTES`]).
+    tail: VecDeque<Tail>,
+    tail_bytes: u64,
 }
+
+/// A document written and still in memory: where its record is, and its size there.
+struct Tail {
+    at: (u64, u64),
+    size: u64,
+    entry: Entry,
+}
+
+/// Bytes of recently written documents kept in memory for the reader.
+const TAIL_BYTES: u64 = 32 << 20;
 
 struct Sync {
     synced: u64,
@@ -126,151 +136,8 @@ pub struct Spool {
     change: Notify,
     metrics: Arc<Metrics>,
     gauges: Gauges,
-}
-
-fn segment_path(dir: &Path, first_seq: u64) -> PathBuf {
-    dir.join(format!("segment-{first_seq:020}.log"))
-}
-
-/// Encodes one record.
-fn encode(out: &mut Vec<u8>, seq: u64, written_ms: u64, doc: &OutputDocument) {
-    let ds = doc.data_stream.as_bytes();
-    let ds_len = u16::try_from(ds.len()).unwrap_or(u16::MAX);
-    let ds = &ds[..usize::from(ds_len)];
-    let payload_len = PAYLOAD_HEADER + ds.len() + doc.body.len();
-    let start = out.len();
-    out.extend_from_slice(&u32::try_from(payload_len).unwrap_or(u32::MAX).to_le_bytes());
-    out.extend_from_slice(&[0; 4]);
-    out.extend_from_slice(&seq.to_le_bytes());
-    out.extend_from_slice(&written_ms.to_le_bytes());
-    out.extend_from_slice(&ds_len.to_le_bytes());
-    out.extend_from_slice(ds);
-    out.extend_from_slice(&doc.body);
-    let crc = crc32fast::hash(&out[start + RECORD_HEADER..]);
-    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
-}
-
-/// A record read back.
-struct Record {
-    seq: u64,
-    written_ms: u64,
-    doc: OutputDocument,
-    /// Bytes it takes in the file.
-    size: u64,
-}
-
-/// Decodes the record at the start of `buf`: `Ok(None)` when `buf` holds only part of it,
-/// `Err` when it is corrupt.
-fn decode(buf: &[u8]) -> Result<Option<Record>, &'static str> {
-    if buf.len() < RECORD_HEADER {
-        return Ok(None);
-    }
-    let len = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
-    if !(PAYLOAD_HEADER..=MAX_RECORD).contains(&len) {
-        return Err("impossible record length");
-    }
-    if buf.len() < RECORD_HEADER + len {
-        return Ok(None);
-    }
-    let crc = u32::from_le_bytes([buf[4], buf[5], buf[6], buf[7]]);
-    let payload = &buf[RECORD_HEADER..RECORD_HEADER + len];
-    if crc32fast::hash(payload) != crc {
-        return Err("checksum mismatch");
-    }
-    let u64_at = |i: usize| {
-        let mut b = [0; 8];
-        b.copy_from_slice(&payload[i..i + 8]);
-        u64::from_le_bytes(b)
-    };
-    let ds_len = usize::from(u16::from_le_bytes([payload[16], payload[17]]));
-    if PAYLOAD_HEADER + ds_len > len {
-        return Err("impossible data stream length");
-    }
-    let data_stream = std::str::from_utf8(&payload[PAYLOAD_HEADER..PAYLOAD_HEADER + ds_len])
-        .map_err(|_| "data stream name not UTF-8")?
-        .to_owned();
-    Ok(Some(Record {
-        seq: u64_at(0),
-        written_ms: u64_at(8),
-        doc: OutputDocument {
-            data_stream,
-            body: payload[PAYLOAD_HEADER + ds_len..].to_vec(),
-        },
-        size: (RECORD_HEADER + len) as u64,
-    }))
-}
-
-/// What the scan of one file at start found.
-struct Scanned {
-    /// Bytes of whole, valid records.
-    valid: u64,
-    /// Whether something followed them that is not a whole valid record.
-    corrupt: Option<&'static str>,
-    records: Vec<(u64, u64, u64, u64)>, // (seq, written_ms, offset, bulk bytes)
-}
-
-fn scan(file: &File) -> std::io::Result<Scanned> {
-    let size = file.metadata()?.len();
-    let mut out = Scanned {
-        valid: 0,
-        corrupt: None,
-        records: Vec::new(),
-    };
-    let mut offset = 0u64;
-    let mut buf: Vec<u8> = Vec::new();
-    let mut buf_start = 0u64;
-    while offset < size {
-        let in_buf = (offset - buf_start) as usize;
-        match decode(&buf[in_buf.min(buf.len())..]) {
-            Ok(Some(r)) => {
-                out.records
-                    .push((r.seq, r.written_ms, offset, r.doc.bulk_len() as u64));
-                offset += r.size;
-                out.valid = offset;
-            }
-            Ok(None) => {
-                // Read more: at least the whole record whose header is here.
-                let want = READ_CHUNK.max(if buf.len() - in_buf.min(buf.len()) >= 4 {
-                    let b = &buf[in_buf..];
-                    u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])) + RECORD_HEADER as u64
-                } else {
-                    0
-                });
-                let n = want.min(size - offset) as usize;
-                if n == 0 || (buf.len() - in_buf.min(buf.len())) >= n {
-                    out.corrupt = Some("torn record at the end");
-                    break;
-                }
-                buf = vec![0; n];
-                file.read_exact_at(&mut buf, offset)?;
-                buf_start = offset;
-            }
-            Err(why) => {
-                out.corrupt = Some(why);
-                break;
-            }
-        }
-    }
-    Ok(out)
-}
-
-fn read_watermark(dir: &Path) -> Option<u64> {
-    let b = std::fs::read(dir.join(WATERMARK_FILE)).ok()?;
-    if b.len() != 12 {
-        return None;
-    }
-    let mut seq = [0; 8];
-    seq.copy_from_slice(&b[..8]);
-    let crc = u32::from_le_bytes([b[8], b[9], b[10], b[11]]);
-    (crc32fast::hash(&seq) == crc).then(|| u64::from_le_bytes(seq))
-}
-
-fn write_watermark(dir: &Path, seq: u64) -> std::io::Result<()> {
-    let mut b = seq.to_le_bytes().to_vec();
-    b.extend_from_slice(&crc32fast::hash(&seq.to_le_bytes()).to_le_bytes());
-    let tmp = dir.join(format!("{WATERMARK_FILE}.tmp"));
-    std::fs::write(&tmp, &b)?;
-    std::fs::rename(&tmp, dir.join(WATERMARK_FILE))
+    /// [`TAIL_BYTES`], smaller in tests.
+    tail_limit: u64,
 }
 
 impl Spool {
@@ -409,6 +276,8 @@ impl Spool {
                 stats,
                 written: 0,
                 write_failing: false,
+                tail: VecDeque::new(),
+                tail_bytes: 0,
             }),
             sync: Mutex::new(Sync {
                 synced: 0,
@@ -420,6 +289,7 @@ impl Spool {
             change: Notify::new(),
             metrics,
             gauges,
+            tail_limit: TAIL_BYTES,
         };
         spool.update_gauges(&spool.lock());
         Ok(spool)
@@ -451,7 +321,11 @@ impl Spool {
 
     /// Writes a batch now if there is room: `Ok(Some(end))` written (the byte count to fsync
     /// up to), `Ok(None)` no room yet.
-    fn try_write(&self, batch: &[OutputDocument], size: u64) -> Result<Option<u64>, PublishError> {
+    fn try_write(
+        &self,
+        batch: &mut Vec<OutputDocument>,
+        size: u64,
+    ) -> Result<Option<u64>, PublishError> {
         let mut st = self.lock();
         if st.stats.closed {
             return Err(PublishError::Closed);
@@ -465,8 +339,11 @@ impl Spool {
         let written_ms = now_ms();
         let first = st.next_seq;
         let mut buf = Vec::with_capacity(batch.iter().map(|d| d.body.len() + 64).sum());
+        let n = batch.len() as u64;
+        let mut ends = Vec::with_capacity(batch.len());
         for (i, doc) in batch.iter().enumerate() {
             encode(&mut buf, first + i as u64, written_ms, doc);
+            ends.push(buf.len() as u64);
         }
         // A new file when this one is full (never an empty one).
         let rotate = st
@@ -486,11 +363,37 @@ impl Spool {
             let _ = seg.file.set_len(seg.len);
             return Err(self.write_failed(&mut st, &e));
         }
+        let (seg_first, start) = (seg.first_seq, seg.len);
         seg.len += buf.len() as u64;
-        st.next_seq += batch.len() as u64;
+        // The documents stay in memory too, so that a reader keeping up never reads them back.
+        let mut offset = start;
+        for ((i, doc), end) in batch.drain(..).enumerate().zip(ends) {
+            let bytes = doc.bulk_len() as u64;
+            let size = start + end - offset;
+            st.tail_bytes += bytes;
+            st.tail.push_back(Tail {
+                at: (seg_first, offset),
+                size,
+                entry: Entry {
+                    ticket: Ticket {
+                        seq: first + i as u64,
+                        bytes,
+                    },
+                    doc,
+                },
+            });
+            offset = start + end;
+        }
+        while st.tail_bytes > self.tail_limit {
+            let Some(dropped) = st.tail.pop_front() else {
+                break;
+            };
+            st.tail_bytes -= dropped.entry.ticket.bytes;
+        }
+        st.next_seq = first + n;
         st.written += buf.len() as u64;
         st.writes.push_back((first, written_ms));
-        st.stats.queued_docs += batch.len() as u64;
+        st.stats.queued_docs += n;
         st.stats.queued_bytes += size;
         st.stats.high_water_bytes = st.stats.high_water_bytes.max(st.stats.used_bytes());
         if st.write_failing {
@@ -607,6 +510,27 @@ impl Spool {
         let mut out: Vec<Entry> = Vec::new();
         let mut bytes = 0u64;
         while st.stats.queued_docs > out.len() as u64 {
+            // What was read from the files is no longer needed in memory.
+            while st.tail.front().is_some_and(|t| t.at < st.read) {
+                if let Some(t) = st.tail.pop_front() {
+                    st.tail_bytes -= t.entry.ticket.bytes;
+                }
+            }
+            if st.tail.front().is_some_and(|t| t.at == st.read) {
+                let b = st.tail.front().map_or(0, |t| t.entry.ticket.bytes);
+                if !out.is_empty() && bytes + b > max_bytes {
+                    break;
+                }
+                let Some(t) = st.tail.pop_front() else { break };
+                st.tail_bytes -= b;
+                st.read = (t.at.0, t.at.1 + t.size);
+                bytes += b;
+                out.push(t.entry);
+                if bytes >= max_bytes {
+                    break;
+                }
+                continue;
+            }
             let (first, offset) = st.read;
             let Some(idx) = st.segments.iter().position(|s| s.first_seq == first) else {
                 break;
@@ -731,7 +655,7 @@ impl Spool {
 }
 
 impl Buffer for Spool {
-    fn push(&self, batch: Vec<OutputDocument>, wait: Duration) -> PublishFuture<'_> {
+    fn push(&self, mut batch: Vec<OutputDocument>, wait: Duration) -> PublishFuture<'_> {
         Box::pin(async move {
             if batch.is_empty() {
                 return Ok(());
@@ -742,7 +666,7 @@ impl Buffer for Spool {
                 let room = self.room.notified();
                 tokio::pin!(room);
                 room.as_mut().enable();
-                if let Some(end) = self.try_write(&batch, size)? {
+                if let Some(end) = self.try_write(&mut batch, size)? {
                     break end;
                 }
                 if tokio::time::timeout_at(deadline, room).await.is_err() {
@@ -911,6 +835,43 @@ mod tests {
             5000,
             "numbering goes on"
         );
+    }
+
+    #[tokio::test]
+    async fn a_reader_behind_the_memory_tail_reads_the_files_then_the_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = settings(dir.path(), 1 << 30, 64 << 10);
+        let mut spool = Spool::open(&s, Arc::new(Metrics::default())).unwrap();
+        spool.tail_limit = 4 << 10;
+        for b in 0..40 {
+            spool
+                .push((b * 25..b * 25 + 25).map(doc).collect(), Duration::ZERO)
+                .await
+                .unwrap();
+        }
+        let mut all = Vec::new();
+        while spool.stats().queued_docs > 0 {
+            all.extend(spool.try_pop(3000));
+        }
+        assert_eq!(all.len(), 1000);
+        assert!(
+            all.iter()
+                .enumerate()
+                .all(|(i, e)| e.doc == doc(i) && e.ticket.seq == i as u64)
+        );
+        // Interleaved: write, take some, write more.
+        for b in 40..60 {
+            spool
+                .push((b * 25..b * 25 + 25).map(doc).collect(), Duration::ZERO)
+                .await
+                .unwrap();
+            all.extend(spool.try_pop(1500));
+        }
+        while spool.stats().queued_docs > 0 {
+            all.extend(spool.try_pop(1 << 20));
+        }
+        assert_eq!(all.len(), 1500);
+        assert!(all.iter().enumerate().all(|(i, e)| e.doc == doc(i)));
     }
 
     #[tokio::test]
