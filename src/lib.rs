@@ -16,4 +16,5 @@ pub mod output;
 pub mod pem;
 pub mod policy;
 pub mod server;
+pub mod sourcemap;
 pub mod telemetry;

@@ -56,11 +56,13 @@ pub enum Counter {
     SpoolFsyncsTotal,
     /// `apmgate_reloads_total`
     ReloadsTotal,
+    /// `apmgate_source_map_fetches_total`
+    SourceMapFetchesTotal,
 }
 
 impl Counter {
     /// Every counter, in the order they are rendered.
-    pub const ALL: [Counter; 23] = [
+    pub const ALL: [Counter; 24] = [
         Counter::RequestsTotal,
         Counter::EventsAcceptedTotal,
         Counter::EventsRejectedTotal,
@@ -84,6 +86,7 @@ impl Counter {
         Counter::SpoolWriteFailuresTotal,
         Counter::SpoolFsyncsTotal,
         Counter::ReloadsTotal,
+        Counter::SourceMapFetchesTotal,
     ];
 
     /// The Prometheus name.
@@ -114,6 +117,7 @@ impl Counter {
             Counter::SpoolWriteFailuresTotal => "apmgate_spool_write_failures_total",
             Counter::SpoolFsyncsTotal => "apmgate_spool_fsyncs_total",
             Counter::ReloadsTotal => "apmgate_reloads_total",
+            Counter::SourceMapFetchesTotal => "apmgate_source_map_fetches_total",
         }
     }
 
@@ -171,6 +175,9 @@ impl Counter {
             }
             Counter::ReloadsTotal => {
                 "Policy reloads, by result (applied; refused: the new policy, or a listener's TLS, could not be loaded)."
+            }
+            Counter::SourceMapFetchesTotal => {
+                "Source maps read from Elasticsearch, by result (found, missing, malformed, too_large, unavailable)."
             }
         }
     }

@@ -198,6 +198,7 @@ fn intake(data: &[u8], rum: bool) {
         gate: &OpenGate,
         output: &output,
         memory: &IntakeMemory::unbounded(),
+        source_maps: None,
         aggregation: Some((&aggregator, aggregation_settings())),
     };
     let result = block_on(apmgate::intake::process_stream(data, &ctx));
@@ -404,6 +405,10 @@ fn gateway() -> &'static Gateway {
                 1 << 30,
                 Arc::new(apmgate::telemetry::Metrics::default()),
             )),
+            source_maps: None,
+            elasticsearch: None,
+            es_agent_config: None,
+            applied_configs: Arc::default(),
         });
         Gateway {
             policy,

@@ -80,6 +80,7 @@ const ORDER: &[&str] = &[
     "auth.anonymous",
     "auth.anonymous.rate_limit",
     "rum",
+    "rum.source_mapping",
     "output.elasticsearch",
     "output.elasticsearch.tls",
     "output.file",

@@ -487,17 +487,44 @@ impl Mapper {
                 "apm-server.rum.enabled" => {
                     if let Some(b) = self.boolean(leaf) {
                         facts.rum = b;
-                        if b && !leaves
-                            .iter()
-                            .any(|l| under(&l.path, "apm-server.rum.source_mapping"))
-                        {
-                            self.differs(
-                                leaf,
-                                "RUM stack traces are not source-mapped by apmgate".to_string(),
-                                "APM Server applied source maps uploaded to Elasticsearch to RUM errors and spans; apmgate stores stack traces as the browser sent them",
-                            );
-                        }
                         self.draft.set("rum", "enabled", b.to_string(), path);
+                    }
+                }
+                "apm-server.rum.source_mapping.enabled" => {
+                    if let Some(b) = self.boolean(leaf) {
+                        if b && !facts.es_output {
+                            // APM Server: "Unable to determine sourcemap storage, sourcemaps
+                            // will not be applied"; the policy would refuse it (E611).
+                            self.not_carried(
+                                leaf,
+                                "without the Elasticsearch output there is nowhere to read source maps from; APM Server applied none either",
+                            );
+                        } else {
+                            self.draft
+                                .set("rum.source_mapping", "enabled", b.to_string(), path);
+                        }
+                    }
+                }
+                "apm-server.rum.source_mapping.timeout"
+                | "apm-server.rum.source_mapping.cache.expiration" => {
+                    if let Some(d) = self.duration(leaf) {
+                        let key = if path.ends_with("timeout") {
+                            "timeout"
+                        } else {
+                            "cache_expiration"
+                        };
+                        self.draft
+                            .set("rum.source_mapping", key, toml_str(&d), path);
+                    }
+                }
+                "apm-server.rum.source_mapping.max_sourcemap_size" => {
+                    if let Some(bytes) = self.size(leaf) {
+                        self.draft.set(
+                            "rum.source_mapping",
+                            "max_sourcemap_size",
+                            toml_str(&format_size(bytes)),
+                            path,
+                        );
                     }
                 }
                 "apm-server.rum.allow_origins" => {

@@ -49,6 +49,10 @@ pub(crate) const KNOWN: &[&str] = &[
     "apm-server.rum.response_headers",
     "apm-server.rum.library_pattern",
     "apm-server.rum.exclude_from_grouping",
+    "apm-server.rum.source_mapping.enabled",
+    "apm-server.rum.source_mapping.timeout",
+    "apm-server.rum.source_mapping.max_sourcemap_size",
+    "apm-server.rum.source_mapping.cache.expiration",
     "apm-server.agent.config.cache.expiration",
     "apm-server.agent_config",
     "apm-server.data_streams.enabled",
@@ -97,8 +101,12 @@ pub(crate) const NO_EQUIVALENT: &[(&str, &str)] = &[
         "apmgate reads central agent configuration through the Elasticsearch output's connection ([agent_config_source])",
     ),
     (
-        "apm-server.rum.source_mapping",
-        "apmgate applies no source maps: RUM stack traces are stored as the agent sent them",
+        "apm-server.rum.source_mapping.elasticsearch",
+        "apmgate reads source maps through the Elasticsearch output's connection (its hosts, credentials and TLS)",
+    ),
+    (
+        "apm-server.rum.source_mapping.index_pattern",
+        "apmgate reads source maps from `.apm-source-map`, where Kibana stores them",
     ),
     (
         "apm-server.expvar",

@@ -22,7 +22,8 @@ use tokio::io::AsyncBufRead;
 
 use crate::aggregation::Aggregator;
 use crate::model::aggregate::Observation;
-use crate::model::{self, Document, Metadata, ModelConfig, RequestMeta};
+use crate::model::sourcemap::{BundleKey, Resolutions};
+use crate::model::{self, Decoded, Document, Metadata, ModelConfig, ModelError, RequestMeta};
 use crate::output::{Output, OutputDocument, PublishError};
 use crate::policy::compiled::AggregationSettings;
 
@@ -45,6 +46,21 @@ pub trait BatchGate: Send + Sync {
     /// Waits for `events` tokens of the caller's rate limit; false when they cannot be had in
     /// time.
     fn acquire(&self, events: usize) -> Pin<Box<dyn Future<Output = bool> + Send + '_>>;
+}
+
+/// The source maps of RUM stack frames, fetched before a line's events are written.
+/// Implemented by `crate::sourcemap`; never fails a request (problems come back as
+/// `sourcemap.error` resolutions).
+pub trait SourceMapper: Send + Sync {
+    /// How long the maps of one batch may take (APM Server's per-batch `timeout`).
+    fn timeout(&self) -> std::time::Duration;
+
+    /// The source map of each bundle, or why there is none by `deadline`.
+    fn resolve(
+        &self,
+        bundles: Vec<BundleKey>,
+        deadline: tokio::time::Instant,
+    ) -> Pin<Box<dyn Future<Output = Resolutions> + Send + '_>>;
 }
 
 /// A gate that lets everything through (authenticated callers).
@@ -160,6 +176,8 @@ pub struct StreamContext<'a> {
     pub memory: &'a IntakeMemory,
     /// Where accepted events are aggregated into metrics, and the settings in force.
     pub aggregation: Option<(&'a Aggregator, &'a AggregationSettings)>,
+    /// Source maps for the stack frames of RUM events (RUM routes with source mapping on).
+    pub source_maps: Option<&'a dyn SourceMapper>,
 }
 
 const BATCH_PREFIX: &str = "cannot handle stream: cannot process batch: ";
@@ -235,6 +253,9 @@ pub async fn process_stream<R: AsyncBufRead + Unpin>(
     let mut batch_bytes = 0usize;
     let mut batch_accepted = 0usize;
     let mut batch_lines = 0usize;
+    // When the source maps of this batch's RUM frames must be in (set by the first line that
+    // needs one).
+    let mut maps_deadline: Option<tokio::time::Instant> = None;
     loop {
         let besides_line = metadata_bytes + batch_bytes;
         let read = lines
@@ -253,7 +274,7 @@ pub async fn process_stream<R: AsyncBufRead + Unpin>(
                     result.bytes = lines.bytes_read();
                     return result;
                 }
-                match model::decode_event(&line, &metadata, &ctx.request, ctx.model) {
+                match decode_line(&line, &metadata, ctx, &mut maps_deadline).await {
                     Ok(decoded) => {
                         batch_accepted += decoded.accepted;
                         batch_bytes += decoded.documents.iter().map(held_by).sum::<usize>();
@@ -286,6 +307,7 @@ pub async fn process_stream<R: AsyncBufRead + Unpin>(
         }
         if batch_lines >= BATCH_SIZE || (eof && batch_lines > 0) {
             batch_lines = 0;
+            maps_deadline = None;
             let published = flush(
                 std::mem::take(&mut batch),
                 std::mem::take(&mut observations),
@@ -309,6 +331,28 @@ pub async fn process_stream<R: AsyncBufRead + Unpin>(
             return result;
         }
     }
+}
+
+/// Decodes one event line; with source maps, the maps its RUM frames need are fetched (each
+/// once) before its documents are written, all the lines of a batch within one timeout from
+/// the first that needed a map (`deadline`), as APM Server times out a batch.
+async fn decode_line(
+    line: &[u8],
+    metadata: &Metadata,
+    ctx: &StreamContext<'_>,
+    deadline: &mut Option<tokio::time::Instant>,
+) -> Result<Decoded, ModelError> {
+    let mut pending = model::decode_events(line, metadata, &ctx.request, ctx.model)?;
+    if let Some(maps) = ctx.source_maps.filter(|_| ctx.request.rum) {
+        let bundles = pending.source_map_bundles();
+        if !bundles.is_empty() {
+            let deadline =
+                *deadline.get_or_insert_with(|| tokio::time::Instant::now() + maps.timeout());
+            let resolved = maps.resolve(bundles, deadline).await;
+            pending.apply_source_maps(&resolved);
+        }
+    }
+    Ok(pending.finish(metadata, &ctx.request, ctx.model))
 }
 
 /// What a body that could not be read fails the stream with.

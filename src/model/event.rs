@@ -237,8 +237,33 @@ pub struct Frame<'a> {
     pub vars: Option<Object>,
     pub library_frame: bool,
     pub exclude_from_grouping: bool,
-    /// `original.library_frame`: the agent's value, kept when the RUM library pattern ran.
-    pub original_library_frame: Option<bool>,
+    /// What APM Server's RUM processors recorded on the frame (`original.*`, `sourcemap.*`);
+    /// `None` until one of them ran. (The name predates source mapping: the decoders set it.)
+    pub original_library_frame: Option<Box<FrameRum<'a>>>,
+}
+
+/// What the RUM processors recorded on a stack frame: the values source mapping replaced, the
+/// agent's `library_frame` once the library pattern ran, and the outcome of source mapping.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FrameRum<'a> {
+    /// `original.library_frame`: the agent's value, kept when the library pattern ran.
+    pub library_frame: bool,
+    /// `original.abs_path` (written with `sourcemap.updated`).
+    pub abs_path: S<'a>,
+    /// `original.filename`.
+    pub filename: S<'a>,
+    /// `original.classname`.
+    pub classname: S<'a>,
+    /// `original.function`.
+    pub function: S<'a>,
+    /// `original.lineno`.
+    pub lineno: Option<u32>,
+    /// `original.colno`.
+    pub colno: Option<u32>,
+    /// `sourcemap.updated`: the frame was mapped to its original source.
+    pub sourcemap_updated: bool,
+    /// `sourcemap.error`: why no source map could be had.
+    pub sourcemap_error: String,
 }
 
 /// An exception and its causes.

@@ -28,6 +28,7 @@ pub mod otel;
 pub mod process;
 pub mod rumv3;
 pub mod schema;
+pub mod sourcemap;
 pub mod v2;
 
 use event::{ApmEvent, S};
@@ -70,6 +71,9 @@ pub struct ModelConfig {
     pub observer_version: &'static str,
     /// Whether events are observed for aggregated metrics ([`Decoded::observations`]).
     pub aggregate: bool,
+    /// RUM: stack frames are source mapped ([`Pending::apply_source_maps`]) and the culprit of
+    /// errors is taken from the mapped frames, as APM Server does with a source map fetcher.
+    pub source_mapping: bool,
 }
 
 impl Default for ModelConfig {
@@ -82,6 +86,7 @@ impl Default for ModelConfig {
             exclude_from_grouping: None,
             observer_version: APM_SERVER_VERSION,
             aggregate: false,
+            source_mapping: false,
         }
     }
 }
@@ -390,6 +395,82 @@ pub fn decode_event(
     request: &RequestMeta<'_>,
     config: &ModelConfig,
 ) -> Result<Decoded, ModelError> {
+    Ok(decode_events(line, metadata, request, config)?.finish(metadata, request, config))
+}
+
+/// The events of one line, decoded and validated but not yet processed or written: the step
+/// between them is where the intake fetches the source maps RUM frames need.
+pub struct Pending<'a> {
+    events: Vec<ApmEvent<'a>>,
+    accepted: usize,
+}
+
+impl<'a> Pending<'a> {
+    /// The bundles whose source maps the events' frames need (APM Server maps the frames of
+    /// spans and errors with a service name and version).
+    pub fn source_map_bundles(&mut self) -> Vec<sourcemap::BundleKey> {
+        let mut out: Vec<sourcemap::BundleKey> = Vec::new();
+        for ev in &mut self.events {
+            for k in sourcemap::bundles(ev) {
+                if !out.contains(&k) {
+                    out.push(k);
+                }
+            }
+        }
+        out
+    }
+
+    /// Rewrites the events' stack frames from the source maps found for their bundles.
+    pub fn apply_source_maps(&mut self, maps: &sourcemap::Resolutions) {
+        for ev in &mut self.events {
+            sourcemap::apply(ev, maps);
+        }
+    }
+
+    /// Processes the events as APM Server does and writes their documents.
+    pub fn finish(
+        self,
+        metadata: &Metadata,
+        request: &RequestMeta<'_>,
+        config: &ModelConfig,
+    ) -> Decoded {
+        let hostname = observer_hostname();
+        let mut documents = Vec::with_capacity(self.events.len());
+        let mut observations = Vec::new();
+        for mut ev in self.events {
+            let indexed = process::process(&mut ev, request.rum, config, hostname);
+            if config.aggregate {
+                observations.push(aggregate::observe(&ev, &metadata.base.labels));
+            }
+            if !indexed {
+                continue;
+            }
+            let mut body = Vec::with_capacity(512);
+            encode::encode(&ev, &mut body);
+            let ds = &ev.data_stream;
+            documents.push(Document {
+                data_stream: format!("{}-{}-{}", ds.r#type, ds.dataset, ds.namespace),
+                body,
+                agent_name: non_empty(&ev.agent.name),
+                service_name: non_empty(&ev.service.name),
+            });
+        }
+        Decoded {
+            documents,
+            accepted: self.accepted,
+            observations,
+        }
+    }
+}
+
+/// Decodes and validates one event line (anything but metadata) into its events, which
+/// [`Pending::finish`] processes and writes.
+pub fn decode_events<'a>(
+    line: &'a [u8],
+    metadata: &'a Metadata,
+    request: &RequestMeta<'a>,
+    config: &ModelConfig,
+) -> Result<Pending<'a>, ModelError> {
     let key = first_key_bytes(line).unwrap_or(b"");
     let base = base_event(metadata, request, config);
     let mut events: Vec<ApmEvent<'_>> = Vec::with_capacity(1);
@@ -460,32 +541,7 @@ pub fn decode_event(
             )));
         }
     }
-    let hostname = observer_hostname();
-    let mut documents = Vec::with_capacity(events.len());
-    let mut observations = Vec::new();
-    for mut ev in events {
-        let indexed = process::process(&mut ev, request.rum, config, hostname);
-        if config.aggregate {
-            observations.push(aggregate::observe(&ev, &metadata.base.labels));
-        }
-        if !indexed {
-            continue;
-        }
-        let mut body = Vec::with_capacity(line.len() + 512);
-        encode::encode(&ev, &mut body);
-        let ds = &ev.data_stream;
-        documents.push(Document {
-            data_stream: format!("{}-{}-{}", ds.r#type, ds.dataset, ds.namespace),
-            body,
-            agent_name: non_empty(&ev.agent.name),
-            service_name: non_empty(&ev.service.name),
-        });
-    }
-    Ok(Decoded {
-        documents,
-        accepted,
-        observations,
-    })
+    Ok(Pending { events, accepted })
 }
 
 fn non_empty(s: &str) -> Option<String> {

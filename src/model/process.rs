@@ -1,5 +1,5 @@
 //! The server-side processing APM Server applies to every decoded event before indexing, in its
-//! order: RUM stack-frame patterns, `host.hostname`, `service.node.name`, the error grouping
+//! order: RUM stack-frame patterns and culprit (after source mapping, `super::sourcemap`), `host.hostname`, `service.node.name`, the error grouping
 //! key and message, the default service environment, the observer, data stream routing, and
 //! dropping unsampled non-RUM transactions.
 //!
@@ -27,7 +27,9 @@ pub fn process<'a>(
     if rum_route {
         if let Some(re) = &cfg.library_pattern {
             for_each_frame(ev, &mut |f| {
-                f.original_library_frame = Some(f.library_frame);
+                f.original_library_frame
+                    .get_or_insert_with(Default::default)
+                    .library_frame = f.library_frame;
                 f.library_frame = (!f.filename.is_empty() && re.is_match(&f.filename))
                     || (!f.abs_path.is_empty() && re.is_match(&f.abs_path));
             });
@@ -36,6 +38,11 @@ pub fn process<'a>(
             for_each_frame(ev, &mut |f| {
                 f.exclude_from_grouping = !f.filename.is_empty() && re.is_match(&f.filename);
             });
+        }
+        if cfg.source_mapping {
+            if let Some(err) = &mut ev.error {
+                super::sourcemap::set_culprit(err);
+            }
         }
     }
     set_host_hostname(ev);

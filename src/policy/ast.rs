@@ -431,6 +431,30 @@ pub struct Rum {
     pub library_pattern: Option<Sp<String>>,
     /// Regex of frames left out of error grouping. Default `^/webpack`.
     pub exclude_from_grouping: Option<Sp<String>>,
+    /// Source mapping of RUM stack frames with the maps Kibana stores in Elasticsearch.
+    #[serde(default)]
+    pub source_mapping: RumSourceMapping,
+}
+
+/// `[rum.source_mapping]`: RUM stack frames mapped to their original source with the source
+/// maps uploaded through Kibana (index `.apm-source-map`), as APM Server does.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RumSourceMapping {
+    /// Map RUM stack frames. Default: on when RUM is enabled and the output is Elasticsearch.
+    pub enabled: Option<Sp<bool>>,
+    /// How long a fetched source map (or its absence) is kept, and the longest the list of
+    /// uploaded maps is trusted before it is read again (at most every 30s). Default `5m`.
+    pub cache_expiration: Option<Sp<String>>,
+    /// Time the source maps of a batch (10 events) may take. Default `5s` (APM Server's).
+    pub timeout: Option<Sp<String>>,
+    /// Largest source map, decompressed; a larger one is not used (`sourcemap.error`).
+    /// Default `500MiB` (APM Server's).
+    pub max_sourcemap_size: Option<Sp<SizeValue>>,
+    /// Source maps kept in memory at once. Default 128 (APM Server's).
+    pub cache_entries: Option<Sp<u32>>,
+    /// Bytes of source maps (decompressed) kept in memory at once. Default `256MiB`.
+    pub cache_size: Option<Sp<SizeValue>>,
 }
 
 /// A central configuration setting value; served to agents as a string.

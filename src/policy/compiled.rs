@@ -419,7 +419,47 @@ pub struct RumSettings {
     pub library_pattern: regex::Regex,
     /// Exclude-from-grouping pattern.
     pub exclude_from_grouping: regex::Regex,
+    /// Source mapping of stack frames; `None` when off.
+    pub source_mapping: Option<SourceMappingSettings>,
 }
+
+/// Source mapping of RUM stack frames (`[rum.source_mapping]`), read from the Elasticsearch
+/// output's cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceMappingSettings {
+    /// How long a fetched map, or its absence, is kept; the list of uploaded maps is read
+    /// again at this interval, at most [`SOURCE_MAP_METADATA_REFRESH`].
+    pub cache_expiration: Duration,
+    /// Time the source maps of one batch of events may take.
+    pub timeout: Duration,
+    /// Largest decompressed source map used.
+    pub max_sourcemap_size: u64,
+    /// Maps kept in memory at once.
+    pub cache_entries: u32,
+    /// Decompressed bytes of maps kept in memory at once.
+    pub cache_size: u64,
+}
+
+impl SourceMappingSettings {
+    /// How often the list of uploaded source maps is read: every `cache_expiration`, at most
+    /// every 30 seconds as APM Server does.
+    pub fn metadata_refresh(&self) -> Duration {
+        self.cache_expiration.min(SOURCE_MAP_METADATA_REFRESH)
+    }
+}
+
+/// APM Server re-reads the list of uploaded source maps every 30 seconds.
+pub const SOURCE_MAP_METADATA_REFRESH: Duration = Duration::from_secs(30);
+/// Default of `cache_expiration` (APM Server's former `source_mapping.cache.expiration`).
+pub const SOURCE_MAP_CACHE_EXPIRATION: Duration = Duration::from_secs(300);
+/// APM Server's `source_mapping.timeout`.
+pub const SOURCE_MAP_TIMEOUT: Duration = Duration::from_secs(5);
+/// APM Server's `source_mapping.max_sourcemap_size` (500MiB).
+pub const SOURCE_MAP_MAX_SIZE: u64 = 500 << 20;
+/// APM Server's source map cache size (entries).
+pub const SOURCE_MAP_CACHE_ENTRIES: u32 = 128;
+/// Default of `cache_size` (256MiB).
+pub const SOURCE_MAP_CACHE_SIZE: u64 = 256 << 20;
 
 /// A central configuration entry.
 #[derive(Debug, Clone)]

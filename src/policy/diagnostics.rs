@@ -90,6 +90,7 @@ codes! {
     InvalidTestIdentity = "E505", Error, "invalid test identity";
     MultipleOutputs = "E601", Error, "more than one output";
     ConflictingCredentials = "E602", Error, "conflicting Elasticsearch credentials";
+    SourceMappingNeedsElasticsearch = "E611", Error, "source mapping needs the Elasticsearch output";
     EnvVarMissing = "E701", Error, "environment variable not set";
     FileUnreadable = "E702", Error, "file cannot be read";
     CertificateInvalid = "E703", Error, "certificate cannot be parsed";
@@ -113,6 +114,7 @@ codes! {
     ProxyHeaderUnset = "W111", Warning, "trusted proxies without their forwarding header";
     IntervalUnread = "W112", Warning, "aggregation interval Kibana does not read";
     UnusedSetting = "W113", Warning, "setting has no effect";
+    SourceMappingWithoutRum = "W121", Warning, "source mapping while RUM is off";
     ImportYamlSyntax = "I100", Error, "apm-server.yml cannot be read";
     ImportNotCarried = "I101", Error, "setting not carried";
     ImportUnknownSetting = "I102", Error, "unknown APM Server setting";

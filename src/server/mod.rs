@@ -42,6 +42,7 @@ use crate::output::file::FileOutput;
 use crate::output::spool::Spool;
 use crate::policy::Policy;
 use crate::policy::compiled::OutputSettings;
+use crate::sourcemap::SourceMapStore;
 use crate::telemetry::{Gauge, Metrics};
 
 /// The memory this process may use, in bytes: the cgroup limit (v2, then v1) when there is
@@ -148,6 +149,15 @@ impl Server {
             )),
             _ => None,
         };
+        // Read through the output's own client (its hosts, credentials, TLS and host backoff).
+        let source_maps = match (&policy.rum.source_mapping, &client) {
+            (Some(settings), Some(client)) => Some(Arc::new(SourceMapStore::start(
+                client.clone(),
+                settings,
+                metrics.clone(),
+            ))),
+            _ => None,
+        };
         let decoders = DecoderLimit::new(match policy.gateway.max_concurrent_decoders {
             Some(n) => n as usize,
             None => DecoderLimit::auto_size(memory_limit()),
@@ -182,6 +192,7 @@ impl Server {
             decoders,
             intake_memory,
             aggregator: Arc::new(Aggregator::new(memory_limit(), metrics.clone())),
+            source_maps,
             es_agent_config: client
                 .as_ref()
                 .map(|_| Arc::new(EsAgentConfig::new(metrics.clone()))),

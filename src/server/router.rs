@@ -508,6 +508,11 @@ where
                 output: shared.output.as_ref(),
                 memory: &shared.intake_memory,
                 aggregation: Some((&shared.aggregator, &rt.policy.aggregation)),
+                source_maps: shared
+                    .source_maps
+                    .as_deref()
+                    .filter(|_| rt.model.source_mapping)
+                    .map(|s| s as &dyn intake::SourceMapper),
             };
             intake::process_stream(decoded, &ctx).await
         }

@@ -28,6 +28,7 @@ use crate::model::{APM_SERVER_VERSION, ModelConfig};
 use crate::output::Output;
 use crate::policy::Policy;
 use crate::policy::compiled::{KEY_CACHE_SIZE, KEY_CACHE_TTL};
+use crate::sourcemap::SourceMapStore;
 use crate::telemetry::{Counter, Metrics};
 
 /// Capacity and lifetime of the declared-key verification cache when the policy has no
@@ -67,6 +68,7 @@ impl Runtime {
             exclude_from_grouping: Some(policy.rum.exclude_from_grouping.clone()),
             observer_version: APM_SERVER_VERSION,
             aggregate: policy.aggregation.enabled,
+            source_mapping: policy.rum.source_mapping.is_some(),
         };
         let rate_limiter = policy.auth.anonymous.as_ref().map(|a| {
             previous
@@ -125,6 +127,9 @@ pub struct Shared {
     pub es_agent_config: Option<Arc<EsAgentConfig>>,
     /// Configurations agents applied, reported as the `agent_config` metric set.
     pub applied_configs: Arc<AppliedConfigs>,
+    /// RUM source maps read from Elasticsearch (`[rum.source_mapping]` of the policy the
+    /// server started with; a reload can turn mapping off and on, not move the store).
+    pub source_maps: Option<Arc<SourceMapStore>>,
 }
 
 /// Swaps policies into a running server.

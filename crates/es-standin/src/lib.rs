@@ -2,7 +2,8 @@
 //! `GET /` (with `X-Elastic-Product: Elasticsearch`), `POST|PUT /_bulk` (gzip or plain; checks
 //! `require_data_stream=true`, the `create` action lines and the data stream names; answers
 //! per-item statuses in Elasticsearch's shape, with `filter_path` applied or not),
-//! `/_security/user/_has_privileges`, and `.apm-agent-configuration` read by a scrolled search.
+//! `/_security/user/_has_privileges`, `.apm-agent-configuration` read by a scrolled search, and
+//! the `.apm-source-map` index Kibana writes source maps to (`sourcemap.rs`).
 //! It records every request and every indexed document, and injects faults on command:
 //! per-item status mixes, whole-request statuses, latency, dropped connections (before or after
 //! indexing), and being down (listener closed) for a while.
@@ -14,6 +15,8 @@
 
 mod agent_config;
 mod security;
+mod sourcemap;
+pub use sourcemap::kibana_content;
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
@@ -85,6 +88,8 @@ struct Inner {
     agent_config: agent_config::AgentConfigIndex,
     /// Users, and API keys made through the security API.
     security: security::Security,
+    /// `.apm-source-map` (sourcemap.rs).
+    source_maps: sourcemap::Index,
 }
 
 struct State {
@@ -546,6 +551,11 @@ async fn handle(
         ("DELETE", "/_security/api_key") => security::invalidate(state, auth.as_deref(), &body),
         (_, _) if expect_auth.is_some() && auth != expect_auth && path.contains("_search") => {
             unauthenticated()
+        }
+        // Before the agent configuration's scroll routes: scrolls of the source map index
+        // are answered by it.
+        (m, p) if sourcemap::handles(state, p, &query) => {
+            sourcemap::handle(state, m, p, &query, kill).await
         }
         ("POST" | "GET", p) if p == format!("/{}/_search", agent_config::INDEX) => {
             agent_config::search(state, &query)

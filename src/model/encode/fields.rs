@@ -62,8 +62,26 @@ fn frames(o: &mut Obj<'_>, k: &str, frames: &[Frame<'_>]) {
             });
         }
         fo.str("module", &f.module);
-        if let Some(true) = f.original_library_frame {
-            fo.nested("original", |o| o.true_only("library_frame", true));
+        if let Some(r) = &f.original_library_frame {
+            // modeljson: the original position only with `sourcemap.updated`.
+            let mapped = r.sourcemap_updated;
+            fo.nested("original", |o| {
+                if mapped {
+                    o.str("abs_path", &r.abs_path);
+                    o.str("classname", &r.classname);
+                    o.opt_u64("colno", r.colno.map(u64::from));
+                    o.str("filename", &r.filename);
+                    o.str("function", &r.function);
+                }
+                o.true_only("library_frame", r.library_frame);
+                if mapped {
+                    o.opt_u64("lineno", r.lineno.map(u64::from));
+                }
+            });
+            fo.nested("sourcemap", |o| {
+                o.str("error", &r.sourcemap_error);
+                o.true_only("updated", r.sourcemap_updated);
+            });
         }
         fo.object("vars", &f.vars);
         fo.close();

@@ -112,6 +112,8 @@ impl Compiler<'_> {
             response_headers: self.headers(&r.response_headers),
             library_pattern: self.regex(&r.library_pattern, "node_modules|bower_components|~"),
             exclude_from_grouping: self.regex(&r.exclude_from_grouping, "^/webpack"),
+            // Compiled once the output is known (`source_mapping`).
+            source_mapping: None,
         }
     }
 }

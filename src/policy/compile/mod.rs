@@ -7,7 +7,8 @@
 //! One file per section of the policy: `gateway` (`[gateway]`, `[rum]`), `roles` (roles and
 //! allowlists), `tls` (server TLS profiles), `listeners` (listeners and their limits),
 //! `auth`, `access` (rules, with the `shadow` index behind W101), `output`,
-//! `agent_config` and `policy_tests` (`[[test]]`); `context` holds the helpers they share.
+//! `agent_config`, `sourcemap` (`[rum.source_mapping]`) and `policy_tests` (`[[test]]`);
+//! `context` holds the helpers they share.
 //! This module holds the compiler's state and the order in which sections are compiled. Nothing
 //! here touches the disk or the environment.
 
@@ -31,6 +32,7 @@ mod output;
 mod policy_tests;
 mod roles;
 mod shadow;
+mod sourcemap;
 mod spool;
 mod tls;
 
@@ -120,8 +122,9 @@ impl<'a> Compiler<'a> {
         let tls = self.tls_profiles(&file.tls);
         let gateway = self.gateway(&file.gateway);
         let listeners = self.listeners(&file.listeners, &tls);
-        let rum = self.rum(&file.rum);
+        let mut rum = self.rum(&file.rum);
         let output = self.output(&file.output);
+        rum.source_mapping = self.source_mapping(&file.rum.source_mapping, rum.enabled, &output);
         let aggregation = self.aggregation(&file.aggregation);
         let spool = file.spool.as_ref().and_then(|s| self.spool(s, &output));
         let auth = self.auth(&file.auth, &roles, &output, rum.enabled, &listeners);
