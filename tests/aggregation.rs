@@ -262,7 +262,7 @@ async fn intervals_are_written_when_they_close_and_reloads_keep_them() {
     let body = format!("{meta}\n{tx}\n{tx}\n").into_bytes();
     // A one-second interval (written when it closes) beside an hour (written at shutdown).
     let policy = format!("{POLICY}intervals = [\"1s\", \"1h\"]\n");
-    let gw = Gateway::start(&policy).await;
+    let mut gw = Gateway::start(&policy).await;
     post(&gw, body.clone()).await;
     let docs = wait_for_stream(&gw, "metrics-apm.transaction.1s-").await;
     let second: u64 = streams(&docs, "metrics-apm.transaction.1s-")
@@ -275,7 +275,7 @@ async fn intervals_are_written_when_they_close_and_reloads_keep_them() {
         "the hour is still open"
     );
     // A reload (new limits) keeps the open hour.
-    gw.reload(&format!("{policy}max_services = 50\n"));
+    gw.reload(&format!("{policy}max_services = 50\n")).await;
     post(&gw, body).await;
     let dir = gw.stop().await;
     let docs = output_documents(dir.path());

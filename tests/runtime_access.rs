@@ -1595,18 +1595,15 @@ async fn issue_12_reload_keeps_rate_limit_buckets_and_key_verifications() {
             ))
         )
     };
-    let gw = Gateway::start(&limits(1)).await;
+    let mut gw = Gateway::start(&limits(1)).await;
     async fn anonymous(gw: &Gateway) -> u16 {
         let from = [("X-Forwarded-For", "192.0.2.1")];
         post(gw, Proto::H1, "/intake/v2/rum/events", &from, Vec::new())
             .await
             .status
     }
-    let hashes = |result: &str| {
-        gw.shared
-            .metrics
-            .get("apmgate_api_key_hashes_total", &[("result", result)])
-    };
+    let metrics = gw.shared.metrics.clone();
+    let hashes = |result: &str| metrics.get("apmgate_api_key_hashes_total", &[("result", result)]);
     let with_key = [("Authorization", key.header.as_str())];
     let keyed = post(&gw, Proto::H1, "/intake/v2/events", &with_key, Vec::new()).await;
     assert_eq!(keyed.status, 202, "{}", keyed.body);
@@ -1622,7 +1619,8 @@ async fn issue_12_reload_keeps_rate_limit_buckets_and_key_verifications() {
     gw.reload(&format!(
         "{}\n[[access.rule]]\nname = \"noop\"\nwhen = 'route == metrics'\neffect = \"allow\"\n",
         limits(1)
-    ));
+    ))
+    .await;
     assert_eq!(
         anonymous(&gw).await,
         429,
@@ -1633,7 +1631,7 @@ async fn issue_12_reload_keeps_rate_limit_buckets_and_key_verifications() {
     assert_eq!(hashes("valid"), 1, "the verification survived the reload");
 
     // Other limits: the buckets are new.
-    gw.reload(&limits(2));
+    gw.reload(&limits(2)).await;
     assert_eq!(anonymous(&gw).await, 202, "new limits, new buckets");
     gw.stop().await;
 }

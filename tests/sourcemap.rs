@@ -421,8 +421,8 @@ async fn a_slow_cluster_costs_a_batch_no_more_than_the_timeout() {
 async fn a_reload_turns_source_mapping_off_and_on() {
     let es = EsStandin::start().await;
     es.put_source_map("shop", "2.0.0", "/app.js", &fixture(BUNDLE));
-    let gw = Gateway::start(&policy(&es, "")).await;
-    gw.reload(&policy(&es, "enabled = false"));
+    let mut gw = Gateway::start(&policy(&es, "")).await;
+    gw.reload(&policy(&es, "enabled = false")).await;
     send_rum(&gw, rum_error("off", "shop", "2.0.0", "/app.js")).await;
     let doc = wait_error(&es, "off").await;
     let f = &exception_frames(&doc)[0];
@@ -430,7 +430,7 @@ async fn a_reload_turns_source_mapping_off_and_on() {
         f.get("sourcemap").is_none() && f.get("original").is_none(),
         "{f}"
     );
-    gw.reload(&policy(&es, ""));
+    gw.reload(&policy(&es, "")).await;
     send_rum(&gw, rum_error("on", "shop", "2.0.0", "/app.js")).await;
     let doc = wait_error(&es, "on").await;
     assert_eq!(exception_frames(&doc)[0]["sourcemap"]["updated"], true);

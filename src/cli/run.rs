@@ -71,9 +71,17 @@ async fn reload(
         Ok(c) => match c.policy {
             Some(p) => {
                 let files = p.files();
-                match reloader.reload(p) {
+                match reloader.reload(p).await {
                     Ok(r) => {
-                        tracing::info!(policy = %file.display(), trigger = why, tls_reloaded = ?r.tls_replaced, "policy reloaded, listeners' certificates read again (listener addresses, the output and max_concurrent_decoders apply at the next start)");
+                        for (name, addr) in &r.bound {
+                            if let Some(addr) = addr {
+                                tracing::info!(listener = %name, address = %addr, "bound");
+                            }
+                        }
+                        for name in &r.at_next_start {
+                            tracing::warn!(listener = %name, "this listener keeps its address and socket: TLS on or off, HTTP/3 on or off and max_connections apply at the next start");
+                        }
+                        tracing::info!(policy = %file.display(), trigger = why, tls_reloaded = ?r.tls_replaced, listeners_bound = ?r.bound.iter().map(|(n, _)| n).collect::<Vec<_>>(), listeners_stopped = ?r.stopped, listeners_reconfigured = ?r.reconfigured, "policy reloaded, listeners' certificates read again (the output and max_concurrent_decoders apply at the next start)");
                         Some(files)
                     }
                     Err(e) => {

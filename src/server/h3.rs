@@ -9,7 +9,7 @@
 
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes};
@@ -65,13 +65,16 @@ impl http_body::Body for H3Body {
     }
 }
 
-/// Serves HTTP/3 on `endpoint` until `stop` turns true.
+/// Serves HTTP/3 on `endpoint` until `stop` turns true, each new connection with the
+/// listener's configuration of the moment (`current`, which a reload replaces).
 pub async fn serve(
     endpoint: quinn::Endpoint,
-    listener: Arc<Listener>,
+    current: Arc<RwLock<Arc<Listener>>>,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let read_current = || current.read().unwrap_or_else(|e| e.into_inner()).clone();
+    let listener = read_current();
     let limits = listener.limits.clone();
     let permits = limits
         .max_connections
@@ -98,13 +101,13 @@ pub async fn serve(
             },
             None => None,
         };
-        let listener = listener.clone();
+        let listener = read_current();
         let shared = shared.clone();
         let drain = drain_rx.clone();
         connections.spawn(async move {
             let _permit = permit;
             let _open = shared.metrics.connection();
-            let handshake = tokio::time::timeout(limits.tls_handshake_timeout, incoming);
+            let handshake = tokio::time::timeout(listener.limits.tls_handshake_timeout, incoming);
             let conn = match handshake.await {
                 Ok(Ok(c)) => c,
                 Ok(Err(e)) => {
@@ -124,7 +127,7 @@ pub async fn serve(
     // GOAWAY to every connection, then wait for in-flight streams within the timeout.
     let _ = drain_tx.send(true);
     let drained = async { while connections.join_next().await.is_some() {} };
-    if tokio::time::timeout(limits.shutdown_timeout, drained)
+    if tokio::time::timeout(read_current().limits.shutdown_timeout, drained)
         .await
         .is_err()
     {

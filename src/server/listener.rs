@@ -24,17 +24,22 @@ enum Socket {
 
 /// A bound listener.
 pub struct BoundListener {
+    /// The configuration it was bound with (name, address, TLS and HTTP/3 on or off).
     listener: Arc<Listener>,
+    /// The configuration new connections are served with, which a reload replaces.
+    current: Arc<RwLock<Arc<Listener>>>,
     socket: Option<Socket>,
     acceptor: Option<Arc<RwLock<Acceptor>>>,
     quic: Option<quinn::Endpoint>,
 }
 
-/// A running listener's TLS, which a reload replaces whole (certificate rotation): new
-/// handshakes use the new certificate, key and CAs; connections already open keep theirs.
+/// What a reload replaces in a running listener: its TLS, whole (certificate rotation: new
+/// handshakes use the new certificate, key and CAs), and the configuration new connections
+/// are served with (routes, protocols, limits). Connections already open keep theirs.
 #[derive(Clone)]
-pub struct TlsSlot {
+pub struct ListenerSlot {
     name: String,
+    current: Arc<RwLock<Arc<Listener>>>,
     acceptor: Option<Arc<RwLock<Acceptor>>>,
     quic: Option<quinn::Endpoint>,
 }
@@ -45,10 +50,23 @@ pub struct PreparedTls {
     quic: Option<quinn::ServerConfig>,
 }
 
-impl TlsSlot {
+impl ListenerSlot {
     /// The listener's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The configuration new connections are served with.
+    pub fn current(&self) -> Arc<Listener> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Serves new connections with `next`.
+    pub fn set_current(&self, next: Arc<Listener>) {
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = next;
     }
 
     /// Builds the TLS of `next` (the reloaded policy's listener of the same name), reading its
@@ -199,6 +217,7 @@ impl BoundListener {
             _ => None,
         };
         Ok(Self {
+            current: Arc::new(RwLock::new(listener.clone())),
             listener,
             socket,
             acceptor,
@@ -211,10 +230,11 @@ impl BoundListener {
         &self.listener.name
     }
 
-    /// The handle a reload replaces the listener's TLS through.
-    pub fn tls_slot(&self) -> TlsSlot {
-        TlsSlot {
+    /// The handle a reload replaces the listener's TLS and configuration through.
+    pub fn slot(&self) -> ListenerSlot {
+        ListenerSlot {
             name: self.listener.name.clone(),
+            current: self.current.clone(),
             acceptor: self.acceptor.clone(),
             quic: self.quic.clone(),
         }
@@ -242,7 +262,7 @@ impl BoundListener {
         let quic_task = self.quic.clone().map(|ep| {
             tokio::spawn(super::h3::serve(
                 ep,
-                self.listener.clone(),
+                self.current.clone(),
                 shared.clone(),
                 stop.clone(),
             ))
@@ -257,23 +277,6 @@ impl BoundListener {
             .max_connections
             .map(|m| Arc::new(Semaphore::new(usize::try_from(m).unwrap_or(usize::MAX))));
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            // A client that sends its request and shuts down its side still gets its answer
-            // (as from APM Server); the read and idle timeouts still bound the connection.
-            .half_close(true)
-            .timer(TokioTimer::new())
-            .header_read_timeout(limits.idle_timeout.min(limits.read_timeout))
-            .max_buf_size(
-                usize::try_from(limits.max_header_size)
-                    .unwrap_or(usize::MAX)
-                    .max(8192),
-            );
-        builder
-            .http2()
-            .timer(TokioTimer::new())
-            .max_header_list_size(u32::try_from(limits.max_header_size).unwrap_or(u32::MAX));
         tracing::info!(listener = %self.listener.name, bind = %self.listener.bind, tls = self.acceptor.is_some(), "listening");
         loop {
             let permit = match &permits {
@@ -305,13 +308,19 @@ impl BoundListener {
                 &[("listener", &self.listener.name), ("transport", transport)],
                 1,
             );
-            let listener = self.listener.clone();
+            // Served with the configuration of the moment (a reload may have replaced it).
+            let listener = self
+                .current
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            let limits = listener.limits.clone();
             let acceptor = self
                 .acceptor
                 .as_ref()
                 .map(|a| a.read().unwrap_or_else(|e| e.into_inner()).clone());
             let shared = shared.clone();
-            let builder = builder.clone();
+            let builder = connection_builder(&limits);
             let watcher = graceful.watcher();
             let alt_svc = alt_svc.clone();
             tokio::spawn(async move {
@@ -395,6 +404,28 @@ impl BoundListener {
             let _ = t.await;
         }
     }
+}
+
+/// The HTTP/1.1 and HTTP/2 settings a connection is served with.
+fn connection_builder(limits: &compiled::Limits) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        // A client that sends its request and shuts down its side still gets its answer
+        // (as from APM Server); the read and idle timeouts still bound the connection.
+        .half_close(true)
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.idle_timeout.min(limits.read_timeout))
+        .max_buf_size(
+            usize::try_from(limits.max_header_size)
+                .unwrap_or(usize::MAX)
+                .max(8192),
+        );
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(limits.max_header_size).unwrap_or(u32::MAX));
+    builder
 }
 
 /// Removes a socket file left by a previous run. A path that is not a socket, or a socket

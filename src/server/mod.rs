@@ -10,6 +10,7 @@ pub mod agent_config;
 pub mod error;
 pub mod h3;
 pub mod listener;
+pub mod listeners;
 pub mod respond;
 pub mod router;
 pub mod runtime;
@@ -17,7 +18,8 @@ pub mod timeout;
 pub mod tls;
 
 pub use error::ServerError;
-pub use runtime::{Reloaded, Reloader, Runtime, Shared};
+pub use listeners::ListenerChanges;
+pub use runtime::{Reloader, Runtime, Shared};
 pub use tls::TlsError;
 
 use std::net::SocketAddr;
@@ -27,6 +29,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use self::listeners::ListenerSet;
 use crate::access::argon2_pool::Argon2Pool;
 use crate::access::elasticsearch::EsKeyVerifier;
 use crate::agent_config::applied::REPORT_INTERVAL;
@@ -71,6 +74,12 @@ pub struct Server {
     shared: Arc<Shared>,
     runtime_tx: watch::Sender<Arc<Runtime>>,
     listeners: Vec<listener::BoundListener>,
+    /// What stops each of `listeners`.
+    stops: Vec<watch::Receiver<bool>>,
+    /// The running listeners, which reloads change.
+    set: Arc<ListenerSet>,
+    /// Listeners bound by reloads, to serve.
+    spawned: tokio::sync::mpsc::UnboundedReceiver<listeners::Spawn>,
 }
 
 impl Server {
@@ -213,10 +222,14 @@ impl Server {
         for l in &runtime.policy.listeners {
             listeners.push(listener::BoundListener::bind(l.clone()).await?);
         }
+        let (set, stops, spawned) = ListenerSet::new(&listeners);
         Ok(Self {
             shared,
             runtime_tx,
             listeners,
+            stops,
+            set: Arc::new(set),
+            spawned,
         })
     }
 
@@ -233,18 +246,18 @@ impl Server {
         self.shared.clone()
     }
 
-    /// Swaps in a new policy for requests that start from now on, and the listeners'
-    /// certificates for handshakes that start from now on. Listener addresses are not
-    /// rebound.
-    pub fn reload(&self, policy: Policy) -> Result<Reloaded, TlsError> {
-        self.reloader().reload(policy)
+    /// Applies a new policy: requests that start from now on read it, listeners are added,
+    /// moved and removed, and every listener's certificate is read again (see
+    /// [`listeners`]).
+    pub async fn reload(&self, policy: Policy) -> Result<ListenerChanges, ServerError> {
+        self.reloader().reload(policy).await
     }
 
-    /// A handle that can swap policies while the server runs.
+    /// A handle that can apply policies while the server runs.
     pub fn reloader(&self) -> Reloader {
         Reloader::new(
             self.runtime_tx.clone(),
-            self.listeners.iter().map(|l| l.tls_slot()).collect(),
+            self.set.clone(),
             self.shared.metrics.clone(),
         )
     }
@@ -256,11 +269,10 @@ impl Server {
     ) -> Result<(), ServerError> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut tasks = tokio::task::JoinSet::new();
-        for l in self.listeners {
-            let shared = self.shared.clone();
-            let stop = stop_rx.clone();
-            tasks.spawn(l.serve(shared, stop));
+        for (l, stop) in self.listeners.into_iter().zip(self.stops) {
+            tasks.spawn(l.serve(self.shared.clone(), stop));
         }
+        let mut spawned = self.spawned;
         // The aggregator writes each interval when it closes, and the partial ones once the
         // listeners have drained (so that it holds every accepted event), before the output
         // drains.
@@ -317,9 +329,22 @@ impl Server {
                     .await
             })
         };
-        shutdown.await;
+        // Serve, adding the listeners reloads bind, until the shutdown.
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                Some((l, stop)) = spawned.recv() => {
+                    tasks.spawn(l.serve(self.shared.clone(), stop));
+                }
+                // Listeners a reload stopped end when they have drained.
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            }
+        }
         tracing::info!("shutting down: no new connections; draining in-flight requests");
         let _ = stop_tx.send(true);
+        self.set.stop_all();
+        spawned.close();
         while tasks.join_next().await.is_some() {}
         let _ = aggregation_stop_tx.send(true);
         if let Err(e) = aggregation.await {

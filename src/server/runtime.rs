@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::listener::TlsSlot;
-use super::tls::TlsError;
+use super::error::ServerError;
+use super::listeners::{ListenerChanges, ListenerSet};
 use crate::access::argon2_pool::Argon2Pool;
 use crate::access::cache::VerificationCache;
 use crate::access::elasticsearch::EsKeyVerifier;
@@ -132,62 +132,44 @@ pub struct Shared {
     pub source_maps: Option<Arc<SourceMapStore>>,
 }
 
-/// Swaps policies into a running server.
+/// Applies policies to a running server.
 #[derive(Clone)]
 pub struct Reloader {
     runtime: watch::Sender<Arc<Runtime>>,
-    tls: Arc<Vec<TlsSlot>>,
+    listeners: Arc<ListenerSet>,
     metrics: Arc<Metrics>,
-}
-
-/// What a reload changed.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Reloaded {
-    /// Listeners whose TLS was read again and replaced.
-    pub tls_replaced: Vec<String>,
 }
 
 impl Reloader {
     pub(super) fn new(
         runtime: watch::Sender<Arc<Runtime>>,
-        tls: Vec<TlsSlot>,
+        listeners: Arc<ListenerSet>,
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             runtime,
-            tls: Arc::new(tls),
+            listeners,
             metrics,
         }
     }
 
     /// Makes `policy` the one new requests read, carrying over what [`Runtime::next`] keeps,
-    /// and reads every listener's certificate, key and CAs again (so that a rotated
-    /// certificate is served to new connections). All or nothing: when a listener's TLS
-    /// cannot be built, nothing changes and the reason is returned.
-    pub fn reload(&self, policy: Policy) -> Result<Reloaded, TlsError> {
-        let result = self.prepare_and_swap(policy);
+    /// and applies its listeners: added, moved and removed ones, and every listener's
+    /// certificate read again. All or nothing: when an address cannot be bound or a
+    /// certificate loaded, nothing changes and the reason is returned.
+    pub async fn reload(&self, policy: Policy) -> Result<ListenerChanges, ServerError> {
+        let result = match self.listeners.prepare(&policy).await {
+            Ok(plan) => {
+                // New requests read the new policy from the moment its listeners serve.
+                self.runtime
+                    .send_modify(|current| *current = Arc::new(Runtime::next(current, policy)));
+                Ok(self.listeners.commit(plan))
+            }
+            Err(e) => Err(e),
+        };
         let label = if result.is_ok() { "applied" } else { "refused" };
         self.metrics
             .add(Counter::ReloadsTotal, &[("result", label)], 1);
         result
-    }
-
-    fn prepare_and_swap(&self, policy: Policy) -> Result<Reloaded, TlsError> {
-        let mut prepared = Vec::new();
-        for slot in self.tls.iter() {
-            if let Some(next) = policy.listeners.iter().find(|l| l.name == slot.name()) {
-                if let Some(p) = slot.prepare(next)? {
-                    prepared.push((slot, p));
-                }
-            }
-        }
-        let mut reloaded = Reloaded::default();
-        for (slot, p) in prepared {
-            slot.install(p);
-            reloaded.tls_replaced.push(slot.name().to_owned());
-        }
-        self.runtime
-            .send_modify(|current| *current = Arc::new(Runtime::next(current, policy)));
-        Ok(reloaded)
     }
 }

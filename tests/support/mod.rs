@@ -90,7 +90,16 @@ impl Gateway {
 
     /// Reloads the running gateway with `policy` (written as its `policy.toml` and compiled
     /// with environment checks, as SIGHUP does; aggregation off unless asked, as `start_with`).
-    pub(crate) fn reload(&self, policy: &str) {
+    pub(crate) async fn reload(&mut self, policy: &str) -> apmgate::server::ListenerChanges {
+        self.try_reload(policy).await.expect("reload applied")
+    }
+
+    /// As `reload`, returning the server's refusal (a listener that cannot bind, a
+    /// certificate that cannot be read) instead of panicking on it.
+    pub(crate) async fn try_reload(
+        &mut self,
+        policy: &str,
+    ) -> Result<apmgate::server::ListenerChanges, apmgate::server::ServerError> {
         let policy = &without_aggregation_unless_asked(policy);
         let path = self.dir.path().join("policy.toml");
         std::fs::write(&path, policy).unwrap();
@@ -101,9 +110,16 @@ impl Gateway {
             "reloaded policy is invalid: {:#?}",
             c.diagnostics
         );
-        self.reloader
-            .reload(c.policy.unwrap())
-            .expect("reload applied");
+        let changes = self.reloader.reload(c.policy.unwrap()).await?;
+        // Addresses of listeners bound by the reload; none of those it stopped.
+        self.addrs.retain(|(n, _)| !changes.stopped.contains(n));
+        for (name, addr) in &changes.bound {
+            self.addrs.retain(|(n, _)| n != name);
+            if let Some(a) = addr {
+                self.addrs.push((name.clone(), *a));
+            }
+        }
+        Ok(changes)
     }
 
     /// Address of a listener.
@@ -301,6 +317,14 @@ pub(crate) fn client(gw: &Gateway, proto: Proto) -> reqwest::Client {
 }
 
 fn reqwest_client(gw: &Gateway, proto: Proto, identity: Option<&Identity>) -> reqwest::Client {
+    reqwest_builder(gw, proto, identity).build().unwrap()
+}
+
+fn reqwest_builder(
+    gw: &Gateway,
+    proto: Proto,
+    identity: Option<&Identity>,
+) -> reqwest::ClientBuilder {
     let ca =
         reqwest::Certificate::from_pem(&std::fs::read(gw.path("certs/ca.crt")).unwrap()).unwrap();
     let mut b = reqwest::Client::builder()
@@ -317,8 +341,6 @@ fn reqwest_client(gw: &Gateway, proto: Proto, identity: Option<&Identity>) -> re
         Proto::H2Tls => b,
         Proto::H3 => panic!("reqwest speaks no HTTP/3 here: use support::request for Proto::H3"),
     }
-    .build()
-    .unwrap()
 }
 
 /// A client certificate and its private key (PEM), presented in the TLS handshake.
@@ -444,7 +466,11 @@ pub(crate) async fn request<'a>(
             !tls || proto != Proto::H2c,
             "h2c on the TLS listener {listener}"
         );
-        let http = reqwest_client(gw, proto, identity);
+        // `localhost` is the listener's address (which need not be 127.0.0.1).
+        let http = reqwest_builder(gw, proto, identity)
+            .resolve("localhost", gw.addr(listener))
+            .build()
+            .unwrap();
         let mut req = http.request(method, gw.url(listener, tls, path));
         for (k, v) in headers {
             req = req.header(*k, *v);
