@@ -268,13 +268,18 @@ async fn a_reload_adds_removes_and_moves_listeners_and_uploads_on_a_removed_one_
         .await;
     assert_eq!(
         changes
+            .listeners
             .bound
             .iter()
             .map(|(n, _)| n.as_str())
             .collect::<Vec<_>>(),
         ["b"]
     );
-    assert!(changes.stopped.is_empty(), "{changes:?}");
+    assert!(
+        changes.listeners.stopped.is_empty(),
+        "{:?}",
+        changes.listeners
+    );
     assert_eq!(gw.addr("a"), a);
     for proto in [Proto::H1, Proto::H2Tls, Proto::H3] {
         let r = support::request(&gw, proto.on("b"), http::Method::GET, "/", &[], None, None)
@@ -294,8 +299,12 @@ async fn a_reload_adds_removes_and_moves_listeners_and_uploads_on_a_removed_one_
     }
     kept.count.subscribe().wait_for(|n| *n == 10).await.unwrap();
     let changes = gw.reload(&listeners(None, Some("127.0.0.1:0"))).await;
-    assert_eq!(changes.stopped, ["a"]);
-    assert!(changes.bound.is_empty(), "{changes:?}");
+    assert_eq!(changes.listeners.stopped, ["a"]);
+    assert!(
+        changes.listeners.bound.is_empty(),
+        "{:?}",
+        changes.listeners
+    );
     until_refused(a).await;
     tx.send(Bytes::from(support::transaction_line(10, None)))
         .unwrap();
@@ -311,7 +320,7 @@ async fn a_reload_adds_removes_and_moves_listeners_and_uploads_on_a_removed_one_
     // Moved: `b` is bound on its new address before the old one stops.
     let old_b = gw.addr("b");
     let changes = gw.reload(&listeners(None, Some("127.0.0.2:0"))).await;
-    assert_eq!(changes.stopped, ["b"]);
+    assert_eq!(changes.listeners.stopped, ["b"]);
     let new_b = gw.addr("b");
     assert_eq!(new_b.ip().to_string(), "127.0.0.2");
     until_refused(old_b).await;
@@ -423,10 +432,11 @@ async fn a_listener_that_keeps_its_address_serves_new_connections_with_its_new_r
     let changes = gw
         .reload(&with_routes(r#"routes = ["intake"]"#, r#"["http1"]"#))
         .await;
-    assert_eq!(changes.reconfigured, ["a"]);
+    assert_eq!(changes.listeners.reconfigured, ["a"]);
     assert!(
-        changes.bound.is_empty() && changes.stopped.is_empty(),
-        "{changes:?}"
+        changes.listeners.bound.is_empty() && changes.listeners.stopped.is_empty(),
+        "{:?}",
+        changes.listeners
     );
     assert_eq!(gw.addr("a"), a, "the socket is kept");
     // A new connection is served with the new routes: `/` is no longer one of them.
@@ -442,8 +452,12 @@ async fn a_listener_that_keeps_its_address_serves_new_connections_with_its_new_r
             r#"["http1"]"#,
         ))
         .await;
-    assert_eq!(changes.at_next_start, ["a"]);
-    assert!(changes.reconfigured.is_empty(), "{changes:?}");
+    assert_eq!(changes.listeners.at_next_start, ["a"]);
+    assert!(
+        changes.listeners.reconfigured.is_empty(),
+        "{:?}",
+        changes.listeners
+    );
     assert_eq!(get_root(&mut h1_connection(a).await).await, 404);
     gw.stop().await;
 }

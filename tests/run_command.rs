@@ -294,3 +294,52 @@ fn watch_reloads_on_an_edit_and_on_a_symlink_swap() {
     run.wait_for("stopped");
     assert_eq!(run.child.wait().unwrap().code(), Some(0));
 }
+
+/// What the event lines of a file output's `_bulk` file are, without the aggregated metrics
+/// written at shutdown.
+fn event_actions(path: &std::path::Path) -> usize {
+    let written = std::fs::read_to_string(path).unwrap();
+    written
+        .lines()
+        .step_by(2)
+        .filter(|a| {
+            ![
+                "transaction",
+                "service_transaction",
+                "service_summary",
+                "service_destination",
+            ]
+            .iter()
+            .any(|set| a.contains(&format!("\"_index\":\"metrics-apm.{set}.")))
+        })
+        .count()
+}
+
+#[test]
+fn sigusr1_opens_the_output_file_again_after_log_rotation_moved_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("policy.toml"), policy("")).unwrap();
+    let mut run = Running::start(dir.path());
+    let bound: serde_json::Value = serde_json::from_str(&run.wait_for("\"bound\"")).unwrap();
+    let url = format!(
+        "http://{}/intake/v2/events",
+        bound["address"].as_str().unwrap()
+    );
+    assert_eq!(post(&url, EVENTS).0, 202);
+    let file = dir.path().join("data/apmgate-events.ndjson");
+    let moved = dir.path().join("data/apmgate-events.ndjson.1");
+    std::fs::rename(&file, &moved).unwrap();
+
+    run.signal("USR1");
+    run.wait_for("output files opened again");
+    assert_eq!(post(&url, EVENTS).0, 202);
+    run.signal("TERM");
+    run.wait_for("stopped");
+    assert_eq!(run.child.wait().unwrap().code(), Some(0));
+    assert_eq!(event_actions(&moved), 4, "the events before the signal");
+    assert_eq!(
+        event_actions(&file),
+        4,
+        "the events after it, in a new file at the path"
+    );
+}

@@ -76,6 +76,11 @@ impl EsKeyVerifier {
         })
     }
 
+    /// The client verifications go through (a reload points it at the output's new hosts).
+    pub fn transport(&self) -> &Transport {
+        &self.transport
+    }
+
     /// Verifies the token of an `Authorization: ApiKey <token>` header.
     pub async fn verify(&self, token: &str) -> Result<Verdict, Unavailable> {
         let key = VerificationCache::<Verdict>::key(&format!("elasticsearch\u{0}{token}"));

@@ -1,8 +1,9 @@
 //! `apmgate run`: compile the policy, bind its listeners, serve until SIGTERM/SIGINT.
 //!
-//! SIGHUP recompiles the file: a valid policy is swapped in whole for new requests, and the
-//! listeners' certificates are read again; an invalid one is reported and the running policy
-//! stays. With `--watch`, a change to the policy file or to a file it names (certificates,
+//! SIGHUP recompiles the file: a valid policy is swapped in whole for new requests, its
+//! listeners and output applied (see `server::listeners` and `output::switch`); an invalid one
+//! is reported and the running policy stays. SIGUSR1 opens the output's files again (the file
+//! output's file, the dead-letter file) after log rotation moved them. With `--watch`, a change to the policy file or to a file it names (certificates,
 //! keys, CAs, secrets; a Kubernetes-style symlink swap included) reloads the same way.
 
 use std::path::PathBuf;
@@ -73,15 +74,19 @@ async fn reload(
                 let files = p.files();
                 match reloader.reload(p).await {
                     Ok(r) => {
-                        for (name, addr) in &r.bound {
+                        let l = &r.listeners;
+                        for (name, addr) in &l.bound {
                             if let Some(addr) = addr {
                                 tracing::info!(listener = %name, address = %addr, "bound");
                             }
                         }
-                        for name in &r.at_next_start {
+                        for name in &l.at_next_start {
                             tracing::warn!(listener = %name, "this listener keeps its address and socket: TLS on or off, HTTP/3 on or off and max_connections apply at the next start");
                         }
-                        tracing::info!(policy = %file.display(), trigger = why, tls_reloaded = ?r.tls_replaced, listeners_bound = ?r.bound.iter().map(|(n, _)| n).collect::<Vec<_>>(), listeners_stopped = ?r.stopped, listeners_reconfigured = ?r.reconfigured, "policy reloaded, listeners' certificates read again (the output and max_concurrent_decoders apply at the next start)");
+                        if !r.output.at_next_start.is_empty() {
+                            tracing::warn!(settings = ?r.output.at_next_start, "these output changes apply at the next start (the running output keeps its buffer, its number of requests in flight, and its kind when it changes to or from Elasticsearch)");
+                        }
+                        tracing::info!(policy = %file.display(), trigger = why, tls_reloaded = ?l.tls_replaced, listeners_bound = ?l.bound.iter().map(|(n, _)| n).collect::<Vec<_>>(), listeners_stopped = ?l.stopped, listeners_reconfigured = ?l.reconfigured, output_reconfigured = r.output.reconfigured, output_replaced = r.output.replaced, "policy reloaded (max_concurrent_decoders and max_intake_memory apply at the next start)");
                         Some(files)
                     }
                     Err(e) => {
@@ -151,11 +156,24 @@ pub(super) fn run(args: &Args) -> Result<Outcome, UsageError> {
             else {
                 return;
             };
+            let Ok(mut usr1) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
+            else {
+                return;
+            };
             let mut seen = stamps(&watched);
             let mut tick = tokio::time::interval(WATCH_EVERY);
             loop {
                 let why = tokio::select! {
                     s = hup.recv() => match s { Some(()) => "SIGHUP", None => return },
+                    s = usr1.recv() => {
+                        if s.is_none() {
+                            return;
+                        }
+                        reloader.reopen_files().await;
+                        tracing::info!("output files opened again (SIGUSR1)");
+                        continue;
+                    }
                     _ = tick.tick(), if watch => {
                         if stamps(&watched) == seen {
                             continue;

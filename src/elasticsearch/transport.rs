@@ -5,8 +5,8 @@
 //! Credentials are `HeaderValue`s marked sensitive and never formatted into an error or a log
 //! line; errors name the host and what went wrong, nothing else.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -94,8 +94,80 @@ pub enum TransportError {
     Invalid(String),
 }
 
-/// The transport.
+/// The transport: one connection pool to the output's hosts at a time, which a reload replaces
+/// (requests already sent finish on the pool they started on).
 pub struct Transport {
+    current: RwLock<Arc<Connection>>,
+    credentials: Credentials,
+    max_idle_per_host: usize,
+}
+
+impl Transport {
+    /// Builds the client for the output's settings.
+    pub fn new(
+        settings: &EsOutputSettings,
+        credentials: Credentials,
+        max_idle_per_host: usize,
+    ) -> Result<Self, TransportError> {
+        Ok(Self {
+            current: RwLock::new(Arc::new(Connection::new(
+                settings,
+                credentials,
+                max_idle_per_host,
+            )?)),
+            credentials,
+            max_idle_per_host,
+        })
+    }
+
+    fn current(&self) -> Arc<Connection> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Builds what [`Transport::replace`] puts in use, without changing anything.
+    pub fn prepare(
+        &self,
+        settings: &EsOutputSettings,
+    ) -> Result<PreparedTransport, TransportError> {
+        Connection::new(settings, self.credentials, self.max_idle_per_host)
+            .map(|c| PreparedTransport(Arc::new(c)))
+    }
+
+    /// Sends the requests that start from now on to the prepared hosts, with its credentials,
+    /// TLS and headers.
+    pub fn replace(&self, next: PreparedTransport) {
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = next.0;
+    }
+
+    /// How many hosts there are.
+    pub fn host_count(&self) -> usize {
+        self.current().hosts.len()
+    }
+
+    /// Sends one request to the next host. `path` starts with `/` and may carry a query; the
+    /// path prefix is added. `authorization` replaces the transport's own credentials.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Bytes,
+        extra: &[(HeaderName, HeaderValue)],
+        authorization: Option<&HeaderValue>,
+    ) -> Result<EsResponse, SendError> {
+        self.current()
+            .send(method, path, body, extra, authorization)
+            .await
+    }
+}
+
+/// A transport built for a reload, not yet in use.
+pub struct PreparedTransport(Arc<Connection>);
+
+/// A connection pool to a set of hosts, with their credentials, TLS and headers.
+struct Connection {
     client: HttpClient,
     hosts: Vec<Host>,
     next: AtomicUsize,
@@ -115,9 +187,8 @@ pub enum Credentials {
     PerRequest,
 }
 
-impl Transport {
-    /// Builds the client for the output's settings.
-    pub fn new(
+impl Connection {
+    fn new(
         settings: &EsOutputSettings,
         credentials: Credentials,
         max_idle_per_host: usize,
@@ -253,14 +324,7 @@ impl Transport {
         }
     }
 
-    /// How many hosts there are.
-    pub fn host_count(&self) -> usize {
-        self.hosts.len()
-    }
-
-    /// Sends one request to the next host. `path` starts with `/` and may carry a query; the
-    /// path prefix is added. `authorization` replaces the transport's own credentials.
-    pub async fn send(
+    async fn send(
         &self,
         method: Method,
         path: &str,

@@ -21,6 +21,13 @@ const CHANNEL_BATCHES: usize = 64;
 
 enum Command {
     Batch(Vec<OutputDocument>),
+    /// New rotation settings (a reload that keeps the path).
+    Rotation {
+        rotate_bytes: u64,
+        keep_files: u64,
+    },
+    /// Open the file again at its path (after it was moved away by log rotation).
+    Reopen,
     Close(oneshot::Sender<u64>),
 }
 
@@ -71,6 +78,26 @@ impl FileOutput {
 
     fn sender(&self) -> Option<mpsc::Sender<Command>> {
         self.tx.lock().ok().and_then(|g| g.clone())
+    }
+
+    /// Rotates by `settings` from the next batch on (the path stays the one opened).
+    pub async fn set_rotation(&self, settings: &FileOutputSettings) {
+        if let Some(tx) = self.sender() {
+            let _ = tx
+                .send(Command::Rotation {
+                    rotate_bytes: settings.rotate_bytes,
+                    keep_files: settings.keep_files,
+                })
+                .await;
+        }
+    }
+
+    /// Opens the file again at its path before the next batch (log rotation by another
+    /// program: the moved file is let go, a new one created).
+    pub async fn reopen(&self) {
+        if let Some(tx) = self.sender() {
+            let _ = tx.send(Command::Reopen).await;
+        }
     }
 }
 
@@ -137,10 +164,23 @@ impl Writer {
                         tracing::error!(error = %e, documents = batch.len(), path = %self.path.display(), "file output write failed");
                     }
                 }
+                Command::Rotation {
+                    rotate_bytes,
+                    keep_files,
+                } => {
+                    self.rotate_bytes = rotate_bytes;
+                    self.keep_files = keep_files;
+                }
+                Command::Reopen => {
+                    if let Err(e) = self.reopen().await {
+                        tracing::error!(error = %e, path = %self.path.display(), "file output cannot open its file again; writing on to the file it had");
+                    }
+                }
                 Command::Close(done) => {
                     rx.close();
                     // Batches accepted before the close are still in the channel: write them.
-                    while let Ok(Command::Batch(batch)) = rx.try_recv() {
+                    while let Ok(cmd) = rx.try_recv() {
+                        let Command::Batch(batch) = cmd else { continue };
                         buf.clear();
                         for doc in &batch {
                             doc.write_bulk(&mut buf);
@@ -168,6 +208,14 @@ impl Writer {
         // process loses nothing that was written.
         self.file.flush().await?;
         self.size += bytes.len() as u64;
+        Ok(())
+    }
+
+    async fn reopen(&mut self) -> std::io::Result<()> {
+        self.file.flush().await?;
+        let file = open_append(&self.path).await?;
+        self.size = file.metadata().await?.len();
+        self.file = tokio::io::BufWriter::new(file);
         Ok(())
     }
 

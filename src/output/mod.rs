@@ -11,6 +11,7 @@ pub mod discard;
 pub mod elasticsearch;
 pub mod file;
 pub mod spool;
+pub mod switch;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -499,7 +499,7 @@ pub enum OutputSettings {
 }
 
 /// File output.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileOutputSettings {
     /// Path.
     pub path: PathBuf,

@@ -19,7 +19,7 @@ pub mod tls;
 
 pub use error::ServerError;
 pub use listeners::ListenerChanges;
-pub use runtime::{Reloader, Runtime, Shared};
+pub use runtime::{Reloaded, Reloader, Runtime, Shared};
 pub use tls::TlsError;
 
 use std::net::SocketAddr;
@@ -43,10 +43,14 @@ use crate::output::discard::DiscardOutput;
 use crate::output::elasticsearch::EsOutput;
 use crate::output::file::FileOutput;
 use crate::output::spool::Spool;
+use crate::output::switch::{OutputSwitch, RunningOutput};
 use crate::policy::Policy;
 use crate::policy::compiled::OutputSettings;
 use crate::sourcemap::SourceMapStore;
 use crate::telemetry::{Gauge, Metrics};
+
+/// How long a file output waits for room before `publish` refuses.
+const FILE_QUEUE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The memory this process may use, in bytes: the cgroup limit (v2, then v1) when there is
 /// one, else the machine's memory (as APM Server sizes its decoders).
@@ -72,6 +76,8 @@ fn memory_limit() -> u64 {
 /// A bound, not yet serving, gateway.
 pub struct Server {
     shared: Arc<Shared>,
+    /// The output, which reloads change.
+    output: Arc<OutputSwitch>,
     runtime_tx: watch::Sender<Arc<Runtime>>,
     listeners: Vec<listener::BoundListener>,
     /// What stops each of `listeners`.
@@ -88,13 +94,16 @@ impl Server {
         let metrics = Arc::new(Metrics::default());
         let mut ready = None;
         let mut client = None;
-        let output: Arc<dyn Output> = match &policy.output {
-            OutputSettings::File(f) => Arc::new(
-                FileOutput::open(f, Duration::from_secs(1))
-                    .await
-                    .map_err(|e| ServerError::Output(e.to_string()))?,
+        let output = match &policy.output {
+            OutputSettings::File(f) => RunningOutput::File(
+                Arc::new(
+                    FileOutput::open(f, FILE_QUEUE_TIMEOUT)
+                        .await
+                        .map_err(|e| ServerError::Output(e.to_string()))?,
+                ),
+                f.clone(),
             ),
-            OutputSettings::Discard => Arc::new(DiscardOutput::new()),
+            OutputSettings::Discard => RunningOutput::Discard(Arc::new(DiscardOutput::new())),
             OutputSettings::Elasticsearch(es) => {
                 // The output drains within the longest shutdown timeout of the listeners,
                 // after they have drained (APM Server gives both the same timeout).
@@ -118,7 +127,7 @@ impl Server {
                 .map_err(|e| ServerError::Output(e.to_string()))?;
                 ready = Some(out.ready());
                 client = Some(out.transport());
-                Arc::new(out)
+                RunningOutput::Elasticsearch(Arc::new(out))
             }
         };
         Self::assemble(policy, output, metrics, ready, client).await
@@ -130,7 +139,14 @@ impl Server {
         policy: Policy,
         output: Arc<dyn Output>,
     ) -> Result<Self, ServerError> {
-        Self::assemble(policy, output, Arc::new(Metrics::default()), None, None).await
+        Self::assemble(
+            policy,
+            RunningOutput::Given(output),
+            Arc::new(Metrics::default()),
+            None,
+            None,
+        )
+        .await
     }
 
     /// Binds the listeners around an output; `ready` (when the output has a startup check)
@@ -138,7 +154,7 @@ impl Server {
     /// the policy's output settings when the output given is not the Elasticsearch output).
     async fn assemble(
         policy: Policy,
-        output: Arc<dyn Output>,
+        output: RunningOutput,
         metrics: Arc<Metrics>,
         ready: Option<watch::Receiver<bool>>,
         client: Option<Arc<Transport>>,
@@ -189,9 +205,10 @@ impl Server {
         );
         let runtime = Arc::new(Runtime::new(policy));
         let (runtime_tx, runtime_rx) = watch::channel(runtime.clone());
+        let output = Arc::new(OutputSwitch::new(output, FILE_QUEUE_TIMEOUT));
         let shared = Arc::new(Shared {
             runtime: runtime_rx,
-            output,
+            output: output.clone(),
             metrics: metrics.clone(),
             publish_ready: AtomicBool::new(ready.is_none()),
             es_keys,
@@ -225,6 +242,7 @@ impl Server {
         let (set, stops, spawned) = ListenerSet::new(&listeners);
         Ok(Self {
             shared,
+            output,
             runtime_tx,
             listeners,
             stops,
@@ -249,7 +267,7 @@ impl Server {
     /// Applies a new policy: requests that start from now on read it, listeners are added,
     /// moved and removed, and every listener's certificate is read again (see
     /// [`listeners`]).
-    pub async fn reload(&self, policy: Policy) -> Result<ListenerChanges, ServerError> {
+    pub async fn reload(&self, policy: Policy) -> Result<Reloaded, ServerError> {
         self.reloader().reload(policy).await
     }
 
@@ -258,7 +276,8 @@ impl Server {
         Reloader::new(
             self.runtime_tx.clone(),
             self.set.clone(),
-            self.shared.metrics.clone(),
+            self.output.clone(),
+            self.shared.clone(),
         )
     }
 

@@ -26,8 +26,9 @@ use crate::intake::decoders::DecoderLimit;
 use crate::intake::memory::IntakeMemory;
 use crate::model::{APM_SERVER_VERSION, ModelConfig};
 use crate::output::Output;
+use crate::output::switch::{OutputChanges, OutputSwitch};
 use crate::policy::Policy;
-use crate::policy::compiled::{KEY_CACHE_SIZE, KEY_CACHE_TTL};
+use crate::policy::compiled::{KEY_CACHE_SIZE, KEY_CACHE_TTL, OutputSettings};
 use crate::sourcemap::SourceMapStore;
 use crate::telemetry::{Counter, Metrics};
 
@@ -137,39 +138,77 @@ pub struct Shared {
 pub struct Reloader {
     runtime: watch::Sender<Arc<Runtime>>,
     listeners: Arc<ListenerSet>,
-    metrics: Arc<Metrics>,
+    output: Arc<OutputSwitch>,
+    shared: Arc<Shared>,
+}
+
+/// What a reload changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reloaded {
+    /// Among the listeners.
+    pub listeners: ListenerChanges,
+    /// In the output.
+    pub output: OutputChanges,
 }
 
 impl Reloader {
     pub(super) fn new(
         runtime: watch::Sender<Arc<Runtime>>,
         listeners: Arc<ListenerSet>,
-        metrics: Arc<Metrics>,
+        output: Arc<OutputSwitch>,
+        shared: Arc<Shared>,
     ) -> Self {
         Self {
             runtime,
             listeners,
-            metrics,
+            output,
+            shared,
         }
     }
 
     /// Makes `policy` the one new requests read, carrying over what [`Runtime::next`] keeps,
-    /// and applies its listeners: added, moved and removed ones, and every listener's
-    /// certificate read again. All or nothing: when an address cannot be bound or a
-    /// certificate loaded, nothing changes and the reason is returned.
-    pub async fn reload(&self, policy: Policy) -> Result<ListenerChanges, ServerError> {
-        let result = match self.listeners.prepare(&policy).await {
-            Ok(plan) => {
-                // New requests read the new policy from the moment its listeners serve.
-                self.runtime
-                    .send_modify(|current| *current = Arc::new(Runtime::next(current, policy)));
-                Ok(self.listeners.commit(plan))
-            }
-            Err(e) => Err(e),
-        };
+    /// and applies its listeners (added, moved and removed ones, every listener's certificate
+    /// read again) and its output (see [`crate::output::switch`]). All or nothing: when an
+    /// address cannot be bound, a certificate loaded or the output built, nothing changes and
+    /// the reason is returned.
+    pub async fn reload(&self, policy: Policy) -> Result<Reloaded, ServerError> {
+        let result = self.apply(policy).await;
         let label = if result.is_ok() { "applied" } else { "refused" };
-        self.metrics
+        self.shared
+            .metrics
             .add(Counter::ReloadsTotal, &[("result", label)], 1);
         result
+    }
+
+    async fn apply(&self, policy: Policy) -> Result<Reloaded, ServerError> {
+        let listeners = self.listeners.prepare(&policy).await?;
+        let output = self
+            .output
+            .prepare(&policy.output)
+            .await
+            .map_err(ServerError::Output)?;
+        // API keys are verified by the output's cluster: they follow it.
+        let key_transport = match (&self.shared.es_keys, &policy.output) {
+            (Some(keys), OutputSettings::Elasticsearch(es)) => Some(
+                keys.transport()
+                    .prepare(es)
+                    .map_err(|e| ServerError::Output(e.to_string()))?,
+            ),
+            _ => None,
+        };
+        // New requests read the new policy from the moment its listeners serve.
+        self.runtime
+            .send_modify(|current| *current = Arc::new(Runtime::next(current, policy)));
+        let listeners = self.listeners.commit(listeners);
+        let output = self.output.apply(output).await;
+        if let (Some(keys), Some(t)) = (&self.shared.es_keys, key_transport) {
+            keys.transport().replace(t);
+        }
+        Ok(Reloaded { listeners, output })
+    }
+
+    /// Opens the output's files again after log rotation moved them (SIGUSR1).
+    pub async fn reopen_files(&self) {
+        self.output.reopen_files().await;
     }
 }

@@ -90,7 +90,7 @@ impl Gateway {
 
     /// Reloads the running gateway with `policy` (written as its `policy.toml` and compiled
     /// with environment checks, as SIGHUP does; aggregation off unless asked, as `start_with`).
-    pub(crate) async fn reload(&mut self, policy: &str) -> apmgate::server::ListenerChanges {
+    pub(crate) async fn reload(&mut self, policy: &str) -> apmgate::server::Reloaded {
         self.try_reload(policy).await.expect("reload applied")
     }
 
@@ -99,7 +99,7 @@ impl Gateway {
     pub(crate) async fn try_reload(
         &mut self,
         policy: &str,
-    ) -> Result<apmgate::server::ListenerChanges, apmgate::server::ServerError> {
+    ) -> Result<apmgate::server::Reloaded, apmgate::server::ServerError> {
         let policy = &without_aggregation_unless_asked(policy);
         let path = self.dir.path().join("policy.toml");
         std::fs::write(&path, policy).unwrap();
@@ -112,8 +112,9 @@ impl Gateway {
         );
         let changes = self.reloader.reload(c.policy.unwrap()).await?;
         // Addresses of listeners bound by the reload; none of those it stopped.
-        self.addrs.retain(|(n, _)| !changes.stopped.contains(n));
-        for (name, addr) in &changes.bound {
+        self.addrs
+            .retain(|(n, _)| !changes.listeners.stopped.contains(n));
+        for (name, addr) in &changes.listeners.bound {
             self.addrs.retain(|(n, _)| n != name);
             if let Some(a) = addr {
                 self.addrs.push((name.clone(), *a));

@@ -34,7 +34,7 @@ pub struct FailReason {
 /// Where failures go.
 pub struct Failures {
     metrics: Arc<Metrics>,
-    path: Option<PathBuf>,
+    path: Mutex<Option<PathBuf>>,
     file: tokio::sync::Mutex<Option<tokio::fs::File>>,
     logged: Mutex<HashMap<String, (Option<Instant>, u64)>>,
 }
@@ -44,15 +44,27 @@ impl Failures {
     pub fn new(metrics: Arc<Metrics>, path: Option<PathBuf>) -> Self {
         Self {
             metrics,
-            path,
+            path: Mutex::new(path),
             file: tokio::sync::Mutex::new(None),
             logged: Mutex::new(HashMap::new()),
         }
     }
 
+    fn path(&self) -> Option<PathBuf> {
+        self.path.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     /// Whether failed documents are written somewhere.
     pub fn has_file(&self) -> bool {
-        self.path.is_some()
+        self.path().is_some()
+    }
+
+    /// Writes the next failures to `path`, opening it again (a file moved away by log
+    /// rotation is let go; the next failure creates a new one).
+    pub async fn reopen(&self, path: Option<PathBuf>) {
+        let mut file = self.file.lock().await;
+        *file = None;
+        *self.path.lock().unwrap_or_else(|e| e.into_inner()) = path;
     }
 
     /// Records documents that failed for one reason. Returns how many were written to the
@@ -73,7 +85,8 @@ impl Failures {
             n,
         );
         self.log(why, n);
-        let Some(path) = &self.path else { return 0 };
+        let mut file = self.file.lock().await;
+        let Some(path) = self.path() else { return 0 };
         let mut buf = Vec::new();
         let at = crate::telemetry::now_rfc3339();
         for (doc, attempts) in &docs {
@@ -94,7 +107,6 @@ impl Failures {
                 buf.extend_from_slice(&line);
             }
         }
-        let mut file = self.file.lock().await;
         if file.is_none() {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 let _ = tokio::fs::create_dir_all(dir).await;
@@ -102,7 +114,7 @@ impl Failures {
             match tokio::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
-                .open(path)
+                .open(&path)
                 .await
             {
                 Ok(f) => *file = Some(f),
@@ -148,7 +160,7 @@ impl Failures {
             s
         };
         let dead_letter = self
-            .path
+            .path()
             .as_ref()
             .map_or_else(|| "none".to_string(), |p| p.display().to_string());
         tracing::error!(

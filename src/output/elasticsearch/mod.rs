@@ -68,7 +68,8 @@ struct Gauges {
 }
 
 struct Inner {
-    settings: EsOutputSettings,
+    /// The settings of the moment (a reload replaces them, see [`EsOutput::apply`]).
+    settings: std::sync::RwLock<Arc<EsOutputSettings>>,
     transport: Arc<Transport>,
     buffer: Arc<dyn Buffer>,
     metrics: Arc<Metrics>,
@@ -80,6 +81,13 @@ struct Inner {
     gauges: Gauges,
     /// Documents that failed at shutdown and could not be dead-lettered.
     lost: AtomicU64,
+}
+
+/// A reload of the Elasticsearch output, built and not yet in use.
+pub struct PreparedEsOutput {
+    transport: crate::elasticsearch::transport::PreparedTransport,
+    settings: Arc<EsOutputSettings>,
+    at_next_start: Vec<&'static str>,
 }
 
 /// The Elasticsearch output.
@@ -127,7 +135,7 @@ impl EsOutput {
             .store(buffer.stats().capacity as i64, Ordering::Relaxed);
         let inner = Arc::new(Inner {
             failures: Failures::new(metrics.clone(), settings.dead_letter_path.clone()),
-            settings: settings.clone(),
+            settings: std::sync::RwLock::new(Arc::new(settings.clone())),
             transport,
             buffer,
             metrics,
@@ -161,6 +169,49 @@ impl EsOutput {
         self.inner.transport.clone()
     }
 
+    /// Builds what a reload to `next` puts in use (its hosts, credentials, TLS and headers),
+    /// without changing anything; says which of `next`'s changes apply only at the next start
+    /// (the buffer's size and the number of requests in flight).
+    pub fn prepare(&self, next: &EsOutputSettings) -> Result<PreparedEsOutput, TransportError> {
+        let current = self.inner.settings();
+        let mut at_next_start = Vec::new();
+        if current.buffer_bytes != next.buffer_bytes {
+            at_next_start.push("buffer");
+        }
+        if current.max_requests != next.max_requests {
+            at_next_start.push("max_requests");
+        }
+        Ok(PreparedEsOutput {
+            transport: self.inner.transport.prepare(next)?,
+            settings: Arc::new(next.clone()),
+            at_next_start,
+        })
+    }
+
+    /// Puts a prepared reload in use: requests sent from now on go to its hosts with its
+    /// credentials, bulk requests are cut and retried by its settings, and failed documents
+    /// go to its dead-letter file (opened again, so that a rotated file is followed). What the
+    /// output holds is kept and sent there.
+    pub async fn apply(&self, next: PreparedEsOutput) -> Vec<&'static str> {
+        self.inner.transport.replace(next.transport);
+        self.inner
+            .failures
+            .reopen(next.settings.dead_letter_path.clone())
+            .await;
+        *self
+            .inner
+            .settings
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = next.settings;
+        next.at_next_start
+    }
+
+    /// Opens the dead-letter file again (after it was moved by log rotation).
+    pub async fn reopen_dead_letter(&self) {
+        let path = self.inner.settings().dead_letter_path.clone();
+        self.inner.failures.reopen(path).await;
+    }
+
     /// Becomes true once Elasticsearch answered the startup check.
     pub fn ready(&self) -> watch::Receiver<bool> {
         self.ready.clone()
@@ -173,6 +224,13 @@ impl EsOutput {
 }
 
 impl Inner {
+    fn settings(&self) -> Arc<EsOutputSettings> {
+        self.settings
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     fn update_gauges(&self) {
         let s = self.buffer.stats();
         self.gauges
@@ -231,7 +289,7 @@ impl Output for EsOutput {
             let r = self
                 .inner
                 .buffer
-                .push(batch, self.inner.settings.queue_timeout)
+                .push(batch, self.inner.settings().queue_timeout)
                 .await;
             self.inner.update_gauges();
             r
@@ -342,8 +400,8 @@ async fn check_cluster(inner: Arc<Inner>, ready: watch::Sender<bool>) {
             }
         }
         let wait = backoff(
-            inner.settings.backoff_init,
-            inner.settings.backoff_max,
+            inner.settings().backoff_init,
+            inner.settings().backoff_max,
             attempt,
         );
         tokio::select! {
@@ -365,13 +423,14 @@ async fn run_batcher(
         _ = ready.wait_for(|r| *r) => {}
         _ = inner.cancel.cancelled() => {}
     }
-    let s = &inner.settings;
-    let flush_bytes = s.flush_bytes.max(1);
     let mut pending: Vec<Item> = Vec::new();
     let mut pending_bytes: u64 = 0;
     let mut since: Option<tokio::time::Instant> = None;
     let mut buffer_done = false;
     loop {
+        // Read each turn: a reload may change the flush settings.
+        let s = inner.settings();
+        let flush_bytes = s.flush_bytes.max(1);
         if inner.cancel.is_cancelled() {
             let mut rest = std::mem::take(&mut pending);
             loop {
@@ -448,7 +507,7 @@ fn retryable_status(status: u16) -> bool {
 /// Sends one bulk request (with its request-level retries) and settles every document in it.
 async fn send_bulk(inner: Arc<Inner>, items: Vec<Item>, permit: OwnedSemaphorePermit) {
     inner.gauges.in_flight.fetch_add(1, Ordering::Relaxed);
-    let s = &inner.settings;
+    let s = inner.settings();
     let level = s.compression_level;
     let plain_len: u64 = items.iter().map(|i| i.entry.ticket.bytes).sum();
     let (items, body) = if level > 0 && plain_len > INLINE_COMPRESSION_BYTES {
@@ -591,7 +650,7 @@ async fn send_bulk(inner: Arc<Inner>, items: Vec<Item>, permit: OwnedSemaphorePe
 /// Applies per-item outcomes: indexed documents are released, 429s re-queued (up to
 /// `max_retries`), the rest recorded as failed.
 async fn settle(inner: &Arc<Inner>, items: Vec<Item>, outcomes: Vec<ItemOutcome>) {
-    let max_retries = inner.settings.max_retries as u32;
+    let max_retries = inner.settings().max_retries as u32;
     let mut done: Vec<Ticket> = Vec::new();
     let mut retry: Vec<Item> = Vec::new();
     let mut failed: Vec<(FailReason, Vec<Item>)> = Vec::new();
@@ -651,8 +710,8 @@ async fn settle(inner: &Arc<Inner>, items: Vec<Item>, outcomes: Vec<ItemOutcome>
     );
     let attempts = retry.iter().map(|i| i.attempts).max().unwrap_or(1);
     let wait = backoff(
-        inner.settings.backoff_init,
-        inner.settings.backoff_max,
+        inner.settings().backoff_init,
+        inner.settings().backoff_max,
         attempts,
     );
     let inner = inner.clone();
