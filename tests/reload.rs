@@ -461,3 +461,35 @@ async fn a_listener_that_keeps_its_address_serves_new_connections_with_its_new_r
     assert_eq!(get_root(&mut h1_connection(a).await).await, 404);
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn a_reload_changes_the_intake_bounds() {
+    let policy = |decoders: u32, memory: &str| {
+        format!(
+            "[gateway]\nmax_concurrent_decoders = {decoders}\nmax_intake_memory = \"{memory}\"\n\n{}",
+            listeners(Some("127.0.0.1:0"), None)
+        )
+    };
+    let mut gw = Gateway::start(&policy(2, "64MiB")).await;
+    assert_eq!(gw.shared.decoders.size(), 2);
+    gw.reload(&policy(5, "128MiB")).await;
+    assert_eq!(gw.shared.decoders.size(), 5);
+    assert_eq!(
+        support::gauge(&gw, "apmgate_intake_memory_capacity_bytes"),
+        128 << 20
+    );
+    // The intake goes on within the new bounds.
+    let r = support::request(
+        &gw,
+        Proto::H1.on("a"),
+        http::Method::POST,
+        "/intake/v2/events",
+        &[("Content-Type", "application/x-ndjson")],
+        Some(support::payload("python", "checkout", 3)),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 202);
+    gw.stop().await;
+}

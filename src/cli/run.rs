@@ -84,9 +84,9 @@ async fn reload(
                             tracing::warn!(listener = %name, "this listener keeps its address and socket: TLS on or off, HTTP/3 on or off and max_connections apply at the next start");
                         }
                         if !r.output.at_next_start.is_empty() {
-                            tracing::warn!(settings = ?r.output.at_next_start, "these output changes apply at the next start (the running output keeps its buffer, its number of requests in flight, and its kind when it changes to or from Elasticsearch)");
+                            tracing::warn!(settings = ?r.output.at_next_start, "these output changes apply at the next start (the running output keeps its buffer, its number of requests in flight, its spool, and its kind when it changes to or from Elasticsearch)");
                         }
-                        tracing::info!(policy = %file.display(), trigger = why, tls_reloaded = ?l.tls_replaced, listeners_bound = ?l.bound.iter().map(|(n, _)| n).collect::<Vec<_>>(), listeners_stopped = ?l.stopped, listeners_reconfigured = ?l.reconfigured, output_reconfigured = r.output.reconfigured, output_replaced = r.output.replaced, "policy reloaded (max_concurrent_decoders and max_intake_memory apply at the next start)");
+                        tracing::info!(policy = %file.display(), trigger = why, tls_reloaded = ?l.tls_replaced, listeners_bound = ?l.bound.iter().map(|(n, _)| n).collect::<Vec<_>>(), listeners_stopped = ?l.stopped, listeners_reconfigured = ?l.reconfigured, output_reconfigured = r.output.reconfigured, output_replaced = r.output.replaced, "policy reloaded");
                         Some(files)
                     }
                     Err(e) => {

@@ -5,6 +5,7 @@
 //! ([`super::memory`]).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -17,7 +18,7 @@ const AUTO_MAX: usize = 2048;
 #[derive(Debug, Clone)]
 pub struct DecoderLimit {
     slots: Arc<Semaphore>,
-    size: usize,
+    size: Arc<AtomicUsize>,
 }
 
 impl DecoderLimit {
@@ -26,7 +27,31 @@ impl DecoderLimit {
         let size = size.clamp(1, Semaphore::MAX_PERMITS);
         Self {
             slots: Arc::new(Semaphore::new(size)),
-            size,
+            size: Arc::new(AtomicUsize::new(size)),
+        }
+    }
+
+    /// Changes the number of slots (a reload). More slots are free at once; fewer are taken
+    /// out as requests holding them end (requests being decoded are never cut short).
+    pub fn resize(&self, size: usize) {
+        let size = size.clamp(1, Semaphore::MAX_PERMITS);
+        let old = self.size.swap(size, Ordering::AcqRel);
+        if size > old {
+            self.slots.add_permits(size - old);
+        } else if size < old {
+            let excess = old - size;
+            let now = self.slots.forget_permits(excess);
+            if now < excess {
+                // The rest as slots come back (the semaphore is fair: these are taken before
+                // requests that wait after them).
+                let rest = u32::try_from(excess - now).unwrap_or(u32::MAX);
+                let slots = self.slots.clone();
+                tokio::spawn(async move {
+                    if let Ok(p) = slots.acquire_many_owned(rest).await {
+                        p.forget();
+                    }
+                });
+            }
         }
     }
 
@@ -38,12 +63,12 @@ impl DecoderLimit {
 
     /// The number of slots.
     pub fn size(&self) -> usize {
-        self.size
+        self.size.load(Ordering::Acquire)
     }
 
     /// Slots in use now.
     pub fn in_use(&self) -> usize {
-        self.size - self.slots.available_permits()
+        self.size().saturating_sub(self.slots.available_permits())
     }
 
     /// Waits for a slot; the slot is freed when the permit is dropped.
@@ -79,5 +104,40 @@ mod tests {
         drop(first);
         let _second = limit.acquire().now_or_never().expect("the slot came back");
         assert_eq!(limit.in_use(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_resize_adds_slots_at_once_and_takes_them_out_as_requests_end() {
+        let limit = DecoderLimit::new(2);
+        let a = limit.acquire().await;
+        let b = limit.acquire().await;
+        assert!(limit.acquire().now_or_never().is_none());
+
+        limit.resize(3);
+        let c = limit
+            .acquire()
+            .now_or_never()
+            .expect("a third slot at once");
+        assert_eq!(limit.in_use(), 3);
+
+        // Down to 1 while 3 are held: nobody is cut short; the two extra slots leave as
+        // their holders end, and a waiting request gets a slot only when one is left.
+        limit.resize(1);
+        assert_eq!(limit.size(), 1);
+        let mut waiting = Box::pin(limit.acquire());
+        drop(a);
+        drop(b);
+        tokio::task::yield_now().await;
+        assert!(
+            (&mut waiting).now_or_never().is_none(),
+            "the two slots freed were taken out"
+        );
+        drop(c);
+        let d = waiting.await;
+        assert!(limit.acquire().now_or_never().is_none(), "one slot in all");
+        drop(d);
+        limit.resize(2);
+        let _e = limit.acquire().now_or_never().expect("first of two");
+        let _f = limit.acquire().now_or_never().expect("second of two");
     }
 }

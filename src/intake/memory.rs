@@ -35,22 +35,33 @@ const AUTO_MAX: u64 = 1 << 30;
 #[derive(Debug, Clone)]
 pub struct IntakeMemory {
     used: Arc<AtomicI64>,
-    capacity: i64,
+    capacity: Arc<AtomicI64>,
 }
 
 impl IntakeMemory {
-    /// A budget of `capacity` bytes counted in `used` (a gauge cell, so that the metrics show
-    /// it without a copy).
-    pub fn new(capacity: u64, used: Arc<AtomicI64>) -> Self {
-        Self {
+    /// A budget of `capacity` bytes counted in `used`, the bound kept in `capacity_cell`
+    /// (gauge cells, so that the metrics show them without a copy).
+    pub fn new(capacity: u64, used: Arc<AtomicI64>, capacity_cell: Arc<AtomicI64>) -> Self {
+        let budget = Self {
             used,
-            capacity: i64::try_from(capacity).unwrap_or(i64::MAX),
-        }
+            capacity: capacity_cell,
+        };
+        budget.set_capacity(capacity);
+        budget
     }
 
     /// A budget that never refuses (benchmarks and fuzzing).
     pub fn unbounded() -> Self {
-        Self::new(u64::MAX, Arc::default())
+        Self::new(u64::MAX, Arc::default(), Arc::default())
+    }
+
+    /// Changes the bound (a reload): reservations from now on are checked against it; what
+    /// is held above a lowered bound is given back as requests end.
+    pub fn set_capacity(&self, capacity: u64) {
+        self.capacity.store(
+            i64::try_from(capacity).unwrap_or(i64::MAX),
+            Ordering::Relaxed,
+        );
     }
 
     /// The default for a memory limit in bytes: an eighth of it, between 32 MiB and 1 GiB.
@@ -60,7 +71,7 @@ impl IntakeMemory {
 
     /// The bound in bytes.
     pub fn capacity(&self) -> u64 {
-        self.capacity.unsigned_abs()
+        self.capacity.load(Ordering::Relaxed).unsigned_abs()
     }
 
     /// Bytes reserved now.
@@ -78,10 +89,11 @@ impl IntakeMemory {
     }
 
     fn take(&self, bytes: i64) -> bool {
+        let capacity = self.capacity.load(Ordering::Relaxed);
         self.used
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
                 let after = used.checked_add(bytes)?;
-                (after <= self.capacity).then_some(after)
+                (after <= capacity).then_some(after)
             })
             .is_ok()
     }
@@ -141,7 +153,7 @@ mod tests {
 
     #[test]
     fn reservations_share_one_bound_and_return_their_bytes() {
-        let budget = IntakeMemory::new(100, Arc::default());
+        let budget = IntakeMemory::new(100, Arc::default(), Arc::default());
         let mut a = budget.reserve(60).expect("60 of 100");
         assert!(budget.reserve(41).is_none(), "60 + 41 > 100");
         let b = budget.reserve(40).expect("60 + 40");
@@ -161,7 +173,7 @@ mod tests {
 
     #[test]
     fn a_forced_reservation_is_counted_and_returned() {
-        let budget = IntakeMemory::new(10, Arc::default());
+        let budget = IntakeMemory::new(10, Arc::default(), Arc::default());
         let mut a = budget.reserve(5).unwrap();
         a.force(30);
         assert_eq!(budget.used(), 30);

@@ -24,7 +24,7 @@ pub use tls::TlsError;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -48,6 +48,20 @@ use crate::policy::Policy;
 use crate::policy::compiled::OutputSettings;
 use crate::sourcemap::SourceMapStore;
 use crate::telemetry::{Gauge, Metrics};
+
+/// The intake's bounds a policy asks for: requests decoded at once and the bytes they may
+/// hold (each sized from the memory limit when the policy does not say).
+fn decoder_bounds(policy: &Policy) -> (usize, u64) {
+    let decoders = match policy.gateway.max_concurrent_decoders {
+        Some(n) => n as usize,
+        None => DecoderLimit::auto_size(memory_limit()),
+    };
+    let memory = policy
+        .gateway
+        .max_intake_memory
+        .unwrap_or_else(|| IntakeMemory::auto_size(memory_limit()));
+    (decoders, memory)
+}
 
 /// How long a file output waits for room before `publish` refuses.
 const FILE_QUEUE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -78,6 +92,8 @@ pub struct Server {
     shared: Arc<Shared>,
     /// The output, which reloads change.
     output: Arc<OutputSwitch>,
+    /// The spool opened at start.
+    spool: Option<crate::policy::compiled::SpoolSettings>,
     runtime_tx: watch::Sender<Arc<Runtime>>,
     listeners: Vec<listener::BoundListener>,
     /// What stops each of `listeners`.
@@ -183,20 +199,12 @@ impl Server {
             ))),
             _ => None,
         };
-        let decoders = DecoderLimit::new(match policy.gateway.max_concurrent_decoders {
-            Some(n) => n as usize,
-            None => DecoderLimit::auto_size(memory_limit()),
-        });
+        let (decoder_slots, memory) = decoder_bounds(&policy);
+        let decoders = DecoderLimit::new(decoder_slots);
         let intake_memory = IntakeMemory::new(
-            policy
-                .gateway
-                .max_intake_memory
-                .unwrap_or_else(|| IntakeMemory::auto_size(memory_limit())),
+            memory,
             metrics.gauge(Gauge::IntakeMemoryBytes),
-        );
-        metrics.gauge(Gauge::IntakeMemoryCapacityBytes).store(
-            i64::try_from(intake_memory.capacity()).unwrap_or(i64::MAX),
-            Ordering::Relaxed,
+            metrics.gauge(Gauge::IntakeMemoryCapacityBytes),
         );
         tracing::info!(
             max_concurrent_decoders = decoders.size(),
@@ -241,6 +249,7 @@ impl Server {
         }
         let (set, stops, spawned) = ListenerSet::new(&listeners);
         Ok(Self {
+            spool: runtime.policy.spool.clone(),
             shared,
             output,
             runtime_tx,
@@ -278,6 +287,7 @@ impl Server {
             self.set.clone(),
             self.output.clone(),
             self.shared.clone(),
+            self.spool.clone(),
         )
     }
 

@@ -28,7 +28,7 @@ use crate::model::{APM_SERVER_VERSION, ModelConfig};
 use crate::output::Output;
 use crate::output::switch::{OutputChanges, OutputSwitch};
 use crate::policy::Policy;
-use crate::policy::compiled::{KEY_CACHE_SIZE, KEY_CACHE_TTL, OutputSettings};
+use crate::policy::compiled::{KEY_CACHE_SIZE, KEY_CACHE_TTL, OutputSettings, SpoolSettings};
 use crate::sourcemap::SourceMapStore;
 use crate::telemetry::{Counter, Metrics};
 
@@ -140,6 +140,8 @@ pub struct Reloader {
     listeners: Arc<ListenerSet>,
     output: Arc<OutputSwitch>,
     shared: Arc<Shared>,
+    /// The spool the server started with (a spool is opened once).
+    spool: Option<SpoolSettings>,
 }
 
 /// What a reload changed.
@@ -157,12 +159,14 @@ impl Reloader {
         listeners: Arc<ListenerSet>,
         output: Arc<OutputSwitch>,
         shared: Arc<Shared>,
+        spool: Option<SpoolSettings>,
     ) -> Self {
         Self {
             runtime,
             listeners,
             output,
             shared,
+            spool,
         }
     }
 
@@ -196,11 +200,26 @@ impl Reloader {
             ),
             _ => None,
         };
+        let (decoders, memory) = super::decoder_bounds(&policy);
+        let spool_changed = policy.spool != self.spool;
         // New requests read the new policy from the moment its listeners serve.
         self.runtime
             .send_modify(|current| *current = Arc::new(Runtime::next(current, policy)));
+        if decoders != self.shared.decoders.size() || memory != self.shared.intake_memory.capacity()
+        {
+            self.shared.decoders.resize(decoders);
+            self.shared.intake_memory.set_capacity(memory);
+            tracing::info!(
+                max_concurrent_decoders = decoders,
+                max_intake_memory = memory,
+                "intake requests decoded at once, and the bytes they may hold"
+            );
+        }
         let listeners = self.listeners.commit(listeners);
-        let output = self.output.apply(output).await;
+        let mut output = self.output.apply(output).await;
+        if spool_changed {
+            output.at_next_start.push("spool");
+        }
         if let (Some(keys), Some(t)) = (&self.shared.es_keys, key_transport) {
             keys.transport().replace(t);
         }
