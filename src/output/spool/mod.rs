@@ -100,6 +100,17 @@ struct State {
     /// keeps up takes without reading the files (at most [`TAIL_BYTES`]).
     tail: VecDeque<Tail>,
     tail_bytes: u64,
+    /// Files closed by rotation whose last writes the next fsync covers (rotation does not
+    /// fsync under the lock: that would stall every request for as long as the disk takes).
+    unsynced: Vec<std::fs::File>,
+}
+
+/// What acknowledgements leave to do on disk, done outside the lock: files below the
+/// watermark to delete, and the watermark to record.
+#[derive(Default)]
+struct Housekeeping {
+    delete: Vec<PathBuf>,
+    watermark: Option<u64>,
 }
 
 /// A document written and still in memory: where its record is, and its size there.
@@ -129,6 +140,8 @@ pub struct Spool {
     settings: SpoolSettings,
     state: Mutex<State>,
     sync: Mutex<Sync>,
+    /// The watermark last recorded on disk.
+    recorded: Mutex<u64>,
     /// Woken when an fsync ends.
     synced: Notify,
     data: Notify,
@@ -278,11 +291,13 @@ impl Spool {
                 write_failing: false,
                 tail: VecDeque::new(),
                 tail_bytes: 0,
+                unsynced: Vec::new(),
             }),
             sync: Mutex::new(Sync {
                 synced: 0,
                 running: false,
             }),
+            recorded: Mutex::new(watermark),
             synced: Notify::new(),
             data: Notify::new(),
             room: Notify::new(),
@@ -413,10 +428,10 @@ impl Spool {
         PublishError::QueueFull
     }
 
-    /// Closes the current file (fsynced) and starts the next at `first`.
+    /// Starts the next file at `first`; the next fsync covers the current one's last writes.
     fn rotate(&self, st: &mut State, first: u64) -> std::io::Result<()> {
         if let Some(current) = st.segments.back() {
-            current.file.sync_data()?;
+            st.unsynced.push(current.file.try_clone()?);
         }
         let path = segment_path(&self.dir, first);
         let file = OpenOptions::new()
@@ -456,19 +471,24 @@ impl Spool {
                 done.await;
                 continue;
             }
-            let (target, file) = {
-                let st = self.lock();
-                (
-                    st.written,
-                    st.segments.back().and_then(|s| s.file.try_clone().ok()),
-                )
+            let (target, files) = {
+                let mut st = self.lock();
+                let mut files = std::mem::take(&mut st.unsynced);
+                files.extend(st.segments.back().and_then(|s| s.file.try_clone().ok()));
+                (st.written, files)
             };
-            let result = match file {
-                Some(f) => tokio::task::spawn_blocking(move || f.sync_data())
-                    .await
-                    .unwrap_or_else(|e| Err(std::io::Error::other(e))),
-                None => Ok(()),
-            };
+            // Every file written since the last fsync: those closed by rotation, then the
+            // current one.
+            let (files, result) = tokio::task::spawn_blocking(move || {
+                let r = files.iter().try_for_each(std::fs::File::sync_data);
+                (files, r)
+            })
+            .await
+            .unwrap_or_else(|e| (Vec::new(), Err(std::io::Error::other(e))));
+            if result.is_err() {
+                // Tried again by the next fsync.
+                self.lock().unsynced.extend(files);
+            }
             {
                 let mut s = self.sync.lock().unwrap_or_else(|e| e.into_inner());
                 s.running = false;
@@ -620,15 +640,16 @@ impl Spool {
         out
     }
 
-    /// Moves the watermark over acknowledged records, deletes the files below it, and
-    /// records it.
-    fn advance(&self, st: &mut State) {
+    /// Moves the watermark over acknowledged records; returns the files below it to delete
+    /// and the watermark to record, for [`Spool::keep_house`] outside the lock.
+    fn advance(&self, st: &mut State) -> Housekeeping {
+        let mut work = Housekeeping::default();
         let before = st.watermark;
         while st.acked.remove(&st.watermark) {
             st.watermark += 1;
         }
         if st.watermark == before {
-            return;
+            return work;
         }
         while st.writes.len() > 1 && st.writes[1].0 <= st.watermark {
             st.writes.pop_front();
@@ -643,13 +664,32 @@ impl Spool {
         }
         while st.segments.len() > 1 && st.segments[1].first_seq <= st.watermark {
             if let Some(done) = st.segments.pop_front() {
-                if let Err(e) = std::fs::remove_file(&done.path) {
-                    tracing::warn!(spool = %done.path.display(), error = %e, "cannot delete an acknowledged spool file");
-                }
+                work.delete.push(done.path);
             }
         }
-        if let Err(e) = write_watermark(&self.dir, st.watermark) {
-            tracing::warn!(spool = %self.dir.display(), error = %e, "cannot record the spool's watermark (a restart would send more documents again)");
+        work.watermark = Some(st.watermark);
+        work
+    }
+
+    /// Deletes acknowledged files and records the watermark, outside the lock (deleting a
+    /// large file can take milliseconds: requests writing to the spool do not wait for it).
+    /// Watermarks are recorded in order: an older one never replaces a newer one.
+    fn keep_house(&self, work: Housekeeping) {
+        for path in &work.delete {
+            if let Err(e) = std::fs::remove_file(path) {
+                tracing::warn!(spool = %path.display(), error = %e, "cannot delete an acknowledged spool file");
+            }
+        }
+        if let Some(mark) = work.watermark {
+            let mut recorded = self.recorded.lock().unwrap_or_else(|e| e.into_inner());
+            if mark > *recorded {
+                match write_watermark(&self.dir, mark) {
+                    Ok(()) => *recorded = mark,
+                    Err(e) => {
+                        tracing::warn!(spool = %self.dir.display(), error = %e, "cannot record the spool's watermark (a restart would send more documents again)");
+                    }
+                }
+            }
         }
     }
 }
@@ -723,7 +763,7 @@ impl Buffer for Spool {
         if tickets.is_empty() {
             return;
         }
-        {
+        let work = {
             let mut st = self.lock();
             let bytes: u64 = tickets.iter().map(|t| t.bytes).sum();
             st.stats.leased_bytes = st.stats.leased_bytes.saturating_sub(bytes);
@@ -733,9 +773,11 @@ impl Buffer for Spool {
                     st.acked.insert(t.seq);
                 }
             }
-            self.advance(&mut st);
+            let work = self.advance(&mut st);
             self.update_gauges(&st);
-        }
+            work
+        };
+        self.keep_house(work);
         self.room.notify_waiters();
         self.change.notify_waiters();
     }
