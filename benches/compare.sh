@@ -8,7 +8,9 @@
 #   benches/compare.sh OLD_RELEASE_DIR [SECONDS=10] [ROUNDS=2] [PROTOCOLS="h1 h2c"]
 #
 # OLD_RELEASE_DIR holds the old build's `apmgate` (e.g. a worktree's target/release, built with
-# `cargo build --release --bins`).
+# `cargo build --release --bins`). NEW_POLICY_EXTRA is appended to the new build's policy only:
+# for work the old build did not do, e.g. `NEW_POLICY_EXTRA=$'[aggregation]\nenabled = false'`
+# against a build from before aggregated metrics.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OLD=$1
@@ -22,12 +24,13 @@ export LOAD_TOKEN=load-token-0123456789abcdefghijklmnopqr
 export APMGATE_LOAD_TOKEN=$LOAD_TOKEN
 mkdir -p "$DATA"
 [ -f $DATA/certs/server.crt ] || $NEW/apmgate certs dev $DATA/certs >/dev/null
-{ sed -e 's|"data/certs/|"certs/|' benches/load.toml; printf '\n[output.discard]\n'; } >$DATA/compare-run.toml
+{ sed -e 's|"data/certs/|"certs/|' benches/load.toml; printf '\n[output.discard]\n'; } >$DATA/compare-old.toml
+{ cat $DATA/compare-old.toml; printf '\n%s\n' "${NEW_POLICY_EXTRA:-}"; } >$DATA/compare-new.toml
 
 wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
 
 run() { # run LABEL BIN_DIR PROTOCOL: one measured run; prints "LABEL PROTOCOL events/s"
-    "$2/apmgate" run $DATA/compare-run.toml 2>$DATA/compare-gateway.log &
+    "$2/apmgate" run $DATA/compare-$1.toml 2>$DATA/compare-gateway.log &
     local gw=$!
     wait_port 18200
     wait_port 18201

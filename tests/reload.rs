@@ -60,6 +60,20 @@ async fn h2_connect(
     Ok((sender, presented))
 }
 
+/// Reads the answer to a request being sent, on a task of its own: status and body.
+fn answer(
+    response: impl std::future::Future<Output = hyper::Result<http::Response<hyper::body::Incoming>>>
+    + Send
+    + 'static,
+) -> tokio::task::JoinHandle<(u16, String)> {
+    tokio::spawn(async move {
+        let r = response.await.unwrap();
+        let status = r.status().as_u16();
+        let body = r.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    })
+}
+
 fn first_cert(path: &std::path::Path) -> Vec<u8> {
     use rustls_pki_types::pem::PemObject as _;
     rustls_pki_types::CertificateDer::pem_file_iter(path)
@@ -88,13 +102,7 @@ async fn a_rotated_certificate_is_served_after_reload_and_open_uploads_complete(
     .header("Content-Type", "application/x-ndjson")
     .body(ChannelBody(rx))
     .unwrap();
-    let response = sender.send_request(req);
-    let upload = tokio::spawn(async move {
-        let r = response.await.unwrap();
-        let status = r.status().as_u16();
-        let body = r.into_body().collect().await.unwrap().to_bytes();
-        (status, String::from_utf8_lossy(&body).into_owned())
-    });
+    let upload = answer(sender.send_request(req));
     tx.send(Bytes::from(support::metadata_line("python", "checkout")))
         .unwrap();
     tx.send(Bytes::from(support::transaction_line(1, None)))
@@ -223,13 +231,7 @@ async fn h1_upload(
         .header("Content-Type", "application/x-ndjson")
         .body(ChannelBody(rx))
         .unwrap();
-    let response = sender.send_request(req);
-    let task = tokio::spawn(async move {
-        let r = response.await.unwrap();
-        let status = r.status().as_u16();
-        let body = r.into_body().collect().await.unwrap().to_bytes();
-        (status, String::from_utf8_lossy(&body).into_owned())
-    });
+    let task = answer(sender.send_request(req));
     (tx, task)
 }
 

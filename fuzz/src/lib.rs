@@ -441,7 +441,7 @@ const CONNECTION_TIME: Duration = Duration::from_secs(300);
 /// auto builder picks) through `apmgate::server::router::service`, as the listener does but
 /// over an in-memory duplex stream, and returns what the server wrote.
 async fn exchange(gw: &Gateway, peer: SocketAddr, request: Vec<u8>) -> Vec<u8> {
-    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::rt::TokioIo;
     let listener = gw.policy.listeners[0].clone();
     let limits = listener.limits.clone();
     let active = Arc::new(AtomicUsize::new(0));
@@ -455,20 +455,7 @@ async fn exchange(gw: &Gateway, peer: SocketAddr, request: Vec<u8>) -> Vec<u8> {
         active: active.clone(),
     });
     let service = apmgate::server::router::service(gw.shared.clone(), conn);
-    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.idle_timeout.min(limits.read_timeout))
-        .max_buf_size(
-            usize::try_from(limits.max_header_size)
-                .unwrap_or(usize::MAX)
-                .max(8192),
-        );
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(limits.max_header_size).unwrap_or(u32::MAX));
+    let builder = apmgate::server::listener::connection_builder(&limits);
     // As the listener does on plaintext: HTTP/2 by prior knowledge only where h2c is served.
     let speaks_h2c = conn_listener.speaks(apmgate::policy::compiled::Protocol::H2c);
     let speaks_http1 = conn_listener.speaks(apmgate::policy::compiled::Protocol::Http1);

@@ -406,8 +406,9 @@ impl BoundListener {
     }
 }
 
-/// The HTTP/1.1 and HTTP/2 settings a connection is served with.
-fn connection_builder(limits: &compiled::Limits) -> auto::Builder<TokioExecutor> {
+/// The HTTP/1.1 and HTTP/2 settings a connection is served with (public for the fuzz
+/// harness, which serves connections as a listener does).
+pub fn connection_builder(limits: &compiled::Limits) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()

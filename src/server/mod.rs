@@ -11,6 +11,7 @@ pub mod error;
 pub mod h3;
 pub mod listener;
 pub mod listeners;
+pub mod reload;
 pub mod respond;
 pub mod router;
 pub mod runtime;
@@ -19,7 +20,8 @@ pub mod tls;
 
 pub use error::ServerError;
 pub use listeners::ListenerChanges;
-pub use runtime::{Reloaded, Reloader, Runtime, Shared};
+pub use reload::{Reloaded, Reloader};
+pub use runtime::{Runtime, Shared};
 pub use tls::TlsError;
 
 use std::net::SocketAddr;
