@@ -157,9 +157,81 @@ impl Transport {
         extra: &[(HeaderName, HeaderValue)],
         authorization: Option<&HeaderValue>,
     ) -> Result<EsResponse, SendError> {
-        self.current()
-            .send(method, path, body, extra, authorization)
-            .await
+        // The pool of the moment: a reload replaces it for the requests that start later.
+        let conn = self.current();
+        let i = conn.pick();
+        let Some(host) = conn.hosts.get(i) else {
+            return Err(SendError::Connect {
+                host: "(none)".into(),
+                reason: "no Elasticsearch host is configured".into(),
+            });
+        };
+        let mut req = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", host.base))
+            .body(Full::new(body))
+            .map_err(|e| SendError::Connect {
+                host: host.name.clone(),
+                reason: format!("invalid request: {e}"),
+            })?;
+        let h = req.headers_mut();
+        for (k, v) in &conn.headers {
+            h.append(k.clone(), v.clone());
+        }
+        if let Some(auth) = authorization.or(conn.authorization.as_ref()) {
+            h.insert(http::header::AUTHORIZATION, auth.clone());
+        }
+        for (k, v) in extra {
+            h.insert(k.clone(), v.clone());
+        }
+        let call = async {
+            let response = match &conn.client {
+                HttpClient::Rustls(c) => c.request(req).await,
+                HttpClient::Native(c) => c.request(req).await,
+            };
+            let response = response.map_err(|e| {
+                let reason = error_chain(&e);
+                if e.is_connect() {
+                    SendError::Connect {
+                        host: host.name.clone(),
+                        reason,
+                    }
+                } else {
+                    SendError::Sent {
+                        host: host.name.clone(),
+                        reason,
+                    }
+                }
+            })?;
+            let (parts, body) = response.into_parts();
+            let body = Limited::new(body, MAX_RESPONSE_BYTES)
+                .collect()
+                .await
+                .map_err(|e| SendError::Sent {
+                    host: host.name.clone(),
+                    reason: format!("reading the answer: {e}"),
+                })?
+                .to_bytes();
+            Ok(EsResponse {
+                status: parts.status.as_u16(),
+                headers: parts.headers,
+                body,
+                host: host.name.clone(),
+            })
+        };
+        let result = match tokio::time::timeout(RESPONSE_TIMEOUT, call).await {
+            Ok(r) => r,
+            Err(_) => Err(SendError::Sent {
+                host: host.name.clone(),
+                reason: format!("no answer within {}s", RESPONSE_TIMEOUT.as_secs()),
+            }),
+        };
+        match &result {
+            Ok(r) if matches!(r.status, 502..=504) => conn.failed(i),
+            Ok(_) => conn.succeeded(i),
+            Err(_) => conn.failed(i),
+        }
+        result
     }
 }
 
@@ -322,89 +394,6 @@ impl Connection {
         if let Some(host) = self.hosts.get(i) {
             *host.dead_until.lock().unwrap_or_else(|e| e.into_inner()) = None;
         }
-    }
-
-    async fn send(
-        &self,
-        method: Method,
-        path: &str,
-        body: Bytes,
-        extra: &[(HeaderName, HeaderValue)],
-        authorization: Option<&HeaderValue>,
-    ) -> Result<EsResponse, SendError> {
-        let i = self.pick();
-        let Some(host) = self.hosts.get(i) else {
-            return Err(SendError::Connect {
-                host: "(none)".into(),
-                reason: "no Elasticsearch host is configured".into(),
-            });
-        };
-        let mut req = Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", host.base))
-            .body(Full::new(body))
-            .map_err(|e| SendError::Connect {
-                host: host.name.clone(),
-                reason: format!("invalid request: {e}"),
-            })?;
-        let h = req.headers_mut();
-        for (k, v) in &self.headers {
-            h.append(k.clone(), v.clone());
-        }
-        if let Some(auth) = authorization.or(self.authorization.as_ref()) {
-            h.insert(http::header::AUTHORIZATION, auth.clone());
-        }
-        for (k, v) in extra {
-            h.insert(k.clone(), v.clone());
-        }
-        let call = async {
-            let response = match &self.client {
-                HttpClient::Rustls(c) => c.request(req).await,
-                HttpClient::Native(c) => c.request(req).await,
-            };
-            let response = response.map_err(|e| {
-                let reason = error_chain(&e);
-                if e.is_connect() {
-                    SendError::Connect {
-                        host: host.name.clone(),
-                        reason,
-                    }
-                } else {
-                    SendError::Sent {
-                        host: host.name.clone(),
-                        reason,
-                    }
-                }
-            })?;
-            let (parts, body) = response.into_parts();
-            let body = Limited::new(body, MAX_RESPONSE_BYTES)
-                .collect()
-                .await
-                .map_err(|e| SendError::Sent {
-                    host: host.name.clone(),
-                    reason: format!("reading the answer: {e}"),
-                })?
-                .to_bytes();
-            Ok(EsResponse {
-                status: parts.status.as_u16(),
-                headers: parts.headers,
-                body,
-                host: host.name.clone(),
-            })
-        };
-        let result = match tokio::time::timeout(RESPONSE_TIMEOUT, call).await {
-            Ok(r) => r,
-            Err(_) => Err(SendError::Sent {
-                host: host.name.clone(),
-                reason: format!("no answer within {}s", RESPONSE_TIMEOUT.as_secs()),
-            }),
-        };
-        match &result {
-            Ok(r) if matches!(r.status, 502..=504) => self.failed(i),
-            Ok(_) => self.succeeded(i),
-            Err(_) => self.failed(i),
-        }
-        result
     }
 }
 

@@ -110,15 +110,38 @@ struct State {
     stats: BufferStats,
 }
 
+/// The wake-ups of a buffer, the same for every kind.
+#[derive(Default)]
+pub(crate) struct Signals {
+    /// Woken when entries arrive or the buffer closes.
+    pub(crate) data: Notify,
+    /// Woken when room frees up or the buffer closes.
+    pub(crate) room: Notify,
+    /// Woken on every change.
+    pub(crate) change: Notify,
+}
+
+impl Signals {
+    /// Entries left the buffer: a waiting push may find room, and the change is seen.
+    pub(crate) fn released(&self) {
+        self.room.notify_waiters();
+        self.change.notify_waiters();
+    }
+
+    /// The buffer closed: every waiter wakes.
+    pub(crate) fn closed(&self) {
+        self.room.notify_waiters();
+        self.data.notify_waiters();
+        // A taker registered with notify_one semantics may be between checks: wake it too.
+        self.data.notify_one();
+        self.change.notify_waiters();
+    }
+}
+
 /// A buffer in memory.
 pub struct MemoryBuffer {
     state: Mutex<State>,
-    /// Woken when entries arrive or the buffer closes.
-    data: Notify,
-    /// Woken when room frees up or the buffer closes.
-    room: Notify,
-    /// Woken on every change.
-    change: Notify,
+    signals: Signals,
 }
 
 impl MemoryBuffer {
@@ -132,9 +155,7 @@ impl MemoryBuffer {
                 },
                 ..State::default()
             }),
-            data: Notify::new(),
-            room: Notify::new(),
-            change: Notify::new(),
+            signals: Signals::default(),
         }
     }
 
@@ -201,12 +222,12 @@ impl Buffer for MemoryBuffer {
             let deadline = tokio::time::Instant::now() + wait;
             loop {
                 // Register before checking, so an ack between the check and the wait wakes us.
-                let room = self.room.notified();
+                let room = self.signals.room.notified();
                 tokio::pin!(room);
                 room.as_mut().enable();
                 if self.try_admit(&mut batch, size)? {
-                    self.data.notify_one();
-                    self.change.notify_waiters();
+                    self.signals.data.notify_one();
+                    self.signals.change.notify_waiters();
                     return Ok(());
                 }
                 if tokio::time::timeout_at(deadline, room).await.is_err() {
@@ -219,7 +240,7 @@ impl Buffer for MemoryBuffer {
     fn pop(&self, max_bytes: u64) -> PopFuture<'_> {
         Box::pin(async move {
             loop {
-                let data = self.data.notified();
+                let data = self.signals.data.notified();
                 tokio::pin!(data);
                 data.as_mut().enable();
                 {
@@ -230,7 +251,7 @@ impl Buffer for MemoryBuffer {
                         drop(st);
                         if more {
                             // Another taker may be waiting.
-                            self.data.notify_one();
+                            self.signals.data.notify_one();
                         }
                         return Some(out);
                     }
@@ -257,17 +278,12 @@ impl Buffer for MemoryBuffer {
             st.stats.leased_bytes = st.stats.leased_bytes.saturating_sub(bytes);
             st.stats.leased_docs = st.stats.leased_docs.saturating_sub(tickets.len() as u64);
         }
-        self.room.notify_waiters();
-        self.change.notify_waiters();
+        self.signals.released();
     }
 
     fn close(&self) {
         self.lock().stats.closed = true;
-        self.room.notify_waiters();
-        self.data.notify_waiters();
-        // A taker registered with notify_one semantics may be between checks: wake it too.
-        self.data.notify_one();
-        self.change.notify_waiters();
+        self.signals.closed();
     }
 
     fn stats(&self) -> BufferStats {
@@ -275,7 +291,7 @@ impl Buffer for MemoryBuffer {
     }
 
     fn changed(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
-        Box::pin(self.change.notified())
+        Box::pin(self.signals.change.notified())
     }
 }
 

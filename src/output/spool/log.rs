@@ -93,6 +93,20 @@ pub(super) fn decode(buf: &[u8]) -> Result<Option<Record>, &'static str> {
     }))
 }
 
+impl Record {
+    /// The buffer entry of this record: its document, ticketed by sequence number and size in
+    /// a bulk body.
+    pub(super) fn into_entry(self) -> crate::output::buffer::Entry {
+        crate::output::buffer::Entry {
+            ticket: crate::output::buffer::Ticket {
+                seq: self.seq,
+                bytes: self.doc.bulk_len() as u64,
+            },
+            doc: self.doc,
+        }
+    }
+}
+
 /// What the scan of one file at start found.
 pub(super) struct Scanned {
     /// Bytes of whole, valid records.

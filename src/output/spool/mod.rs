@@ -44,7 +44,7 @@ use self::log::{
     READ_CHUNK, RECORD_HEADER, WATERMARK_FILE, decode, encode, read_watermark, scan, segment_path,
     write_watermark,
 };
-use super::buffer::{Buffer, BufferStats, Entry, PopFuture, Ticket};
+use super::buffer::{Buffer, BufferStats, Entry, PopFuture, Signals, Ticket};
 use super::{OutputDocument, PublishError, PublishFuture};
 use crate::policy::compiled::SpoolSettings;
 use crate::telemetry::{Counter, Gauge, Metrics};
@@ -144,9 +144,7 @@ pub struct Spool {
     recorded: Mutex<u64>,
     /// Woken when an fsync ends.
     synced: Notify,
-    data: Notify,
-    room: Notify,
-    change: Notify,
+    signals: Signals,
     metrics: Arc<Metrics>,
     gauges: Gauges,
     /// [`TAIL_BYTES`], smaller in tests.
@@ -299,9 +297,7 @@ impl Spool {
             }),
             recorded: Mutex::new(watermark),
             synced: Notify::new(),
-            data: Notify::new(),
-            room: Notify::new(),
-            change: Notify::new(),
+            signals: Signals::default(),
             metrics,
             gauges,
             tail_limit: TAIL_BYTES,
@@ -584,13 +580,7 @@ impl Spool {
                         at += r.size as usize;
                         progressed = true;
                         bytes += b;
-                        out.push(Entry {
-                            ticket: Ticket {
-                                seq: r.seq,
-                                bytes: b,
-                            },
-                            doc: r.doc,
-                        });
+                        out.push(r.into_entry());
                         if bytes >= max_bytes {
                             break;
                         }
@@ -606,15 +596,8 @@ impl Spool {
                                 if let Ok(Some(r)) = decode(&whole) {
                                     at = r.size as usize;
                                     progressed = true;
-                                    let b = r.doc.bulk_len() as u64;
-                                    bytes += b;
-                                    out.push(Entry {
-                                        ticket: Ticket {
-                                            seq: r.seq,
-                                            bytes: b,
-                                        },
-                                        doc: r.doc,
-                                    });
+                                    bytes += r.doc.bulk_len() as u64;
+                                    out.push(r.into_entry());
                                 }
                             }
                         }
@@ -703,7 +686,7 @@ impl Buffer for Spool {
             let size: u64 = batch.iter().map(|d| d.bulk_len() as u64).sum();
             let deadline = tokio::time::Instant::now() + wait;
             let end = loop {
-                let room = self.room.notified();
+                let room = self.signals.room.notified();
                 tokio::pin!(room);
                 room.as_mut().enable();
                 if let Some(end) = self.try_write(&mut batch, size)? {
@@ -715,8 +698,8 @@ impl Buffer for Spool {
             };
             // Readable at once (sending before the fsync can only duplicate, never lose);
             // answered once durable.
-            self.data.notify_one();
-            self.change.notify_waiters();
+            self.signals.data.notify_one();
+            self.signals.change.notify_waiters();
             if self.settings.fsync_interval.is_none() {
                 self.sync_to(end).await?;
             }
@@ -727,7 +710,7 @@ impl Buffer for Spool {
     fn pop(&self, max_bytes: u64) -> PopFuture<'_> {
         Box::pin(async move {
             loop {
-                let data = self.data.notified();
+                let data = self.signals.data.notified();
                 tokio::pin!(data);
                 data.as_mut().enable();
                 {
@@ -738,7 +721,7 @@ impl Buffer for Spool {
                         self.update_gauges(&st);
                         drop(st);
                         if more {
-                            self.data.notify_one();
+                            self.signals.data.notify_one();
                         }
                         if !out.is_empty() {
                             return Some(out);
@@ -778,16 +761,12 @@ impl Buffer for Spool {
             work
         };
         self.keep_house(work);
-        self.room.notify_waiters();
-        self.change.notify_waiters();
+        self.signals.released();
     }
 
     fn close(&self) {
         self.lock().stats.closed = true;
-        self.room.notify_waiters();
-        self.data.notify_waiters();
-        self.data.notify_one();
-        self.change.notify_waiters();
+        self.signals.closed();
     }
 
     fn stats(&self) -> BufferStats {
@@ -795,7 +774,7 @@ impl Buffer for Spool {
     }
 
     fn changed(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
-        Box::pin(self.change.notified())
+        Box::pin(self.signals.change.notified())
     }
 
     fn durable(&self) -> bool {
