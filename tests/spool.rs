@@ -229,3 +229,20 @@ async fn a_full_spool_answers_503_and_recovers_by_itself() {
         }
     }
 }
+
+#[tokio::test]
+async fn the_batches_of_one_request_share_one_fsync_taken_before_the_answer() {
+    let es = EsStandin::start().await;
+    let gw = support::Gateway::start(&policy(es.addr, "")).await;
+    let fsyncs = |gw: &support::Gateway| {
+        support::metric(&gw.shared.metrics.render(), "apmgate_spool_fsyncs_total").unwrap_or(0)
+    };
+    let before = fsyncs(&gw);
+    // 100 events: ten batches of ten written to the spool, one fsync for all of them, done
+    // when the answer comes.
+    let r = send(&gw.url("plain", false, "/intake/v2/events"), events(0..100)).await;
+    assert_eq!(r.status(), 202);
+    assert_eq!(fsyncs(&gw) - before, 1);
+    es.wait_docs(WAIT, |d| d.len() == 100).await;
+    gw.stop().await;
+}

@@ -199,6 +199,29 @@ pub async fn process_stream<R: AsyncBufRead + Unpin>(
     reader: R,
     ctx: &StreamContext<'_>,
 ) -> IntakeResult {
+    let mut result = decode_stream(reader, ctx).await;
+    // What was accepted is kept as the output promises before the answer says so: one wait
+    // for the whole request (its batches share one fsync with a spool), not one per batch.
+    if result.accepted > 0 {
+        if let Err(e) = ctx.output.settle().await {
+            result.record(
+                Failure::Unavailable,
+                match e {
+                    PublishError::QueueFull => format!("{BATCH_PREFIX}queue is full"),
+                    PublishError::Closed => "server is shutting down".into(),
+                },
+                None,
+            );
+        }
+    }
+    result
+}
+
+/// Reads, decodes and publishes the stream (see [`process_stream`]).
+async fn decode_stream<R: AsyncBufRead + Unpin>(
+    reader: R,
+    ctx: &StreamContext<'_>,
+) -> IntakeResult {
     let Some(mut held) = ctx.memory.reserve(LINE_CAPACITY) else {
         return IntakeResult::unavailable(body::MEMORY_BUDGET_SPENT);
     };

@@ -86,6 +86,12 @@ pub trait Buffer: Send + Sync + 'static {
     /// free again.
     fn ack(&self, tickets: &[Ticket]);
 
+    /// Returns once everything pushed so far is as durable as the buffer promises (see
+    /// [`Output::settle`](super::Output::settle)).
+    fn settle(&self) -> PublishFuture<'_> {
+        Box::pin(async { Ok(()) })
+    }
+
     /// Refuses further pushes; entries already accepted can still be taken.
     fn close(&self);
 

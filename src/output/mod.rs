@@ -75,6 +75,14 @@ pub trait Output: Send + Sync + 'static {
     /// Accepts a batch (see the module docs for what accepted means).
     fn publish(&self, batch: Vec<OutputDocument>) -> PublishFuture<'_>;
 
+    /// Returns once everything this output accepted so far is kept as the output promises
+    /// (with a spool and `fsync = "batch"`: fsynced). Intake calls it once per request, after
+    /// its last batch and before answering, so that the batches of one request share one
+    /// fsync (group commit across requests too) instead of waiting for one each.
+    fn settle(&self) -> PublishFuture<'_> {
+        Box::pin(async { Ok(()) })
+    }
+
     /// Refuses new batches and flushes everything accepted; returns how many documents could
     /// not be written (0 unless the output is broken).
     fn close(&self) -> Pin<Box<dyn Future<Output = u64> + Send + '_>>;

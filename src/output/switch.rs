@@ -198,6 +198,11 @@ impl Output for OutputSwitch {
         Box::pin(async move { output.publish(batch).await })
     }
 
+    fn settle(&self) -> PublishFuture<'_> {
+        let output = self.running().output();
+        Box::pin(async move { output.settle().await })
+    }
+
     fn close(&self) -> Pin<Box<dyn Future<Output = u64> + Send + '_>> {
         Box::pin(async move {
             let mut lost = self.running().output().close().await;

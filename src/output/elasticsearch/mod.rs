@@ -296,6 +296,10 @@ impl Output for EsOutput {
         })
     }
 
+    fn settle(&self) -> PublishFuture<'_> {
+        self.inner.buffer.settle()
+    }
+
     fn close(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = u64> + Send + '_>> {
         Box::pin(async move {
             let batcher = self.batcher.lock().ok().and_then(|mut b| b.take());

@@ -685,24 +685,21 @@ impl Buffer for Spool {
             }
             let size: u64 = batch.iter().map(|d| d.bulk_len() as u64).sum();
             let deadline = tokio::time::Instant::now() + wait;
-            let end = loop {
+            loop {
                 let room = self.signals.room.notified();
                 tokio::pin!(room);
                 room.as_mut().enable();
-                if let Some(end) = self.try_write(&mut batch, size)? {
-                    break end;
+                if self.try_write(&mut batch, size)?.is_some() {
+                    break;
                 }
                 if tokio::time::timeout_at(deadline, room).await.is_err() {
                     return Err(PublishError::QueueFull);
                 }
-            };
+            }
             // Readable at once (sending before the fsync can only duplicate, never lose);
-            // answered once durable.
+            // durable once `settle` returns (with `fsync = "batch"`).
             self.signals.data.notify_one();
             self.signals.change.notify_waiters();
-            if self.settings.fsync_interval.is_none() {
-                self.sync_to(end).await?;
-            }
             Ok(())
         })
     }
@@ -762,6 +759,16 @@ impl Buffer for Spool {
         };
         self.keep_house(work);
         self.signals.released();
+    }
+
+    fn settle(&self) -> PublishFuture<'_> {
+        Box::pin(async move {
+            if self.settings.fsync_interval.is_some() {
+                return Ok(());
+            }
+            let written = self.lock().written;
+            self.sync_to(written).await
+        })
     }
 
     fn close(&self) {
