@@ -7,13 +7,16 @@
 # project's client, p99 request latency.
 #
 #   benches/spool.sh [SECONDS=10] [ROUNDS=2] [PROTOCOLS="h1"]
+#
+# PAYLOAD (default: the captured Python agent payload) and BIN (default: target/release, the
+# folder of `apmgate` and `apmgate-load`) can be set in the environment.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-10}
 ROUNDS=${2:-2}
 PROTOCOLS=${3:-h1}
 PAYLOAD=${PAYLOAD:-../shared/fixtures/agents/python-agent.ndjson}
-BIN=target/release
+BIN=${BIN:-target/release}
 DATA=benches/data
 export LOAD_TOKEN=load-token-0123456789abcdefghijklmnopqr
 export APMGATE_LOAD_TOKEN=$LOAD_TOKEN
