@@ -13,6 +13,7 @@ pub mod body;
 pub mod decoders;
 pub mod lines;
 pub mod memory;
+pub mod otlp;
 
 use std::future::Future;
 use std::pin::Pin;
