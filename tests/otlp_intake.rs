@@ -71,24 +71,18 @@ fn encoded<T: Message + serde::Serialize>(
     }
 }
 
-async fn post(
+async fn post<'a>(
     gw: &Gateway,
-    proto: Proto,
+    to: impl Into<support::Target<'a>>,
     path: &str,
     body: Vec<u8>,
     headers: &[(&str, &str)],
 ) -> support::Response {
-    support::request(
-        gw,
-        proto,
-        http::Method::POST,
-        path,
-        headers,
-        Some(body),
-        None,
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{proto:?} {path}: {e}"))
+    let to = to.into();
+    let what = format!("{:?} on {}", to.proto, to.listener);
+    support::request(gw, to, http::Method::POST, path, headers, Some(body), None)
+        .await
+        .unwrap_or_else(|e| panic!("{what} {path}: {e}"))
 }
 
 /// A response body decoded as `T` from the encoding its content type says.
@@ -305,7 +299,7 @@ async fn a_full_output_is_503_with_retry_after() {
             assert_eq!(resp.header("retry-after"), Some("1"));
             let status = refused(&resp, encoding);
             assert_eq!(status.code, 8, "RESOURCE_EXHAUSTED: retry later");
-            assert!(status.message.contains("queue is full"), "{status:?}");
+            assert_eq!(status.message, "queue is full");
         }
     }
     gw.stop().await;
@@ -331,4 +325,95 @@ async fn otlp_transactions_feed_aggregated_metrics() {
         );
         assert_eq!(doc.1["agent"]["name"], "opentelemetry/go", "{set}");
     }
+}
+
+#[tokio::test]
+async fn rules_name_the_otlp_route_and_listeners_choose_it() {
+    let policy = format!(
+        "{STANDARD_LISTENERS}\n\
+         [[listener]]\nname = \"apm-only\"\nbind = \"127.0.0.1:0\"\nroutes = [\"root\", \"intake\"]\n\n\
+         [[access.rule]]\nname = \"no-otlp-on-tls\"\n\
+         when = 'route == otlp and listener == \"tls\"'\neffect = \"deny\"\n"
+    );
+    let gw = Gateway::start(&policy).await;
+    let (body, headers) = encoded(&logs_request(), Encoding::Protobuf);
+    let resp = post(&gw, Proto::H1, "/v1/logs", body.clone(), &headers).await;
+    assert_eq!(resp.status, 200, "served by default");
+    let resp = post(&gw, Proto::H2Tls, "/v1/logs", body.clone(), &headers).await;
+    assert_eq!(resp.status, 403, "denied by the rule");
+    let status = refused(&resp, Encoding::Protobuf);
+    assert_eq!(status.code, 7);
+    assert_eq!(status.message, "forbidden request: access denied by policy");
+    let resp = post(&gw, Proto::H1.on("apm-only"), "/v1/logs", body, &headers).await;
+    assert_eq!(resp.status, 404, "a listener whose routes leave otlp out");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn anonymous_otlp_follows_allow_agent_and_allow_service() {
+    // TestOTLPAnonymous: the agent is `telemetry.sdk.name/telemetry.sdk.language`, "otlp"
+    // without them, the service "unknown" without one; both lists are checked per event.
+    let policy = format!(
+        "{STANDARD_LISTENERS}\n[auth.secret_token.t]\nsecret = \"abc123\"\n\
+         [auth.anonymous]\nallow_agent = [\"iOS/swift\"]\nallow_service = [\"allowed_service\"]\n"
+    );
+    let gw = Gateway::start(&policy).await;
+    let send = |sdk: Option<(&str, &str)>, service: Option<&str>| {
+        let mut request = traces_request();
+        let resource = request.resource_spans[0].resource.as_mut().unwrap();
+        resource.attributes = Vec::new();
+        if let Some(s) = service {
+            resource
+                .attributes
+                .push(support::otlp::kv("service.name", support::otlp::string(s)));
+        }
+        if let Some((name, language)) = sdk {
+            resource.attributes.push(support::otlp::kv(
+                "telemetry.sdk.name",
+                support::otlp::string(name),
+            ));
+            resource.attributes.push(support::otlp::kv(
+                "telemetry.sdk.language",
+                support::otlp::string(language),
+            ));
+        }
+        let gw = &gw;
+        async move {
+            let (body, headers) = encoded(&request, Encoding::Protobuf);
+            let resp = post(gw, Proto::H1, "/v1/traces", body, &headers).await;
+            let status = (resp.status != 200).then(|| refused(&resp, Encoding::Protobuf));
+            (resp.status, status)
+        }
+    };
+    let (code, _) = send(Some(("iOS", "swift")), Some("allowed_service")).await;
+    assert_eq!(code, 200);
+    for (sdk, service, message) in [
+        (
+            Some(("open-telemetry", "go")),
+            Some("allowed_service"),
+            "unauthorized: anonymous access not permitted for agent \"open-telemetry/go\"",
+        ),
+        (
+            Some(("iOS", "swift")),
+            Some("unallowed_service"),
+            "unauthorized: anonymous access not permitted for service \"unallowed_service\"",
+        ),
+        (
+            None,
+            Some("allowed_service"),
+            "unauthorized: anonymous access not permitted for agent \"otlp\"",
+        ),
+        (
+            Some(("iOS", "swift")),
+            None,
+            "unauthorized: anonymous access not permitted for service \"unknown\"",
+        ),
+    ] {
+        let (code, status) = send(sdk, service).await;
+        assert_eq!(code, 403, "{message}");
+        let status = status.unwrap();
+        assert_eq!(status.code, 7, "PERMISSION_DENIED");
+        assert_eq!(status.message, message);
+    }
+    gw.stop().await;
 }

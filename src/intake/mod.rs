@@ -181,7 +181,8 @@ pub struct StreamContext<'a> {
     pub source_maps: Option<&'a dyn SourceMapper>,
 }
 
-const BATCH_PREFIX: &str = "cannot handle stream: cannot process batch: ";
+/// What APM Server's intake puts before the reason a batch was refused.
+pub const BATCH_PREFIX: &str = "cannot handle stream: cannot process batch: ";
 
 /// APM Server's error for a batch the caller may not send (`reason` from the gate).
 fn not_permitted_message(reason: &str) -> String {

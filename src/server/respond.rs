@@ -270,13 +270,18 @@ pub mod grpc_code {
 }
 
 /// A refusal as OTLP answers it: the HTTP status, the gRPC code and the message (APM
-/// Server's words for the reason, or the intake's first error).
+/// Server's words for the reason, or the intake's first error without the intake's stream
+/// prefix, as APM Server words OTLP refusals: `unauthorized: anonymous access not permitted
+/// for agent "..."`).
 pub fn otlp_status(refusal: &Refusal) -> (u16, i32, String) {
     let (status, body) = refusal_answer(refusal);
     let message = body["error"]
         .as_str()
         .or_else(|| body["errors"][0]["message"].as_str())
-        .unwrap_or("request refused")
+        .unwrap_or("request refused");
+    let message = message
+        .strip_prefix(crate::intake::BATCH_PREFIX)
+        .unwrap_or(message)
         .to_owned();
     // Statuses OTLP/HTTP does not use become its nearest: a refused method stays 405.
     let code = match status {
