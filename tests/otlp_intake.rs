@@ -417,3 +417,31 @@ async fn anonymous_otlp_follows_allow_agent_and_allow_service() {
     }
     gw.stop().await;
 }
+
+/// An output that takes batches but cannot keep them (settling fails as at shutdown).
+struct Unsettled;
+
+impl Output for Unsettled {
+    fn publish(&self, _: Vec<OutputDocument>) -> PublishFuture<'_> {
+        Box::pin(async { Ok(()) })
+    }
+    fn settle(&self) -> PublishFuture<'_> {
+        Box::pin(async { Err(PublishError::Closed) })
+    }
+    fn close(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = u64> + Send + '_>> {
+        Box::pin(async { 0 })
+    }
+}
+
+#[tokio::test]
+async fn an_export_is_answered_once_the_output_kept_it() {
+    let gw = Gateway::start_with(STANDARD_LISTENERS, Some(Arc::new(Unsettled))).await;
+    let (body, headers) = encoded(&logs_request(), Encoding::Json);
+    let resp = post(&gw, Proto::H1, "/v1/logs", body, &headers).await;
+    assert_eq!(resp.status, 503);
+    assert_eq!(resp.header("retry-after"), Some("1"));
+    let status = refused(&resp, Encoding::Json);
+    assert_eq!(status.code, 14, "UNAVAILABLE");
+    assert_eq!(status.message, "server is shutting down");
+    gw.stop().await;
+}

@@ -11,8 +11,12 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::body::{BodyError, MEMORY_BUDGET_SPENT};
 use super::memory::{IntakeMemory, Reservation};
-use super::{BATCH_SIZE, Failure, IntakeResult, StreamContext, flush, read_failure};
+use super::{
+    BATCH_PREFIX, BATCH_SIZE, Failure, IntakeResult, SHUTTING_DOWN, StreamContext, flush,
+    read_failure,
+};
 use crate::model::otlp::{self, Encoding, Signal};
+use crate::output::PublishError;
 
 /// How much of the budget a message holds per byte read: the bytes themselves, the decoded
 /// message and the documents made from it, each about the size of the message.
@@ -110,6 +114,19 @@ pub async fn export(
             return Err(result);
         }
         exported.events += n;
+    }
+    // What was accepted is kept as the output promises before the answer says so (one wait
+    // for the whole request, as the APM intake settles a stream).
+    if exported.events > 0 {
+        if let Err(e) = ctx.output.settle().await {
+            let message = match e {
+                PublishError::QueueFull => format!("{BATCH_PREFIX}queue is full"),
+                _ => SHUTTING_DOWN.into(),
+            };
+            let mut result = IntakeResult::whole(Failure::Unavailable, message);
+            result.accepted = exported.events;
+            return Err(result);
+        }
     }
     Ok(exported)
 }

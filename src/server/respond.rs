@@ -291,9 +291,11 @@ pub fn otlp_status(refusal: &Refusal) -> (u16, i32, String) {
         404 => grpc_code::NOT_FOUND,
         405 => grpc_code::UNIMPLEMENTED,
         429 => grpc_code::RESOURCE_EXHAUSTED,
-        // A full output queue is RESOURCE_EXHAUSTED for gRPC clients (they retry it), 503 for
-        // HTTP ones.
-        503 if matches!(refusal, Refusal::Intake(r) if r.failure == Some(Failure::Unavailable)) => {
+        // A full output queue or memory budget is RESOURCE_EXHAUSTED for gRPC clients (they
+        // retry it), 503 for HTTP ones; a stopping gateway is UNAVAILABLE.
+        503 if matches!(refusal, Refusal::Intake(r) if r.failure == Some(Failure::Unavailable))
+            && message != crate::intake::SHUTTING_DOWN =>
+        {
             grpc_code::RESOURCE_EXHAUSTED
         }
         503 => grpc_code::UNAVAILABLE,
