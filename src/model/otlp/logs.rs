@@ -31,7 +31,7 @@ pub fn logs(
                 } else {
                     record.time_unix_nano
                 };
-                ev.timestamp = nanos(t) + time_delta;
+                ev.timestamp = nanos(t).saturating_add(time_delta);
                 ev.event_mut().severity = u64::try_from(record.severity_number).unwrap_or(0);
                 ev.log = Some(Log {
                     level: Cow::Owned(record.severity_text.clone()),

@@ -38,7 +38,7 @@ pub fn metrics(
             for set in sets {
                 let mut ev = base.clone();
                 ev.kind = Kind::Metric;
-                ev.timestamp = set.timestamp + time_delta;
+                ev.timestamp = set.timestamp.saturating_add(time_delta);
                 if let Some(scope) = &sm.scope {
                     super::set_framework(&scope.name, &scope.version, &mut ev);
                 }

@@ -60,7 +60,7 @@ fn convert_span<'a>(
     let representative_count = representative_count(&span.trace_state);
 
     let mut ev = base.clone();
-    ev.timestamp = start + time_delta;
+    ev.timestamp = start.saturating_add(time_delta);
     ev.trace_id = Cow::Owned(hex_id(&span.trace_id));
     let event = ev.event_mut();
     // Go's `uint64(end.Sub(start))`: a span ending before it starts wraps around.
@@ -135,7 +135,7 @@ fn convert_span_event<'a>(se: &SpanEvent, parent: &ApmEvent<'a>, time_delta: i64
     let mut ev = parent.clone();
     ev.transaction = None;
     ev.span = None;
-    ev.timestamp = nanos(se.time_unix_nano) + time_delta;
+    ev.timestamp = nanos(se.time_unix_nano).saturating_add(time_delta);
     let jaeger = parent.agent.name.starts_with("Jaeger");
     if jaeger {
         ev.error = jaeger_error(se, &mut ev);
