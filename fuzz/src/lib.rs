@@ -36,6 +36,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("intake_rumv3", intake_rumv3),
     ("body_framing", body_framing),
     ("router", router),
+    ("otlp", otlp),
 ];
 
 /// A current-thread runtime per fuzzing thread, with tokio's clock paused: timers fire as soon
@@ -581,4 +582,52 @@ pub fn router_response(data: &[u8]) -> Vec<u8> {
         "a request handler panicked (see above)"
     );
     response
+}
+
+// ---------------------------------------------------------------------------------------------
+// otlp
+
+/// OTLP export messages (`/v1/traces`, `/v1/metrics`, `/v1/logs`): the first byte picks the
+/// signal (its value mod 3) and the encoding (bit 2: JSON, else protobuf), the rest is the
+/// message, decoded and mapped into documents as the OTLP route does. Invariant: every document
+/// is one line of JSON.
+pub fn otlp(data: &[u8]) {
+    use apmgate::model::otlp::{self, Encoding, Signal};
+    let Some((&selector, message)) = data.split_first() else {
+        return;
+    };
+    let signal = match selector % 3 {
+        0 => Signal::Traces,
+        1 => Signal::Metrics,
+        _ => Signal::Logs,
+    };
+    let encoding = if selector & 4 != 0 {
+        Encoding::Json
+    } else {
+        Encoding::Protobuf
+    };
+    let Ok(request) = otlp::decode(signal, encoding, message) else {
+        return;
+    };
+    let meta = RequestMeta {
+        receipt_time: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+        rum: false,
+        client_ip: Some(IpAddr::from([127, 0, 0, 1])),
+        client_port: None,
+        nat_ip: None,
+        user_agent: None,
+    };
+    let config = ModelConfig {
+        aggregate: true,
+        ..ModelConfig::default()
+    };
+    let export = otlp::map(&request, &meta, &config);
+    for doc in &export.documents {
+        assert!(
+            serde_json::from_slice::<serde_json::Value>(&doc.body).is_ok(),
+            "a document is JSON: {}",
+            String::from_utf8_lossy(&doc.body)
+        );
+        assert!(!doc.body.contains(&b'\n'), "a document is one line");
+    }
 }

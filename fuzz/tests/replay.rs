@@ -67,6 +67,7 @@ target!(intake_v2);
 target!(intake_rumv3);
 target!(body_framing);
 target!(router);
+target!(otlp);
 
 #[test]
 fn every_target_is_replayed() {
@@ -77,6 +78,7 @@ fn every_target_is_replayed() {
         "intake_rumv3",
         "body_framing",
         "router",
+        "otlp",
     ];
     for (name, _) in apmgate_fuzz::TARGETS {
         assert!(replayed.contains(name), "{name} has no replay test");

@@ -37,6 +37,7 @@ pub fn route_for_path(path: &str) -> Option<RouteName> {
         "/config/v1/agents" => Some(RouteName::Config),
         "/config/v1/rum/agents" => Some(RouteName::RumConfig),
         "/metrics" => Some(RouteName::Metrics),
+        "/v1/traces" | "/v1/metrics" | "/v1/logs" => Some(RouteName::Otlp),
         _ => None,
     }
 }
@@ -45,7 +46,7 @@ pub fn route_for_path(path: &str) -> Option<RouteName> {
 pub fn required_privilege(route: RouteName) -> Option<Privilege> {
     match route {
         RouteName::Root => None,
-        RouteName::Intake | RouteName::RumIntake => Some(Privilege::EventWrite),
+        RouteName::Intake | RouteName::RumIntake | RouteName::Otlp => Some(Privilege::EventWrite),
         RouteName::Config | RouteName::RumConfig => Some(Privilege::ConfigAgentRead),
         RouteName::Metrics => Some(Privilege::MonitoringRead),
     }
@@ -287,7 +288,7 @@ pub fn decide(
     let method = request.method;
     let method_ok = match route {
         RouteName::Root => method == "GET" || method == "HEAD",
-        RouteName::Intake | RouteName::RumIntake => method == "POST",
+        RouteName::Intake | RouteName::RumIntake | RouteName::Otlp => method == "POST",
         RouteName::Config | RouteName::RumConfig => method == "GET" || method == "POST",
         RouteName::Metrics => method == "GET",
     };

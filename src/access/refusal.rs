@@ -3,8 +3,8 @@
 //! Access decisions, the route handlers and the intake return a [`Refusal`]; none of them
 //! chooses a status code, a body or a header. `server::respond::refusal` turns a refusal into
 //! APM Server's HTTP answer (status, body, `Cache-Control`, `Retry-After`, `Connection: close`,
-//! CORS), and `explain` and `apmgate test` read the same rendering; gRPC statuses for OTLP will
-//! be a second rendering of the same reasons. This module must never learn HTTP.
+//! CORS), and `explain` and `apmgate test` read the same rendering; `respond::otlp_refusal` is
+//! OTLP/HTTP's rendering of the same reasons (and gRPC statuses will be another). This module must never learn HTTP.
 
 use std::sync::Arc;
 
@@ -50,6 +50,12 @@ pub enum Refusal {
     VerificationBusy,
     /// The request did not arrive in full within the listener's `read_timeout`.
     Timeout,
+    /// An OTLP request in a content type OTLP/HTTP does not define (it takes
+    /// `application/x-protobuf` and `application/json`).
+    UnsupportedContentType {
+        /// The content type as sent.
+        content_type: String,
+    },
     /// The intake refused all or part of an event stream (invalid or too large events, a
     /// body that does not decode, a full output queue, per-batch permissions and limits):
     /// what it accepted and the errors it reports.
@@ -89,6 +95,7 @@ impl Refusal {
             Refusal::ElasticsearchUnavailable => "elasticsearch_unavailable",
             Refusal::VerificationBusy => "verification_busy",
             Refusal::Timeout => "timeout",
+            Refusal::UnsupportedContentType { .. } => "content_type",
             Refusal::Intake(_) => "intake",
             Refusal::ConfigQueryMissingService { .. } => "invalid_query",
             Refusal::ConfigServiceNotAllowed { .. } => "service_not_allowed",

@@ -13,6 +13,7 @@ pub mod body;
 pub mod decoders;
 pub mod lines;
 pub mod memory;
+pub mod otlp;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -180,7 +181,11 @@ pub struct StreamContext<'a> {
     pub source_maps: Option<&'a dyn SourceMapper>,
 }
 
-const BATCH_PREFIX: &str = "cannot handle stream: cannot process batch: ";
+/// APM Server's answer when the output no longer takes events (the gateway is stopping).
+pub const SHUTTING_DOWN: &str = "server is shutting down";
+
+/// What APM Server's intake puts before the reason a batch was refused.
+pub const BATCH_PREFIX: &str = "cannot handle stream: cannot process batch: ";
 
 /// APM Server's error for a batch the caller may not send (`reason` from the gate).
 fn not_permitted_message(reason: &str) -> String {
@@ -208,7 +213,7 @@ pub async fn process_stream<R: AsyncBufRead + Unpin>(
                 Failure::Unavailable,
                 match e {
                     PublishError::QueueFull => format!("{BATCH_PREFIX}queue is full"),
-                    PublishError::Closed => "server is shutting down".into(),
+                    PublishError::Closed => SHUTTING_DOWN.into(),
                 },
                 None,
             );
@@ -436,6 +441,6 @@ async fn publish(
         Err(PublishError::QueueFull) => {
             Err((Failure::Unavailable, format!("{BATCH_PREFIX}queue is full")))
         }
-        Err(PublishError::Closed) => Err((Failure::Unavailable, "server is shutting down".into())),
+        Err(PublishError::Closed) => Err((Failure::Unavailable, SHUTTING_DOWN.into())),
     }
 }

@@ -134,6 +134,13 @@ pub struct Host<'a> {
     pub id: S<'a>,
     pub ip: Vec<IpAddr>,
     pub os_platform: S<'a>,
+    /// `host.type` (OTLP resources).
+    pub r#type: S<'a>,
+    /// `host.os.full`, `name`, `version` and `type` (OTLP resources).
+    pub os_full: S<'a>,
+    pub os_name: S<'a>,
+    pub os_version: S<'a>,
+    pub os_type: S<'a>,
 }
 
 /// `process.*`
@@ -145,6 +152,19 @@ pub struct Process<'a> {
     pub title: S<'a>,
     pub argv: Vec<S<'a>>,
     pub thread_name: S<'a>,
+    /// `process.command_line` and `process.executable` (OTLP resources).
+    pub command_line: S<'a>,
+    pub executable: S<'a>,
+}
+
+/// `container.*` besides `container.id` (OTLP resources).
+#[derive(Clone, Debug, Default)]
+#[allow(missing_docs)]
+pub struct Container<'a> {
+    pub name: S<'a>,
+    pub runtime: S<'a>,
+    pub image_name: S<'a>,
+    pub image_tag: S<'a>,
 }
 
 /// `kubernetes.*`
@@ -278,6 +298,10 @@ pub struct Exception<'a> {
     pub attributes: Option<Object>,
     pub stacktrace: Vec<Frame<'a>>,
     pub cause: Vec<Exception<'a>>,
+    /// A stack trace was given though no frame was read from it (an OTLP exception whose
+    /// trace is kept as `error.stack_trace` text): APM Server's grouping key then hashes the
+    /// (absent) frames instead of the messages.
+    pub unparsed_stacktrace: bool,
 }
 
 /// `error.log.*`
@@ -456,6 +480,8 @@ pub struct Sample<'a> {
     pub unit: S<'a>,
     pub value: f64,
     pub histogram: Option<(Vec<f64>, Vec<u64>)>,
+    /// A summary's value count and sum (`type` "summary").
+    pub summary: Option<(u64, f64)>,
 }
 
 /// `metricset.*`
@@ -479,6 +505,12 @@ pub struct EventField<'a> {
     pub outcome: S<'a>,
     pub kind: S<'a>,
     pub dataset: S<'a>,
+    /// `event.severity` (OTLP log records' severity number).
+    pub severity: u64,
+    /// `event.category`, `event.action` and `event.type` (OTLP mobile events and errors).
+    pub category: S<'a>,
+    pub action: S<'a>,
+    pub r#type: S<'a>,
     /// Aggregated metrics only: `success_count` (value count, sum).
     pub success_count: Option<(u64, f64)>,
 }
@@ -602,6 +634,7 @@ pub struct ApmEvent<'a> {
     pub host: Option<Host<'a>>,
     pub process: Option<Process<'a>>,
     pub container_id: S<'a>,
+    pub container: Option<Container<'a>>,
     pub kubernetes: Option<Kubernetes<'a>>,
     pub cloud: Option<Cloud<'a>>,
     pub user: Option<User<'a>>,

@@ -25,6 +25,7 @@ pub mod event;
 pub mod json;
 pub mod map;
 pub mod otel;
+pub mod otlp;
 pub mod process;
 pub mod rumv3;
 pub mod schema;
@@ -285,6 +286,7 @@ fn rebind<'x, 'y>(e: &'x ApmEvent<'_>, f: &impl Fn(&'x S<'_>) -> S<'y>) -> ApmEv
             id: f(&h.id),
             ip: h.ip.clone(),
             os_platform: f(&h.os_platform),
+            ..Default::default()
         }),
         process: e.process.as_ref().map(|p| Process {
             pid: p.pid,
@@ -292,6 +294,7 @@ fn rebind<'x, 'y>(e: &'x ApmEvent<'_>, f: &impl Fn(&'x S<'_>) -> S<'y>) -> ApmEv
             title: f(&p.title),
             argv: p.argv.iter().map(f).collect(),
             thread_name: f(&p.thread_name),
+            ..Default::default()
         }),
         container_id: f(&e.container_id),
         kubernetes: e.kubernetes.as_ref().map(|k| Kubernetes {

@@ -3,6 +3,11 @@
 //! (`apm-data/input/otlp/traces.go`, `TranslateTransaction` / `TranslateSpan`), restricted to
 //! what an intake v2 event can carry.
 //!
+//! The translation itself works on attributes as OTel's pdata holds them ([`Attr`]), so that
+//! the OTLP intake (`super::otlp`) maps the attributes of real OTLP spans with the same code:
+//! [`transaction_attributes`] and [`span_attributes`] are shared, the bridge-only defaults
+//! (span kind, the status an agent ended a bridged span with) stay here.
+//!
 //! Pure mapping: it never rejects an event (unknown attributes become labels).
 
 use std::borrow::Cow;
@@ -12,13 +17,19 @@ use super::json::rules::KEYWORD_MAX_LENGTH;
 use super::json::{Object, Value};
 use super::map::parse_url;
 
-/// An attribute value as OTel's pdata holds it after APM Server's JSON conversion.
+/// An attribute value as OTel's pdata holds it (after APM Server's JSON conversion, for the
+/// bridge).
 #[derive(Debug, Clone)]
-enum Attr<'v> {
+pub(crate) enum Attr<'v> {
+    /// A string.
     Str(&'v str),
+    /// A boolean.
     Bool(bool),
+    /// A 64-bit integer.
     Int(i64),
+    /// A double.
     Double(f64),
+    /// An array.
     Slice(Vec<Attr<'v>>),
 }
 
@@ -48,14 +59,14 @@ fn attr<'v>(k: &str, v: &'v Value) -> Option<Attr<'v>> {
 
 /// Strings are truncated to [`KEYWORD_MAX_LENGTH`] runes, like `truncate` in the OTLP
 /// translation (where the limit is called `keywordLength`).
-fn truncate(s: &str) -> &str {
+pub(crate) fn truncate(s: &str) -> &str {
     match s.char_indices().nth(KEYWORD_MAX_LENGTH) {
         Some((i, _)) => &s[..i],
         None => s,
     }
 }
 
-fn owned(s: &str) -> S<'static> {
+pub(crate) fn owned(s: &str) -> S<'static> {
     Cow::Owned(s.to_owned())
 }
 
@@ -80,7 +91,8 @@ fn set_network(k: &str, s: &str, ev: &mut ApmEvent<'_>) {
     }
 }
 
-fn label_key(k: &str) -> S<'static> {
+/// A label key as the OTLP translation writes it (`replaceDots`).
+pub(crate) fn label_key(k: &str) -> S<'static> {
     Cow::Owned(k.replace('.', "_"))
 }
 
@@ -130,6 +142,12 @@ fn set_label(k: S<'static>, ev: &mut ApmEvent<'_>, v: Iface) {
     }
 }
 
+/// `setLabel(key, event, ifaceAttributeValue(v))`: an attribute as a label, under `key` as
+/// given (callers replace dots where APM Server does).
+pub(crate) fn set_attribute_label(key: S<'static>, a: &Attr<'_>, ev: &mut ApmEvent<'_>) {
+    set_label(key, ev, iface(a));
+}
+
 fn http_status_result(code: u32) -> S<'static> {
     match code / 100 {
         1..=5 => owned(&format!("HTTP {}xx", code / 100)),
@@ -137,11 +155,51 @@ fn http_status_result(code: u32) -> S<'static> {
     }
 }
 
+/// The bridge's attributes as pdata values.
+fn json_attributes(attrs: &Object) -> impl Iterator<Item = (&str, Attr<'_>)> {
+    attrs
+        .iter()
+        .filter_map(|(k, v)| attr(k, v).map(|a| (k.as_str(), a)))
+}
+
 /// Translates a bridged transaction's attributes (`mapOTelAttributesTransaction`).
 pub fn translate_transaction<'a>(attrs: &Object, span_kind: Option<S<'a>>, ev: &mut ApmEvent<'a>) {
     if let Some(k) = span_kind {
         ev.span_mut().kind = k;
     }
+    transaction_attributes(json_attributes(attrs), ev);
+    // Bridged transactions are translated with the span status the agent ended them with, which
+    // the intake format does not carry: APM Server treats it as OK (result "Success", an unknown
+    // outcome becomes "success").
+    let tx = ev.transaction_mut();
+    if tx.result.is_empty() {
+        tx.result = Cow::Borrowed("Success");
+    }
+    let ev_f = ev.event_mut();
+    if ev_f.outcome == "unknown" {
+        ev_f.outcome = Cow::Borrowed("success");
+    }
+    let ty = ev
+        .transaction
+        .as_ref()
+        .map(|t| t.r#type.to_string())
+        .unwrap_or_default();
+    let sp = ev.span_mut();
+    if sp.kind.is_empty() {
+        sp.kind = Cow::Borrowed(match ty.as_str() {
+            "messaging" => "CONSUMER",
+            "request" => "SERVER",
+            _ => "INTERNAL",
+        });
+    }
+}
+
+/// The attributes of a transaction (`TranslateTransaction` up to the span status, which the
+/// caller applies): HTTP, RPC, messaging, network, client and labels.
+pub(crate) fn transaction_attributes<'v>(
+    attrs: impl IntoIterator<Item = (&'v str, Attr<'v>)>,
+    ev: &mut ApmEvent<'_>,
+) {
     let (mut is_http, mut is_rpc, mut is_messaging) = (false, false, false);
     let (mut http_url, mut http_host, mut http_scheme, mut http_server_name, mut net_host_name) = (
         String::new(),
@@ -153,12 +211,11 @@ pub fn translate_transaction<'a>(attrs: &Object, span_kind: Option<S<'a>>, ev: &
     let mut net_host_port = 0i64;
     let mut queue_name: Option<String> = None;
     let mut status_code = 0u32;
-    for (k, v) in attrs {
-        let Some(a) = attr(k, v) else { continue };
+    for (k, a) in attrs {
         let lk = label_key(k);
         match a {
             Attr::Slice(ref items) if k == "elastic.profiler_stack_trace_ids" => {
-                let ids: Vec<S<'a>> = items
+                let ids: Vec<S<'static>> = items
                     .iter()
                     .filter_map(|i| {
                         if let Attr::Str(s) = i {
@@ -171,7 +228,7 @@ pub fn translate_transaction<'a>(attrs: &Object, span_kind: Option<S<'a>>, ev: &
                 ev.transaction_mut().profiler_stack_trace_ids = ids;
             }
             Attr::Slice(_) | Attr::Bool(_) | Attr::Double(_) => set_label(lk, ev, iface(&a)),
-            Attr::Int(i) => match k.as_str() {
+            Attr::Int(i) => match k {
                 "http.status_code" | "http.response.status_code" => {
                     is_http = true;
                     status_code = i as u32;
@@ -190,7 +247,7 @@ pub fn translate_transaction<'a>(attrs: &Object, span_kind: Option<S<'a>>, ev: &
             },
             Attr::Str(s) => {
                 let s = truncate(s);
-                match k.as_str() {
+                match k {
                     "http.method" | "http.request.method" => {
                         is_http = true;
                         ev.http_mut()
@@ -328,30 +385,6 @@ pub fn translate_transaction<'a>(attrs: &Object, span_kind: Option<S<'a>>, ev: &
             });
         }
     }
-    // Bridged transactions are translated with the span status the agent ended them with, which
-    // the intake format does not carry: APM Server treats it as OK (result "Success", an unknown
-    // outcome becomes "success").
-    let tx = ev.transaction_mut();
-    if tx.result.is_empty() {
-        tx.result = Cow::Borrowed("Success");
-    }
-    let ev_f = ev.event_mut();
-    if ev_f.outcome == "unknown" {
-        ev_f.outcome = Cow::Borrowed("success");
-    }
-    let ty = ev
-        .transaction
-        .as_ref()
-        .map(|t| t.r#type.to_string())
-        .unwrap_or_default();
-    let sp = ev.span_mut();
-    if sp.kind.is_empty() {
-        sp.kind = Cow::Borrowed(match ty.as_str() {
-            "messaging" => "CONSUMER",
-            "request" => "SERVER",
-            _ => "INTERNAL",
-        });
-    }
 }
 
 /// `modelpb.ParseURL(original, host, scheme)` as the OTLP translation uses it.
@@ -424,6 +457,24 @@ pub fn translate_span<'a>(attrs: &Object, span_kind: Option<S<'a>>, ev: &mut Apm
     if let Some(k) = span_kind {
         ev.span_mut().kind = k;
     }
+    span_attributes(json_attributes(attrs), kind.as_deref(), ev);
+    if !known_kind {
+        let span_type = ev.span_mut().r#type.clone();
+        ev.span_mut().kind = Cow::Borrowed(match span_type.as_ref() {
+            "db" | "external" | "storage" => "CLIENT",
+            _ => "INTERNAL",
+        });
+    }
+}
+
+/// The attributes of a span (`TranslateSpan`): type and subtype, HTTP, database, messaging,
+/// RPC, destination and `service.target`, labels. `kind` is the OTel span kind's name
+/// (`INTERNAL`, `PRODUCER`, ...).
+pub(crate) fn span_attributes<'v>(
+    attrs: impl IntoIterator<Item = (&'v str, Attr<'v>)>,
+    kind: Option<&str>,
+    ev: &mut ApmEvent<'_>,
+) {
     let (mut net_peer_name, mut net_peer_ip, mut peer_service, mut peer_address) =
         (String::new(), String::new(), String::new(), String::new());
     let mut net_peer_port = 0i64;
@@ -439,8 +490,7 @@ pub fn translate_span<'a>(attrs: &Object, span_kind: Option<S<'a>>, ev: &mut Apm
     let mut db = Db::default();
     let mut queue_name = String::new();
     let mut status_code = 0u32;
-    for (k, v) in attrs {
-        let Some(a) = attr(k, v) else { continue };
+    for (k, a) in attrs {
         let lk = label_key(k);
         match a {
             Attr::Slice(_) => set_label(lk, ev, iface(&a)),
@@ -452,7 +502,7 @@ pub fn translate_span<'a>(attrs: &Object, span_kind: Option<S<'a>>, ev: &mut Apm
                     .set_str(lk, LabelValue::One(owned(&b.to_string())));
             }
             Attr::Double(d) => ev.labels.set_num(lk, NumValue::One(d)),
-            Attr::Int(i) => match k.as_str() {
+            Attr::Int(i) => match k {
                 "http.status_code" | "http.response.status_code" => {
                     status_code = i as u32;
                     ev.http_mut()
@@ -470,7 +520,7 @@ pub fn translate_span<'a>(attrs: &Object, span_kind: Option<S<'a>>, ev: &mut Apm
             },
             Attr::Str(raw) => {
                 let s = truncate(raw);
-                match k.as_str() {
+                match k {
                     "http.host" => {
                         http_host = s.into();
                         is_http = true;
@@ -637,7 +687,7 @@ pub fn translate_span<'a>(attrs: &Object, span_kind: Option<S<'a>>, ev: &mut Apm
     } else if is_messaging {
         sp.r#type = Cow::Borrowed("messaging");
         sp.subtype = owned(&msg_system);
-        if msg_operation.is_empty() && kind.as_deref() == Some("PRODUCER") {
+        if msg_operation.is_empty() && kind == Some("PRODUCER") {
             msg_operation = "send".into();
         }
         sp.action = owned(&msg_operation);
@@ -696,7 +746,7 @@ pub fn translate_span<'a>(attrs: &Object, span_kind: Option<S<'a>>, ev: &mut Apm
             }
         }
     } else if sp.r#type.is_empty() {
-        if kind.as_deref() == Some("INTERNAL") {
+        if kind == Some("INTERNAL") {
             sp.r#type = Cow::Borrowed("app");
             sp.subtype = Cow::Borrowed("internal");
         } else {
@@ -718,13 +768,6 @@ pub fn translate_span<'a>(attrs: &Object, span_kind: Option<S<'a>>, ev: &mut Apm
     }
     if !target.r#type.is_empty() || !target.name.is_empty() {
         ev.service.target = Some(target);
-    }
-    if !known_kind {
-        let sp = ev.span_mut();
-        sp.kind = Cow::Borrowed(match span_type.as_ref() {
-            "db" | "external" | "storage" => "CLIENT",
-            _ => "INTERNAL",
-        });
     }
 }
 

@@ -188,7 +188,7 @@ fn tree(e: &Exception<'_>, h: &mut Xxh64, f: &dyn Fn(&Exception<'_>, &mut Xxh64)
 }
 
 fn tree_has_stacktrace(e: &Exception<'_>) -> bool {
-    !e.stacktrace.is_empty() || e.cause.iter().any(tree_has_stacktrace)
+    !e.stacktrace.is_empty() || e.unparsed_stacktrace || e.cause.iter().any(tree_has_stacktrace)
 }
 
 /// The error grouping key (`SetGroupingKey` with xxhash64): exception types and the log's

@@ -17,13 +17,14 @@ pub use super::vocab::{
     TlsBackend, VerificationMode,
 };
 
-/// APM Server's default routes: every APM route, not `metrics`.
-pub const DEFAULT_ROUTES: [RouteName; 5] = [
+/// APM Server's default routes: every APM route and OTLP, not `metrics`.
+pub const DEFAULT_ROUTES: [RouteName; 6] = [
     RouteName::Root,
     RouteName::Intake,
     RouteName::RumIntake,
     RouteName::Config,
     RouteName::RumConfig,
+    RouteName::Otlp,
 ];
 
 /// A compiled policy.

@@ -41,6 +41,9 @@ pub enum RouteName {
     RumConfig,
     /// `/metrics`: Prometheus metrics (needs `monitoring:read`).
     Metrics,
+    /// `/v1/traces`, `/v1/metrics`, `/v1/logs`: OpenTelemetry's OTLP/HTTP (needs
+    /// `event:write`).
+    Otlp,
 }
 
 /// Client certificate authentication of a server TLS profile.
@@ -90,13 +93,14 @@ pub enum VerificationMode {
 }
 
 /// Route names as written in rule expressions.
-pub const ROUTE_NAMES: [(&str, RouteName); 6] = [
+pub const ROUTE_NAMES: [(&str, RouteName); 7] = [
     ("root", RouteName::Root),
     ("intake", RouteName::Intake),
     ("rum_intake", RouteName::RumIntake),
     ("config", RouteName::Config),
     ("rum_config", RouteName::RumConfig),
     ("metrics", RouteName::Metrics),
+    ("otlp", RouteName::Otlp),
 ];
 
 /// Kinds of identity a request can have.

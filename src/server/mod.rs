@@ -11,6 +11,7 @@ pub mod error;
 pub mod h3;
 pub mod listener;
 pub mod listeners;
+mod otlp;
 pub mod reload;
 pub mod respond;
 pub mod router;

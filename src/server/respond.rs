@@ -8,6 +8,12 @@
 //! contains `*/*` or `application/json`, and written compact as `text/plain; charset=utf-8`
 //! otherwise. Failures (status >= 400) carry `Connection: close` so the connection is not
 //! reused.
+//!
+//! OTLP/HTTP is answered in OTLP's own form, in the request's content type (protobuf or
+//! JSON): [`otlp_exported`] the `Export*ServiceResponse` of an export (with its partial
+//! success), [`otlp_refusal`] a refusal as a `google.rpc.Status` with the status code OTLP/HTTP
+//! gives that reason, `Retry-After` on 429 and 503. [`otlp_status`] is the one mapping of
+//! refusal reasons to those statuses and to gRPC codes.
 
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONNECTION, CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
@@ -17,7 +23,9 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::access::Refusal;
+use crate::intake::otlp::Exported;
 use crate::intake::{Failure, IntakeError, IntakeResult};
+use crate::model::otlp::{Encoding, Signal};
 use crate::policy::compiled::RouteName;
 
 /// APM Server's answer when Elasticsearch refuses to let it read central configuration (it
@@ -139,7 +147,7 @@ pub fn refusal_answer(refusal: &Refusal) -> (u16, serde_json::Value) {
             RouteName::Config | RouteName::RumConfig => {
                 (405, error(&format!("method not supported: {method}")))
             }
-            RouteName::Metrics => (405, error("method not supported")),
+            RouteName::Metrics | RouteName::Otlp => (405, error("method not supported")),
         },
         Refusal::Unauthenticated(e) => (401, error(&e.to_string())),
         Refusal::DeniedByRule(_) => (403, error("forbidden request: access denied by policy")),
@@ -158,6 +166,10 @@ pub fn refusal_answer(refusal: &Refusal) -> (u16, serde_json::Value) {
             (503, error("service unavailable"))
         }
         Refusal::Timeout => (503, error("request timed out")),
+        Refusal::UnsupportedContentType { content_type } => (
+            415,
+            error(&format!("unsupported content type: '{content_type}'")),
+        ),
         Refusal::Intake(result) => {
             let body = serde_json::to_value(IntakeBody {
                 accepted: result.accepted,
@@ -223,6 +235,145 @@ pub fn add_cors(response: &mut Response<Body>, origin: Option<HeaderValue>) {
             http::header::ACCESS_CONTROL_EXPOSE_HEADERS,
             HeaderValue::from_static("Etag"),
         );
+    }
+}
+
+/// `google.rpc.Status`, the body of OTLP/HTTP's failures (no details).
+#[derive(Clone, PartialEq, prost::Message, Serialize)]
+struct RpcStatus {
+    /// The gRPC code.
+    #[prost(int32, tag = "1")]
+    code: i32,
+    /// What went wrong.
+    #[prost(string, tag = "2")]
+    message: String,
+}
+
+/// gRPC status codes OTLP answers with.
+pub mod grpc_code {
+    /// `INVALID_ARGUMENT`
+    pub const INVALID_ARGUMENT: i32 = 3;
+    /// `NOT_FOUND`
+    pub const NOT_FOUND: i32 = 5;
+    /// `PERMISSION_DENIED`
+    pub const PERMISSION_DENIED: i32 = 7;
+    /// `RESOURCE_EXHAUSTED`
+    pub const RESOURCE_EXHAUSTED: i32 = 8;
+    /// `UNIMPLEMENTED`
+    pub const UNIMPLEMENTED: i32 = 12;
+    /// `INTERNAL`
+    pub const INTERNAL: i32 = 13;
+    /// `UNAVAILABLE`
+    pub const UNAVAILABLE: i32 = 14;
+    /// `UNAUTHENTICATED`
+    pub const UNAUTHENTICATED: i32 = 16;
+}
+
+/// A refusal as OTLP answers it: the HTTP status, the gRPC code and the message (APM
+/// Server's words for the reason, or the intake's first error without the intake's stream
+/// prefix, as APM Server words OTLP refusals: `unauthorized: anonymous access not permitted
+/// for agent "..."`).
+pub fn otlp_status(refusal: &Refusal) -> (u16, i32, String) {
+    let (status, body) = refusal_answer(refusal);
+    let message = body["error"]
+        .as_str()
+        .or_else(|| body["errors"][0]["message"].as_str())
+        .unwrap_or("request refused");
+    let message = message
+        .strip_prefix(crate::intake::BATCH_PREFIX)
+        .unwrap_or(message)
+        .to_owned();
+    // Statuses OTLP/HTTP does not use become its nearest: a refused method stays 405.
+    let code = match status {
+        400 | 413 | 415 => grpc_code::INVALID_ARGUMENT,
+        401 => grpc_code::UNAUTHENTICATED,
+        403 => grpc_code::PERMISSION_DENIED,
+        404 => grpc_code::NOT_FOUND,
+        405 => grpc_code::UNIMPLEMENTED,
+        429 => grpc_code::RESOURCE_EXHAUSTED,
+        // A full output queue or memory budget is RESOURCE_EXHAUSTED for gRPC clients (they
+        // retry it), 503 for HTTP ones; a stopping gateway is UNAVAILABLE.
+        503 if matches!(refusal, Refusal::Intake(r) if r.failure == Some(Failure::Unavailable))
+            && message != crate::intake::SHUTTING_DOWN =>
+        {
+            grpc_code::RESOURCE_EXHAUSTED
+        }
+        503 => grpc_code::UNAVAILABLE,
+        _ => grpc_code::INTERNAL,
+    };
+    (status, code, message)
+}
+
+fn otlp_body<T: prost::Message + Serialize>(
+    status: u16,
+    value: &T,
+    encoding: Encoding,
+) -> Response<Body> {
+    let (bytes, content_type) = match encoding {
+        Encoding::Protobuf => (value.encode_to_vec(), "application/x-protobuf"),
+        Encoding::Json => (
+            serde_json::to_vec(value).unwrap_or_default(),
+            "application/json",
+        ),
+    };
+    let mut r = Response::new(Full::new(Bytes::from(bytes)));
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    finish(r)
+}
+
+/// A refusal on the OTLP route: a `google.rpc.Status` body in `encoding`, `Retry-After` when
+/// waiting helps (429, 503).
+pub fn otlp_refusal(refusal: &Refusal, encoding: Encoding) -> Response<Body> {
+    let (status, code, message) = otlp_status(refusal);
+    let mut r = otlp_body(status, &RpcStatus { code, message }, encoding);
+    if matches!(status, 429 | 503) {
+        r.headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+    }
+    r
+}
+
+/// The answer to an export: 200 with the signal's `Export*ServiceResponse`, its partial
+/// success set when items were rejected.
+pub fn otlp_exported(signal: Signal, exported: &Exported, encoding: Encoding) -> Response<Body> {
+    use opentelemetry_proto::tonic::collector::{logs, metrics, trace};
+    let rejected = exported.rejected;
+    let error_message = exported.error_message.clone();
+    let partial = rejected > 0 || !error_message.is_empty();
+    let rejected = i64::try_from(rejected).unwrap_or(i64::MAX);
+    match signal {
+        Signal::Traces => otlp_body(
+            200,
+            &trace::v1::ExportTraceServiceResponse {
+                partial_success: partial.then_some(trace::v1::ExportTracePartialSuccess {
+                    rejected_spans: rejected,
+                    error_message,
+                }),
+            },
+            encoding,
+        ),
+        Signal::Metrics => otlp_body(
+            200,
+            &metrics::v1::ExportMetricsServiceResponse {
+                partial_success: partial.then_some(metrics::v1::ExportMetricsPartialSuccess {
+                    rejected_data_points: rejected,
+                    error_message,
+                }),
+            },
+            encoding,
+        ),
+        Signal::Logs => otlp_body(
+            200,
+            &logs::v1::ExportLogsServiceResponse {
+                partial_success: partial.then_some(logs::v1::ExportLogsPartialSuccess {
+                    rejected_log_records: rejected,
+                    error_message,
+                }),
+            },
+            encoding,
+        ),
     }
 }
 

@@ -25,6 +25,7 @@ use crate::access::{self, AccessRequest, Outcome, Refusal};
 use crate::intake::body::{self, TransportError};
 use crate::intake::memory::DECOMPRESSOR_BYTES;
 use crate::intake::{self, StreamContext};
+use crate::model::otlp::Encoding;
 use crate::model::{self, RequestMeta};
 use crate::policy::compiled::{IdentityKind, Listener, RouteName};
 use crate::policy::types::Glob;
@@ -105,10 +106,6 @@ pub fn service(
     })
 }
 
-fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
-}
-
 fn route_label(route: Option<RouteName>) -> &'static str {
     match route {
         Some(RouteName::Root) => "root",
@@ -117,8 +114,13 @@ fn route_label(route: Option<RouteName>) -> &'static str {
         Some(RouteName::Config) => "config",
         Some(RouteName::RumConfig) => "rum_config",
         Some(RouteName::Metrics) => "metrics",
+        Some(RouteName::Otlp) => "otlp",
         None => "unknown",
     }
+}
+
+fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
 }
 
 /// Handles one request. Generic over the body so every protocol shares it. A panic while
@@ -273,7 +275,14 @@ where
         Ok(response) => response,
         Err(refusal) => {
             count_refusal(shared, &refusal);
-            respond::refusal(&refusal, route, json)
+            match route {
+                // OTLP clients read OTLP's answers, in the content type they sent.
+                Some(RouteName::Otlp) => respond::otlp_refusal(
+                    &refusal,
+                    super::otlp::encoding(&parts.headers).unwrap_or(Encoding::Protobuf),
+                ),
+                _ => respond::refusal(&refusal, route, json),
+            }
         }
     };
     respond::add_cors(&mut response, cors_origin);
@@ -328,7 +337,7 @@ where
         .is_some_and(|i| i.kind == IdentityKind::Anonymous);
     match route {
         Some(RouteName::Root) => Ok(root(shared, parts, full_root_body, json)),
-        Some(RouteName::Intake | RouteName::RumIntake) => {
+        Some(r @ (RouteName::Intake | RouteName::RumIntake | RouteName::Otlp)) => {
             // The anonymous rate limit takes one token up front.
             let limiter = rt.rate_limiter.as_deref().filter(|_| anonymous);
             if limiter.is_some_and(|rl| !rl.allow(decision.client_ip.ip)) {
@@ -342,12 +351,16 @@ where
             );
             let meta = RequestMeta {
                 receipt_time: SystemTime::now(),
-                rum: route == Some(RouteName::RumIntake),
+                rum: r == RouteName::RumIntake,
                 client_ip: Some(decision.client_ip.ip),
                 client_port: decision.client_ip.port,
                 nat_ip: decision.client_ip.nat,
                 user_agent: header(&parts.headers, "user-agent"),
             };
+            if r == RouteName::Otlp {
+                let limits = &conn.listener.limits;
+                return super::otlp::handle(shared, rt, limits, parts, body, meta, &gate).await;
+            }
             intake_route(
                 shared,
                 rt,

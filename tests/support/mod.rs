@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub(crate) mod otlp;
+
 use apmgate::output::Output;
 use apmgate::policy::{CompileOptions, compile_file};
 use apmgate::server::{Server, Shared};

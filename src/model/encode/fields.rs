@@ -335,7 +335,13 @@ pub(super) fn metricset(o: &mut Obj<'_>, m: &Metricset<'_>) {
                         b.push(b',');
                         write_histogram_fields(b, &values, &counts);
                     }
-                    "summary" => b.extend_from_slice(b",\"value_count\":0,\"sum\":0"),
+                    "summary" => {
+                        let (count, sum) = s.summary.unwrap_or_default();
+                        b.extend_from_slice(b",\"value_count\":");
+                        write_u64(b, count);
+                        b.extend_from_slice(b",\"sum\":");
+                        write_f64(b, sum);
+                    }
                     _ => {
                         b.extend_from_slice(b",\"value\":");
                         write_f64(b, s.value);

@@ -222,7 +222,17 @@ pub fn encode(e: &ApmEvent<'_>, buf: &mut Vec<u8>) {
             o.nested("service", |o| o.str("name", &c.service_name));
         });
     }
-    o.nested("container", |o| o.str("id", &e.container_id));
+    o.nested("container", |o| {
+        o.str("id", &e.container_id);
+        if let Some(c) = &e.container {
+            o.nested("image", |o| {
+                o.str("name", &c.image_name);
+                o.str("tag", &c.image_tag);
+            });
+            o.str("name", &c.name);
+            o.str("runtime", &c.runtime);
+        }
+    });
     o.nested("data_stream", |o| {
         o.str("dataset", &e.data_stream.dataset);
         o.str("namespace", &e.data_stream.namespace);
@@ -244,10 +254,14 @@ pub fn encode(e: &ApmEvent<'_>, buf: &mut Vec<u8>) {
     }
     if let Some(ev) = &e.event {
         o.nested("event", |o| {
+            o.str("action", &ev.action);
+            o.str("category", &ev.category);
             o.str("dataset", &ev.dataset);
             o.u64("duration", ev.duration);
             o.str("kind", &ev.kind);
             o.str("outcome", &ev.outcome);
+            o.u64("severity", ev.severity);
+            o.str("type", &ev.r#type);
             if let Some((count, sum)) = ev.success_count {
                 let b = o.key("success_count");
                 write_summary(b, count, sum);
@@ -277,7 +291,14 @@ pub fn encode(e: &ApmEvent<'_>, buf: &mut Vec<u8>) {
                 write_list(b, &h.ip, |b, ip| write_str(b, &canonical_ip(*ip)));
             }
             o.str("name", &h.name);
-            o.nested("os", |o| o.str("platform", &h.os_platform));
+            o.nested("os", |o| {
+                o.str("full", &h.os_full);
+                o.str("name", &h.os_name);
+                o.str("platform", &h.os_platform);
+                o.str("type", &h.os_type);
+                o.str("version", &h.os_version);
+            });
+            o.str("type", &h.r#type);
         });
     }
     if let Some(h) = &e.http {
@@ -377,6 +398,8 @@ pub fn encode(e: &ApmEvent<'_>, buf: &mut Vec<u8>) {
     if let Some(p) = &e.process {
         o.nested("process", |o| {
             o.strs("args", &p.argv);
+            o.str("command_line", &p.command_line);
+            o.str("executable", &p.executable);
             o.nested("parent", |o| o.u64("pid", u64::from(p.ppid)));
             o.u64("pid", u64::from(p.pid));
             o.nested("thread", |o| o.str("name", &p.thread_name));

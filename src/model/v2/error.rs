@@ -191,6 +191,7 @@ fn map_exception<'a, P>(e: &ExceptionIn<'a, P>) -> Exception<'a> {
         module: st(&e.module),
         stacktrace: map_frames(&e.stacktrace),
         r#type: st(&e.r#type),
+        unparsed_stacktrace: false,
     }
 }
 

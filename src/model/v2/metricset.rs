@@ -162,6 +162,7 @@ pub fn map_metricset<'a>(m: &MetricsetIn<'a>, out: &mut ApmEvent<'a>) -> bool {
             unit: st(&s.unit),
             value: s.value.map_or(0.0, |v| v.0),
             histogram,
+            summary: None,
         });
     }
     merge_labels(&m.tags.0, &mut out.labels);
