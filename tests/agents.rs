@@ -1,7 +1,8 @@
 //! The real Elastic APM agents for Python (`elastic-apm`) and Node (`elastic-apm-node`),
 //! configured only with the server URL and a secret token, send a transaction, a span, an
-//! error and metrics through the gateway; the file output must hold them. `.ci/run` installs
-//! both agents (pip, and npm into tests/agents/node).
+//! error and metrics through the gateway; the file output must hold them. So does the
+//! OpenTelemetry Python SDK over OTLP/HTTP. `.ci/run` installs them (pip, and npm into
+//! tests/agents/node).
 
 mod support;
 
@@ -134,4 +135,63 @@ async fn node_agent_sends_through_the_gateway() {
     let dir = gw.stop().await;
     let docs = support::bulk_documents(&dir.path().join("data/apmgate-events.ndjson"));
     assert_holds_every_kind(&docs, "node-agent-test");
+}
+
+/// Issue 14: the real OpenTelemetry Python SDK, configured only with the endpoint and an
+/// `authorization` header, exports a trace (server span, database client span, recorded
+/// exception), a counter and a log record over OTLP/HTTP with protobuf: all five kinds land.
+#[tokio::test]
+async fn opentelemetry_python_sdk_exports_over_otlp_http() {
+    let gw = Gateway::start(&policy()).await;
+    let service = "otel-python-test";
+    let out = tokio::process::Command::new("python3")
+        .arg("tests/agents/otel_python.py")
+        .env("OTLP_ENDPOINT", gw.url("plain", false, ""))
+        .env("OTLP_AUTHORIZATION", format!("Bearer {TOKEN}"))
+        .env("SERVICE_NAME", service)
+        .stdin(Stdio::null())
+        .output();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(60), out)
+        .await
+        .expect("the SDK finishes within a minute")
+        .expect("python3 with opentelemetry-sdk (installed by .ci/run)");
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dir = gw.stop().await;
+    let docs = support::bulk_documents(&dir.path().join("data/apmgate-events.ndjson"));
+    let mine: Vec<&(String, serde_json::Value)> = docs
+        .iter()
+        .filter(|(_, d)| d["service"]["name"] == service)
+        .collect();
+    let find = |what: &str, pred: &dyn Fn(&str, &serde_json::Value) -> bool| {
+        mine.iter()
+            .find(|(i, d)| pred(i, d))
+            .unwrap_or_else(|| panic!("no {what} in {mine:#?}"))
+    };
+    let (_, tx) = find("transaction", &|i, d| {
+        i.starts_with("traces-apm") && d["transaction"]["name"] == "GET /orders"
+    });
+    assert_eq!(tx["agent"]["name"], "opentelemetry/python");
+    let (_, span) = find("database span", &|i, d| {
+        i.starts_with("traces-apm") && d["span"]["name"] == "SELECT orders"
+    });
+    assert_eq!(span["span"]["type"], "db");
+    assert_eq!(span["span"]["subtype"], "postgresql");
+    let (_, error) = find("error", &|i, _| i.starts_with("logs-apm.error"));
+    assert_eq!(error["error"]["exception"][0]["type"], "ValueError");
+    assert_eq!(error["error"]["exception"][0]["message"], "no such order");
+    let (_, metric) = find("counter", &|i, _| i.starts_with("metrics-apm.app"));
+    let samples = metric["metricset"]["samples"].as_array().unwrap();
+    assert!(
+        samples
+            .iter()
+            .any(|s| s["name"] == "orders" && s["type"] == "counter" && s["value"] == 1),
+        "{samples:?}"
+    );
+    let (_, log) = find("log record", &|i, _| i.starts_with("logs-apm.app"));
+    assert_eq!(log["message"], "order listed");
 }
