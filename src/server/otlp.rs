@@ -18,7 +18,7 @@ use crate::access::Refusal;
 use crate::access::gate::Gate;
 use crate::intake::body::{self, TransportError};
 use crate::intake::memory::DECOMPRESSOR_BYTES;
-use crate::intake::{self, IntakeResult, StreamContext};
+use crate::intake::{self, IntakeResult};
 use crate::model::RequestMeta;
 use crate::model::otlp::{Encoding, Signal};
 use crate::policy::compiled::Limits;
@@ -108,17 +108,7 @@ where
         }
     };
     drop(message);
-    let ctx = StreamContext {
-        max_event_size: usize::try_from(limits.max_event_size).unwrap_or(usize::MAX),
-        max_body_size: limits.max_body_size,
-        request: meta,
-        model: &rt.model,
-        gate: gate.as_batch_gate(),
-        output: shared.output.as_ref(),
-        memory: &shared.intake_memory,
-        aggregation: Some((&shared.aggregator, &rt.policy.aggregation)),
-        source_maps: None,
-    };
+    let ctx = shared.stream_context(rt, limits, meta, gate, false);
     match intake::otlp::export(&request, &ctx).await {
         Ok(exported) => {
             metrics.add(

@@ -22,9 +22,9 @@ use super::runtime::{Runtime, Shared};
 use crate::access::gate::{self, Gate};
 use crate::access::identity::PeerCertificate;
 use crate::access::{self, AccessRequest, Outcome, Refusal};
+use crate::intake;
 use crate::intake::body::{self, TransportError};
 use crate::intake::memory::DECOMPRESSOR_BYTES;
-use crate::intake::{self, StreamContext};
 use crate::model::otlp::Encoding;
 use crate::model::{self, RequestMeta};
 use crate::policy::compiled::{IdentityKind, Listener, RouteName};
@@ -512,21 +512,7 @@ where
             if encoding == body::Encoding::Identity {
                 decompressor.resize(0);
             }
-            let ctx = StreamContext {
-                max_event_size: usize::try_from(limits.max_event_size).unwrap_or(usize::MAX),
-                max_body_size: limits.max_body_size,
-                request: meta,
-                model: &rt.model,
-                gate: gate.as_batch_gate(),
-                output: shared.output.as_ref(),
-                memory: &shared.intake_memory,
-                aggregation: Some((&shared.aggregator, &rt.policy.aggregation)),
-                source_maps: shared
-                    .source_maps
-                    .as_deref()
-                    .filter(|_| rt.model.source_mapping)
-                    .map(|s| s as &dyn intake::SourceMapper),
-            };
+            let ctx = shared.stream_context(rt, limits, meta, gate, true);
             intake::process_stream(decoded, &ctx).await
         }
         Err(e) => intake::IntakeResult::refused(e.message()),

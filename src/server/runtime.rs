@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use crate::access::argon2_pool::Argon2Pool;
 use crate::access::cache::VerificationCache;
 use crate::access::elasticsearch::EsKeyVerifier;
+use crate::access::gate::Gate;
 use crate::access::ratelimit::RateLimiter;
 use crate::agent_config::applied::AppliedConfigs;
 use crate::agent_config::elasticsearch::EsAgentConfig;
@@ -22,10 +23,11 @@ use crate::aggregation::Aggregator;
 use crate::elasticsearch::transport::Transport;
 use crate::intake::decoders::DecoderLimit;
 use crate::intake::memory::IntakeMemory;
-use crate::model::{APM_SERVER_VERSION, ModelConfig};
+use crate::intake::{SourceMapper, StreamContext};
+use crate::model::{APM_SERVER_VERSION, ModelConfig, RequestMeta};
 use crate::output::Output;
 use crate::policy::Policy;
-use crate::policy::compiled::{KEY_CACHE_SIZE, KEY_CACHE_TTL};
+use crate::policy::compiled::{KEY_CACHE_SIZE, KEY_CACHE_TTL, Limits};
 use crate::sourcemap::SourceMapStore;
 use crate::telemetry::Metrics;
 
@@ -128,4 +130,34 @@ pub struct Shared {
     /// RUM source maps read from Elasticsearch (`[rum.source_mapping]` of the policy the
     /// server started with; a reload can turn mapping off and on, not move the store).
     pub source_maps: Option<Arc<SourceMapStore>>,
+}
+
+impl Shared {
+    /// What an intake stream (APM events or an OTLP export) runs with: the listener's limits,
+    /// the request, the runtime's model settings, the caller's gate, the output, the memory
+    /// budget, the aggregator, and the source maps when `source_mapping` and the runtime asks.
+    pub(super) fn stream_context<'a>(
+        &'a self,
+        rt: &'a Runtime,
+        limits: &Limits,
+        request: RequestMeta<'a>,
+        gate: &'a Gate<'_>,
+        source_mapping: bool,
+    ) -> StreamContext<'a> {
+        StreamContext {
+            max_event_size: usize::try_from(limits.max_event_size).unwrap_or(usize::MAX),
+            max_body_size: limits.max_body_size,
+            request,
+            model: &rt.model,
+            gate: gate.as_batch_gate(),
+            output: self.output.as_ref(),
+            memory: &self.intake_memory,
+            aggregation: Some((&self.aggregator, &rt.policy.aggregation)),
+            source_maps: self
+                .source_maps
+                .as_deref()
+                .filter(|_| source_mapping && rt.model.source_mapping)
+                .map(|s| s as &dyn SourceMapper),
+        }
+    }
 }
