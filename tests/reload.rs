@@ -11,17 +11,10 @@ use http_body_util::BodyExt as _;
 use support::{ChannelBody, Gateway, Proto};
 use tokio::sync::mpsc;
 
-const POLICY: &str = r#"
-[[listener]]
-name = "tls"
-bind = "127.0.0.1:0"
-protocols = ["http1", "http2", "http3"]
-tls = "dev"
-
-[tls.dev]
-certificate = "certs/server.crt"
-key = "certs/server.key"
-"#;
+/// One TLS listener `tls` speaking HTTP/1.1, HTTP/2 and HTTP/3.
+fn tls_policy() -> String {
+    support::tls_listener("tls", r#"["http1", "http2", "http3"]"#, "")
+}
 
 /// An HTTP/2 connection over TLS trusting `ca` (PEM); returns the sender and the DER of the
 /// certificate the server presented.
@@ -86,7 +79,7 @@ fn first_cert(path: &std::path::Path) -> Vec<u8> {
 
 #[tokio::test]
 async fn a_rotated_certificate_is_served_after_reload_and_open_uploads_complete() {
-    let mut gw = Gateway::start(POLICY).await;
+    let mut gw = Gateway::start(&tls_policy()).await;
     let addr = gw.addr("tls");
     let old_ca = std::fs::read(gw.path("certs/ca.crt")).unwrap();
     let old_cert = first_cert(&gw.path("certs/server.crt"));
@@ -131,7 +124,7 @@ async fn a_rotated_certificate_is_served_after_reload_and_open_uploads_complete(
         );
     }
 
-    gw.reload(POLICY).await;
+    gw.reload(&tls_policy()).await;
 
     // New connections get the new certificate, over every protocol.
     for proto in [Proto::H1, Proto::H2Tls, Proto::H3] {

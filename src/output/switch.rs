@@ -101,6 +101,15 @@ impl OutputSwitch {
             .clone()
     }
 
+    /// The output batches go to now (an `Arc` clone under the read lock: no settings are
+    /// copied on the publishing path).
+    fn output(&self) -> Arc<dyn Output> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .output()
+    }
+
     /// Builds what `next` needs, changing nothing; an output that cannot be built refuses the
     /// reload.
     pub async fn prepare(&self, next: &OutputSettings) -> Result<OutputPlan, String> {
@@ -194,18 +203,18 @@ impl OutputSwitch {
 
 impl Output for OutputSwitch {
     fn publish(&self, batch: Vec<OutputDocument>) -> PublishFuture<'_> {
-        let output = self.running().output();
+        let output = self.output();
         Box::pin(async move { output.publish(batch).await })
     }
 
     fn settle(&self) -> PublishFuture<'_> {
-        let output = self.running().output();
+        let output = self.output();
         Box::pin(async move { output.settle().await })
     }
 
     fn close(&self) -> Pin<Box<dyn Future<Output = u64> + Send + '_>> {
         Box::pin(async move {
-            let mut lost = self.running().output().close().await;
+            let mut lost = self.output().close().await;
             let retired =
                 std::mem::take(&mut *self.retired.lock().unwrap_or_else(|e| e.into_inner()));
             for closing in retired {
