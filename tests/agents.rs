@@ -142,10 +142,21 @@ async fn node_agent_sends_through_the_gateway() {
 /// exception), a counter and a log record over OTLP/HTTP with protobuf: all five kinds land.
 #[tokio::test]
 async fn opentelemetry_python_sdk_exports_over_otlp_http() {
+    opentelemetry_python_sdk_exports("http/protobuf").await;
+}
+
+/// The same over OTLP/gRPC (h2c, on the same listener and port).
+#[tokio::test]
+async fn opentelemetry_python_sdk_exports_over_otlp_grpc() {
+    opentelemetry_python_sdk_exports("grpc").await;
+}
+
+async fn opentelemetry_python_sdk_exports(protocol: &str) {
     let gw = Gateway::start(&policy()).await;
     let service = "otel-python-test";
     let out = tokio::process::Command::new("python3")
         .arg("tests/agents/otel_python.py")
+        .env("OTLP_PROTOCOL", protocol)
         .env("OTLP_ENDPOINT", gw.url("plain", false, ""))
         .env("OTLP_AUTHORIZATION", format!("Bearer {TOKEN}"))
         .env("SERVICE_NAME", service)
@@ -154,7 +165,7 @@ async fn opentelemetry_python_sdk_exports_over_otlp_http() {
     let out = tokio::time::timeout(std::time::Duration::from_secs(60), out)
         .await
         .expect("the SDK finishes within a minute")
-        .expect("python3 with opentelemetry-sdk (installed by .ci/run)");
+        .expect("python3 with opentelemetry-sdk and its exporters (installed by .ci/run)");
     assert!(
         out.status.success(),
         "{}\n{}",

@@ -7,7 +7,7 @@ mod support;
 use std::io::Write;
 use std::sync::Arc;
 
-use apmgate::output::{Output, OutputDocument, PublishError, PublishFuture};
+use apmgate::output::PublishError;
 use serde_json::{Value, json};
 use support::{Gateway, Proto, STANDARD_LISTENERS, client, fixture};
 
@@ -235,19 +235,6 @@ async fn too_large_event_is_cut_at_max_event_size() {
     gw.stop().await;
 }
 
-/// An output that refuses every batch.
-struct Refusing(PublishError);
-
-impl Output for Refusing {
-    fn publish(&self, _: Vec<OutputDocument>) -> PublishFuture<'_> {
-        let e = self.0.clone();
-        Box::pin(async move { Err(e) })
-    }
-    fn close(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = u64> + Send + '_>> {
-        Box::pin(async { 0 })
-    }
-}
-
 #[tokio::test]
 async fn output_refusals_are_503_with_apm_server_messages() {
     for (err, name) in [
@@ -255,7 +242,7 @@ async fn output_refusals_are_503_with_apm_server_messages() {
         (PublishError::QueueFull, "FullQueue"),
         (PublishError::Closed, "Closing"),
     ] {
-        let gw = Gateway::start_with(STANDARD_LISTENERS, Some(Arc::new(Refusing(err)))).await;
+        let gw = Gateway::start_with(STANDARD_LISTENERS, Some(Arc::new(support::Refusing(err)))).await;
         for proto in Proto::EVERY {
             let case = Case {
                 name,

@@ -174,19 +174,6 @@ async fn unsupported_data_points_are_a_partial_success() {
     assert_eq!(docs.len(), 2, "the counter of each request is written");
 }
 
-/// An output that refuses every batch.
-struct Refusing(PublishError);
-
-impl Output for Refusing {
-    fn publish(&self, _: Vec<OutputDocument>) -> PublishFuture<'_> {
-        let e = self.0.clone();
-        Box::pin(async move { Err(e) })
-    }
-    fn close(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = u64> + Send + '_>> {
-        Box::pin(async { 0 })
-    }
-}
-
 /// A refusal's `google.rpc.Status`, in the request's encoding.
 fn refused(resp: &support::Response, encoding: Encoding) -> RpcStatus {
     assert_eq!(resp.header("content-type"), Some(encoding.content_type()));
@@ -288,7 +275,7 @@ async fn refusals_over_every_protocol() {
 async fn a_full_output_is_503_with_retry_after() {
     let gw = Gateway::start_with(
         STANDARD_LISTENERS,
-        Some(Arc::new(Refusing(PublishError::QueueFull))),
+        Some(Arc::new(support::Refusing(PublishError::QueueFull))),
     )
     .await;
     for proto in Proto::EVERY {

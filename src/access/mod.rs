@@ -38,6 +38,9 @@ pub fn route_for_path(path: &str) -> Option<RouteName> {
         "/config/v1/rum/agents" => Some(RouteName::RumConfig),
         "/metrics" => Some(RouteName::Metrics),
         "/v1/traces" | "/v1/metrics" | "/v1/logs" => Some(RouteName::Otlp),
+        "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+        | "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export"
+        | "/opentelemetry.proto.collector.logs.v1.LogsService/Export" => Some(RouteName::Otlp),
         _ => None,
     }
 }

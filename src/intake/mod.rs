@@ -98,8 +98,12 @@ pub enum Failure {
     NotPermitted,
     /// The anonymous rate limit.
     RateLimited,
-    /// The output's queue is full, or the server is shutting down.
+    /// The output's queue is full, or the memory budget is spent: worth retrying soon.
     Unavailable,
+    /// The output no longer takes events: the gateway is stopping (APM Server answers it as
+    /// it answers a full queue, 503; gRPC clients get UNAVAILABLE rather than
+    /// RESOURCE_EXHAUSTED).
+    ShuttingDown,
 }
 
 /// The outcome of a stream.
@@ -209,14 +213,8 @@ pub async fn process_stream<R: AsyncBufRead + Unpin>(
     // for the whole request (its batches share one fsync with a spool), not one per batch.
     if result.accepted > 0 {
         if let Err(e) = ctx.output.settle().await {
-            result.record(
-                Failure::Unavailable,
-                match e {
-                    PublishError::QueueFull => format!("{BATCH_PREFIX}queue is full"),
-                    PublishError::Closed => SHUTTING_DOWN.into(),
-                },
-                None,
-            );
+            let (failure, message) = publish_failure(e);
+            result.record(failure, message, None);
         }
     }
     result
@@ -436,11 +434,13 @@ async fn publish(
             body: d.body,
         })
         .collect();
-    match ctx.output.publish(docs).await {
-        Ok(()) => Ok(()),
-        Err(PublishError::QueueFull) => {
-            Err((Failure::Unavailable, format!("{BATCH_PREFIX}queue is full")))
-        }
-        Err(PublishError::Closed) => Err((Failure::Unavailable, SHUTTING_DOWN.into())),
+    ctx.output.publish(docs).await.map_err(publish_failure)
+}
+
+/// What the intake answers when the output does not take a batch (APM Server's words).
+fn publish_failure(e: PublishError) -> (Failure, String) {
+    match e {
+        PublishError::QueueFull => (Failure::Unavailable, format!("{BATCH_PREFIX}queue is full")),
+        PublishError::Closed => (Failure::ShuttingDown, SHUTTING_DOWN.into()),
     }
 }

@@ -12,11 +12,9 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use super::body::{BodyError, MEMORY_BUDGET_SPENT};
 use super::memory::{IntakeMemory, Reservation};
 use super::{
-    BATCH_PREFIX, BATCH_SIZE, Failure, IntakeResult, SHUTTING_DOWN, StreamContext, flush,
-    read_failure,
+    BATCH_SIZE, Failure, IntakeResult, StreamContext, flush, publish_failure, read_failure,
 };
 use crate::model::otlp::{self, Encoding, Signal};
-use crate::output::PublishError;
 
 /// How much of the budget a message holds per byte read: the bytes themselves, the decoded
 /// message and the documents made from it, each about the size of the message.
@@ -70,6 +68,14 @@ pub async fn read_message<R: AsyncRead + Unpin>(
     }
 }
 
+/// Reserves from the intake's memory budget what a message of `size` bytes that arrived
+/// decoded (OTLP/gRPC decodes as it reads) holds while it is mapped and published.
+pub fn hold(memory: &IntakeMemory, size: usize) -> Result<Reservation, IntakeResult> {
+    memory
+        .reserve(size.saturating_mul(HELD_PER_BYTE))
+        .ok_or_else(|| IntakeResult::unavailable(MEMORY_BUDGET_SPENT))
+}
+
 /// Reads an export request of `signal` from a whole message; a message that does not decode
 /// is refused as invalid (400, InvalidArgument).
 pub fn decode(
@@ -119,11 +125,8 @@ pub async fn export(
     // for the whole request, as the APM intake settles a stream).
     if exported.events > 0 {
         if let Err(e) = ctx.output.settle().await {
-            let message = match e {
-                PublishError::QueueFull => format!("{BATCH_PREFIX}queue is full"),
-                _ => SHUTTING_DOWN.into(),
-            };
-            let mut result = IntakeResult::whole(Failure::Unavailable, message);
+            let (failure, message) = publish_failure(e);
+            let mut result = IntakeResult::whole(failure, message);
             result.accepted = exported.events;
             return Err(result);
         }

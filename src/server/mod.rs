@@ -8,6 +8,7 @@
 
 pub mod agent_config;
 pub mod error;
+mod grpc;
 pub mod h3;
 pub mod listener;
 pub mod listeners;

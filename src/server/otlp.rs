@@ -4,8 +4,9 @@
 //!
 //! The router has decided (the `otlp` route needs `event:write`) and built the gate; this reads
 //! the message within the listener's `max_body_size` and the intake's memory budget, and hands
-//! it to `intake::otlp`, the path an OTLP/gRPC service shares. Refusals go back to the router,
-//! which has `respond` render them in OTLP's form.
+//! it to [`export`], the path OTLP/gRPC (`server::grpc`, which takes the calls that come on
+//! this route) shares. Refusals go back to the router, which has `respond` render them in
+//! OTLP's form.
 
 use bytes::Bytes;
 use futures_util::TryStreamExt;
@@ -18,9 +19,10 @@ use crate::access::Refusal;
 use crate::access::gate::Gate;
 use crate::intake::body::{self, TransportError};
 use crate::intake::memory::DECOMPRESSOR_BYTES;
-use crate::intake::{self, IntakeResult};
+use crate::intake::otlp::Exported;
+use crate::intake::{self, IntakeResult, StreamContext};
 use crate::model::RequestMeta;
-use crate::model::otlp::{Encoding, Signal};
+use crate::model::otlp::{self, Encoding, Signal};
 use crate::policy::compiled::Limits;
 use crate::telemetry::Counter;
 
@@ -66,6 +68,9 @@ where
     B: hyper::body::Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
+    if super::grpc::is_grpc(parts) {
+        return super::grpc::handle(shared, rt, limits, parts, body, meta, gate).await;
+    }
     let signal = signal(parts.uri.path()).ok_or(Refusal::NotFound)?;
     let Some(encoding) = encoding(&parts.headers) else {
         return Err(Refusal::UnsupportedContentType {
@@ -97,19 +102,37 @@ where
         intake::otlp::read_message(decoded, limits.max_body_size, &shared.intake_memory).await;
     drop(decompressor);
     let (message, _held) = read.map_err(Refusal::Intake)?;
-    let metrics = &shared.metrics;
-    let labels = [("route", "otlp")];
-    metrics.add(Counter::BytesReceivedTotal, &labels, message.len() as u64);
     let request = match intake::otlp::decode(signal, encoding, &message) {
         Ok(r) => r,
         Err(result) => {
-            metrics.add(Counter::EventsRejectedTotal, &[("reason", "invalid")], 1);
+            shared
+                .metrics
+                .add(Counter::EventsRejectedTotal, &[("reason", "invalid")], 1);
             return Err(Refusal::Intake(result));
         }
     };
+    let size = message.len();
     drop(message);
     let ctx = shared.stream_context(rt, limits, meta, gate, false);
-    match intake::otlp::export(&request, &ctx).await {
+    let exported = export(shared, &ctx, gate, &request, size)
+        .await
+        .map_err(Refusal::Intake)?;
+    Ok(respond::otlp_exported(signal, &exported, encoding))
+}
+
+/// Exports a decoded request of `size` bytes through the intake and counts what came of it:
+/// the one path of OTLP/HTTP and OTLP/gRPC after decoding.
+pub(super) async fn export(
+    shared: &Shared,
+    ctx: &StreamContext<'_>,
+    gate: &Gate<'_>,
+    request: &otlp::Request,
+    size: usize,
+) -> Result<Exported, IntakeResult> {
+    let metrics = &shared.metrics;
+    let labels = [("route", "otlp")];
+    metrics.add(Counter::BytesReceivedTotal, &labels, size as u64);
+    match intake::otlp::export(request, ctx).await {
         Ok(exported) => {
             metrics.add(
                 Counter::EventsAcceptedTotal,
@@ -121,7 +144,7 @@ where
                 &[("reason", "unsupported")],
                 exported.rejected,
             );
-            Ok(respond::otlp_exported(signal, &exported, encoding))
+            Ok(exported)
         }
         Err(result) => {
             metrics.add(
@@ -138,7 +161,7 @@ where
                 }
                 _ => {}
             }
-            Err(Refusal::Intake(result))
+            Err(result)
         }
     }
 }

@@ -12,15 +12,21 @@
 //! OTLP/HTTP is answered in OTLP's own form, in the request's content type (protobuf or
 //! JSON): [`otlp_exported`] the `Export*ServiceResponse` of an export (with its partial
 //! success), [`otlp_refusal`] a refusal as a `google.rpc.Status` with the status code OTLP/HTTP
-//! gives that reason, `Retry-After` on 429 and 503. [`otlp_status`] is the one mapping of
-//! refusal reasons to those statuses and to gRPC codes.
+//! gives that reason, `Retry-After` on 429 and 503. OTLP/gRPC gets the same reasons as gRPC
+//! statuses ([`grpc_status`], [`grpc_refusal`]), with `RetryInfo` where waiting helps.
+//! [`otlp_status`] is the one mapping of refusal reasons to those statuses and to gRPC codes.
 
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONNECTION, CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
 use http::{HeaderMap, Response, StatusCode};
-use http_body_util::Full;
+use http_body_util::{Either, Full};
 use serde::Serialize;
 use serde_json::json;
+
+use opentelemetry_proto::tonic::collector::logs::v1 as logs;
+use opentelemetry_proto::tonic::collector::metrics::v1 as metrics;
+use opentelemetry_proto::tonic::collector::trace::v1 as trace;
+use tonic::Code;
 
 use crate::access::Refusal;
 use crate::intake::otlp::Exported;
@@ -38,8 +44,14 @@ pub const RUM_DISABLED: &str = "forbidden request: RUM endpoint is disabled. Con
 /// `Cache-Control` of every refusal on the configuration routes (APM Server's).
 pub const CONFIG_ERROR_CACHE_CONTROL: &str = "max-age=300, must-revalidate";
 
-/// The body type of every response.
-pub type Body = Full<Bytes>;
+/// The body type of every response: whole bytes, or the body of a gRPC answer (its message
+/// and the `grpc-status` trailers).
+pub type Body = Either<Full<Bytes>, tonic::body::Body>;
+
+/// A body of whole bytes.
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Either::Left(Full::new(bytes.into()))
+}
 
 /// Whether the client asked for JSON.
 pub fn wants_json(headers: &HeaderMap) -> bool {
@@ -52,7 +64,7 @@ pub fn wants_json(headers: &HeaderMap) -> bool {
 
 /// An empty response.
 pub fn empty(status: u16) -> Response<Body> {
-    let mut r = Response::new(Full::new(Bytes::new()));
+    let mut r = Response::new(full(Bytes::new()));
     *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     finish(r)
 }
@@ -71,7 +83,7 @@ pub fn json<T: Serialize>(status: u16, value: &T, json_accepted: bool) -> Respon
         buf.push(b'\n');
         (buf, "text/plain; charset=utf-8")
     };
-    let mut r = Response::new(Full::new(Bytes::from(body)));
+    let mut r = Response::new(full(body));
     *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -116,7 +128,7 @@ fn intake_status(failure: Option<Failure>) -> u16 {
         Some(Failure::Invalid) => 400,
         Some(Failure::NotPermitted) => 403,
         Some(Failure::RateLimited) => 429,
-        Some(Failure::Unavailable) => 503,
+        Some(Failure::Unavailable | Failure::ShuttingDown) => 503,
     }
 }
 
@@ -212,7 +224,10 @@ pub fn refusal(refusal: &Refusal, route: Option<RouteName>, json_accepted: bool)
     }
     // APM Server sends no Retry-After; clients that honour it back off instead of hammering.
     let wait = match refusal {
-        Refusal::Intake(result) => result.failure == Some(Failure::Unavailable),
+        Refusal::Intake(result) => matches!(
+            result.failure,
+            Some(Failure::Unavailable | Failure::ShuttingDown)
+        ),
         Refusal::VerificationBusy | Refusal::ConfigNotReady => true,
         _ => false,
     };
@@ -224,6 +239,8 @@ pub fn refusal(refusal: &Refusal, route: Option<RouteName>, json_accepted: bool)
 
 /// `Retry-After` of a 503 that passes: about one flush of the output.
 pub const RETRY_AFTER_SECONDS: &str = "1";
+/// [`RETRY_AFTER_SECONDS`] as a number (gRPC's `RetryInfo`).
+const RETRY_AFTER_WAIT_SECONDS: u64 = 1;
 
 /// The CORS headers of an allowed origin on a RUM route.
 pub fn add_cors(response: &mut Response<Body>, origin: Option<HeaderValue>) {
@@ -249,31 +266,11 @@ struct RpcStatus {
     message: String,
 }
 
-/// gRPC status codes OTLP answers with.
-pub mod grpc_code {
-    /// `INVALID_ARGUMENT`
-    pub const INVALID_ARGUMENT: i32 = 3;
-    /// `NOT_FOUND`
-    pub const NOT_FOUND: i32 = 5;
-    /// `PERMISSION_DENIED`
-    pub const PERMISSION_DENIED: i32 = 7;
-    /// `RESOURCE_EXHAUSTED`
-    pub const RESOURCE_EXHAUSTED: i32 = 8;
-    /// `UNIMPLEMENTED`
-    pub const UNIMPLEMENTED: i32 = 12;
-    /// `INTERNAL`
-    pub const INTERNAL: i32 = 13;
-    /// `UNAVAILABLE`
-    pub const UNAVAILABLE: i32 = 14;
-    /// `UNAUTHENTICATED`
-    pub const UNAUTHENTICATED: i32 = 16;
-}
-
 /// A refusal as OTLP answers it: the HTTP status, the gRPC code and the message (APM
 /// Server's words for the reason, or the intake's first error without the intake's stream
 /// prefix, as APM Server words OTLP refusals: `unauthorized: anonymous access not permitted
 /// for agent "..."`).
-pub fn otlp_status(refusal: &Refusal) -> (u16, i32, String) {
+pub fn otlp_status(refusal: &Refusal) -> (u16, Code, String) {
     let (status, body) = refusal_answer(refusal);
     let message = body["error"]
         .as_str()
@@ -285,23 +282,30 @@ pub fn otlp_status(refusal: &Refusal) -> (u16, i32, String) {
         .to_owned();
     // Statuses OTLP/HTTP does not use become its nearest: a refused method stays 405.
     let code = match status {
-        400 | 413 | 415 => grpc_code::INVALID_ARGUMENT,
-        401 => grpc_code::UNAUTHENTICATED,
-        403 => grpc_code::PERMISSION_DENIED,
-        404 => grpc_code::NOT_FOUND,
-        405 => grpc_code::UNIMPLEMENTED,
-        429 => grpc_code::RESOURCE_EXHAUSTED,
+        400 | 413 | 415 => Code::InvalidArgument,
+        401 => Code::Unauthenticated,
+        403 => Code::PermissionDenied,
+        404 => Code::NotFound,
+        405 => Code::Unimplemented,
+        429 => Code::ResourceExhausted,
         // A full output queue or memory budget is RESOURCE_EXHAUSTED for gRPC clients (they
-        // retry it), 503 for HTTP ones; a stopping gateway is UNAVAILABLE.
-        503 if matches!(refusal, Refusal::Intake(r) if r.failure == Some(Failure::Unavailable))
-            && message != crate::intake::SHUTTING_DOWN =>
-        {
-            grpc_code::RESOURCE_EXHAUSTED
+        // retry it), 503 for HTTP ones; a stopping gateway is UNAVAILABLE, a request that did
+        // not arrive in time DEADLINE_EXCEEDED (as APM Server's interceptors answer).
+        503 if matches!(refusal, Refusal::Intake(r) if r.failure == Some(Failure::Unavailable)) => {
+            Code::ResourceExhausted
         }
-        503 => grpc_code::UNAVAILABLE,
-        _ => grpc_code::INTERNAL,
+        503 if matches!(refusal, Refusal::Timeout) => Code::DeadlineExceeded,
+        503 => Code::Unavailable,
+        _ => Code::Internal,
     };
     (status, code, message)
+}
+
+/// How long a refused client should wait before it retries, for the codes where waiting
+/// helps (the `Retry-After` of HTTP, gRPC's `RetryInfo`).
+fn retry_delay(code: Code) -> Option<std::time::Duration> {
+    matches!(code, Code::ResourceExhausted | Code::Unavailable)
+        .then_some(std::time::Duration::from_secs(RETRY_AFTER_WAIT_SECONDS))
 }
 
 fn otlp_body<T: prost::Message + Serialize>(
@@ -316,7 +320,7 @@ fn otlp_body<T: prost::Message + Serialize>(
             "application/json",
         ),
     };
-    let mut r = Response::new(Full::new(Bytes::from(bytes)));
+    let mut r = Response::new(full(bytes));
     *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -327,7 +331,14 @@ fn otlp_body<T: prost::Message + Serialize>(
 /// waiting helps (429, 503).
 pub fn otlp_refusal(refusal: &Refusal, encoding: Encoding) -> Response<Body> {
     let (status, code, message) = otlp_status(refusal);
-    let mut r = otlp_body(status, &RpcStatus { code, message }, encoding);
+    let mut r = otlp_body(
+        status,
+        &RpcStatus {
+            code: code as i32,
+            message,
+        },
+        encoding,
+    );
     if matches!(status, 429 | 503) {
         r.headers_mut()
             .insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
@@ -335,43 +346,112 @@ pub fn otlp_refusal(refusal: &Refusal, encoding: Encoding) -> Response<Body> {
     r
 }
 
-/// The answer to an export: 200 with the signal's `Export*ServiceResponse`, its partial
+/// A refusal as an OTLP/gRPC status: the code of [`otlp_status`], its message, and
+/// `google.rpc.RetryInfo` in the details when retrying later helps (OTLP/gRPC's throttling).
+pub fn grpc_status(refusal: &Refusal) -> tonic::Status {
+    use tonic_types::{ErrorDetails, StatusExt};
+    let (_, code, mut message) = otlp_status(refusal);
+    // APM Server's gRPC interceptor words the anonymous rate limit without the HTTP prefix.
+    if matches!(refusal, Refusal::RateLimited) {
+        message = "rate limit exceeded".into();
+    }
+    match retry_delay(code) {
+        Some(delay) => tonic::Status::with_error_details(
+            code,
+            message,
+            ErrorDetails::with_retry_info(Some(delay)),
+        ),
+        None => tonic::Status::new(code, message),
+    }
+}
+
+/// A refusal of an OTLP/gRPC call: a trailers-only gRPC answer (HTTP 200, `grpc-status` and
+/// `grpc-message` in the headers).
+pub fn grpc_refusal(refusal: &Refusal) -> Response<Body> {
+    finish(
+        grpc_status(refusal)
+            .into_http::<Full<Bytes>>()
+            .map(Either::Left),
+    )
+}
+
+/// The `Export*ServiceResponse` of each OTLP export request: what an export came to, partial
 /// success set when items were rejected.
+pub trait ExportAnswer {
+    /// The service's response message.
+    type Answer: prost::Message + Serialize + Default + Send + 'static;
+    /// The answer to an export that came to `exported`.
+    fn answer(exported: &Exported) -> Self::Answer;
+}
+
+/// The partial success of an export, if any: rejected items and why.
+fn partial(exported: &Exported) -> Option<(i64, String)> {
+    (exported.rejected > 0 || !exported.error_message.is_empty()).then(|| {
+        (
+            i64::try_from(exported.rejected).unwrap_or(i64::MAX),
+            exported.error_message.clone(),
+        )
+    })
+}
+
+impl ExportAnswer for trace::ExportTraceServiceRequest {
+    type Answer = trace::ExportTraceServiceResponse;
+    fn answer(exported: &Exported) -> Self::Answer {
+        trace::ExportTraceServiceResponse {
+            partial_success: partial(exported).map(|(rejected_spans, error_message)| {
+                trace::ExportTracePartialSuccess {
+                    rejected_spans,
+                    error_message,
+                }
+            }),
+        }
+    }
+}
+
+impl ExportAnswer for metrics::ExportMetricsServiceRequest {
+    type Answer = metrics::ExportMetricsServiceResponse;
+    fn answer(exported: &Exported) -> Self::Answer {
+        metrics::ExportMetricsServiceResponse {
+            partial_success: partial(exported).map(|(rejected_data_points, error_message)| {
+                metrics::ExportMetricsPartialSuccess {
+                    rejected_data_points,
+                    error_message,
+                }
+            }),
+        }
+    }
+}
+
+impl ExportAnswer for logs::ExportLogsServiceRequest {
+    type Answer = logs::ExportLogsServiceResponse;
+    fn answer(exported: &Exported) -> Self::Answer {
+        logs::ExportLogsServiceResponse {
+            partial_success: partial(exported).map(|(rejected_log_records, error_message)| {
+                logs::ExportLogsPartialSuccess {
+                    rejected_log_records,
+                    error_message,
+                }
+            }),
+        }
+    }
+}
+
+/// The answer to an OTLP/HTTP export: 200 with the signal's `Export*ServiceResponse`.
 pub fn otlp_exported(signal: Signal, exported: &Exported, encoding: Encoding) -> Response<Body> {
-    use opentelemetry_proto::tonic::collector::{logs, metrics, trace};
-    let rejected = exported.rejected;
-    let error_message = exported.error_message.clone();
-    let partial = rejected > 0 || !error_message.is_empty();
-    let rejected = i64::try_from(rejected).unwrap_or(i64::MAX);
     match signal {
         Signal::Traces => otlp_body(
             200,
-            &trace::v1::ExportTraceServiceResponse {
-                partial_success: partial.then_some(trace::v1::ExportTracePartialSuccess {
-                    rejected_spans: rejected,
-                    error_message,
-                }),
-            },
+            &trace::ExportTraceServiceRequest::answer(exported),
             encoding,
         ),
         Signal::Metrics => otlp_body(
             200,
-            &metrics::v1::ExportMetricsServiceResponse {
-                partial_success: partial.then_some(metrics::v1::ExportMetricsPartialSuccess {
-                    rejected_data_points: rejected,
-                    error_message,
-                }),
-            },
+            &metrics::ExportMetricsServiceRequest::answer(exported),
             encoding,
         ),
         Signal::Logs => otlp_body(
             200,
-            &logs::v1::ExportLogsServiceResponse {
-                partial_success: partial.then_some(logs::v1::ExportLogsPartialSuccess {
-                    rejected_log_records: rejected,
-                    error_message,
-                }),
-            },
+            &logs::ExportLogsServiceRequest::answer(exported),
             encoding,
         ),
     }

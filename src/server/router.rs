@@ -276,7 +276,11 @@ where
         Err(refusal) => {
             count_refusal(shared, &refusal);
             match route {
-                // OTLP clients read OTLP's answers, in the content type they sent.
+                // OTLP clients read OTLP's answers: gRPC statuses, or in the content type
+                // they sent.
+                Some(RouteName::Otlp) if super::grpc::is_grpc(parts) => {
+                    respond::grpc_refusal(&refusal)
+                }
                 Some(RouteName::Otlp) => respond::otlp_refusal(
                     &refusal,
                     super::otlp::encoding(&parts.headers).unwrap_or(Encoding::Protobuf),
@@ -379,9 +383,7 @@ where
             super::agent_config::handle(rt, shared, parts, body.as_deref(), anonymous, json)
         }
         Some(RouteName::Metrics) => {
-            let mut r = Response::new(http_body_util::Full::new(Bytes::from(
-                shared.metrics.render(),
-            )));
+            let mut r = Response::new(respond::full(shared.metrics.render()));
             r.headers_mut().insert(
                 http::header::CONTENT_TYPE,
                 HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
@@ -461,7 +463,7 @@ fn root(shared: &Shared, parts: &http::request::Parts, full: bool, json: bool) -
     });
     let mut r = respond::json(200, &body, json);
     if parts.method == Method::HEAD {
-        *r.body_mut() = http_body_util::Full::new(Bytes::new());
+        *r.body_mut() = respond::full(Bytes::new());
     }
     r
 }

@@ -628,6 +628,22 @@ pub(crate) async fn post(
 // ---------------------------------------------------------------------------------------------
 // Helpers for the runtime tests (`tests/runtime_*.rs`).
 
+/// An output that refuses every batch with its error (a full queue, a stopping gateway).
+pub(crate) struct Refusing(pub apmgate::output::PublishError);
+
+impl Output for Refusing {
+    fn publish(
+        &self,
+        _: Vec<apmgate::output::OutputDocument>,
+    ) -> apmgate::output::PublishFuture<'_> {
+        let e = self.0.clone();
+        Box::pin(async move { Err(e) })
+    }
+    fn close(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = u64> + Send + '_>> {
+        Box::pin(async { 0 })
+    }
+}
+
 /// The default file output of a gateway directory (after `Gateway::stop`).
 pub(crate) fn output_documents(dir: &Path) -> Vec<(String, serde_json::Value)> {
     bulk_documents(&dir.join("data/apmgate-events.ndjson"))

@@ -164,7 +164,9 @@ impl Compiler<'_> {
                     vec![Protocol::Http1]
                 }
                 None if has_tls => vec![Protocol::Http1, Protocol::Http2],
-                None => vec![Protocol::Http1],
+                // As APM Server: plaintext HTTP/2 by prior knowledge, what OTLP/gRPC clients
+                // speak without TLS, beside HTTP/1.1.
+                None => vec![Protocol::Http1, Protocol::H2c],
             };
             let routes = match &l.routes {
                 Some(rs) => {
