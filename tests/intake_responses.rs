@@ -242,7 +242,8 @@ async fn output_refusals_are_503_with_apm_server_messages() {
         (PublishError::QueueFull, "FullQueue"),
         (PublishError::Closed, "Closing"),
     ] {
-        let gw = Gateway::start_with(STANDARD_LISTENERS, Some(Arc::new(support::Refusing(err)))).await;
+        let gw =
+            Gateway::start_with(STANDARD_LISTENERS, Some(Arc::new(support::Refusing(err)))).await;
         for proto in Proto::EVERY {
             let case = Case {
                 name,

@@ -163,6 +163,54 @@ async fn the_load_tool_plays_agents_over_every_protocol_and_stops_by_itself() {
 }
 
 #[tokio::test]
+async fn the_load_tool_exports_over_otlp_http_and_grpc() {
+    let gw = Gateway::start(&format!(
+        "{}\n[auth.secret_token.load]\nsecret = \"{TOKEN}\"\n",
+        support::STANDARD_LISTENERS
+    ))
+    .await;
+    let mut spans = 0;
+    for (otlp, protocol) in [("http", "h1"), ("http", "h2c"), ("grpc", "h2c")] {
+        let url = gw.url("plain", false, "/");
+        let report = agents(&url, protocol, &["--otlp", otlp]).await;
+        // A trace of 5 spans a request (the payload's 5 events), answered 200.
+        assert_eq!(report["events_per_request"], 5, "{report}");
+        let accepted = report["events_accepted"].as_u64().unwrap();
+        assert!((60..=75).contains(&accepted), "{otlp} {protocol}: {report}");
+        assert_eq!(report["statuses"]["200"].as_u64().unwrap() * 5, accepted);
+        assert_eq!(report["transport_errors"], 0, "{report}");
+        spans += accepted;
+    }
+    // A refused gRPC call is counted as 1000 + its code (16: UNAUTHENTICATED).
+    let out = load_tool()
+        .args([
+            "agents",
+            "--url",
+            &gw.url("plain", false, "/"),
+            "--payload",
+            PAYLOAD,
+        ])
+        .args([
+            "--protocol",
+            "h2c",
+            "--otlp",
+            "grpc",
+            "--agents",
+            "1",
+            "--events",
+            "5",
+        ])
+        .output()
+        .await
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["statuses"]["1016"], 1, "{report}");
+    let dir = gw.stop().await;
+    let docs = support::bulk_documents(&dir.path().join("data/apmgate-events.ndjson"));
+    assert_eq!(docs.len() as u64, spans, "every span landed");
+}
+
+#[tokio::test]
 async fn the_ceiling_reads_and_discards_every_body_over_every_protocol() {
     let certs = tempfile::tempdir().unwrap();
     apmgate::devcerts::write(certs.path(), &apmgate::devcerts::Validity::default()).unwrap();

@@ -198,8 +198,15 @@ impl Connection {
                 send.ready().await?;
                 let resp = send.send_request(req).await?;
                 let status = resp.status().as_u16();
-                resp.into_body().collect().await?;
-                Ok(status)
+                let grpc = resp.headers().get("grpc-status").cloned();
+                let body = resp.into_body().collect().await?;
+                // A gRPC call's outcome is its `grpc-status` (in the trailers, or in the
+                // headers of a trailers-only answer): 1000 + the code when it failed.
+                let grpc = grpc.or_else(|| body.trailers()?.get("grpc-status").cloned());
+                match grpc.and_then(|v| v.to_str().ok()?.parse::<u16>().ok()) {
+                    Some(code) if code != 0 => Ok(1000 + code),
+                    _ => Ok(status),
+                }
             }
             Connection::H3 { send, .. } => {
                 let (parts, _) = req.into_parts();

@@ -10,12 +10,15 @@
 //!   protocols, to measure what the transport alone allows on the same machine.
 //! - `parse`: the rate at which serde_json parses the same NDJSON on one core.
 //! - `es-standin`: the Elasticsearch stand-in of the tests, counting what it indexes.
+//! - `agents --otlp http|grpc`: the same agents exporting OTLP traces (as many spans a request
+//!   as the payload has events), and `otlp-body` the body they send, for h2load.
 //!
 //! Only for loopback targets.
 #![forbid(unsafe_code)]
 
 mod agents;
 mod ceiling;
+mod otlp;
 
 use std::io::Write as _;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -48,6 +51,24 @@ enum Command {
     Parse(ParseArgs),
     /// Run the Elasticsearch stand-in, counting bulk requests and documents.
     EsStandin(StandinArgs),
+    /// Write the body of the OTLP export `agents --otlp` sends (for another client).
+    OtlpBody(OtlpBodyArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct OtlpBodyArgs {
+    /// NDJSON payload: the export holds as many spans as it has events.
+    #[arg(long)]
+    payload: PathBuf,
+    /// OTLP/HTTP or OTLP/gRPC framing.
+    #[arg(long, value_enum)]
+    otlp: otlp::Mode,
+    /// Compress with gzip.
+    #[arg(long)]
+    gzip: bool,
+    /// Where to write the body.
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
@@ -73,6 +94,13 @@ struct AgentArgs {
     /// Compress bodies with gzip (as the agents do).
     #[arg(long)]
     gzip: bool,
+    /// Export over OTLP instead (`http`: POST /v1/traces, protobuf; `grpc`: TraceService/Export,
+    /// h2c or h2 only): a trace of as many spans as the payload has events (a server span
+    /// and database and HTTP client spans, under an SDK's resource), gzip with `--gzip`. The
+    /// URL's path, when it is `/`, becomes the export's. gRPC failures are reported as status
+    /// 1000 + their gRPC code.
+    #[arg(long, value_enum)]
+    otlp: Option<otlp::Mode>,
     /// CA certificate (PEM) trusted for the TLS protocols.
     #[arg(long)]
     ca: Option<PathBuf>,
@@ -167,6 +195,16 @@ fn main() -> Result<(), BoxError> {
         Command::Ceiling(args) => ceiling_command(args),
         Command::Parse(args) => parse_command(&args),
         Command::EsStandin(args) => runtime(None)?.block_on(standin_command(args)),
+        Command::OtlpBody(args) => {
+            let raw = std::fs::read(&args.payload)?;
+            let events = lines(&raw).len().saturating_sub(1);
+            let (body, headers, _) = otlp::export(args.otlp, events, args.gzip)?;
+            std::fs::write(&args.out, &body)?;
+            for (k, v) in headers {
+                println!("{k}: {v}");
+            }
+            Ok(())
+        }
     }
 }
 
@@ -205,24 +243,38 @@ fn agents_command(args: AgentArgs) -> Result<(), BoxError> {
     if events_per_request == 0 {
         return Err("the payload holds no event after its metadata line".into());
     }
-    let body = if args.gzip {
-        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        e.write_all(&raw)?;
-        Bytes::from(e.finish()?)
-    } else {
-        Bytes::from(raw.clone())
-    };
     let tls = match &args.ca {
         Some(ca) => Some(client_tls(ca)?),
         None => None,
     };
-    let mut headers = vec![(
-        "content-type".to_string(),
-        "application/x-ndjson".to_string(),
-    )];
-    if args.gzip {
-        headers.push(("content-encoding".into(), "gzip".into()));
-    }
+    let (body, mut headers, raw_len, path) = match args.otlp {
+        Some(mode) => {
+            if mode == otlp::Mode::Grpc && !matches!(args.protocol, Protocol::H2c | Protocol::H2) {
+                return Err("--otlp grpc needs --protocol h2c or h2".into());
+            }
+            let (body, headers, size) = otlp::export(mode, events_per_request as usize, args.gzip)?;
+            let path = if path == "/" { mode.path() } else { path };
+            (body, headers, size, path)
+        }
+        None => {
+            let body = if args.gzip {
+                let mut e =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+                e.write_all(&raw)?;
+                Bytes::from(e.finish()?)
+            } else {
+                Bytes::from(raw.clone())
+            };
+            let mut headers = vec![(
+                "content-type".to_string(),
+                "application/x-ndjson".to_string(),
+            )];
+            if args.gzip {
+                headers.push(("content-encoding".into(), "gzip".into()));
+            }
+            (body, headers, raw.len() as u64, path)
+        }
+    };
     if let Some(t) = &args.token {
         headers.push(("authorization".into(), format!("Bearer {t}")));
     }
@@ -243,13 +295,7 @@ fn agents_command(args: AgentArgs) -> Result<(), BoxError> {
         http::HeaderValue::try_from(v.as_str())?;
     }
     let rt = runtime(args.threads)?;
-    let report = rt.block_on(run_agents(
-        &args,
-        target,
-        body,
-        raw.len() as u64,
-        events_per_request,
-    ))?;
+    let report = rt.block_on(run_agents(&args, target, body, raw_len, events_per_request))?;
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
 }
@@ -304,7 +350,9 @@ async fn run_agents(
     }
     let elapsed = started.elapsed().as_secs_f64();
     latencies.sort_unstable();
-    let accepted = statuses.get(&202).copied().unwrap_or(0);
+    // The APM intake accepts with 202, OTLP with 200.
+    let accepted_status = if args.otlp.is_some() { 200 } else { 202 };
+    let accepted = statuses.get(&accepted_status).copied().unwrap_or(0);
     let events = accepted * events_per_request;
     let cpu = match (cpu_before, args.pid.and_then(cpu_seconds)) {
         (Some(a), Some(b)) => Some((b - a) / elapsed),
@@ -316,6 +364,7 @@ async fn run_agents(
         "payload": args.payload.display().to_string(),
         "events_per_request": events_per_request,
         "gzip": args.gzip,
+        "otlp": args.otlp.map(|m| format!("{m:?}").to_lowercase()),
         "agents": args.agents,
         "seconds": elapsed,
         "requests_accepted": accepted,
