@@ -198,9 +198,9 @@ fn main() -> Result<(), BoxError> {
         Command::OtlpBody(args) => {
             let raw = std::fs::read(&args.payload)?;
             let events = lines(&raw).len().saturating_sub(1);
-            let (body, headers, _) = otlp::export(args.otlp, events, args.gzip)?;
-            std::fs::write(&args.out, &body)?;
-            for (k, v) in headers {
+            let export = otlp::export(args.otlp, events, args.gzip)?;
+            std::fs::write(&args.out, &export.body)?;
+            for (k, v) in export.headers {
                 println!("{k}: {v}");
             }
             Ok(())

@@ -156,12 +156,18 @@ fn gzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
     e.finish()
 }
 
-/// The body and headers of one export of `events` spans, and the message's size.
-pub(crate) fn export(
-    mode: Mode,
-    events: usize,
-    compress: bool,
-) -> std::io::Result<(Bytes, Vec<(String, String)>, u64)> {
+/// One export request, ready to send.
+pub(crate) struct Export {
+    /// The body (compressed, framed for gRPC).
+    pub body: Bytes,
+    /// The headers that say how it is encoded.
+    pub headers: Vec<(String, String)>,
+    /// The protobuf message's size.
+    pub size: u64,
+}
+
+/// The export of a trace of `events` spans.
+pub(crate) fn export(mode: Mode, events: usize, compress: bool) -> std::io::Result<Export> {
     let message = traces_request(events).encode_to_vec();
     let size = message.len() as u64;
     let payload = if compress { gzip(&message)? } else { message };
@@ -188,5 +194,9 @@ pub(crate) fn export(
             framed
         }
     };
-    Ok((Bytes::from(body), headers, size))
+    Ok(Export {
+        body: Bytes::from(body),
+        headers,
+        size,
+    })
 }
