@@ -252,9 +252,9 @@ fn agents_command(args: AgentArgs) -> Result<(), BoxError> {
             if mode == otlp::Mode::Grpc && !matches!(args.protocol, Protocol::H2c | Protocol::H2) {
                 return Err("--otlp grpc needs --protocol h2c or h2".into());
             }
-            let (body, headers, size) = otlp::export(mode, events_per_request as usize, args.gzip)?;
+            let export = otlp::export(mode, events_per_request as usize, args.gzip)?;
             let path = if path == "/" { mode.path() } else { path };
-            (body, headers, size, path)
+            (export.body, export.headers, export.size, path)
         }
         None => {
             let body = if args.gzip {
