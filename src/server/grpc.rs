@@ -107,8 +107,8 @@ where
     Ok(response.map(Either::Right))
 }
 
-/// Exports a decoded message of `size` bytes through the intake: what came of it, or the gRPC status of
-/// the refusal.
+/// Exports a decoded message of `size` bytes through the intake: what came of it, or the
+/// gRPC status of the refusal.
 async fn export(
     shared: &Shared,
     ctx: &StreamContext<'_>,
