@@ -193,7 +193,7 @@ fn server_and_client_spans_take_the_translation_elastic_agents_bridge_shares() {
 }
 
 #[test]
-fn resources_fill_host_container_kubernetes_cloud_and_process() {
+fn resources_fill_host_container_kubernetes_cloud_process_and_device() {
     use opentelemetry_proto::tonic::common::v1::any_value::Value;
     use support::otlp::{kv, string};
     let mut request = logs_request();
@@ -212,6 +212,10 @@ fn resources_fill_host_container_kubernetes_cloud_and_process() {
         kv("cloud.region", string("europe-west1")),
         kv("process.pid", Value::IntValue(42)),
         kv("process.runtime.name", string("go")),
+        kv("device.id", string("2ab2916d-a51f-4ac8-80ee-45ac31a28092")),
+        kv("device.model.identifier", string("SM-G920F")),
+        kv("device.model.name", string("Samsung Galaxy S6")),
+        kv("device.manufacturer", string("Samsung")),
     ]);
     let export = otlp::logs(&request, &meta(), &ModelConfig::default());
     let docs = documents(&export);
@@ -230,6 +234,16 @@ fn resources_fill_host_container_kubernetes_cloud_and_process() {
     assert_eq!(log["cloud"]["provider"], "gcp");
     assert_eq!(log["cloud"]["region"], "europe-west1");
     assert_eq!(log["process"]["pid"], 42);
+    assert_eq!(
+        log["device"],
+        serde_json::json!({
+            "id": "2ab2916d-a51f-4ac8-80ee-45ac31a28092",
+            "manufacturer": "Samsung",
+            "model": { "identifier": "SM-G920F", "name": "Samsung Galaxy S6" }
+        }),
+        "device.* as apm-data maps it, not labels"
+    );
+    assert!(log.get("labels").is_none_or(|l| l.get("device_id").is_none()));
     assert_eq!(log["event"]["severity"], 9);
     assert_eq!(log["log"]["level"], "Info");
     assert_eq!(log["message"], "a log message");

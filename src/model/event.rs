@@ -603,6 +603,16 @@ pub struct Destination<'a> {
     pub port: u32,
 }
 
+/// `device.*` (OTLP resources of mobile SDKs).
+#[derive(Clone, Debug, Default)]
+#[allow(missing_docs)]
+pub struct Device<'a> {
+    pub id: S<'a>,
+    pub manufacturer: S<'a>,
+    pub model_identifier: S<'a>,
+    pub model_name: S<'a>,
+}
+
 /// `session.*`
 #[derive(Clone, Debug, Default)]
 #[allow(missing_docs)]
@@ -655,6 +665,7 @@ pub struct ApmEvent<'a> {
     pub url: Option<Url<'a>>,
     pub log: Option<Log<'a>>,
     pub destination: Option<Destination<'a>>,
+    pub device: Option<Device<'a>>,
     pub session: Option<Session<'a>>,
     pub observer_hostname: S<'a>,
     pub observer_version: &'static str,

@@ -249,6 +249,16 @@ pub fn encode(e: &ApmEvent<'_>, buf: &mut Vec<u8>) {
             o.u64("port", u64::from(d.port));
         });
     }
+    if let Some(d) = &e.device {
+        o.nested("device", |o| {
+            o.str("id", &d.id);
+            o.str("manufacturer", &d.manufacturer);
+            o.nested("model", |o| {
+                o.str("identifier", &d.model_identifier);
+                o.str("name", &d.model_name);
+            });
+        });
+    }
     if let Some(err) = &e.error {
         error(&mut o, err);
     }

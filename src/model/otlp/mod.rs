@@ -2,8 +2,8 @@
 //! documents APM Server 9.5 writes for them, as its `apm-data/input/otlp` translates them.
 //!
 //! This module is the resource mapping (service, agent from `telemetry.sdk.*`, host,
-//! container, Kubernetes, cloud, process, and every other attribute as a global label) and what
-//! the three signals share; `traces`, `metrics` and `logs` map one signal each. Span attributes
+//! container, Kubernetes, cloud, process, device, and every other attribute as a global label)
+//! and what the three signals share; `traces`, `metrics` and `logs` map one signal each. Span attributes
 //! go through the same translation as Elastic agents' bridged OTel spans (`super::otel`).
 //!
 //! Input is the decoded request message (the `opentelemetry-proto` types), so the OTLP/HTTP
@@ -332,6 +332,10 @@ fn resource_event(resource: Option<&Resource>, meta: &RequestMeta<'_>) -> (ApmEv
             "os.description" => host(&mut ev).os_full = s(),
             "os.name" => host(&mut ev).os_name = s(),
             "os.version" => host(&mut ev).os_version = s(),
+            "device.id" => device(&mut ev).id = s(),
+            "device.model.identifier" => device(&mut ev).model_identifier = s(),
+            "device.model.name" => device(&mut ev).model_name = s(),
+            "device.manufacturer" => device(&mut ev).manufacturer = s(),
             "opencensus.exporterversion" => exporter_version = str_value(v).to_owned(),
             "telemetry.sdk.elastic_export_timestamp" => {
                 let exported = int_value(v);
@@ -452,6 +456,9 @@ fn cloud<'x, 'a>(ev: &'x mut ApmEvent<'a>) -> &'x mut Cloud<'a> {
 }
 fn container<'x, 'a>(ev: &'x mut ApmEvent<'a>) -> &'x mut Container<'a> {
     ev.container.get_or_insert_with(Default::default)
+}
+fn device<'x, 'a>(ev: &'x mut ApmEvent<'a>) -> &'x mut Device<'a> {
+    ev.device.get_or_insert_with(Default::default)
 }
 fn kubernetes<'x, 'a>(ev: &'x mut ApmEvent<'a>) -> &'x mut Kubernetes<'a> {
     ev.kubernetes.get_or_insert_with(Default::default)
