@@ -243,7 +243,10 @@ fn resources_fill_host_container_kubernetes_cloud_process_and_device() {
         }),
         "device.* as apm-data maps it, not labels"
     );
-    assert!(log.get("labels").is_none_or(|l| l.get("device_id").is_none()));
+    assert!(
+        log.get("labels")
+            .is_none_or(|l| l.get("device_id").is_none())
+    );
     assert_eq!(log["event"]["severity"], 9);
     assert_eq!(log["log"]["level"], "Info");
     assert_eq!(log["message"], "a log message");
