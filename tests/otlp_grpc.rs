@@ -5,7 +5,8 @@
 //! UNAUTHENTICATED, missing privilege PERMISSION_DENIED, a message that does not decode
 //! INVALID_ARGUMENT, a message inflating past `max_body_size` RESOURCE_EXHAUSTED, rate limit and
 //! full buffer RESOURCE_EXHAUSTED with `RetryInfo`, a stopping gateway UNAVAILABLE); partial
-//! success; TestOTLPRateLimit, TestOTLPAnonymous, TestOTLPClientIP and
+//! success; a call that never ends cut off at the read timeout (DEADLINE_EXCEEDED);
+//! TestOTLPRateLimit, TestOTLPAnonymous, TestOTLPClientIP and
 //! TestOTLPGRPCLogsClientIP.
 
 mod support;
@@ -462,4 +463,58 @@ async fn client_ip_as_in_test_otlp_client_ip_and_logs_client_ip() {
         .find(|d| d["agent"]["name"] == "android/java")
         .expect("the Android log");
     assert_eq!(log["client"]["ip"], "178.162.206.244");
+}
+
+#[tokio::test]
+async fn an_endless_call_is_cut_off_at_the_read_timeout() {
+    use http_body_util::{BodyExt, StreamBody};
+    use hyper::body::Frame;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use prost::Message;
+    let listeners = STANDARD_LISTENERS.replace(
+        "protocols = [",
+        "limits = { read_timeout = \"1s\" }\nprotocols = [",
+    );
+    let gw = Gateway::start(&listeners).await;
+    let tcp = tokio::net::TcpStream::connect(gw.addr("plain"))
+        .await
+        .unwrap();
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    // A valid message, then the same again and again: a unary call that never ends.
+    let message = logs_request().encode_to_vec();
+    let mut framed = vec![0u8];
+    framed.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    framed.extend_from_slice(&message);
+    let framed = bytes::Bytes::from(framed);
+    let frames = futures_util::stream::repeat_with(move || {
+        Ok::<_, std::convert::Infallible>(Frame::data(framed.clone()))
+    });
+    let request = http::Request::post(format!(
+        "http://{}/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+        gw.addr("plain")
+    ))
+    .header("content-type", "application/grpc")
+    .header("te", "trailers")
+    .body(StreamBody::new(frames))
+    .unwrap();
+    let response = send.send_request(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let status = response.headers().get("grpc-status").cloned();
+    let trailers = response
+        .into_body()
+        .collect()
+        .await
+        .ok()
+        .and_then(|b| b.trailers().cloned());
+    let status = status.or_else(|| trailers.and_then(|t| t.get("grpc-status").cloned()));
+    assert_eq!(
+        status.as_ref().and_then(|v| v.to_str().ok()),
+        Some("4"),
+        "DEADLINE_EXCEEDED: the call did not end within read_timeout"
+    );
+    gw.stop().await;
 }
