@@ -4,8 +4,8 @@
 //!
 //! The router has decided (the `otlp` route needs `event:write`) and built the gate; this reads
 //! the message within the listener's `max_body_size` and the intake's memory budget, and hands
-//! it to [`export`], the path OTLP/gRPC (`server::grpc`, which takes the calls that come on
-//! this route) shares. Refusals go back to the router, which has `respond` render them in
+//! it to [`export`], the path OTLP/gRPC (`server::grpc`, which the router hands the gRPC
+//! calls of this route) shares. Refusals go back to the router, which has `respond` render them in
 //! OTLP's form.
 
 use bytes::Bytes;
@@ -68,9 +68,6 @@ where
     B: hyper::body::Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
-    if super::grpc::is_grpc(parts) {
-        return super::grpc::handle(shared, rt, limits, parts, body, meta, gate).await;
-    }
     let signal = signal(parts.uri.path()).ok_or(Refusal::NotFound)?;
     let Some(encoding) = encoding(&parts.headers) else {
         return Err(Refusal::UnsupportedContentType {

@@ -363,6 +363,9 @@ where
             };
             if r == RouteName::Otlp {
                 let limits = &conn.listener.limits;
+                if super::grpc::is_grpc(parts) {
+                    return super::grpc::handle(shared, rt, limits, parts, body, meta, &gate).await;
+                }
                 return super::otlp::handle(shared, rt, limits, parts, body, meta, &gate).await;
             }
             intake_route(
