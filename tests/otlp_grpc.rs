@@ -22,8 +22,8 @@ use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::Trac
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
-use support::otlp::{APPROVALS, kv, logs_request, metrics_request, string, traces_request};
-use support::{Gateway, STANDARD_LISTENERS, assert_es_compare};
+use support::otlp::{kv, logs_request, metrics_request, string, traces_request};
+use support::{Gateway, STANDARD_LISTENERS};
 use tonic::Code;
 use tonic::codec::CompressionEncoding;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig};
@@ -127,17 +127,7 @@ async fn approvals_through_otlp_grpc_over_h2c_and_tls_with_and_without_gzip() {
 
         let dir = gw.stop().await;
         let captured = dir.path().join("data/apmgate-events.ndjson");
-        for (name, approval, args) in APPROVALS {
-            let mut args = args.to_vec();
-            match name {
-                "TestOTLPGRPCTraces" => {
-                    args.extend(["--term", "service.name=unknown_service_systemtest_test"])
-                }
-                "TestOTLPGRPCLogs" => args.extend(["--term", "service.name=unknown"]),
-                _ => {}
-            }
-            assert_es_compare(&format!("{name} ({what})"), &captured, approval, &args);
-        }
+        support::otlp::assert_approvals_in_one_output(&what, &captured);
     }
 }
 

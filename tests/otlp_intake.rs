@@ -17,8 +17,8 @@ use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use prost::Message;
-use support::otlp::{APPROVALS, logs_request, metrics_request, traces_request};
-use support::{Gateway, Proto, STANDARD_LISTENERS, assert_es_compare};
+use support::otlp::{logs_request, metrics_request, traces_request};
+use support::{Gateway, Proto, STANDARD_LISTENERS};
 
 /// `google.rpc.Status` as the gateway writes it.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -128,19 +128,7 @@ async fn approvals_through_otlp_http_over_every_protocol_and_encoding() {
 
             let dir = gw.stop().await;
             let captured = dir.path().join("data/apmgate-events.ndjson");
-            for (name, approval, args) in APPROVALS {
-                // One output holds what the three system tests sent to three servers: the
-                // traces and logs tests' selections keep their own service's documents.
-                let mut args = args.to_vec();
-                match name {
-                    "TestOTLPGRPCTraces" => {
-                        args.extend(["--term", "service.name=unknown_service_systemtest_test"])
-                    }
-                    "TestOTLPGRPCLogs" => args.extend(["--term", "service.name=unknown"]),
-                    _ => {}
-                }
-                assert_es_compare(&format!("{name} ({what})"), &captured, approval, &args);
-            }
+            support::otlp::assert_approvals_in_one_output(&what, &captured);
         }
     }
 }

@@ -232,3 +232,20 @@ pub(crate) const APPROVALS: [(&str, &str, &[&str]); 3] = [
         &["--index", "metrics-apm.app.*"],
     ),
 ];
+
+/// Compares one output holding what the three system tests sent (to three servers in APM
+/// Server's runs) with their approvals: the traces and logs tests' selections keep their own
+/// service's documents.
+pub(crate) fn assert_approvals_in_one_output(what: &str, captured: &std::path::Path) {
+    for (name, approval, args) in APPROVALS {
+        let mut args = args.to_vec();
+        match name {
+            "TestOTLPGRPCTraces" => {
+                args.extend(["--term", "service.name=unknown_service_systemtest_test"])
+            }
+            "TestOTLPGRPCLogs" => args.extend(["--term", "service.name=unknown"]),
+            _ => {}
+        }
+        super::assert_es_compare(&format!("{name} ({what})"), captured, approval, &args);
+    }
+}
