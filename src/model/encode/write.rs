@@ -5,10 +5,23 @@ use crate::model::json::{Object, Value, civil_from_days};
 
 /// Writes `s` as a JSON string.
 pub fn write_str(buf: &mut Vec<u8>, s: &str) {
-    buf.push(b'"');
     let bytes = s.as_bytes();
+    buf.reserve(bytes.len() + 2);
+    buf.push(b'"');
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+    let mut i = 0;
+    while i < bytes.len() {
+        // Most strings need no escape: skip eight plain bytes at a time.
+        if let Some(word) = bytes.get(i..i + 8) {
+            let word = u64::from_le_bytes([
+                word[0], word[1], word[2], word[3], word[4], word[5], word[6], word[7],
+            ]);
+            if !needs_escape(word) {
+                i += 8;
+                continue;
+            }
+        }
+        let b = bytes[i];
         let esc: Option<&[u8]> = match b {
             b'"' => Some(b"\\\""),
             b'\\' => Some(b"\\\\"),
@@ -16,7 +29,10 @@ pub fn write_str(buf: &mut Vec<u8>, s: &str) {
             b'\r' => Some(b"\\r"),
             b'\t' => Some(b"\\t"),
             0..=0x1f => None,
-            _ => continue,
+            _ => {
+                i += 1;
+                continue;
+            }
         };
         buf.extend_from_slice(&bytes[start..i]);
         match esc {
@@ -28,10 +44,24 @@ pub fn write_str(buf: &mut Vec<u8>, s: &str) {
                 buf.push(HEX[(b & 0xf) as usize]);
             }
         }
-        start = i + 1;
+        i += 1;
+        start = i;
     }
     buf.extend_from_slice(&bytes[start..]);
     buf.push(b'"');
+}
+
+/// Whether any of the eight bytes of `word` is a control character, a quote or a backslash
+/// (the bytes a JSON string escapes), with the word-at-a-time tests "has a zero byte" and "has
+/// a byte less than n" (exact for n up to 128).
+fn needs_escape(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS != 0;
+    let below_space = word.wrapping_sub(ONES * 0x20) & !word & HIGHS != 0;
+    below_space
+        || has_zero(word ^ (ONES * u64::from(b'"')))
+        || has_zero(word ^ (ONES * u64::from(b'\\')))
 }
 
 /// Writes a float64 as Go's JSON encoders do: shortest round-trip digits, integral values
@@ -116,4 +146,58 @@ pub fn write_timestamp(buf: &mut Vec<u8>, ns: i64) {
         (sod % 3600) / 60,
         sod % 60
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::write_str;
+    use proptest::prelude::*;
+
+    /// The byte-by-byte escaping `write_str` must equal.
+    fn reference(s: &str) -> Vec<u8> {
+        let mut out = vec![b'"'];
+        for &b in s.as_bytes() {
+            match b {
+                b'"' => out.extend_from_slice(b"\\\""),
+                b'\\' => out.extend_from_slice(b"\\\\"),
+                b'\n' => out.extend_from_slice(b"\\n"),
+                b'\r' => out.extend_from_slice(b"\\r"),
+                b'\t' => out.extend_from_slice(b"\\t"),
+                0..=0x1f => out.extend_from_slice(format!("\\u{:04x}", b).as_bytes()),
+                _ => out.push(b),
+            }
+        }
+        out.push(b'"');
+        out
+    }
+
+    fn written(s: &str) -> Vec<u8> {
+        let mut buf = Vec::new();
+        write_str(&mut buf, s);
+        buf
+    }
+
+    #[test]
+    fn every_byte_that_needs_an_escape_is_escaped_at_every_offset() {
+        let specials = [
+            '"', '\\', '\n', '\r', '\t', '\u{0}', '\u{1f}', '\u{7f}', 'é', '€',
+        ];
+        for c in specials {
+            for at in 0..20 {
+                let s: String = "abcdefghijklmnopqrstuvwxyz"[..at]
+                    .chars()
+                    .chain([c])
+                    .chain("tail-of-it".chars())
+                    .collect();
+                assert_eq!(written(&s), reference(&s), "{s:?}");
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn escapes_as_the_byte_by_byte_reference(s in "\\PC*|[\\x00-\\x7f]{0,40}") {
+            prop_assert_eq!(written(&s), reference(&s));
+        }
+    }
 }
