@@ -440,6 +440,10 @@ impl<'a> Pending<'a> {
         let hostname = observer_hostname();
         let mut documents = Vec::with_capacity(self.events.len());
         let mut observations = Vec::new();
+        // Each document is written into one buffer that has grown to the largest so far, then
+        // copied out at its size: one allocation and one copy a document instead of a buffer
+        // reallocated (and copied) as it doubles.
+        let mut scratch = Vec::with_capacity(4096);
         for mut ev in self.events {
             let indexed = process::process(&mut ev, request.rum, config, hostname);
             if config.aggregate {
@@ -448,8 +452,9 @@ impl<'a> Pending<'a> {
             if !indexed {
                 continue;
             }
-            let mut body = Vec::with_capacity(512);
-            encode::encode(&ev, &mut body);
+            scratch.clear();
+            encode::encode(&ev, &mut scratch);
+            let body = scratch.as_slice().to_vec();
             let ds = &ev.data_stream;
             documents.push(Document {
                 data_stream: format!("{}-{}-{}", ds.r#type, ds.dataset, ds.namespace),
