@@ -7,7 +7,7 @@
 //! full buffer RESOURCE_EXHAUSTED with `RetryInfo`, a stopping gateway UNAVAILABLE); partial
 //! success; a call that never ends cut off at the read timeout (DEADLINE_EXCEEDED);
 //! TestOTLPRateLimit, TestOTLPAnonymous, TestOTLPClientIP and
-//! TestOTLPGRPCLogsClientIP.
+//! TestOTLPGRPCLogsClientIP; API keys and client certificates as identities of gRPC callers.
 
 mod support;
 
@@ -506,5 +506,85 @@ async fn an_endless_call_is_cut_off_at_the_read_timeout() {
         Some("4"),
         "DEADLINE_EXCEEDED: the call did not end within read_timeout"
     );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn api_keys_and_client_certificates_are_identities_over_grpc() {
+    let key = support::ApiKey::new("otel-collector");
+    let policy = format!(
+        r#"
+[[listener]]
+name = "mtls"
+bind = "127.0.0.1:0"
+protocols = ["http2"]
+tls = "mutual"
+
+[tls.mutual]
+certificate = "certs/server.crt"
+key = "certs/server.key"
+certificate_authorities = ["certs/ca.crt"]
+client_auth = "optional"
+
+[role.writer]
+privileges = ["event:write"]
+
+[auth.api_key.collector]
+id = "{}"
+hash = "{}"
+roles = ["writer"]
+
+[auth.client_cert.agents]
+subject = "CN=*.agents.local,*"
+roles = ["writer"]
+"#,
+        key.id, key.hash
+    );
+    let gw = Gateway::start(&policy).await;
+    let connect = |identity: Option<support::Identity>| {
+        let ca = Certificate::from_pem(std::fs::read(gw.path("certs/ca.crt")).unwrap());
+        let mut tls = ClientTlsConfig::new()
+            .ca_certificate(ca)
+            .domain_name("localhost");
+        if let Some(id) = identity {
+            tls = tls.identity(tonic::transport::Identity::from_pem(id.cert, id.key));
+        }
+        let url = format!("https://127.0.0.1:{}", gw.addr("mtls").port());
+        async move {
+            Channel::from_shared(url)
+                .unwrap()
+                .tls_config(tls)
+                .unwrap()
+                .connect()
+                .await
+                .unwrap()
+        }
+    };
+    let anonymous = connect(None).await;
+    let status = export_traces(&anonymous, traces_request(), &[])
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+    let wrong = key.header_with_secret("not-the-secret");
+    let status = export_traces(&anonymous, traces_request(), &[("authorization", &wrong)])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        status.code(),
+        Code::Unauthenticated,
+        "a wrong API key secret"
+    );
+    assert!(!status.message().contains("not-the-secret"));
+    let answer = export_traces(
+        &anonymous,
+        traces_request(),
+        &[("authorization", &key.header)],
+    )
+    .await;
+    assert!(answer.is_ok(), "the API key: {answer:?}");
+
+    let with_cert = connect(Some(support::Identity::dev(&gw))).await;
+    let answer = export_traces(&with_cert, traces_request(), &[]).await;
+    assert!(answer.is_ok(), "the client certificate: {answer:?}");
     gw.stop().await;
 }
