@@ -36,7 +36,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::Notify;
 
 mod log;
 
@@ -74,8 +74,7 @@ fn now_ms() -> u64 {
 struct Segment {
     first_seq: u64,
     path: PathBuf,
-    /// Shared with the writer, which appends outside the lock.
-    file: Arc<File>,
+    file: File,
     /// Bytes of whole, valid records.
     len: u64,
 }
@@ -103,45 +102,7 @@ struct State {
     tail_bytes: u64,
     /// Files closed by rotation whose last writes the next fsync covers (rotation does not
     /// fsync under the lock: that would stall every request for as long as the disk takes).
-    unsynced: Vec<Arc<File>>,
-    /// Batches admitted and waiting for the writer, in order of arrival.
-    queue: Vec<Queued>,
-    /// Whether a push is writing (the leader): it writes what the others queued meanwhile, in
-    /// one `write(2)` per round, until the queue is empty. Only the leader assigns sequence
-    /// numbers, appends to the last file and rotates.
-    writing: bool,
-    /// Bytes of the batches queued or being written, counted against the bound.
-    pending_bytes: u64,
-    /// The writer's record buffer, kept between rounds.
-    scratch: Vec<u8>,
-}
-
-/// A batch waiting to be written by the leader.
-struct Queued {
-    docs: Vec<OutputDocument>,
-    size: u64,
-    /// Where its push waits for the outcome; `None` for the leader's own batch.
-    done: Option<oneshot::Sender<Result<(), PublishError>>>,
-}
-
-/// What `admit` made of a batch.
-enum Admitted {
-    /// No room yet.
-    NoRoom,
-    /// Queued for the writer, who tells the outcome.
-    Queued(oneshot::Receiver<Result<(), PublishError>>),
-    /// Queued, and this push is the writer.
-    Lead,
-}
-
-/// Where a round of the writer appends: the last file, or a new one when that one is full.
-struct Target {
-    seg_first: u64,
-    file: Arc<File>,
-    /// Bytes in the file before the round.
-    start: u64,
-    /// The new file's path, when the round rotated.
-    rotated: Option<PathBuf>,
+    unsynced: Vec<std::fs::File>,
 }
 
 /// What acknowledgements leave to do on disk, done outside the lock: files below the
@@ -272,7 +233,7 @@ impl Spool {
             segments.push_back(Segment {
                 first_seq: first,
                 path,
-                file: Arc::new(file),
+                file,
                 len: scanned.valid,
             });
         }
@@ -287,7 +248,7 @@ impl Spool {
             segments.push_back(Segment {
                 first_seq: next_seq,
                 path,
-                file: Arc::new(file),
+                file,
                 len: 0,
             });
         }
@@ -329,10 +290,6 @@ impl Spool {
                 tail: VecDeque::new(),
                 tail_bytes: 0,
                 unsynced: Vec::new(),
-                queue: Vec::new(),
-                writing: false,
-                pending_bytes: 0,
-                scratch: Vec::new(),
             }),
             sync: Mutex::new(Sync {
                 synced: 0,
@@ -373,9 +330,13 @@ impl Spool {
             .store(i64::try_from(oldest).unwrap_or(0), Ordering::Relaxed);
     }
 
-    /// Admits a batch if there is room: queues it for the writer and tells whether this push
-    /// is the writer (no one else is writing) or waits for the one who is.
-    fn admit(&self, batch: &mut Vec<OutputDocument>, size: u64) -> Result<Admitted, PublishError> {
+    /// Writes a batch now if there is room: `Ok(Some(end))` written (the byte count to fsync
+    /// up to), `Ok(None)` no room yet.
+    fn try_write(
+        &self,
+        batch: &mut Vec<OutputDocument>,
+        size: u64,
+    ) -> Result<Option<u64>, PublishError> {
         let mut st = self.lock();
         if st.stats.closed {
             return Err(PublishError::Closed);
@@ -383,216 +344,104 @@ impl Spool {
         if size > st.stats.capacity {
             return Err(PublishError::QueueFull);
         }
-        if st.stats.used_bytes() + st.pending_bytes + size > st.stats.capacity {
-            return Ok(Admitted::NoRoom);
+        if st.stats.used_bytes() + size > st.stats.capacity {
+            return Ok(None);
         }
-        st.pending_bytes += size;
-        let docs = std::mem::take(batch);
-        if st.writing {
-            let (tx, rx) = oneshot::channel();
-            st.queue.push(Queued {
-                docs,
-                size,
-                done: Some(tx),
-            });
-            Ok(Admitted::Queued(rx))
-        } else {
-            st.writing = true;
-            st.queue.push(Queued {
-                docs,
-                size,
-                done: None,
-            });
-            Ok(Admitted::Lead)
+        let written_ms = now_ms();
+        let first = st.next_seq;
+        let mut buf = Vec::with_capacity(batch.iter().map(|d| d.body.len() + 64).sum());
+        let n = batch.len() as u64;
+        let mut ends = Vec::with_capacity(batch.len());
+        for (i, doc) in batch.iter().enumerate() {
+            encode(&mut buf, first + i as u64, written_ms, doc);
+            ends.push(buf.len() as u64);
         }
-    }
-
-    /// The writer: writes what is queued, one round after another, until the queue is empty,
-    /// and returns the outcome of its own batch (the first of the first round). Each round
-    /// takes every batch queued, numbers and encodes them outside the lock, appends them in one
-    /// `write(2)` (to a new file when the last one is full) and makes them readable; a failed
-    /// write refuses exactly the batches of its round and takes back what part of it reached
-    /// the file, so that numbering and the files stay as if the round never happened.
-    /// Synchronous: a push that leads cannot be cancelled in the middle of a round.
-    fn write_queued(&self) -> Result<(), PublishError> {
-        let mut own = Ok(());
-        loop {
-            let (batches, first, seg, mut buf) = {
-                let mut st = self.lock();
-                if st.queue.is_empty() {
-                    st.writing = false;
-                    return own;
-                }
-                let Some(seg) = st.segments.back() else {
-                    st.writing = false;
-                    return Err(PublishError::QueueFull);
-                };
-                let seg = (seg.first_seq, Arc::clone(&seg.file), seg.len);
-                (
-                    std::mem::take(&mut st.queue),
-                    st.next_seq,
-                    seg,
-                    std::mem::take(&mut st.scratch),
-                )
-            };
-            let written_ms = now_ms();
-            buf.clear();
-            let n: usize = batches.iter().map(|b| b.docs.len()).sum();
-            let mut ends = Vec::with_capacity(n);
-            for (i, doc) in batches.iter().flat_map(|b| &b.docs).enumerate() {
-                encode(&mut buf, first + i as u64, written_ms, doc);
-                ends.push(buf.len() as u64);
-            }
-            let (target, result) = self.append(seg, first, &buf);
-            let mut senders = Vec::with_capacity(batches.len());
-            {
-                let mut st = self.lock();
-                let size: u64 = batches.iter().map(|b| b.size).sum();
-                st.pending_bytes -= size;
-                if let Some(t) = &target {
-                    if let Some(path) = &t.rotated {
-                        // The closed file's last writes are covered by the next fsync.
-                        if let Some(current) = st.segments.back() {
-                            let current = Arc::clone(&current.file);
-                            st.unsynced.push(current);
-                        }
-                        st.segments.push_back(Segment {
-                            first_seq: first,
-                            path: path.clone(),
-                            file: Arc::clone(&t.file),
-                            len: 0,
-                        });
-                    }
-                }
-                match (&target, &result) {
-                    (Some(t), Ok(())) => {
-                        let start = t.start;
-                        if let Some(seg) = st.segments.back_mut() {
-                            seg.len += buf.len() as u64;
-                        }
-                        // The documents stay in memory too, so that a reader keeping up never
-                        // reads them back.
-                        let mut offset = start;
-                        let mut ends = ends.into_iter();
-                        let mut seq = first;
-                        for b in batches {
-                            for doc in b.docs {
-                                let end = start + ends.next().unwrap_or(0);
-                                let bytes = doc.bulk_len() as u64;
-                                st.tail_bytes += bytes;
-                                st.tail.push_back(Tail {
-                                    at: (t.seg_first, offset),
-                                    size: end - offset,
-                                    entry: Entry {
-                                        ticket: Ticket { seq, bytes },
-                                        doc,
-                                    },
-                                });
-                                offset = end;
-                                seq += 1;
-                            }
-                            senders.push(b.done);
-                        }
-                        while st.tail_bytes > self.tail_limit {
-                            let Some(dropped) = st.tail.pop_front() else {
-                                break;
-                            };
-                            st.tail_bytes -= dropped.entry.ticket.bytes;
-                        }
-                        st.next_seq = first + n as u64;
-                        st.written += buf.len() as u64;
-                        st.writes.push_back((first, written_ms));
-                        st.stats.queued_docs += n as u64;
-                        st.stats.queued_bytes += size;
-                        st.stats.high_water_bytes =
-                            st.stats.high_water_bytes.max(st.stats.used_bytes());
-                        if st.write_failing {
-                            st.write_failing = false;
-                            tracing::info!(spool = %self.dir.display(), "the spool accepts writes again");
-                        }
-                        self.update_gauges(&st);
-                    }
-                    (_, Err(e)) => {
-                        if !st.write_failing {
-                            st.write_failing = true;
-                            tracing::error!(spool = %self.dir.display(), error = %e, "cannot write to the spool: intake answers 503 until it can");
-                        }
-                        self.metrics.add(
-                            Counter::SpoolWriteFailuresTotal,
-                            &[],
-                            batches.len() as u64,
-                        );
-                        senders.extend(batches.into_iter().map(|b| b.done));
-                    }
-                    (None, Ok(())) => senders.extend(batches.into_iter().map(|b| b.done)),
-                }
-                st.scratch = buf;
-            }
-            let outcome = match result {
-                Ok(()) => {
-                    // Readable at once (sending before the fsync can only duplicate, never
-                    // lose); durable once `settle` returns (with `fsync = "batch"`).
-                    self.signals.data.notify_one();
-                    self.signals.change.notify_waiters();
-                    Ok(())
-                }
-                Err(_) => {
-                    // What the refused batches held is room again.
-                    self.signals.released();
-                    Err(PublishError::QueueFull)
-                }
-            };
-            for done in senders {
-                match done {
-                    Some(tx) => {
-                        // A push that went away meanwhile: its batch is written all the same.
-                        let _ = tx.send(outcome.clone());
-                    }
-                    None => own = outcome.clone(),
-                }
+        // A new file when this one is full (never an empty one).
+        let rotate = st
+            .segments
+            .back()
+            .is_some_and(|s| s.len > 0 && s.len + buf.len() as u64 > self.settings.segment_bytes);
+        if rotate {
+            if let Err(e) = self.rotate(&mut st, first) {
+                return Err(self.write_failed(&mut st, &e));
             }
         }
-    }
-
-    /// Appends one round's records to the last file, or to a new one starting at `first` when
-    /// the last one is full (never an empty one): where it wrote, and whether it did. A failed
-    /// write is cut back off the file (a full disk), so that appends stay whole.
-    fn append(
-        &self,
-        (seg_first, file, start): (u64, Arc<File>, u64),
-        first: u64,
-        buf: &[u8],
-    ) -> (Option<Target>, std::io::Result<()>) {
-        let mut target = Target {
-            seg_first,
-            file,
-            start,
-            rotated: None,
+        let Some(seg) = st.segments.back_mut() else {
+            return Err(PublishError::QueueFull);
         };
-        if start > 0 && start + buf.len() as u64 > self.settings.segment_bytes {
-            let path = segment_path(&self.dir, first);
-            match OpenOptions::new()
-                .read(true)
-                .append(true)
-                .create(true)
-                .open(&path)
-            {
-                Ok(file) => {
-                    target = Target {
-                        seg_first: first,
-                        file: Arc::new(file),
-                        start: 0,
-                        rotated: Some(path),
-                    };
-                }
-                Err(e) => return (None, Err(e)),
-            }
+        if let Err(e) = seg.file.write_all(&buf) {
+            // Take back what part of it was written (a full disk), so appends stay whole.
+            let _ = seg.file.set_len(seg.len);
+            return Err(self.write_failed(&mut st, &e));
         }
-        let result = (&*target.file).write_all(buf);
-        if result.is_err() {
-            let _ = target.file.set_len(target.start);
+        let (seg_first, start) = (seg.first_seq, seg.len);
+        seg.len += buf.len() as u64;
+        // The documents stay in memory too, so that a reader keeping up never reads them back.
+        let mut offset = start;
+        for ((i, doc), end) in batch.drain(..).enumerate().zip(ends) {
+            let bytes = doc.bulk_len() as u64;
+            let size = start + end - offset;
+            st.tail_bytes += bytes;
+            st.tail.push_back(Tail {
+                at: (seg_first, offset),
+                size,
+                entry: Entry {
+                    ticket: Ticket {
+                        seq: first + i as u64,
+                        bytes,
+                    },
+                    doc,
+                },
+            });
+            offset = start + end;
         }
-        (Some(target), result)
+        while st.tail_bytes > self.tail_limit {
+            let Some(dropped) = st.tail.pop_front() else {
+                break;
+            };
+            st.tail_bytes -= dropped.entry.ticket.bytes;
+        }
+        st.next_seq = first + n;
+        st.written += buf.len() as u64;
+        st.writes.push_back((first, written_ms));
+        st.stats.queued_docs += n;
+        st.stats.queued_bytes += size;
+        st.stats.high_water_bytes = st.stats.high_water_bytes.max(st.stats.used_bytes());
+        if st.write_failing {
+            st.write_failing = false;
+            tracing::info!(spool = %self.dir.display(), "the spool accepts writes again");
+        }
+        self.update_gauges(&st);
+        Ok(Some(st.written))
+    }
+
+    fn write_failed(&self, st: &mut State, e: &std::io::Error) -> PublishError {
+        if !st.write_failing {
+            st.write_failing = true;
+            tracing::error!(spool = %self.dir.display(), error = %e, "cannot write to the spool: intake answers 503 until it can");
+        }
+        self.metrics.add(Counter::SpoolWriteFailuresTotal, &[], 1);
+        PublishError::QueueFull
+    }
+
+    /// Starts the next file at `first`; the next fsync covers the current one's last writes.
+    fn rotate(&self, st: &mut State, first: u64) -> std::io::Result<()> {
+        if let Some(current) = st.segments.back() {
+            st.unsynced.push(current.file.try_clone()?);
+        }
+        let path = segment_path(&self.dir, first);
+        let file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&path)?;
+        st.segments.push_back(Segment {
+            first_seq: first,
+            path,
+            file,
+            len: 0,
+        });
+        Ok(())
     }
 
     /// Returns once everything written up to `end` is fsynced: one fsync at a time, each
@@ -621,13 +470,13 @@ impl Spool {
             let (target, files) = {
                 let mut st = self.lock();
                 let mut files = std::mem::take(&mut st.unsynced);
-                files.extend(st.segments.back().map(|s| Arc::clone(&s.file)));
+                files.extend(st.segments.back().and_then(|s| s.file.try_clone().ok()));
                 (st.written, files)
             };
             // Every file written since the last fsync: those closed by rotation, then the
             // current one.
             let (files, result) = tokio::task::spawn_blocking(move || {
-                let r = files.iter().try_for_each(|f| f.sync_data());
+                let r = files.iter().try_for_each(std::fs::File::sync_data);
                 (files, r)
             })
             .await
@@ -840,17 +689,18 @@ impl Buffer for Spool {
                 let room = self.signals.room.notified();
                 tokio::pin!(room);
                 room.as_mut().enable();
-                match self.admit(&mut batch, size)? {
-                    Admitted::Lead => return self.write_queued(),
-                    Admitted::Queued(done) => {
-                        return done.await.unwrap_or(Err(PublishError::QueueFull));
-                    }
-                    Admitted::NoRoom => {}
+                if self.try_write(&mut batch, size)?.is_some() {
+                    break;
                 }
                 if tokio::time::timeout_at(deadline, room).await.is_err() {
                     return Err(PublishError::QueueFull);
                 }
             }
+            // Readable at once (sending before the fsync can only duplicate, never lose);
+            // durable once `settle` returns (with `fsync = "batch"`).
+            self.signals.data.notify_one();
+            self.signals.change.notify_waiters();
+            Ok(())
         })
     }
 
