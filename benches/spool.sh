@@ -8,8 +8,10 @@
 #
 #   benches/spool.sh [SECONDS=10] [ROUNDS=2] [PROTOCOLS="h1"]
 #
-# PAYLOAD (default: the captured Python agent payload) and BIN (default: target/release, the
-# folder of `apmgate` and `apmgate-load`) can be set in the environment.
+# PAYLOAD (default: the captured Python agent payload), BIN (default: target/release, the
+# folder of `apmgate` and `apmgate-load`) and PORT_SHIFT (default 0: added to every port, 18200,
+# 18201, 18299 and 19200, so that a run does not meet another one on a shared machine) can be set
+# in the environment.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-10}
@@ -17,16 +19,19 @@ ROUNDS=${2:-2}
 PROTOCOLS=${3:-h1}
 PAYLOAD=${PAYLOAD:-../shared/fixtures/agents/python-agent.ndjson}
 BIN=${BIN:-target/release}
+SHIFT=${PORT_SHIFT:-0}
+P_IN=$((18200 + SHIFT)) P_TLS=$((18201 + SHIFT)) P_MET=$((18299 + SHIFT)) P_ES=$((19200 + SHIFT))
 DATA=benches/data
 export LOAD_TOKEN=load-token-0123456789abcdefghijklmnopqr
 export APMGATE_LOAD_TOKEN=$LOAD_TOKEN
 mkdir -p "$DATA"
 [ -f $DATA/certs/server.crt ] || $BIN/apmgate certs dev $DATA/certs >/dev/null
 for mode in memory batch interval; do
-    { sed -e 's|"data/certs/|"certs/|' benches/load.toml
-      printf '\n[[listener]]\nname = "metrics"\nbind = "127.0.0.1:18299"\nroutes = ["metrics"]\n'
+    { sed -e 's|"data/certs/|"certs/|' -e "s|127.0.0.1:18200|127.0.0.1:$P_IN|" \
+          -e "s|127.0.0.1:18201|127.0.0.1:$P_TLS|" benches/load.toml
+      printf '\n[[listener]]\nname = "metrics"\nbind = "127.0.0.1:%s"\nroutes = ["metrics"]\n' $P_MET
       printf '\n[aggregation]\nenabled = false\n'
-      printf '\n[output.elasticsearch]\nhosts = ["http://127.0.0.1:19200"]\n'
+      printf '\n[output.elasticsearch]\nhosts = ["http://127.0.0.1:%s"]\n' $P_ES
       case $mode in
           batch) printf '\n[spool]\npath = "spool-bench"\nfsync = "batch"\n' ;;
           interval) printf '\n[spool]\npath = "spool-bench"\nfsync = "interval"\n' ;;
@@ -36,21 +41,21 @@ gzip -c "$PAYLOAD" >$DATA/spool-payload.ndjson.gz
 EVENTS=$(($(grep -c . "$PAYLOAD") - 1))
 
 wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
-fsyncs() { curl -s -H "Authorization: Bearer $LOAD_TOKEN" http://127.0.0.1:18299/metrics |
+fsyncs() { curl -s -H "Authorization: Bearer $LOAD_TOKEN" http://127.0.0.1:$P_MET/metrics |
     awk '$1 == "apmgate_spool_fsyncs_total" { print $2; f = 1 } END { if (!f) print 0 }'; }
 
-$BIN/apmgate-load es-standin --listen 127.0.0.1:19200 >$DATA/spool-standin.log 2>&1 &
+$BIN/apmgate-load es-standin --listen 127.0.0.1:$P_ES >$DATA/spool-standin.log 2>&1 &
 STANDIN=$!
 trap 'kill $STANDIN 2>/dev/null || true' EXIT
-wait_port 19200
+wait_port $P_ES
 
 run() { # run MODE PROTOCOL CLIENT: prints "MODE PROTOCOL CLIENT events/s fsyncs/s p99_ms"
     rm -rf $DATA/spool-bench
     $BIN/apmgate run $DATA/spool-$1.toml 2>$DATA/spool-gateway.log &
     local gw=$!
-    wait_port 18200
-    wait_port 18299
-    local url=http://127.0.0.1:18200/intake/v2/events eps p99="-" before after
+    wait_port $P_IN
+    wait_port $P_MET
+    local url=http://127.0.0.1:$P_IN/intake/v2/events eps p99="-" before after
     before=$(fsyncs)
     if [ "$3" = apmgate-load ]; then
         read -r eps p99 < <($BIN/apmgate-load agents --url "$url" --payload "$PAYLOAD" --protocol "$2" --gzip \

@@ -172,3 +172,120 @@ async fn full_spool_refuses_then_accepts_after_acknowledgements() {
         .await
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_pushes_are_written_whole_numbered_without_gaps_and_replayed() {
+    let dir = tempfile::tempdir().unwrap();
+    // Small files: rounds of the writer rotate often.
+    let s = settings(dir.path(), 1 << 30, 16 << 10);
+    let metrics = Arc::new(Metrics::default());
+    let spool = Arc::new(Spool::open(&s, metrics.clone()).unwrap());
+    let tasks: Vec<_> = (0..16)
+        .map(|t| {
+            let spool = spool.clone();
+            tokio::spawn(async move {
+                for b in 0..50 {
+                    let i = (t * 50 + b) * 3;
+                    spool
+                        .push((i..i + 3).map(doc).collect(), Duration::ZERO)
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().count() > 5,
+        "rotated"
+    );
+    let check = |all: &[Entry]| {
+        assert_eq!(all.len(), 2400);
+        let mut seen = vec![false; 2400];
+        let mut last = vec![None; 16];
+        for (i, e) in all.iter().enumerate() {
+            assert_eq!(e.ticket.seq, i as u64, "numbered in order, no gap");
+            let body = String::from_utf8(e.doc.body.clone()).unwrap();
+            let n: usize = body[5..body.find(',').unwrap()].parse().unwrap();
+            assert_eq!(e.doc, doc(n));
+            assert!(!std::mem::replace(&mut seen[n], true), "{n} twice");
+            // One task's batches in the order it pushed them, each batch whole.
+            let (t, k) = (n / 150, n % 150);
+            assert!(
+                last[t].is_none_or(|p| p + 1 == k),
+                "task {t}: {last:?} then {k}"
+            );
+            last[t] = Some(k);
+        }
+    };
+    let mut all = Vec::new();
+    while spool.stats().queued_docs > 0 {
+        all.extend(spool.try_pop(5000));
+    }
+    check(&all);
+    drop(all);
+    drop(spool);
+    let again = Spool::open(&s, metrics).unwrap();
+    let mut all = Vec::new();
+    while again.stats().queued_docs > 0 {
+        all.extend(again.try_pop(1 << 20));
+    }
+    check(&all);
+}
+
+#[tokio::test]
+async fn a_failed_write_refuses_its_batch_and_leaves_no_gap() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = settings(dir.path(), 1 << 30, 1 << 20);
+    let metrics = Arc::new(Metrics::default());
+    let spool = Spool::open(&s, metrics.clone()).unwrap();
+    spool
+        .push((0..3).map(doc).collect(), Duration::ZERO)
+        .await
+        .unwrap();
+    // The file can no longer be written (a read-only handle stands for a failing disk).
+    let path = segment_path(dir.path(), 0);
+    let writable = std::mem::replace(
+        &mut spool.lock().segments.back_mut().unwrap().file,
+        File::open(&path).unwrap(),
+    );
+    let before = spool.stats();
+    assert_eq!(
+        spool.push((3..6).map(doc).collect(), Duration::ZERO).await,
+        Err(PublishError::QueueFull)
+    );
+    assert_eq!(
+        spool.stats(),
+        before,
+        "nothing of the refused batch counted"
+    );
+    assert!(
+        metrics
+            .render()
+            .lines()
+            .any(|l| l == "apmgate_spool_write_failures_total 1"),
+        "{}",
+        metrics.render()
+    );
+    spool.lock().segments.back_mut().unwrap().file = writable;
+    spool
+        .push((6..9).map(doc).collect(), Duration::ZERO)
+        .await
+        .unwrap();
+    let all = spool.try_pop(u64::MAX);
+    let expect = [0, 1, 2, 6, 7, 8];
+    assert_eq!(all.len(), 6);
+    for (i, e) in all.iter().enumerate() {
+        assert_eq!((e.ticket.seq, &e.doc), (i as u64, &doc(expect[i])));
+    }
+    drop(all);
+    drop(spool);
+    let again = Spool::open(&s, metrics).unwrap();
+    let all = again.try_pop(u64::MAX);
+    assert_eq!(all.len(), 6);
+    for (i, e) in all.iter().enumerate() {
+        assert_eq!((e.ticket.seq, &e.doc), (i as u64, &doc(expect[i])));
+    }
+}
