@@ -8,7 +8,7 @@
 #   benches/compare.sh OLD_RELEASE_DIR [SECONDS=10] [ROUNDS=2] [PROTOCOLS="h1 h2c"]
 #
 # OLD_RELEASE_DIR holds the old build's `apmgate` (e.g. a worktree's target/release, built with
-# `cargo build --release --bins`). NEW_POLICY_EXTRA is appended to the new build's policy only:
+# `cargo build --release --bins`); NEW (default target/release) the new one's. NEW_POLICY_EXTRA is appended to the new build's policy only:
 # for work the old build did not do, e.g. `NEW_POLICY_EXTRA=$'[aggregation]\nenabled = false'`
 # against a build from before aggregated metrics.
 set -euo pipefail
@@ -18,7 +18,7 @@ SECS=${2:-10}
 ROUNDS=${3:-2}
 PROTOCOLS=${4:-h1 h2c}
 PAYLOAD=${PAYLOAD:-../shared/fixtures/agents/python-agent.ndjson}
-NEW=target/release
+NEW=${NEW:-target/release}
 DATA=benches/data
 export LOAD_TOKEN=load-token-0123456789abcdefghijklmnopqr
 export APMGATE_LOAD_TOKEN=$LOAD_TOKEN
