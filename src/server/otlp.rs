@@ -5,8 +5,8 @@
 //! The router has decided (the `otlp` route needs `event:write`) and built the gate; this reads
 //! the message within the listener's `max_body_size` and the intake's memory budget, and hands
 //! it to [`export`], the path OTLP/gRPC (`server::grpc`, which the router hands the gRPC
-//! calls of this route) shares. Refusals go back to the router, which has `respond` render them in
-//! OTLP's form.
+//! calls of this route) shares. Refusals go back to the router, which has `respond` render
+//! them in OTLP's form.
 
 use bytes::Bytes;
 use futures_util::TryStreamExt;
