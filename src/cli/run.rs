@@ -140,6 +140,9 @@ pub(super) fn run(args: &Args) -> Result<Outcome, UsageError> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
+        // Every signal the gateway answers is registered before it says it is bound: a signal
+        // that came before its handler would end the process with the default action.
+        let signals = Signals::register().map_err(|e| UsageError(e.to_string()))?;
         let server = Server::build(policy)
             .await
             .map_err(|e| UsageError(e.to_string()))?;
@@ -150,17 +153,13 @@ pub(super) fn run(args: &Args) -> Result<Outcome, UsageError> {
         let file = args.file.clone();
         let watch = args.watch;
         let mut watched: Vec<PathBuf> = std::iter::once(file.clone()).chain(policy_files).collect();
+        let Signals {
+            mut hup,
+            mut usr1,
+            term,
+            int,
+        } = signals;
         tokio::spawn(async move {
-            let Ok(mut hup) =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-            else {
-                return;
-            };
-            let Ok(mut usr1) =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
-            else {
-                return;
-            };
             let mut seen = stamps(&watched);
             let mut tick = tokio::time::interval(WATCH_EVERY);
             loop {
@@ -189,24 +188,40 @@ pub(super) fn run(args: &Args) -> Result<Outcome, UsageError> {
             }
         });
         server
-            .run(shutdown_signal())
+            .run(shutdown_signal(term, int))
             .await
             .map_err(|e| UsageError(e.to_string()))
     })?;
     Ok(Outcome::Ok)
 }
 
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
+/// The signals `run` answers, registered at once.
+struct Signals {
+    hup: tokio::signal::unix::Signal,
+    usr1: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn register() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            hup: signal(SignalKind::hangup())?,
+            usr1: signal(SignalKind::user_defined1())?,
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+}
+
+/// Resolves at SIGTERM or SIGINT.
+async fn shutdown_signal(
+    mut term: tokio::signal::unix::Signal,
+    mut int: tokio::signal::unix::Signal,
+) {
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
+        _ = term.recv() => {}
+        _ = int.recv() => {}
     }
 }
