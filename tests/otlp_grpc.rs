@@ -227,7 +227,14 @@ async fn refusals_over_grpc_carry_their_status_codes() {
         );
 
         let writer = [("authorization", "Bearer w-token")];
+        let invalid = || {
+            gw.shared
+                .metrics
+                .get("apmgate_events_rejected_total", &[("reason", "invalid")])
+        };
+        let before = invalid();
         let status = export_garbage(&ch, &writer).await;
+        assert_eq!(invalid(), before + 1, "counted as OTLP/HTTP counts it");
         assert_eq!(status.code(), Code::InvalidArgument, "{what}: {status:?}");
         assert!(
             status.message().starts_with("unmarshal protobuf"),

@@ -35,6 +35,7 @@ use crate::intake::{IntakeResult, StreamContext};
 use crate::model::RequestMeta;
 use crate::model::otlp::{self, Signal};
 use crate::policy::compiled::Limits;
+use crate::telemetry::Counter;
 
 /// Whether a request is a gRPC call: HTTP/2 with a `application/grpc` content type (`+proto`
 /// and the like included).
@@ -84,7 +85,7 @@ where
     let ctx = shared.stream_context(rt, limits, meta, gate, false);
     let max = usize::try_from(limits.max_body_size).unwrap_or(usize::MAX);
     let export = |request, size| export(shared, &ctx, gate, request, size);
-    let response = match signal {
+    let unary = match signal {
         Signal::Traces => {
             unary::<ExportTraceServiceRequest, _, _>(call, max, |m, size| {
                 export(otlp::Request::Traces(m), size)
@@ -104,7 +105,14 @@ where
             .await
         }
     };
-    Ok(response.map(Either::Right))
+    if !unary.decoded {
+        // A message that did not decode, or was larger than allowed: counted as OTLP/HTTP
+        // counts it (tonic answered the call).
+        shared
+            .metrics
+            .add(Counter::EventsRejectedTotal, &[("reason", "invalid")], 1);
+    }
+    Ok(unary.response.map(Either::Right))
 }
 
 /// Exports a decoded message of `size` bytes through the intake: what came of it, or the
@@ -131,7 +139,7 @@ async fn unary<M, B, F>(
     call: http::Request<B>,
     max_message_size: usize,
     export: impl FnOnce(M, usize) -> F,
-) -> Response<tonic::body::Body>
+) -> Unary
 where
     M: ExportAnswer + prost::Message + Default + Send + 'static,
     B: hyper::body::Body<Data = Bytes> + Send + Unpin + 'static,
@@ -151,14 +159,22 @@ where
     };
     let work = async move {
         // No message when the call did not decode: tonic has answered it.
-        if let Ok(message) = message_rx.await {
-            let size = message.encoded_len();
-            let answer = export(message, size).await.map(|e| M::answer(&e));
-            let _ = answer_tx.send(answer);
-        }
+        let Ok(message) = message_rx.await else {
+            return false;
+        };
+        let size = message.encoded_len();
+        let answer = export(message, size).await.map(|e| M::answer(&e));
+        let _ = answer_tx.send(answer);
+        true
     };
-    let (response, ()) = tokio::join!(grpc.unary(relay, call), work);
-    response
+    let (response, decoded) = tokio::join!(grpc.unary(relay, call), work);
+    Unary { response, decoded }
+}
+
+/// What [`unary`] came to: the answer, and whether the call's message was read and decoded.
+struct Unary {
+    response: Response<tonic::body::Body>,
+    decoded: bool,
 }
 
 /// The service tonic calls with the decoded message: hands it out and waits for the answer.
