@@ -487,9 +487,13 @@ async fn an_endless_call_is_cut_off_at_the_read_timeout() {
     framed.extend_from_slice(&(message.len() as u32).to_be_bytes());
     framed.extend_from_slice(&message);
     let framed = bytes::Bytes::from(framed);
-    let frames = futures_util::stream::repeat_with(move || {
-        Ok::<_, std::convert::Infallible>(Frame::data(framed.clone()))
-    });
+    // An upload that never ends, at a steady pace (a flood would also trip HTTP/2's limits on
+    // frames for a stream the server has reset, closing the connection before the answer).
+    let frames = Box::pin(futures_util::stream::unfold(framed, |framed| async move {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        let frame = Frame::data(framed.clone());
+        Some((Ok::<_, std::convert::Infallible>(frame), framed))
+    }));
     let request = http::Request::post(format!(
         "http://{}/opentelemetry.proto.collector.logs.v1.LogsService/Export",
         gw.addr("plain")
