@@ -16,7 +16,6 @@ use std::sync::Arc;
 use apmgate::output::PublishError;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use opentelemetry_proto::tonic::collector::trace::v1::{
@@ -47,20 +46,26 @@ async fn channel(gw: &Gateway, transport: Transport) -> Channel {
             .connect()
             .await
             .unwrap(),
-        Transport::H2Tls => {
-            let ca = Certificate::from_pem(std::fs::read(gw.path("certs/ca.crt")).unwrap());
-            let tls = ClientTlsConfig::new()
-                .ca_certificate(ca)
-                .domain_name("localhost");
-            Channel::from_shared(format!("https://127.0.0.1:{}", gw.addr("tls").port()))
-                .unwrap()
-                .tls_config(tls)
-                .unwrap()
-                .connect()
-                .await
-                .unwrap()
-        }
+        Transport::H2Tls => tls_channel(gw, "tls", None).await,
     }
+}
+
+/// HTTP/2 over TLS to `listener`, trusting the development CA, presenting `identity` if given.
+async fn tls_channel(gw: &Gateway, listener: &str, identity: Option<support::Identity>) -> Channel {
+    let ca = Certificate::from_pem(std::fs::read(gw.path("certs/ca.crt")).unwrap());
+    let mut tls = ClientTlsConfig::new()
+        .ca_certificate(ca)
+        .domain_name("localhost");
+    if let Some(id) = identity {
+        tls = tls.identity(tonic::transport::Identity::from_pem(id.cert, id.key));
+    }
+    Channel::from_shared(format!("https://127.0.0.1:{}", gw.addr(listener).port()))
+        .unwrap()
+        .tls_config(tls)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
 }
 
 /// A call's message with metadata (`authorization`, forwarding headers).
@@ -133,19 +138,8 @@ async fn approvals_through_otlp_grpc_over_h2c_and_tls_with_and_without_gzip() {
 
 #[tokio::test]
 async fn unsupported_data_points_are_a_partial_success_over_grpc() {
-    use opentelemetry_proto::tonic::metrics::v1::{
-        ExponentialHistogram, ExponentialHistogramDataPoint, metric::Data,
-    };
     let gw = Gateway::start(STANDARD_LISTENERS).await;
-    let mut request: ExportMetricsServiceRequest = metrics_request();
-    let metrics = &mut request.resource_metrics[0].scope_metrics[0].metrics;
-    let mut exponential = metrics[0].clone();
-    exponential.name = "latency".into();
-    exponential.data = Some(Data::ExponentialHistogram(ExponentialHistogram {
-        data_points: vec![ExponentialHistogramDataPoint::default(); 3],
-        aggregation_temporality: 2,
-    }));
-    metrics.push(exponential);
+    let request = support::otlp::metrics_request_with_exponential_points(3);
     let ch = channel(&gw, Transport::H2c).await;
     let answer = MetricsServiceClient::new(ch)
         .export(request)
@@ -552,26 +546,7 @@ roles = ["writer"]
         key.id, key.hash
     );
     let gw = Gateway::start(&policy).await;
-    let connect = |identity: Option<support::Identity>| {
-        let ca = Certificate::from_pem(std::fs::read(gw.path("certs/ca.crt")).unwrap());
-        let mut tls = ClientTlsConfig::new()
-            .ca_certificate(ca)
-            .domain_name("localhost");
-        if let Some(id) = identity {
-            tls = tls.identity(tonic::transport::Identity::from_pem(id.cert, id.key));
-        }
-        let url = format!("https://127.0.0.1:{}", gw.addr("mtls").port());
-        async move {
-            Channel::from_shared(url)
-                .unwrap()
-                .tls_config(tls)
-                .unwrap()
-                .connect()
-                .await
-                .unwrap()
-        }
-    };
-    let anonymous = connect(None).await;
+    let anonymous = tls_channel(&gw, "mtls", None).await;
     let status = export_traces(&anonymous, traces_request(), &[])
         .await
         .unwrap_err();
@@ -594,7 +569,7 @@ roles = ["writer"]
     .await;
     assert!(answer.is_ok(), "the API key: {answer:?}");
 
-    let with_cert = connect(Some(support::Identity::dev(&gw))).await;
+    let with_cert = tls_channel(&gw, "mtls", Some(support::Identity::dev(&gw))).await;
     let answer = export_traces(&with_cert, traces_request(), &[]).await;
     assert!(answer.is_ok(), "the client certificate: {answer:?}");
     gw.stop().await;

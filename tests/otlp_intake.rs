@@ -135,19 +135,8 @@ async fn approvals_through_otlp_http_over_every_protocol_and_encoding() {
 
 #[tokio::test]
 async fn unsupported_data_points_are_a_partial_success() {
-    use opentelemetry_proto::tonic::metrics::v1::{
-        ExponentialHistogram, ExponentialHistogramDataPoint, metric::Data,
-    };
     let gw = Gateway::start(STANDARD_LISTENERS).await;
-    let mut request = metrics_request();
-    let metrics = &mut request.resource_metrics[0].scope_metrics[0].metrics;
-    let mut exponential = metrics[0].clone();
-    exponential.name = "latency".into();
-    exponential.data = Some(Data::ExponentialHistogram(ExponentialHistogram {
-        data_points: vec![ExponentialHistogramDataPoint::default(); 3],
-        aggregation_temporality: 2,
-    }));
-    metrics.push(exponential);
+    let request = support::otlp::metrics_request_with_exponential_points(3);
     for encoding in [Encoding::Protobuf, Encoding::Json] {
         let (body, headers) = encoded(&request, encoding);
         let resp = post(&gw, Proto::H1, "/v1/metrics", body, &headers).await;

@@ -84,18 +84,7 @@ fn undecodable_messages_are_errors() {
 
 #[test]
 fn unsupported_data_points_are_rejected_and_counted() {
-    use opentelemetry_proto::tonic::metrics::v1::{
-        ExponentialHistogram, ExponentialHistogramDataPoint, metric::Data,
-    };
-    let mut request = metrics_request();
-    let metrics = &mut request.resource_metrics[0].scope_metrics[0].metrics;
-    let mut exp = metrics[0].clone();
-    exp.name = "exponential".into();
-    exp.data = Some(Data::ExponentialHistogram(ExponentialHistogram {
-        data_points: vec![ExponentialHistogramDataPoint::default(); 2],
-        aggregation_temporality: 2,
-    }));
-    metrics.push(exp);
+    let request = support::otlp::metrics_request_with_exponential_points(2);
     let export = otlp::metrics(&request, &meta(), &ModelConfig::default());
     assert_eq!(export.rejected, 2);
     assert_eq!(export.error_message, "unsupported data points");

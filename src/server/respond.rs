@@ -232,15 +232,13 @@ pub fn refusal(refusal: &Refusal, route: Option<RouteName>, json_accepted: bool)
         _ => false,
     };
     if wait {
-        h.insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+        h.insert(RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
     }
     r
 }
 
 /// `Retry-After` of a 503 that passes: about one flush of the output.
-pub const RETRY_AFTER_SECONDS: &str = "1";
-/// [`RETRY_AFTER_SECONDS`] as a number (gRPC's `RetryInfo`).
-const RETRY_AFTER_WAIT_SECONDS: u64 = 1;
+pub const RETRY_AFTER_SECONDS: u64 = 1;
 
 /// The CORS headers of an allowed origin on a RUM route.
 pub fn add_cors(response: &mut Response<Body>, origin: Option<HeaderValue>) {
@@ -305,7 +303,7 @@ pub fn otlp_status(refusal: &Refusal) -> (u16, Code, String) {
 /// helps (the `Retry-After` of HTTP, gRPC's `RetryInfo`).
 fn retry_delay(code: Code) -> Option<std::time::Duration> {
     matches!(code, Code::ResourceExhausted | Code::Unavailable)
-        .then_some(std::time::Duration::from_secs(RETRY_AFTER_WAIT_SECONDS))
+        .then_some(std::time::Duration::from_secs(RETRY_AFTER_SECONDS))
 }
 
 fn otlp_body<T: prost::Message + Serialize>(
@@ -341,7 +339,7 @@ pub fn otlp_refusal(refusal: &Refusal, encoding: Encoding) -> Response<Body> {
     );
     if matches!(status, 429 | 503) {
         r.headers_mut()
-            .insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+            .insert(RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
     }
     r
 }

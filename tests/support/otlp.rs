@@ -214,6 +214,26 @@ pub(crate) fn logs_request() -> ExportLogsServiceRequest {
     }
 }
 
+/// TestOTLPGRPCMetrics_counter's request with a second metric, an exponential histogram of
+/// `points` data points: a kind APM Server does not take (a partial success).
+pub(crate) fn metrics_request_with_exponential_points(
+    points: usize,
+) -> ExportMetricsServiceRequest {
+    use opentelemetry_proto::tonic::metrics::v1::{
+        ExponentialHistogram, ExponentialHistogramDataPoint,
+    };
+    let mut request = metrics_request();
+    let metrics = &mut request.resource_metrics[0].scope_metrics[0].metrics;
+    let mut exponential = metrics[0].clone();
+    exponential.name = "latency".into();
+    exponential.data = Some(Data::ExponentialHistogram(ExponentialHistogram {
+        data_points: vec![ExponentialHistogramDataPoint::default(); points],
+        aggregation_temporality: 2,
+    }));
+    metrics.push(exponential);
+    request
+}
+
 /// The es-compare selections of the three approvals (as the system tests query).
 pub(crate) const APPROVALS: [(&str, &str, &[&str]); 3] = [
     (
