@@ -23,7 +23,7 @@ done
 gzip -c "$PAYLOAD" >$DATA/aggregation-payload.ndjson.gz
 EVENTS=$(($(grep -c . "$PAYLOAD") - 1))
 
-wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
+. benches/common.sh
 
 run() { # run MODE PROTOCOL CLIENT: prints "MODE PROTOCOL CLIENT events/s"
     $BIN/apmgate run $DATA/aggregation-$1.toml 2>$DATA/aggregation-gateway.log &
@@ -39,7 +39,7 @@ run() { # run MODE PROTOCOL CLIENT: prints "MODE PROTOCOL CLIENT events/s"
         eps=$(h2load $flag -c 32 -D "$SECS" -d $DATA/aggregation-payload.ndjson.gz \
             -H 'Content-Encoding: gzip' -H 'Content-Type: application/x-ndjson' \
             -H "Authorization: Bearer $LOAD_TOKEN" "$url" |
-            python3 -c "import re,sys; t=sys.stdin.read(); m=re.search(r'finished in [^,]+, ([0-9.]+) req/s', t); s=re.search(r'status codes: (\d+) 2xx', t); print(round(float(m.group(1))*$EVENTS) if m else 0)")
+            h2load_events $EVENTS)
     fi
     echo "$1 $2 $3 $eps"
     kill -TERM $gw

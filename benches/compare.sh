@@ -27,7 +27,7 @@ mkdir -p "$DATA"
 { sed -e 's|"data/certs/|"certs/|' benches/load.toml; printf '\n[output.discard]\n'; } >$DATA/compare-old.toml
 { cat $DATA/compare-old.toml; printf '\n%s\n' "${NEW_POLICY_EXTRA:-}"; } >$DATA/compare-new.toml
 
-wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
+. benches/common.sh
 
 run() { # run LABEL BIN_DIR PROTOCOL: one measured run; prints "LABEL PROTOCOL events/s"
     "$2/apmgate" run $DATA/compare-$1.toml 2>$DATA/compare-gateway.log &

@@ -24,7 +24,7 @@ cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
 # Waits until a TCP port accepts connections.
-wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
+. benches/common.sh
 
 # run_agents LABEL PID PROTOCOL [AGENTS]: one load run, its report tagged with LABEL.
 run_agents() {

@@ -30,7 +30,7 @@ $BIN/apmgate-load otlp-body --payload "$PAYLOAD" --otlp grpc --gzip --out $DATA/
 EVENTS=$(($(grep -c . "$PAYLOAD") - 1))
 BASE=http://127.0.0.1:18200
 
-wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
+. benches/common.sh
 
 $BIN/apmgate run $DATA/otlp.toml 2>$DATA/otlp-gateway.log &
 GW=$!
@@ -44,7 +44,7 @@ h2load_eps() { # h2load_eps PROTO URL BODY HEADERS...: events/s from h2load's re
     for h in "$@"; do args+=(-H "$h"); done
     h2load $flag -c $AGENTS -D "$SECS" -d "$body" "${args[@]}" \
         -H "Authorization: Bearer $LOAD_TOKEN" "$url" |
-        python3 -c "import re,sys; t=sys.stdin.read(); m=re.search(r'finished in [^,]+, ([0-9.]+) req/s', t); f=re.search(r'([0-9]+) failed', t); ok=m and f and f.group(1)=='0'; print(round(float(m.group(1))*$EVENTS) if ok else 0)"
+        h2load_events $EVENTS
 }
 
 run() { # run KIND PROTO CLIENT: prints "KIND PROTO CLIENT events/s"

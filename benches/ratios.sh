@@ -28,7 +28,7 @@ mkdir -p "$DATA/nginx/tmp"
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
-wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
+. benches/common.sh
 
 $BIN/apmgate run $DATA/ratios.toml 2>$DATA/ratios-gateway.log &
 GW=$!; PIDS+=($GW)
@@ -67,7 +67,7 @@ for _ in $(seq "$ROUNDS"); do
         eps=$(h2load $flag -c $CONNS -D "$SECS" -d $DATA/ratios-$name.ndjson.gz \
           -H 'Content-Encoding: gzip' -H 'Content-Type: application/x-ndjson' \
           -H "Authorization: Bearer $LOAD_TOKEN" "$url" |
-          python3 -c "import re,sys; t=sys.stdin.read(); m=re.search(r'finished in [^,]+, ([0-9.]+) req/s', t); f=re.search(r'([0-9]+) failed', t); print(round(float(m.group(1))*$events) if m and f and f.group(1)=='0' else 0)")
+          h2load_events "$events")
         echo "$name $target h2load $eps" | tee -a "$results"
       done
     fi
