@@ -485,26 +485,26 @@ pub fn decode_events<'a>(
     let accepted;
     match key {
         b"transaction" => {
-            let root: v2::TransactionRoot<'_> = parse(line)?;
+            let mut root: v2::TransactionRoot<'_> = parse(line)?;
             check(v2::validate_transaction_root(&root))?;
             let mut ev = base;
-            v2::map_transaction(&root.transaction, &mut ev);
+            v2::map_transaction(&mut root.transaction, &mut ev);
             events.push(ev);
             accepted = 1;
         }
         b"span" => {
-            let root: v2::SpanRoot<'_> = parse(line)?;
+            let mut root: v2::SpanRoot<'_> = parse(line)?;
             check(v2::validate_span_root(&root))?;
             let mut ev = base;
-            v2::map_span(&root.span, &mut ev);
+            v2::map_span(&mut root.span, &mut ev);
             events.push(ev);
             accepted = 1;
         }
         b"error" => {
-            let root: v2::ErrorRoot<'_> = parse(line)?;
+            let mut root: v2::ErrorRoot<'_> = parse(line)?;
             check(root.validate())?;
             let mut ev = base;
-            v2::map_error(&root.error, &mut ev);
+            v2::map_error(&mut root.error, &mut ev);
             events.push(ev);
             accepted = 1;
         }
@@ -529,16 +529,16 @@ pub fn decode_events<'a>(
             accepted = 1;
         }
         b"x" => {
-            let root: rumv3::TransactionRoot<'_> = parse(line)?;
+            let mut root: rumv3::TransactionRoot<'_> = parse(line)?;
             check(rumv3::validate_transaction_root(&root))?;
-            events = rumv3::map_transaction(&root.transaction, &base);
+            events = rumv3::map_transaction(&mut root.transaction, &base);
             accepted = events.len();
         }
         b"e" => {
-            let root: rumv3::ErrorRoot<'_> = parse(line)?;
+            let mut root: rumv3::ErrorRoot<'_> = parse(line)?;
             check(root.validate())?;
             let mut ev = base;
-            v2::map_error(&root.error, &mut ev);
+            v2::map_error(&mut root.error, &mut ev);
             events.push(ev);
             accepted = 1;
         }

@@ -174,7 +174,7 @@ pub(super) fn map_metricset<'a>(m: &Metricset3<'a>, ev: &mut ApmEvent<'a>) -> bo
 }
 
 /// Maps a span of a RUM v3 transaction onto `ev` (a clone of the base event).
-pub(super) fn map_span<'a>(s: &Span3<'a>, ev: &mut ApmEvent<'a>) {
+pub(super) fn map_span<'a>(s: &mut Span3<'a>, ev: &mut ApmEvent<'a>) {
     ev.kind = Kind::Span;
     let mut sp = crate::model::event::Span {
         r#type: Cow::Borrowed("unknown"),
@@ -213,7 +213,7 @@ pub(super) fn map_span<'a>(s: &Span3<'a>, ev: &mut ApmEvent<'a>) {
             sp.representative_count = 1.0 / r.0;
         }
     }
-    sp.stacktrace = map_frames(&s.st);
+    sp.stacktrace = map_frames(&mut s.st.0);
     sp.sync = s.sy.map(|b| b.0);
     if let Some(start) = s.s {
         // Saturating: an absurd offset gives an absurd time, never an overflow.

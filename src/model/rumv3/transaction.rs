@@ -33,7 +33,10 @@ pub fn validate_transaction_root(r: &TransactionRoot<'_, RumV3>) -> VResult {
 
 /// Maps a validated RUM v3 transaction onto events: the transaction, then its breakdown
 /// metricsets (those with known samples), then its spans, each cloned from `base`.
-pub fn map_transaction<'a>(x: &TransactionIn<'a, RumV3>, base: &ApmEvent<'a>) -> Vec<ApmEvent<'a>> {
+pub fn map_transaction<'a>(
+    x: &mut TransactionIn<'a, RumV3>,
+    base: &ApmEvent<'a>,
+) -> Vec<ApmEvent<'a>> {
     let mut out = Vec::with_capacity(1 + x.metricsets.len() + x.spans.len());
     let mut ev = base.clone();
     crate::model::v2::map_transaction(x, &mut ev);
@@ -58,7 +61,7 @@ pub fn map_transaction<'a>(x: &TransactionIn<'a, RumV3>, base: &ApmEvent<'a>) ->
     }
 
     let first_span = out.len();
-    for s in x.spans.iter() {
+    for s in x.spans.0.iter_mut() {
         let mut ev = base.clone();
         map_span(s, &mut ev);
         ev.transaction = Some(crate::model::event::Transaction {

@@ -361,19 +361,19 @@ pub(super) fn map_context_agent<'a, P>(a: &ContextServiceAgent<'a, P>, out: &mut
     set(&mut out.ephemeral_id, &a.ephemeral_id);
 }
 
-fn map_request<'a, P>(r: &ContextRequest<'a, P>, out: &mut HttpRequest<'a>) {
+fn map_request<'a, P>(r: &mut ContextRequest<'a, P>, out: &mut HttpRequest<'a>) {
     set(&mut out.method, &r.method);
     if r.env.is_set() {
-        out.env = Some(r.env.0.clone());
+        out.env = Some(std::mem::take(&mut r.env.0));
     }
-    if let Some(b) = &r.body {
-        out.body = normalize_body(b.0.clone());
+    if let Some(b) = r.body.take() {
+        out.body = normalize_body(b.0);
     }
     if r.cookies.is_set() {
-        out.cookies = Some(r.cookies.0.clone());
+        out.cookies = Some(std::mem::take(&mut r.cookies.0));
     }
     if r.headers.set {
-        out.headers = r.headers.values.clone();
+        out.headers = std::mem::take(&mut r.headers.values);
     }
 }
 
@@ -402,10 +402,10 @@ fn map_request_url<'a>(u: &ContextRequestUrl<'a>, out: &mut Url<'a>) {
     }
 }
 
-fn map_response<'a, P>(r: &ContextResponse<'a, P>, out: &mut HttpResponse<'a>) {
+fn map_response<'a, P>(r: &mut ContextResponse<'a, P>, out: &mut HttpResponse<'a>) {
     out.finished = r.finished.map(|b| b.0);
     if r.headers.set {
-        out.headers = r.headers.values.clone();
+        out.headers = std::mem::take(&mut r.headers.values);
     }
     out.headers_sent = r.headers_sent.map(|b| b.0);
     if let Some(c) = r.status_code {
@@ -416,13 +416,13 @@ fn map_response<'a, P>(r: &ContextResponse<'a, P>, out: &mut HttpResponse<'a>) {
     out.decoded_body_size = r.decoded_body_size.map(|v| v.0 as u64);
 }
 
-pub(super) fn map_message<'a>(m: &ContextMessage<'a>) -> Message<'a> {
+pub(super) fn map_message<'a>(m: &mut ContextMessage<'a>) -> Message<'a> {
     Message {
         queue_name: st(&m.queue.name),
         routing_key: st(&m.routing_key),
         body: st(&m.body),
         headers: if m.headers.set {
-            m.headers.values.clone()
+            std::mem::take(&mut m.headers.values)
         } else {
             Vec::new()
         },
@@ -432,39 +432,32 @@ pub(super) fn map_message<'a>(m: &ContextMessage<'a>) -> Message<'a> {
 
 /// Page URL, referer, request, response and URL of transactions and errors.
 pub(super) fn map_http_context<'a, P>(
-    c: &Context<'a, P>,
+    c: &mut Context<'a, P>,
     out: &mut ApmEvent<'a>,
     response_first: bool,
 ) {
-    let req = |out: &mut ApmEvent<'a>| {
-        if c.request.is_set() {
-            let http = out.http_mut();
-            let mut r = HttpRequest::default();
-            map_request(&c.request, &mut r);
-            http.request = Some(r);
-            set(&mut http.version, &c.request.http_version);
-        }
-    };
-    let resp = |out: &mut ApmEvent<'a>| {
-        if c.response.is_set() {
-            let mut r = HttpResponse::default();
-            map_response(&c.response, &mut r);
-            out.http_mut().response = Some(r);
-        }
-    };
-    let url = |out: &mut ApmEvent<'a>| {
+    if c.request.is_set() {
+        let http = out.http_mut();
+        let mut r = HttpRequest::default();
+        map_request(&mut c.request, &mut r);
+        http.request = Some(r);
+        set(&mut http.version, &c.request.http_version);
+    }
+    let url = |c: &Context<'a, P>, out: &mut ApmEvent<'a>| {
         if c.request.url.is_set() {
             map_request_url(&c.request.url, out.url.get_or_insert_with(Default::default));
         }
     };
+    if !response_first {
+        url(c, out);
+    }
+    if c.response.is_set() {
+        let mut r = HttpResponse::default();
+        map_response(&mut c.response, &mut r);
+        out.http_mut().response = Some(r);
+    }
     if response_first {
-        req(out);
-        resp(out);
-        url(out);
-    } else {
-        req(out);
-        url(out);
-        resp(out);
+        url(c, out);
     }
     if c.page.is_set() {
         if let Some(u) = &c.page.url {

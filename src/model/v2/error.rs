@@ -173,10 +173,10 @@ impl<P: Protocol> ExceptionIn<'_, P> {
     }
 }
 
-fn map_exception<'a, P>(e: &ExceptionIn<'a, P>) -> Exception<'a> {
+fn map_exception<'a, P>(e: &mut ExceptionIn<'a, P>) -> Exception<'a> {
     Exception {
         attributes: if e.attributes.is_set() {
-            Some(e.attributes.0.clone())
+            Some(std::mem::take(&mut e.attributes.0))
         } else {
             None
         },
@@ -185,35 +185,36 @@ fn map_exception<'a, P>(e: &ExceptionIn<'a, P>) -> Exception<'a> {
             .as_ref()
             .map(|c| Cow::Owned(any_to_string(&c.0)))
             .unwrap_or_default(),
-        cause: e.cause.iter().map(map_exception).collect(),
+        cause: e.cause.0.iter_mut().map(map_exception).collect(),
         handled: e.handled.map(|h| h.0),
         message: st(&e.message),
         module: st(&e.module),
-        stacktrace: map_frames(&e.stacktrace),
+        stacktrace: map_frames(&mut e.stacktrace.0),
         r#type: st(&e.r#type),
         unparsed_stacktrace: false,
     }
 }
 
-/// Maps a validated error onto `out` (a clone of the base event).
-pub fn map_error<'a, P: Protocol>(e: &ErrorEvent<'a, P>, out: &mut ApmEvent<'a>) {
+/// Maps a validated error onto `out` (a clone of the base event). Free-form values move out
+/// of `e`.
+pub fn map_error<'a, P: Protocol>(e: &mut ErrorEvent<'a, P>, out: &mut ApmEvent<'a>) {
     out.kind = Kind::Error;
     let mut err = crate::model::event::Error::default();
     map_context_identity(&e.context, out);
     if e.context.is_set() {
         merge_labels(&e.context.tags.0, &mut out.labels);
-        map_http_context(&e.context, out, true);
+        map_http_context(&mut e.context, out, true);
         if e.context.custom.is_set() {
-            err.custom = Some(e.context.custom.0.clone());
+            err.custom = Some(std::mem::take(&mut e.context.custom.0));
         }
     }
     set(&mut err.culprit, &e.culprit);
     if e.exception.is_set() {
-        err.exception = Some(map_exception(&e.exception));
+        err.exception = Some(map_exception(&mut e.exception));
     }
     set(&mut err.id, &e.id);
     if e.log.is_set() {
-        let l = &e.log;
+        let l = &mut e.log;
         err.log = Some(ErrorLog {
             level: st(&l.level),
             logger_name: match &l.logger_name {
@@ -224,7 +225,7 @@ pub fn map_error<'a, P: Protocol>(e: &ErrorEvent<'a, P>, out: &mut ApmEvent<'a>)
             },
             message: st(&l.message),
             param_message: st(&l.param_message),
-            stacktrace: map_frames(&l.stacktrace),
+            stacktrace: map_frames(&mut l.stacktrace.0),
         });
     }
     set(&mut out.parent_id, &e.parent_id);

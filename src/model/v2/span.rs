@@ -398,8 +398,9 @@ pub fn validate_span_root(r: &SpanRoot<'_>) -> VResult {
     required(&r.span, "span")
 }
 
-/// Maps a validated span onto `out` (a clone of the base event).
-pub fn map_span<'a>(s: &SpanIn<'a>, out: &mut ApmEvent<'a>) {
+/// Maps a validated span onto `out` (a clone of the base event). Free-form values move out
+/// of `s`.
+pub fn map_span<'a>(s: &mut SpanIn<'a>, out: &mut ApmEvent<'a>) {
     out.kind = Kind::Span;
     let mut sp = crate::model::event::Span::default();
     if s.action.is_none() && s.subtype.is_none() {
@@ -428,7 +429,7 @@ pub fn map_span<'a>(s: &SpanIn<'a>, out: &mut ApmEvent<'a>) {
     if !s.child_ids.is_empty() {
         out.child_ids = s.child_ids.iter().map(|c| c.0.clone()).collect();
     }
-    let c = &s.context;
+    let c = &mut s.context;
     if c.db.is_set() {
         let d = &c.db;
         sp.db = Some(Db {
@@ -443,7 +444,7 @@ pub fn map_span<'a>(s: &SpanIn<'a>, out: &mut ApmEvent<'a>) {
     map_destination(&c.destination, out, &mut sp);
     map_span_http(&c.http, out);
     if c.message.is_set() {
-        sp.message = Some(map_message(&c.message));
+        sp.message = Some(map_message(&mut c.message));
     }
     if c.service.is_set() {
         map_context_service(&c.service, &mut out.service);
@@ -469,7 +470,7 @@ pub fn map_span<'a>(s: &SpanIn<'a>, out: &mut ApmEvent<'a>) {
         // Agents never send spans of unsampled transactions: assume everything was sampled.
         None => 1.0,
     };
-    sp.stacktrace = map_frames(&s.stacktrace);
+    sp.stacktrace = map_frames(&mut s.stacktrace.0);
     sp.sync = s.sync.map(|b| b.0);
     match (s.timestamp, s.start) {
         (Some(t), _) => out.timestamp = t.0,

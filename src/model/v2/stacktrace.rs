@@ -51,10 +51,14 @@ pub(crate) fn validate_frames<P: Protocol>(frames: &[Frame<'_, P>], key: &str) -
     })
 }
 
-/// The frames of a validated stack trace, as the event carries them.
-pub(crate) fn map_frames<'a, P>(frames: &[Frame<'a, P>]) -> Vec<crate::model::event::Frame<'a>> {
+/// The frames of a validated stack trace, as the event carries them. Free-form values and
+/// context lines move out of the wire frames (they are not read again): a Python agent's
+/// frame variables are most of an error's allocations, and cloning them doubled that.
+pub(crate) fn map_frames<'a, P>(
+    frames: &mut [Frame<'a, P>],
+) -> Vec<crate::model::event::Frame<'a>> {
     frames
-        .iter()
+        .iter_mut()
         .map(|f| crate::model::event::Frame {
             abs_path: st(&f.abs_path),
             filename: st(&f.filename),
@@ -64,10 +68,16 @@ pub(crate) fn map_frames<'a, P>(frames: &[Frame<'a, P>]) -> Vec<crate::model::ev
             context_line: st(&f.context_line),
             lineno: f.lineno.map(|v| v.0 as u32),
             colno: f.colno.map(|v| v.0 as u32),
-            pre_context: f.pre_context.iter().map(|s| s.0.clone()).collect(),
-            post_context: f.post_context.iter().map(|s| s.0.clone()).collect(),
+            pre_context: std::mem::take(&mut f.pre_context.0)
+                .into_iter()
+                .map(|s| s.0)
+                .collect(),
+            post_context: std::mem::take(&mut f.post_context.0)
+                .into_iter()
+                .map(|s| s.0)
+                .collect(),
             vars: if f.vars.is_set() {
-                Some(f.vars.0.clone())
+                Some(std::mem::take(&mut f.vars.0))
             } else {
                 None
             },

@@ -303,7 +303,7 @@ pub(super) fn map_faas<'a>(f: &FaasIn<'a>, out: &mut ApmEvent<'a>) {
 
 /// Maps a validated transaction onto `out` (a clone of the base event); RUM v3's embedded spans
 /// and metricsets are `rumv3::map_transaction`'s.
-pub fn map_transaction<'a, P: Protocol>(t: &TransactionIn<'a, P>, out: &mut ApmEvent<'a>) {
+pub fn map_transaction<'a, P: Protocol>(t: &mut TransactionIn<'a, P>, out: &mut ApmEvent<'a>) {
     out.kind = Kind::Transaction;
     let mut tx = crate::model::event::Transaction::default();
     map_context_identity(&t.context, out);
@@ -317,14 +317,14 @@ pub fn map_transaction<'a, P: Protocol>(t: &TransactionIn<'a, P>, out: &mut ApmE
             service_name: st(&o.service.name),
         });
     }
-    let c = &t.context;
+    let c = &mut t.context;
     if c.is_set() {
         if c.custom.is_set() {
-            tx.custom = Some(c.custom.0.clone());
+            tx.custom = Some(std::mem::take(&mut c.custom.0));
         }
         merge_labels(&c.tags.0, &mut out.labels);
         if c.message.is_set() {
-            tx.message = Some(map_message(&c.message));
+            tx.message = Some(map_message(&mut c.message));
         }
         map_http_context(c, out, false);
     }
