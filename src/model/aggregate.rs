@@ -576,7 +576,7 @@ impl MetricContext<'_> {
         ev.observer_version = self.config.observer_version;
         ev.data_stream = DataStream {
             r#type: "metrics",
-            dataset: format!("apm.{name}.{}", self.interval),
+            dataset: format!("apm.{name}.{}", self.interval).into(),
             namespace: self.config.namespace.clone(),
         };
         ev

@@ -626,7 +626,7 @@ pub struct Session<'a> {
 #[allow(missing_docs)]
 pub struct DataStream {
     pub r#type: &'static str,
-    pub dataset: String,
+    pub dataset: Cow<'static, str>,
     pub namespace: String,
 }
 

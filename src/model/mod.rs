@@ -437,13 +437,22 @@ impl<'a> Pending<'a> {
         request: &RequestMeta<'_>,
         config: &ModelConfig,
     ) -> Decoded {
+        // Each document is written into one buffer (per thread, kept between lines) that has
+        // grown to the largest so far, then copied out at its size: one allocation and one copy
+        // a document instead of a buffer reallocated (and copied) as it doubles.
+        SCRATCH.with_borrow_mut(|scratch| self.write_documents(metadata, request, config, scratch))
+    }
+
+    fn write_documents(
+        self,
+        metadata: &Metadata,
+        request: &RequestMeta<'_>,
+        config: &ModelConfig,
+        scratch: &mut Vec<u8>,
+    ) -> Decoded {
         let hostname = observer_hostname();
         let mut documents = Vec::with_capacity(self.events.len());
         let mut observations = Vec::new();
-        // Each document is written into one buffer that has grown to the largest so far, then
-        // copied out at its size: one allocation and one copy a document instead of a buffer
-        // reallocated (and copied) as it doubles.
-        let mut scratch = Vec::with_capacity(4096);
         for mut ev in self.events {
             let indexed = process::process(&mut ev, request.rum, config, hostname);
             if config.aggregate {
@@ -453,7 +462,7 @@ impl<'a> Pending<'a> {
                 continue;
             }
             scratch.clear();
-            encode::encode(&ev, &mut scratch);
+            encode::encode(&ev, scratch);
             let body = scratch.as_slice().to_vec();
             let ds = &ev.data_stream;
             documents.push(Document {
@@ -463,12 +472,24 @@ impl<'a> Pending<'a> {
                 service_name: non_empty(&ev.service.name),
             });
         }
+        if scratch.capacity() > SCRATCH_KEPT {
+            // One very large document does not keep its buffer for the thread's lifetime.
+            *scratch = Vec::with_capacity(SCRATCH_KEPT);
+        }
         Decoded {
             documents,
             accepted: self.accepted,
             observations,
         }
     }
+}
+
+/// The largest document buffer a thread keeps between lines.
+const SCRATCH_KEPT: usize = 256 << 10;
+
+thread_local! {
+    /// The buffer documents are written into before they are copied out at their size.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(4096));
 }
 
 /// Decodes and validates one event line (anything but metadata) into its events, which

@@ -235,23 +235,26 @@ pub fn grouping_key(err: &Error<'_>) -> String {
 
 /// Data stream routing (`SetDataStream`).
 fn set_data_stream(ev: &mut ApmEvent<'_>, namespace: &str) {
-    let (ty, dataset): (&'static str, String) = match ev.kind {
+    let (ty, dataset): (&'static str, Cow<'static, str>) = match ev.kind {
         Kind::Transaction | Kind::Span => (
             "traces",
-            if is_rum_agent(&ev.agent.name) {
-                "apm.rum".into()
+            Cow::Borrowed(if is_rum_agent(&ev.agent.name) {
+                "apm.rum"
             } else {
-                "apm".into()
-            },
+                "apm"
+            }),
         ),
-        Kind::Error => ("logs", "apm.error".into()),
+        Kind::Error => ("logs", Cow::Borrowed("apm.error")),
         Kind::Log => {
             let svc = if ev.service.name.is_empty() {
                 "unknown"
             } else {
                 &ev.service.name
             };
-            ("logs", format!("apm.app.{}", normalize_service_name(svc)))
+            (
+                "logs",
+                Cow::Owned(format!("apm.app.{}", normalize_service_name(svc))),
+            )
         }
         Kind::Metric => ("metrics", metricset_dataset(ev)),
     };
@@ -262,9 +265,9 @@ fn set_data_stream(ev: &mut ApmEvent<'_>, namespace: &str) {
     };
 }
 
-fn metricset_dataset(ev: &mut ApmEvent<'_>) -> String {
+fn metricset_dataset(ev: &mut ApmEvent<'_>) -> Cow<'static, str> {
     if ev.transaction.is_some() || ev.span.is_some() || ev.service.name.is_empty() {
-        return "apm.internal".into();
+        return Cow::Borrowed("apm.internal");
     }
     if let Some(ms) = &mut ev.metricset {
         if ms.samples.iter().all(|s| is_internal_metric(&s.name)) {
@@ -273,10 +276,13 @@ fn metricset_dataset(ev: &mut ApmEvent<'_>) -> String {
                 s.r#type = "";
                 s.unit = Cow::Borrowed("");
             }
-            return "apm.internal".into();
+            return Cow::Borrowed("apm.internal");
         }
     }
-    format!("apm.app.{}", normalize_service_name(&ev.service.name))
+    Cow::Owned(format!(
+        "apm.app.{}",
+        normalize_service_name(&ev.service.name)
+    ))
 }
 
 /// Service names in data stream names: lower case, reserved characters as '_'.
