@@ -444,7 +444,7 @@ impl<'a> Pending<'a> {
     }
 
     fn write_documents(
-        self,
+        mut self,
         metadata: &Metadata,
         request: &RequestMeta<'_>,
         config: &ModelConfig,
@@ -453,16 +453,17 @@ impl<'a> Pending<'a> {
         let hostname = observer_hostname();
         let mut documents = Vec::with_capacity(self.events.len());
         let mut observations = Vec::new();
-        for mut ev in self.events {
-            let indexed = process::process(&mut ev, request.rum, config, hostname);
+        // In place: an event is a large struct (several KiB), not worth moving out of the list.
+        for ev in self.events.iter_mut() {
+            let indexed = process::process(ev, request.rum, config, hostname);
             if config.aggregate {
-                observations.push(aggregate::observe(&ev, &metadata.base.labels));
+                observations.push(aggregate::observe(ev, &metadata.base.labels));
             }
             if !indexed {
                 continue;
             }
             scratch.clear();
-            encode::encode(&ev, scratch);
+            encode::encode(ev, scratch);
             let body = scratch.as_slice().to_vec();
             let ds = &ev.data_stream;
             documents.push(Document {
@@ -492,6 +493,17 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(4096));
 }
 
+/// Puts `event` in `events` and returns it there, to be mapped in place: an event is a large
+/// struct (several KiB), each move of it a copy.
+fn in_place<'e, 'a>(
+    events: &'e mut Vec<ApmEvent<'a>>,
+    event: ApmEvent<'a>,
+) -> &'e mut ApmEvent<'a> {
+    let i = events.len();
+    events.push(event);
+    &mut events[i]
+}
+
 /// Decodes and validates one event line (anything but metadata) into its events, which
 /// [`Pending::finish`] processes and writes.
 pub fn decode_events<'a>(
@@ -508,35 +520,28 @@ pub fn decode_events<'a>(
         b"transaction" => {
             let mut root: v2::TransactionRoot<'_> = parse(line)?;
             check(v2::validate_transaction_root(&root))?;
-            let mut ev = base;
-            v2::map_transaction(&mut root.transaction, &mut ev);
-            events.push(ev);
+            v2::map_transaction(&mut root.transaction, in_place(&mut events, base));
             accepted = 1;
         }
         b"span" => {
             let mut root: v2::SpanRoot<'_> = parse(line)?;
             check(v2::validate_span_root(&root))?;
-            let mut ev = base;
-            v2::map_span(&mut root.span, &mut ev);
-            events.push(ev);
+            v2::map_span(&mut root.span, in_place(&mut events, base));
             accepted = 1;
         }
         b"error" => {
             let mut root: v2::ErrorRoot<'_> = parse(line)?;
             check(root.validate())?;
-            let mut ev = base;
-            v2::map_error(&mut root.error, &mut ev);
-            events.push(ev);
+            v2::map_error(&mut root.error, in_place(&mut events, base));
             accepted = 1;
         }
         b"metricset" => {
             let root: v2::MetricsetRoot<'_> = parse(line)?;
             check(v2::validate_metricset_root(&root))?;
-            let mut ev = base;
-            if v2::map_metricset(&root.metricset, &mut ev) {
-                events.push(ev);
+            if v2::map_metricset(&root.metricset, in_place(&mut events, base)) {
                 accepted = 1;
             } else {
+                events.clear();
                 accepted = 0;
             }
         }
@@ -544,9 +549,7 @@ pub fn decode_events<'a>(
             let mut root: v2::LogRoot<'_> = parse(line)?;
             v2::process_nested_log(&mut root.log).map_err(ModelError::new)?;
             check(v2::validate_log_root(&root))?;
-            let mut ev = base;
-            v2::map_log(&root.log, &mut ev);
-            events.push(ev);
+            v2::map_log(&root.log, in_place(&mut events, base));
             accepted = 1;
         }
         b"x" => {
@@ -558,9 +561,7 @@ pub fn decode_events<'a>(
         b"e" => {
             let mut root: rumv3::ErrorRoot<'_> = parse(line)?;
             check(root.validate())?;
-            let mut ev = base;
-            v2::map_error(&mut root.error, &mut ev);
-            events.push(ev);
+            v2::map_error(&mut root.error, in_place(&mut events, base));
             accepted = 1;
         }
         other => {
