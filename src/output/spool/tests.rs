@@ -19,6 +19,15 @@ fn doc(i: usize) -> OutputDocument {
     }
 }
 
+/// Takes everything the spool still holds, at most `max_bytes` a take, after `first`.
+fn drain(spool: &Spool, max_bytes: u64, first: Vec<Entry>) -> Vec<Entry> {
+    let mut all = first;
+    while spool.stats().queued_docs > 0 {
+        all.extend(spool.try_pop(max_bytes));
+    }
+    all
+}
+
 #[tokio::test]
 async fn what_is_pushed_is_read_back_in_order_and_replayed_until_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
@@ -54,10 +63,7 @@ async fn what_is_pushed_is_read_back_in_order_and_replayed_until_acknowledged() 
     let first = again.pop(1).await.unwrap();
     assert_eq!(first[0].doc, doc(0));
     // Acknowledge everything taken in order: files below the watermark go.
-    let mut all = first;
-    while again.stats().queued_docs > 0 {
-        all.extend(again.try_pop(1 << 20));
-    }
+    let all = drain(&again, 1 << 20, first);
     assert_eq!(all.len(), 5000);
     assert!(all.iter().enumerate().all(|(i, e)| e.doc == doc(i)));
     again.ack(&all.iter().map(|e| e.ticket).collect::<Vec<_>>());
@@ -87,10 +93,7 @@ async fn a_reader_behind_the_memory_tail_reads_the_files_then_the_tail() {
             .await
             .unwrap();
     }
-    let mut all = Vec::new();
-    while spool.stats().queued_docs > 0 {
-        all.extend(spool.try_pop(3000));
-    }
+    let mut all = drain(&spool, 3000, Vec::new());
     assert_eq!(all.len(), 1000);
     assert!(
         all.iter()
@@ -105,9 +108,7 @@ async fn a_reader_behind_the_memory_tail_reads_the_files_then_the_tail() {
             .unwrap();
         all.extend(spool.try_pop(1500));
     }
-    while spool.stats().queued_docs > 0 {
-        all.extend(spool.try_pop(1 << 20));
-    }
+    let all = drain(&spool, 1 << 20, all);
     assert_eq!(all.len(), 1500);
     assert!(all.iter().enumerate().all(|(i, e)| e.doc == doc(i)));
 }
@@ -220,18 +221,12 @@ async fn concurrent_pushes_are_written_whole_numbered_without_gaps_and_replayed(
             last[t] = Some(k);
         }
     };
-    let mut all = Vec::new();
-    while spool.stats().queued_docs > 0 {
-        all.extend(spool.try_pop(5000));
-    }
+    let all = drain(&spool, 5000, Vec::new());
     check(&all);
     drop(all);
     drop(spool);
     let again = Spool::open(&s, metrics).unwrap();
-    let mut all = Vec::new();
-    while again.stats().queued_docs > 0 {
-        all.extend(again.try_pop(1 << 20));
-    }
+    let all = drain(&again, 1 << 20, Vec::new());
     check(&all);
 }
 
